@@ -1,0 +1,492 @@
+"""Importers for the file formats that published condensed sets come in.
+
+Each format is one reader function registered with :func:`register`; a reader opens the file and returns the
+raw images and labels, and :func:`import_condensed` turns them into a validated :class:`CondensedSet` with
+the format's defaults (multi-formation factor, normalisation) unless the caller overrides them.
+
+Nothing in a file is ever executed: ``.pt`` files are opened with ``torch.load(weights_only=True)`` and
+``.npz`` files with ``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import re
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from yoco.data import condensed
+from yoco.data.condensed import CondensedMeta, CondensedSet
+from yoco.errors import YocoError
+
+logger = logging.getLogger(__name__)
+
+KIP_IMAGE_KEYS = ("images", "x", "support_images", "x_train", "image")
+KIP_LABEL_KEYS = ("labels", "y", "support_labels", "y_train", "label")
+
+
+@dataclass
+class Raw:
+    """What a reader found in a file: images, labels (ints, one-hot or soft) and notes for ``meta.extra``."""
+
+    images: Any
+    labels: Any
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Request:
+    """Options that only some readers use."""
+
+    experiment: int = 0
+    labels_path: Path | None = None
+
+
+Reader = Callable[[Path, Request], "Raw | CondensedSet"]
+
+
+@dataclass(frozen=True)
+class Format:
+    """A registered format: its reader and the defaults the reference code's files imply."""
+
+    name: str
+    read: Reader
+    factor: int
+    normalized: bool
+    summary: str
+    default_file: str | None = None
+    uses: frozenset[str] = frozenset()
+
+
+FORMATS: dict[str, Format] = {}
+
+
+def register(
+    name: str,
+    *,
+    factor: int,
+    normalized: bool,
+    summary: str,
+    default_file: str | None = None,
+    uses: tuple[str, ...] = (),
+) -> Callable[[Reader], Reader]:
+    """Decorator that adds a reader to :data:`FORMATS` under ``name``."""
+
+    def deco(read: Reader) -> Reader:
+        FORMATS[name] = Format(name, read, factor, normalized, summary, default_file, frozenset(uses))
+        return read
+
+    return deco
+
+
+def format_names() -> list[str]:
+    """Names accepted by :func:`import_condensed`, in registration order."""
+    return list(FORMATS)
+
+
+def import_condensed(
+    path: str | Path,
+    fmt: str,
+    *,
+    dataset: str,
+    num_classes: int | None = None,
+    factor: int | None = None,
+    normalized: bool | None = None,
+    mean: tuple[float, ...] | None = None,
+    std: tuple[float, ...] | None = None,
+    experiment: int = 0,
+    labels_path: str | Path | None = None,
+) -> CondensedSet:
+    """Read a published condensed set stored in format ``fmt`` (one of :func:`format_names`).
+
+    ``factor`` and ``normalized`` default to what the format's reference code writes. When the set is
+    normalised and ``mean``/``std`` are not given, the statistics of ``dataset`` are used. ``num_classes``
+    defaults to the width of one-hot labels, else to the largest label + 1. ``experiment`` picks one run
+    of a DSA/DC/DM results file; ``labels_path`` overrides where MTT's ``labels_best.pt`` is looked for.
+    Every problem raises :class:`YocoError` naming the file.
+    """
+    path = Path(path)
+    spec = FORMATS.get(fmt.lower())
+    if spec is None:
+        raise YocoError(f"unknown condensed-set format {fmt!r}; expected one of {format_names()}")
+    if experiment != 0 and "experiment" not in spec.uses:
+        raise YocoError(f"{path}: 'experiment' only applies to a results file with several runs (dsa)")
+    if labels_path is not None and "labels_path" not in spec.uses:
+        raise YocoError(f"{path}: a separate labels file only applies to format 'mtt'")
+    if path.is_dir() and spec.default_file is not None:
+        path = path / spec.default_file
+    if not path.is_file():
+        raise YocoError(f"{path}: no such file")
+    if (mean is None) != (std is None):
+        raise YocoError(f"{path}: give both mean and std, or neither")
+
+    req = Request(experiment, Path(labels_path) if labels_path is not None else None)
+    found = spec.read(path, req)
+    if isinstance(found, CondensedSet):
+        return _check_own(found, dataset, num_classes, factor, normalized, mean, std)
+
+    src = str(path)
+    images = _as_images(found.images, src)
+    labels, width = _as_labels(found.labels, src)
+    if width is not None and num_classes is not None and width != num_classes:
+        raise YocoError(f"{src}: labels are one-hot over {width} classes but num_classes={num_classes}")
+    if num_classes is None:
+        num_classes = width if width is not None else _infer_num_classes(labels, src)
+    is_normalized = spec.normalized if normalized is None else bool(normalized)
+    if is_normalized and mean is None:
+        mean, std = _dataset_stats(dataset, src)
+    counts = torch.unique(labels, return_counts=True)[1]
+    meta = CondensedMeta(
+        dataset=dataset,
+        num_classes=int(num_classes),
+        method=spec.name,
+        ipc=int(counts.max()) if counts.numel() else 0,
+        factor=spec.factor if factor is None else int(factor),
+        normalized=is_normalized,
+        mean=tuple(float(v) for v in mean) if mean is not None else None,
+        std=tuple(float(v) for v in std) if std is not None else None,
+        extra={"imported_from": spec.name, "file": path.name, **found.extra},
+    )
+    cs = CondensedSet(images, labels, meta, source=src)
+    logger.info(
+        "imported %d %s images (%d classes, factor %d) from %s",
+        len(cs),
+        spec.name,
+        meta.num_classes,
+        meta.factor,
+        src,
+    )
+    return cs
+
+
+def detect_format(path: str | Path) -> str:
+    """Best guess of a file's format from its name, then its contents (for a helpful error message)."""
+    path = Path(path)
+    name = path.name.lower()
+    if path.is_dir():
+        for spec in FORMATS.values():
+            if spec.default_file and (path / spec.default_file).is_file():
+                return spec.name
+        raise YocoError(f"{path}: no known condensed-set file in this folder")
+    if name.endswith(".safetensors"):
+        return "yoco"
+    if name.endswith(".npz"):
+        return "kip"
+    if name in ("images_best.pt", "labels_best.pt"):
+        return "mtt"
+    if name.startswith("res_") and name.endswith(".pt"):
+        return "dsa"
+    if name == "data.pt":
+        return "idc"
+    if not path.is_file():
+        raise YocoError(f"{path}: no such file")
+    guess = _guess_from_contents(path)
+    if guess is None:
+        raise YocoError(f"{path}: cannot tell which format this is; expected one of {format_names()}")
+    return guess
+
+
+def _guess_from_contents(path: Path) -> str | None:
+    """Open the file the safe ways we know (safetensors, npz, weights-only torch) and look at its layout."""
+    with path.open("rb") as fh:
+        head = fh.read(8)
+    if len(head) == 8 and int.from_bytes(head, "little") < 100_000_000:  # a safetensors header length
+        try:
+            condensed.load(path)
+            return "yoco"
+        except YocoError:
+            pass
+    try:
+        with zipfile.ZipFile(path) as zf:
+            if any(n.endswith(".npy") for n in zf.namelist()):
+                return "kip"
+    except (zipfile.BadZipFile, OSError):
+        pass
+    try:
+        obj = _torch_load(path)
+    except YocoError:
+        return None
+    if isinstance(obj, dict) and "data" in obj:
+        return "dsa"
+    if isinstance(obj, (list, tuple)) and len(obj) == 2:
+        return "idc"
+    if torch.is_tensor(obj) and obj.dim() == 4:
+        return "mtt"
+    return None
+
+
+def _hint(path: Path, fmt: str) -> str:
+    """Suggest another format when the file's contents (not its name, which misled us) fit one."""
+    guess = _guess_from_contents(path)
+    return f" (this looks like a {guess!r} file; try that format)" if guess not in (None, fmt) else ""
+
+
+def describe(obj: Any) -> str:
+    """A short description of what a file held, for error messages."""
+    if torch.is_tensor(obj) or isinstance(obj, np.ndarray):
+        return f"{type(obj).__name__} of shape {list(obj.shape)} ({obj.dtype})"
+    if isinstance(obj, dict):
+        keys = list(obj)[:8]
+        return f"dict with keys {keys}{' ...' if len(obj) > 8 else ''}"
+    if isinstance(obj, (list, tuple)):
+        inner = ", ".join(describe(v) for v in obj[:3])
+        return f"{type(obj).__name__} of {len(obj)} item(s) [{inner}{', ...' if len(obj) > 3 else ''}]"
+    return type(obj).__name__
+
+
+def _torch_load(path: Path) -> Any:
+    """``torch.load`` that only rebuilds tensors and plain containers, with errors naming the file."""
+    if not path.is_file():
+        raise YocoError(f"{path}: no such file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # The weights-only unpickler names a blocked callable or class; other messages mean a corrupt file.
+        if not re.search(r"GLOBAL|allowlist|reduce for", str(exc)):
+            raise YocoError(f"{path}: not a readable PyTorch file ({_first_line(exc)})") from None
+        m = re.search(r"GLOBAL (\S+)", str(exc))
+        what = f" (it references {m.group(1)})" if m else ""
+        raise YocoError(
+            f"refusing to execute code from {path}: it holds objects other than tensors and plain "
+            f"containers{what}"
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - a corrupt or foreign file makes torch.load raise anything
+        raise YocoError(
+            f"{path}: not a readable PyTorch file ({type(exc).__name__}: {_first_line(exc)})"
+        ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0][:200] if lines else "no details"
+
+
+def _as_images(obj: Any, src: str) -> torch.Tensor:
+    if isinstance(obj, np.ndarray):
+        obj = torch.from_numpy(np.ascontiguousarray(obj))
+    if not torch.is_tensor(obj):
+        raise YocoError(f"{src}: expected an image tensor [N, C, H, W], found {describe(obj)}")
+    if not obj.is_floating_point():
+        raise YocoError(f"{src}: expected floating-point images, found {describe(obj)}")
+    if obj.dim() != 4:
+        raise YocoError(f"{src}: expected images of shape [N, C, H, W], found {describe(obj)}")
+    return obj.detach().to(torch.float32)
+
+
+def _as_labels(obj: Any, src: str) -> tuple[torch.Tensor, int | None]:
+    """Integer labels ``[N]``, and the class count when the labels were one-hot or soft ``[N, C]``."""
+    if isinstance(obj, np.ndarray):
+        obj = torch.from_numpy(np.ascontiguousarray(obj))
+    if not torch.is_tensor(obj):
+        raise YocoError(f"{src}: expected a label tensor [N] or [N, C], found {describe(obj)}")
+    obj = obj.detach()
+    if obj.dim() == 2 and obj.shape[1] == 1:
+        obj = obj[:, 0]
+    if obj.dim() == 2:
+        if obj.shape[1] == 0:
+            raise YocoError(f"{src}: expected labels of shape [N] or [N, C], found {describe(obj)}")
+        soft = obj.to(torch.float32)
+        if not torch.isfinite(soft).all():
+            raise YocoError(f"{src}: labels contain NaN or infinite values")
+        return soft.argmax(dim=1), int(obj.shape[1])
+    if obj.dim() != 1:
+        raise YocoError(f"{src}: expected labels of shape [N] or [N, C], found {describe(obj)}")
+    if obj.is_floating_point() and not (torch.isfinite(obj).all() and torch.equal(obj, obj.round())):
+        raise YocoError(f"{src}: 1-D labels must be whole class indices, found {describe(obj)}")
+    return obj.to(torch.int64), None
+
+
+def _infer_num_classes(labels: torch.Tensor, src: str) -> int:
+    """Largest label + 1; refuses a count that would leave classes empty (also bounds memory)."""
+    if labels.numel() == 0:
+        return 1
+    top = int(labels.max())
+    if top >= labels.numel():
+        raise YocoError(
+            f"{src}: labels reach {top} but there are only {labels.numel()} images, so some classes would "
+            f"have no images; check the file or pass num_classes"
+        )
+    return top + 1
+
+
+def _dataset_stats(dataset: str, src: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    from yoco.data.datasets import normalization
+
+    try:
+        return normalization(dataset)
+    except YocoError as exc:
+        raise YocoError(
+            f"{src}: the images are normalised but {dataset!r} is not a known dataset ({exc}); "
+            f"pass mean and std (per channel) yourself"
+        ) from None
+
+
+def _check_own(
+    cs: CondensedSet,
+    dataset: str,
+    num_classes: int | None,
+    factor: int | None,
+    normalized: bool | None,
+    mean: tuple[float, ...] | None,
+    std: tuple[float, ...] | None,
+) -> CondensedSet:
+    """A yoco file carries its own metadata: the caller's values may confirm it, never silently change it."""
+    m = cs.meta
+    given = {
+        "dataset": (dataset, m.dataset, dataset.lower() == m.dataset.lower()),
+        "num_classes": (num_classes, m.num_classes, num_classes in (None, m.num_classes)),
+        "factor": (factor, m.factor, factor in (None, m.factor)),
+        "normalized": (normalized, m.normalized, normalized in (None, m.normalized)),
+        "mean": (mean, m.mean, mean is None or tuple(mean) == m.mean),
+        "std": (std, m.std, std is None or tuple(std) == m.std),
+    }
+    for key, (want, have, ok) in given.items():
+        if not ok:
+            raise YocoError(f"{cs.source}: the file says {key}={have!r} but {want!r} was given")
+    return cs
+
+
+@register(
+    "idc",
+    factor=2,
+    normalized=True,
+    default_file="data.pt",
+    summary="IDC data.pt: [images, labels], multi-formation images (factor 2; 3 for ImageNet)",
+)
+def read_idc(path: Path, req: Request) -> Raw:
+    """IDC's ``data.pt``: ``torch.save([images, labels])`` of the normalised synthetic tensors."""
+    return _read_pair_file(path, "idc")
+
+
+@register(
+    "dream", factor=2, normalized=True, default_file="data.pt", summary="DREAM data.pt: same layout as IDC"
+)
+def read_dream(path: Path, req: Request) -> Raw:
+    """DREAM's ``data.pt`` (built on IDC's code, same layout)."""
+    return _read_pair_file(path, "dream")
+
+
+def _read_pair_file(path: Path, fmt: str) -> Raw:
+    obj = _torch_load(path)
+    if not isinstance(obj, (list, tuple)) or len(obj) != 2:
+        raise YocoError(
+            f"{path}: expected a list [images, labels] of two tensors, found {describe(obj)}{_hint(path, fmt)}"
+        )
+    return Raw(obj[0], obj[1])
+
+
+@register(
+    "mtt",
+    factor=1,
+    normalized=True,
+    default_file="images_best.pt",
+    uses=("labels_path",),
+    summary="MTT images_best.pt + labels_best.pt beside it",
+)
+def read_mtt(path: Path, req: Request) -> Raw:
+    """MTT's ``images_best.pt`` (a tensor) with ``labels_best.pt`` from the same folder."""
+    if path.name == "labels_best.pt" and req.labels_path is None:
+        raise YocoError(f"{path}: this is MTT's labels file; pass images_best.pt as the path")
+    labels_path = req.labels_path if req.labels_path is not None else path.with_name("labels_best.pt")
+    if not labels_path.is_file():
+        raise YocoError(f"{labels_path}: MTT labels file not found (pass labels_path to point at it)")
+    images = _torch_load(path)
+    if not torch.is_tensor(images):
+        raise YocoError(
+            f"{path}: expected an image tensor [N, C, H, W], found {describe(images)}{_hint(path, 'mtt')}"
+        )
+    labels = _torch_load(labels_path)
+    if not torch.is_tensor(labels) or labels.dim() == 0:
+        raise YocoError(f"{labels_path}: expected a label tensor [N], found {describe(labels)}")
+    if images.dim() > 0 and labels.shape[0] != images.shape[0]:
+        raise YocoError(f"{path}: {images.shape[0]} images but {labels_path} holds {labels.shape[0]} labels")
+    return Raw(images, labels, {"labels_file": labels_path.name})
+
+
+@register(
+    "dsa",
+    factor=1,
+    normalized=True,
+    uses=("experiment",),
+    summary="DC/DSA/DM res_*.pt: {'data': [(images, labels), ...]}, one pair per experiment",
+)
+def read_dsa(path: Path, req: Request) -> Raw:
+    """The DC/DSA/DM results file: a dict whose ``data`` lists one ``(images, labels)`` pair per experiment."""
+    obj = _torch_load(path)
+    if not isinstance(obj, dict) or "data" not in obj:
+        raise YocoError(f"{path}: expected a dict with key 'data', found {describe(obj)}{_hint(path, 'dsa')}")
+    runs = obj["data"]
+    if not isinstance(runs, (list, tuple)) or not runs:
+        raise YocoError(
+            f"{path}: expected 'data' to be a non-empty list of (images, labels), found {describe(runs)}"
+        )
+    if not 0 <= req.experiment < len(runs):
+        raise YocoError(
+            f"{path}: experiment {req.experiment} requested but the file holds "
+            f"{len(runs)} (0..{len(runs) - 1})"
+        )
+    pair = runs[req.experiment]
+    if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+        raise YocoError(
+            f"{path}: expected data[{req.experiment}] to be (images, labels), found {describe(pair)}"
+        )
+    extra: dict[str, Any] = {"experiment": req.experiment, "experiments_in_file": len(runs)}
+    m = re.match(r"res_([A-Za-z]+)_", path.name)
+    if m:
+        extra["reference_method"] = m.group(1).lower()
+    return Raw(pair[0], pair[1], extra)
+
+
+@register(
+    "kip",
+    factor=1,
+    normalized=True,
+    summary=f"KIP .npz: images ({'/'.join(KIP_IMAGE_KEYS)}) NHWC or NCHW, one-hot labels "
+    f"({'/'.join(KIP_LABEL_KEYS)})",
+)
+def read_kip(path: Path, req: Request) -> Raw:
+    """KIP's ``.npz``: images (NHWC as JAX writes them, or NCHW) and one-hot, possibly centred, labels."""
+    if not zipfile.is_zipfile(path):
+        raise YocoError(f"{path}: expected a .npz archive (zip of .npy arrays){_hint(path, 'kip')}")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            keys = list(npz.files)
+            ikey = next((k for k in KIP_IMAGE_KEYS if k in keys), None)
+            lkey = next((k for k in KIP_LABEL_KEYS if k in keys), None)
+            if ikey is None or lkey is None:
+                raise YocoError(
+                    f"{path}: expected an image array named one of {list(KIP_IMAGE_KEYS)} and a label array "
+                    f"named one of {list(KIP_LABEL_KEYS)}, found keys {keys}{_hint(path, 'kip')}"
+                )
+            images, labels = npz[ikey], npz[lkey]
+    except ValueError as exc:
+        if "pickle" in str(exc):
+            raise YocoError(
+                f"refusing to execute code from {path}: it holds pickled objects ({exc})"
+            ) from None
+        raise YocoError(f"{path}: not a readable .npz archive ({exc})") from None
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise YocoError(f"{path}: not a readable .npz archive ({exc})") from None
+    if images.ndim == 3:  # grayscale without a channel axis
+        images = images[:, None]
+    if images.ndim == 4 and images.shape[-1] in (1, 3):  # NHWC as JAX writes it; wins when both axes fit
+        images = images.transpose(0, 3, 1, 2)
+    elif images.ndim == 4 and images.shape[1] not in (1, 3):
+        raise YocoError(
+            f"{path}: cannot find the channel axis (size 1 or 3, first or last) in images of "
+            f"shape {list(images.shape)}"
+        )
+    return Raw(images, labels, {"images_key": ikey, "labels_key": lkey})
+
+
+@register("yoco", factor=1, normalized=False, summary="yoco's own .safetensors file")
+def read_yoco(path: Path, req: Request) -> CondensedSet:
+    """The project's own safetensors file (metadata included)."""
+    return condensed.load(path)

@@ -1,0 +1,183 @@
+"""Training dynamics: per-epoch, per-sample outputs of networks trained on a decoded condensed set.
+
+The :class:`Dynamics` record is what every importance score reads. It is stored as one safetensors file
+(float16 log-probabilities, no pickle): a 1000-epoch x 400-image x 10-class run is about 8 MB.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from yoco.data.condensed import CondensedSet, decode
+from yoco.errors import YocoError
+from yoco.io import atomic_write
+from yoco.models import create_model
+from yoco.train import Batch, TrainConfig, predict, resolve_device, seeded, train
+
+
+@dataclass
+class Dynamics:
+    """Outputs recorded while training ``runs`` networks on the same ``N`` decoded images.
+
+    Attributes:
+        log_probs: float16 ``[runs, epochs, N, C]`` log-softmax of every image at every epoch.
+        train_acc: float32 ``[runs, epochs]`` training accuracy of each epoch (fraction in [0, 1]).
+        labels: int64 ``[N]``.
+        final_log_probs: float32 ``[runs, N, C]`` of the final model on the un-augmented images.
+        embeddings: float32 ``[runs, N, D]`` penultimate features of the final model.
+        config: how the dynamics were produced (serialised into the file).
+    """
+
+    log_probs: torch.Tensor
+    train_acc: torch.Tensor
+    labels: torch.Tensor
+    final_log_probs: torch.Tensor
+    embeddings: torch.Tensor
+    config: dict[str, Any] = field(default_factory=dict)
+    source: str = "<memory>"
+
+    def __post_init__(self) -> None:
+        r, e, n, c = self.log_probs.shape
+        expect = {
+            "train_acc": (self.train_acc, (r, e)),
+            "labels": (self.labels, (n,)),
+            "final_log_probs": (self.final_log_probs, (r, n, c)),
+        }
+        for name, (t, shape) in expect.items():
+            if tuple(t.shape) != shape:
+                raise YocoError(f"{self.source}: {name} has shape {list(t.shape)}, expected {list(shape)}")
+        if self.embeddings.dim() != 3 or tuple(self.embeddings.shape[:2]) != (r, n):
+            raise YocoError(f"{self.source}: embeddings must be [runs={r}, N={n}, D], got {list(self.embeddings.shape)}")
+
+    @property
+    def runs(self) -> int:
+        return int(self.log_probs.shape[0])
+
+    @property
+    def epochs(self) -> int:
+        return int(self.log_probs.shape[1])
+
+    @property
+    def num_samples(self) -> int:
+        return int(self.log_probs.shape[2])
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.log_probs.shape[3])
+
+
+_TENSORS = ("log_probs", "train_acc", "labels", "final_log_probs", "embeddings")
+
+
+def save_dynamics(dyn: Dynamics, path: str | Path) -> Path:
+    """Write ``dyn`` as one safetensors file (atomically), the config in its header."""
+    tensors = {name: getattr(dyn, name).contiguous() for name in _TENSORS}
+    tensors["log_probs"] = tensors["log_probs"].to(torch.float16)
+    header = {"yoco_dynamics": "1", "config": json.dumps(dyn.config)}
+    return atomic_write(path, lambda p: save_file(tensors, str(p), metadata=header))
+
+
+def load_dynamics(path: str | Path) -> Dynamics:
+    """Read a file written by :func:`save_dynamics`."""
+    path = Path(path)
+    if not path.is_file():
+        raise YocoError(f"{path}: no such dynamics file")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            header = fh.metadata() or {}
+            missing = [k for k in _TENSORS if k not in fh.keys()]
+            if missing or "yoco_dynamics" not in header:
+                raise YocoError(f"{path}: not a yoco dynamics file (missing {missing or 'header'})")
+            tensors = {k: fh.get_tensor(k) for k in _TENSORS}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise YocoError(f"{path}: not a yoco dynamics file ({exc})") from None
+    return Dynamics(**tensors, config=json.loads(header.get("config", "{}")), source=str(path))
+
+
+@dataclass
+class DynamicsConfig:
+    """YOCO's dynamics protocol for ConvNet (SPEC section 4): 1000 epochs, batch 64, SGD 0.01, DSA + CutMix.
+
+    ``record="train"`` stores the outputs of the training forward pass (augmented, possibly mixed inputs:
+    what the reference code records); ``record="clean"`` adds one no-augmentation pass per epoch instead.
+    """
+
+    model: str = "convnet3"
+    width: int | None = None
+    epochs: int = 1000
+    runs: int = 3
+    seed: int = 0
+    batch_size: int = 64
+    lr: float = 0.01
+    dsa: str = "color_crop_flip_scale_rotate"
+    mix: str = "cutmix"
+    mix_p: float = 0.5
+    record: str = "train"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def record_dynamics(cs: CondensedSet, cfg: DynamicsConfig, device: str | torch.device = "auto",
+                    progress: bool = True) -> Dynamics:
+    """Train ``cfg.runs`` fresh networks on the decoded ``cs`` and record every image's log-softmax each epoch."""
+    if cfg.record not in ("train", "clean"):
+        raise YocoError(f"unknown record mode {cfg.record!r}; choose train or clean")
+    dev = resolve_device(device)
+    dec = decode(cs)
+    mean, std, flip = input_stats(dec)
+    x = dec.normalized_images(mean, std).to(dev)
+    y = dec.labels.to(dev)
+    n, c = len(dec), dec.num_classes
+    kw = {"width": cfg.width} if cfg.width else {}
+    tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, dsa=cfg.dsa, flip=flip,
+                       mix=cfg.mix, mix_p=cfg.mix_p)
+    log_probs = torch.empty(cfg.runs, cfg.epochs, n, c, dtype=torch.float16)
+    finals, embeds = [], []
+    for r in range(cfg.runs):
+        seed = cfg.seed + r
+        with seeded(seed):
+            model = create_model(cfg.model, c, x.shape[1], tuple(x.shape[-2:]), **kw).to(dev)
+        buf = log_probs[r]
+
+        def on_batch(b: Batch) -> None:
+            buf[b.epoch, b.indices] = F.log_softmax(b.logits.float(), 1).to("cpu", torch.float16)
+
+        def on_epoch(epoch: int, m: torch.nn.Module) -> None:
+            buf[epoch] = F.log_softmax(predict(m, x), 1).to(torch.float16)
+
+        hooks = {"on_batch": on_batch} if cfg.record == "train" else {"on_epoch": on_epoch}
+        train(model, x, y, dataclasses.replace(tcfg, seed=seed), progress=progress,
+              desc=f"dynamics {r + 1}/{cfg.runs}", **hooks)
+        finals.append(F.log_softmax(predict(model, x), 1))
+        embeds.append(predict(model, x, features=True))
+    labels = dec.labels
+    train_acc = (log_probs.argmax(-1) == labels).float().mean(-1)
+    config = {**cfg.to_dict(), "train": tcfg.to_dict(), "condensed": cs.source, "condensed_meta": cs.meta.to_dict(),
+              "mean": list(mean), "std": list(std)}
+    return Dynamics(log_probs, train_acc, labels, torch.stack(finals), torch.stack(embeds), config)
+
+
+def input_stats(cs: CondensedSet) -> tuple[tuple[float, ...], tuple[float, ...], bool]:
+    """Normalisation (mean, std) and whether flips are allowed for networks trained on ``cs``.
+
+    The source dataset's constants when it is known, else the set's own metadata, else its pixel statistics.
+    """
+    from yoco.data.datasets import dataset_flip, dataset_names, normalization
+
+    if cs.meta.dataset in dataset_names() and cs.meta.dataset != "imagefolder":
+        mean, std = normalization(cs.meta.dataset)
+        return tuple(mean), tuple(std), dataset_flip(cs.meta.dataset)
+    if cs.meta.mean is not None and cs.meta.std is not None:
+        return tuple(cs.meta.mean), tuple(cs.meta.std), True
+    px = cs.pixels()
+    return tuple(px.mean((0, 2, 3)).tolist()), tuple(px.std((0, 2, 3)).clamp_min(1e-3).tolist()), True

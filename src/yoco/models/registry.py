@@ -1,0 +1,63 @@
+"""Name -> model constructor registry, so every stage builds networks the same way (``create_model``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch.nn as nn
+
+from yoco.errors import YocoError
+
+_MODELS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator: make ``fn(num_classes, channels, image_size, **kw)`` available as ``name``."""
+
+    def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        _MODELS[name] = fn
+        return fn
+
+    return wrap
+
+
+def model_names() -> list[str]:
+    """Names accepted by :func:`create_model`."""
+    return sorted(_MODELS)
+
+
+def create_model(
+    name: str, num_classes: int, channels: int = 3, image_size: int | tuple[int, int] = 32, **kwargs: object
+) -> nn.Module:
+    """Build the network registered as ``name`` for the given input shape and number of classes.
+
+    Every model exposes ``features(x) -> [B, D]`` (penultimate embedding) and ``classifier``.
+    """
+    if name not in _MODELS:
+        raise YocoError(f"unknown model {name!r}; known models: {', '.join(model_names())}")
+    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    return _MODELS[name](num_classes=num_classes, channels=channels, image_size=size, **kwargs)
+
+
+class Classifier(nn.Module):
+    """Base for all models: ``forward(x) = classifier(features(x))``."""
+
+    classifier: nn.Module
+
+    def features(self, x):  # noqa: ANN001, ANN201 - overridden
+        raise NotImplementedError
+
+    def forward(self, x):  # noqa: ANN001, ANN201
+        return self.classifier(self.features(x))
+
+
+def norm_layer(kind: str, channels: int) -> nn.Module:
+    """The normalisation layers the condensation literature uses: instance (GroupNorm with one group per
+    channel, affine, as in DC/DSA/IDC), batch, or none."""
+    if kind == "instance":
+        return nn.GroupNorm(channels, channels, affine=True)
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "none":
+        return nn.Identity()
+    raise YocoError(f"unknown norm {kind!r}; choose instance, batch or none")

@@ -1,0 +1,194 @@
+"""Human-readable views of results: image grids and text summaries of condensed sets.
+
+Every file is written atomically, so an interrupted report never leaves a truncated PNG behind.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from yoco.data.condensed import CondensedSet
+from yoco.errors import YocoError
+from yoco.io import atomic_write, write_json, write_text
+
+logger = logging.getLogger(__name__)
+
+_PAD = 2  # pixels of white between cells, so neighbouring synthetic images stay distinguishable
+
+
+def save_image_grid(
+    cs: CondensedSet,
+    path: str | Path,
+    per_class: int = 10,
+    class_names: list[str] | None = None,
+) -> Path:
+    """Write a PNG with one row per class showing its first ``per_class`` stored images in pixel space.
+
+    Images are shown as stored (multi-formation images keep their tiles) and clamped to ``[0, 1]``.
+    With ``class_names`` each row is labelled on the left. Returns the path written.
+    """
+    if per_class < 1:
+        raise YocoError(f"per_class must be at least 1, got {per_class}")
+    if class_names is not None and len(class_names) != cs.num_classes:
+        raise YocoError(f"{len(class_names)} class names given for {cs.num_classes} classes")
+    _, c, h, w = cs.images.shape
+    if c not in (1, 3):
+        raise YocoError(f"{cs.source}: can only draw grayscale or RGB images, got {c} channels")
+
+    pix = (cs.pixels().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    cols = min(per_class, max(cs.class_counts()))
+    font, margin = None, 0
+    if class_names:
+        font = ImageFont.load_default(size=max(8, min(14, h // 2)))
+        margin = int(max(font.getlength(name) for name in class_names)) + 2 * _PAD
+    rows = cs.num_classes
+    canvas = np.full((_PAD + rows * (h + _PAD), margin + _PAD + cols * (w + _PAD), c), 255, dtype=np.uint8)
+    for k in range(rows):
+        idx = torch.nonzero(cs.labels == k).flatten()[:cols].tolist()
+        y = _PAD + k * (h + _PAD)
+        for j, i in enumerate(idx):
+            x = margin + _PAD + j * (w + _PAD)
+            canvas[y : y + h, x : x + w] = pix[i]
+
+    image = Image.fromarray(canvas[..., 0] if c == 1 else canvas)  # uint8: 2-D is "L", HxWx3 is "RGB"
+    if font is not None and class_names:
+        draw = ImageDraw.Draw(image)
+        for k, name in enumerate(class_names):
+            draw.text((_PAD, _PAD + k * (h + _PAD) + h / 2), name, fill=0, font=font, anchor="lm")
+    out = atomic_write(path, lambda p: image.save(p, format="PNG"))
+    logger.info("wrote a %dx%d image grid of %s to %s", rows, cols, cs.source, out)
+    return out
+
+
+def summarize(cs: CondensedSet) -> str:
+    """A few lines describing a condensed set: provenance, storage, sizes, class balance and pixel range."""
+    m = cs.meta
+    n, c, h, w = cs.images.shape
+    f = m.factor
+    counts = cs.class_counts()
+    if len(set(counts)) == 1:
+        per_class = f"{counts[0]} stored image(s) in each of {len(counts)} classes"
+    else:
+        per_class = f"min {min(counts)}, max {max(counts)} stored: {counts}"
+    if m.normalized:
+        storage = f"normalised (mean {_floats(m.mean)}, std {_floats(m.std)})"
+    else:
+        storage = "pixel space [0, 1]"
+    pix = cs.pixels()
+    lines = [
+        f"source:    {cs.source}",
+        f"dataset:   {m.dataset} ({m.num_classes} classes)",
+        f"method:    {m.method}, ipc {m.ipc}, factor {f}",
+        f"stored:    {n} images of {c}x{h}x{w}, {storage}",
+        f"decoded:   {n * f * f} images ({n} x {f}^2)",
+        f"per class: {per_class}",
+        f"pixels:    min {float(pix.min()):.3f}, max {float(pix.max()):.3f}, mean {float(pix.mean()):.3f}",
+    ]
+    return "\n".join(lines)
+
+
+def _floats(values: tuple[float, ...] | None) -> str:
+    return "?" if values is None else "(" + ", ".join(f"{v:.4f}" for v in values) + ")"
+
+
+def write_ladder_reports(out: str | Path, cells: list[dict], config: dict) -> dict:
+    """Write ``results.json``, ``results.csv``, ``results.md`` and ``ladder.png`` for a finished ladder.
+
+    Returns the JSON document (rows of rule x IPC with each repeat, mean and std, plus the config).
+    """
+    from yoco.ladder import summarize_cells
+
+    out = Path(out)
+    rows = summarize_cells(cells)
+    doc = {"rows": rows, "config": config, "cells": len(cells),
+           "failed_cells": sum(c["status"] != "ok" for c in cells)}
+    write_json(out / "results.json", doc)
+    write_text(out / "results.csv", ladder_csv(rows))
+    write_text(out / "results.md", ladder_markdown(rows))
+    save_ladder_plot(rows, out / "ladder.png", title=f"{config.get('dataset', '')}: accuracy after pruning")
+    return doc
+
+
+def _fmt(mean: float | None, std: float | None) -> str:
+    return "failed" if mean is None else f"{100 * mean:.2f} ± {100 * std:.2f}"
+
+
+def ladder_csv(rows: list[dict]) -> str:
+    """One line per (rule, ipc): repeats, mean and std of the last and best test accuracy (in %)."""
+    lines = ["rule,ipc,n_ok,repeats_last,last_mean,last_std,best_mean,best_std,failed"]
+    for r in rows:
+        reps = ";".join(f"{100 * a:.2f}" for a in r["repeats"])
+        nums = [r["last_mean"], r["last_std"], r["best_mean"], r["best_std"]]
+        vals = ",".join("" if v is None else f"{100 * v:.4f}" for v in nums)
+        err = " | ".join(r["failed"]).replace(",", ";").replace("\n", " ")
+        lines.append(f"{r['rule']},{'' if r['ipc'] is None else r['ipc']},{len(r['repeats'])},{reps},{vals},{err}")
+    return "\n".join(lines) + "\n"
+
+
+def ladder_markdown(rows: list[dict]) -> str:
+    """The paper's layout: rules as rows, target IPCs as columns, last-epoch accuracy mean ± std, best in bold."""
+    ipcs = sorted({r["ipc"] for r in rows if r["ipc"] is not None})
+    rules = list(dict.fromkeys(r["rule"] for r in rows if r["ipc"] is not None))
+    cell = {(r["rule"], r["ipc"]): r for r in rows}
+    best = {k: max((cell[(rule, k)]["last_mean"] for rule in rules
+                    if (rule, k) in cell and cell[(rule, k)]["last_mean"] is not None), default=None) for k in ipcs}
+    lines = ["| rule | " + " | ".join(f"IPC {k}" for k in ipcs) + " |", "| --- |" + " --- |" * len(ipcs)]
+    for rule in rules:
+        parts = []
+        for k in ipcs:
+            r = cell.get((rule, k))
+            text = "-" if r is None else _fmt(r["last_mean"], r["last_std"])
+            if r is not None and r["last_mean"] is not None and r["last_mean"] == best[k]:
+                text = f"**{text}**"
+            parts.append(text)
+        lines.append(f"| {rule} | " + " | ".join(parts) + " |")
+    src = [r for r in rows if r["ipc"] is None]
+    note = "Test accuracy (%) at the last epoch, mean ± std over repeats; best per column in bold."
+    if src:
+        note += f" Unpruned source set: {_fmt(src[0]['last_mean'], src[0]['last_std'])}."
+    failed = [f"- {r['rule']} IPC {r['ipc']}: {e}" for r in rows for e in r["failed"]]
+    return "\n".join(lines) + "\n\n" + note + "\n" + ("\nFailed cells:\n" + "\n".join(failed) + "\n" if failed else "")
+
+
+def save_ladder_plot(rows: list[dict], path: str | Path, title: str = "") -> Path:
+    """Accuracy against target IPC, one line per rule with a ±std band, the unpruned set as a dashed line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+    for rule in dict.fromkeys(r["rule"] for r in rows if r["ipc"] is not None):
+        pts = sorted((r["ipc"], r["last_mean"], r["last_std"]) for r in rows
+                     if r["rule"] == rule and r["ipc"] is not None and r["last_mean"] is not None)
+        if not pts:
+            continue
+        k, m, s = (np.array(v, dtype=float) for v in zip(*pts))
+        style = {"lw": 2.5, "color": "black"} if rule == "lbpe_easy_balance" else {"lw": 1.2}
+        line, = ax.plot(k, 100 * m, marker="o", label="yoco (lbpe_easy_balance)" if rule == "lbpe_easy_balance" else rule,
+                        **style)
+        ax.fill_between(k, 100 * (m - s), 100 * (m + s), alpha=0.15, color=line.get_color())
+    for r in rows:
+        if r["ipc"] is None and r["last_mean"] is not None:
+            ax.axhline(100 * r["last_mean"], ls="--", color="gray", label="unpruned source")
+    ax.set_xscale("log")
+    ipcs = sorted({r["ipc"] for r in rows if r["ipc"] is not None})
+    ax.set_xticks(ipcs, [str(k) for k in ipcs])
+    ax.set_xlabel("target images per class (stored)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+
+    def write(p: Path) -> None:
+        fig.savefig(p, format="png")
+
+    atomic_write(path, write)
+    plt.close(fig)
+    return Path(path)

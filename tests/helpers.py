@@ -1,0 +1,38 @@
+"""Small synthetic data for tests (importable as ``helpers``)."""
+
+from __future__ import annotations
+
+import torch
+
+
+def separable_images(n_per_class: int = 10, num_classes: int = 4, size: int = 16, channels: int = 1,
+                     seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images in [0, 1] whose class is written in where a bright square sits: trivially learnable."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(num_classes).repeat_interleave(n_per_class)
+    x = torch.rand(len(y), channels, size, size, generator=g) * 0.2
+    half = size // 2
+    for c in range(num_classes):
+        r, q = divmod(c, 2)
+        x[y == c, :, r * half : (r + 1) * half, q * half : (q + 1) * half] += 0.7
+    return x.clamp(0, 1), y
+
+
+def tiny_real(n_per_class: int = 10, num_classes: int = 4, size: int = 16, name: str = "tiny"):
+    """A RealDataset of separable images (train and test drawn independently), flip off."""
+    from yoco.data.datasets import RealDataset
+
+    x, y = separable_images(n_per_class, num_classes, size, seed=0)
+    tx, ty = separable_images(n_per_class, num_classes, size, seed=1)
+    to8 = lambda t: (t * 255).round().to(torch.uint8)  # noqa: E731
+    return RealDataset(name=name, train_images=to8(x), train_labels=y, test_images=to8(tx), test_labels=ty,
+                       classes=[str(c) for c in range(num_classes)], mean=(0.3,), std=(0.3,), flip=False, root="<memory>")
+
+
+def tiny_condensed(ipc: int = 4, num_classes: int = 4, size: int = 16, factor: int = 1, seed: int = 2):
+    """A condensed set drawn from the same separable distribution."""
+    from yoco.data.condensed import CondensedMeta, CondensedSet
+
+    x, y = separable_images(ipc, num_classes, size, seed=seed)
+    meta = CondensedMeta(dataset="tiny", num_classes=num_classes, method="test", ipc=ipc, factor=factor)
+    return CondensedSet(x, y, meta, source="tiny.safetensors")

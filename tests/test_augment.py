@@ -1,0 +1,83 @@
+import pytest
+import torch
+
+from yoco.augment import DSA, cutmix, mixup, parse_strategy
+from yoco.errors import YocoError
+
+FULL = "color_crop_cutout_flip_scale_rotate"
+
+
+def test_strategy_parsing_drops_flip_for_digits():
+    assert "flip" in parse_strategy(FULL, flip=True)
+    assert "flip" not in parse_strategy(FULL, flip=False)
+    assert parse_strategy("none") == ()
+    with pytest.raises(YocoError, match="blur"):
+        parse_strategy("color_blur")
+
+
+@pytest.mark.parametrize("op", ["color", "crop", "cutout", "flip", "scale", "rotate"])
+def test_each_op_keeps_shape_and_changes_images(op):
+    x = torch.rand(16, 3, 12, 12)
+    out = DSA(op)(x, seed=3)
+    assert out.shape == x.shape
+    assert not torch.equal(out, x)
+
+
+def test_siamese_seed_gives_identical_transforms():
+    x = torch.rand(8, 3, 16, 16)
+    aug = DSA(FULL)
+    a, b = aug(x, seed=11), aug(x.clone(), seed=11)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, aug(x, seed=12))
+
+
+def test_siamese_seed_gives_same_transform_to_two_batches():
+    # the real and synthetic batches of gradient matching: same seed, same transform per position
+    real, syn = torch.rand(4, 1, 16, 16), torch.rand(4, 1, 16, 16)
+    aug = DSA("crop_flip")
+    both = aug(torch.cat([real, syn]), seed=5)
+    assert torch.equal(aug(real, seed=5), aug(real, seed=5))
+    assert both.shape == (8, 1, 16, 16)
+
+
+def test_flip_off_for_digits_never_mirrors():
+    x = torch.rand(64, 1, 8, 8)
+    out = DSA("flip", flip=False)(x, seed=0)
+    assert torch.equal(out, x)
+    mirrored = DSA("flip", flip=True)(x, seed=0)
+    flipped = (mirrored == x.flip(3)).flatten(1).all(1)
+    assert 10 < int(flipped.sum()) < 54  # about half
+
+
+def test_crop_is_integer_translation_with_zero_padding():
+    x = torch.ones(32, 1, 16, 16)
+    out = DSA("crop")(x, seed=1)
+    # every output pixel is either an untouched 1 or zero padding
+    assert torch.all(((out - 1).abs() < 1e-5) | (out.abs() < 1e-5))
+    assert (out.abs() < 1e-5).any()
+
+
+def test_dsa_is_differentiable():
+    x = torch.rand(4, 3, 16, 16, requires_grad=True)
+    DSA(FULL)(x, seed=0).sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+def test_cutmix_pastes_a_box_and_reports_area():
+    g = torch.Generator().manual_seed(0)
+    x = torch.stack([torch.full((1, 10, 10), float(i)) for i in range(6)])
+    y = torch.arange(6)
+    mixed, ya, yb, lam = cutmix(x, y, generator=g)
+    for i in range(6):
+        own = (mixed[i] == i).float().mean().item()
+        if ya[i] != yb[i]:
+            assert abs(own - lam) < 1e-6
+    assert torch.equal(ya, y)
+
+
+def test_mixup_blends():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(5, 1, 4, 4), torch.arange(5)
+    mixed, ya, yb, lam = mixup(x, y, generator=g)
+    perm_x = x[[int((y == v).nonzero()) for v in yb]]
+    assert torch.allclose(mixed, lam * x + (1 - lam) * perm_x)

@@ -1,0 +1,181 @@
+"""The condensed-set type: multi-formation decoding, validation, and the safe, atomic file format."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from yoco.data import condensed
+from yoco.data.condensed import CondensedMeta, CondensedSet, decode, decode_images, load, save
+from yoco.errors import YocoError
+
+
+def make_set(
+    n_per_class: int = 2,
+    classes: int = 3,
+    c: int = 3,
+    size: int = 8,
+    factor: int = 1,
+    seed: int = 0,
+    **meta: object,
+) -> CondensedSet:
+    g = torch.Generator().manual_seed(seed)
+    images = torch.rand(n_per_class * classes, c, size, size, generator=g)
+    labels = torch.arange(classes).repeat_interleave(n_per_class)
+    m = CondensedMeta(dataset="toy", num_classes=classes, ipc=n_per_class, factor=factor, **meta)
+    return CondensedSet(images, labels, m)
+
+
+def tiled(values: list[float], factor: int, tile: int = 4) -> torch.Tensor:
+    """One stored 1-channel image whose tile ``t`` (row by row) is the constant ``values[t]``."""
+    img = torch.zeros(1, 1, factor * tile, factor * tile)
+    for t, v in enumerate(values):
+        r, c = divmod(t, factor)
+        img[0, 0, r * tile : (r + 1) * tile, c * tile : (c + 1) * tile] = v
+    return img
+
+
+@pytest.mark.parametrize("factor", [2, 3])
+def test_decode_shapes_and_labels(factor: int) -> None:
+    cs = make_set(n_per_class=2, classes=3, size=12, factor=factor)
+    out = decode(cs)
+    f2 = factor * factor
+    assert out.images.shape == (6 * f2, 3, 12, 12)
+    assert out.labels.tolist() == cs.labels.repeat_interleave(f2).tolist()
+    assert out.meta.factor == 1
+    assert out.meta.extra["decoded_from_factor"] == factor
+    assert out.class_counts() == [2 * f2] * 3
+
+
+@pytest.mark.parametrize("factor", [2, 3])
+def test_decode_places_tiles_row_by_row(factor: int) -> None:
+    f2 = factor * factor
+    first = tiled([float(t + 1) for t in range(f2)], factor)
+    second = tiled([float(10 * (t + 1)) for t in range(f2)], factor)
+    cs = CondensedSet(
+        torch.cat([first, second]),
+        torch.tensor([0, 1]),
+        CondensedMeta(dataset="toy", num_classes=2, factor=factor),
+    )
+    out = decode(cs)
+    for t in range(f2):
+        torch.testing.assert_close(out.images[t], torch.full_like(out.images[t], t + 1.0))
+        torch.testing.assert_close(out.images[f2 + t], torch.full_like(out.images[t], 10.0 * (t + 1)))
+    assert out.labels.tolist() == [0] * f2 + [1] * f2
+
+
+def test_decode_is_deterministic_and_factor_one_is_identity() -> None:
+    cs = make_set(size=8, factor=2)
+    a, b = decode(cs), decode(cs)
+    assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+    plain = make_set(factor=1)
+    assert decode(plain) is plain
+
+
+def test_decode_images_is_differentiable() -> None:
+    x = torch.rand(2, 3, 8, 8, requires_grad=True)
+    decode_images(x, 2).sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+def test_pixels_undo_normalisation() -> None:
+    mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.5)
+    cs = make_set(normalized=True, mean=mean, std=std)
+    expected = cs.images * torch.tensor(std).view(1, 3, 1, 1) + torch.tensor(mean).view(1, 3, 1, 1)
+    torch.testing.assert_close(cs.pixels(), expected)
+    assert cs.normalized_images(mean, std) is cs.images
+
+
+def test_save_load_round_trip_is_bit_exact(tmp_path) -> None:
+    cs = make_set(
+        factor=2,
+        method="idc",
+        normalized=True,
+        mean=(0.4914, 0.4822, 0.4465),
+        std=(0.2023, 0.1994, 0.2010),
+        extra={"note": "x", "steps": [1, 2]},
+    )
+    path = save(cs, tmp_path / "set.safetensors")
+    back = load(path)
+    assert torch.equal(back.images, cs.images) and back.images.dtype == torch.float32
+    assert torch.equal(back.labels, cs.labels) and back.labels.dtype == torch.int64
+    assert back.meta == cs.meta
+    assert back.source == str(path)
+
+
+def test_load_missing_or_garbage_file_names_it(tmp_path) -> None:
+    missing = tmp_path / "nope.safetensors"
+    with pytest.raises(YocoError, match="nope.safetensors"):
+        load(missing)
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"\x00\x01 definitely not safetensors" * 3)
+    with pytest.raises(YocoError, match="garbage.safetensors"):
+        load(garbage)
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"weights": torch.zeros(2)}, str(foreign))
+    with pytest.raises(YocoError, match="foreign.safetensors.*not a yoco"):
+        load(foreign)
+
+
+@pytest.mark.parametrize(
+    ("shape", "labels", "classes", "factor", "message"),
+    [
+        ((4, 8, 8), [0, 0, 1, 1], 2, 1, r"\[N, C, H, W\]"),
+        ((4, 1, 8, 8), [0, 0, 1], 2, 1, "4 images but 3 labels"),
+        ((4, 1, 8, 8), [0, 0, 1, 2], 2, 1, r"labels must lie in \[0, 1\]"),
+        ((4, 1, 8, 8), [0, 0, 1, -1], 2, 1, "labels must lie"),
+        ((4, 1, 8, 8), [0, 0, 2, 2], 3, 1, r"class\(es\) \[1\] have no images"),
+        ((4, 1, 9, 9), [0, 0, 1, 1], 2, 2, "factor 2 does not divide"),
+        ((0, 1, 8, 8), [], 2, 1, "no images"),
+    ],
+    ids=["not-4d", "count-mismatch", "label-too-big", "label-negative", "empty-class", "factor", "empty"],
+)
+def test_validation_errors_name_the_source(shape, labels, classes, factor, message) -> None:
+    meta = CondensedMeta(dataset="toy", num_classes=classes, factor=factor)
+    with pytest.raises(YocoError, match=message) as err:
+        CondensedSet(torch.rand(shape), torch.tensor(labels, dtype=torch.int64), meta, source="some/file.pt")
+    assert "some/file.pt" in str(err.value)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_images_are_refused(bad: float) -> None:
+    images = torch.rand(2, 1, 4, 4)
+    images[1, 0, 2, 3] = bad
+    meta = CondensedMeta(dataset="toy", num_classes=1)
+    with pytest.raises(YocoError, match="some/file.pt: images contain NaN or infinite"):
+        CondensedSet(images, torch.zeros(2), meta, source="some/file.pt")
+
+
+def test_metadata_channels_must_match() -> None:
+    meta = CondensedMeta(dataset="toy", num_classes=1, normalized=True, mean=(0.5,), std=(0.2,))
+    with pytest.raises(YocoError, match="mean has 1 values for 3 channels"):
+        CondensedSet(torch.rand(2, 3, 4, 4), torch.zeros(2), meta, source="s")
+
+
+def test_failed_save_keeps_old_file_and_leaves_no_temp(tmp_path, monkeypatch) -> None:
+    path = tmp_path / "set.safetensors"
+    old = make_set(seed=1)
+    save(old, path)
+    before = path.read_bytes()
+
+    def half_write(tensors, filename, metadata=None):
+        with open(filename, "wb") as fh:
+            fh.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(condensed, "save_file", half_write)
+    with pytest.raises(OSError, match="disk full"):
+        save(make_set(seed=2), path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["set.safetensors"]
+    assert torch.equal(load(path).images, old.images)
+
+
+def test_meta_dict_round_trip_ignores_unknown_keys() -> None:
+    meta = CondensedMeta(dataset="toy", num_classes=2, mean=(0.1,), std=(0.2,))
+    d = {**meta.to_dict(), "from_the_future": 1}
+    assert CondensedMeta.from_dict(d) == meta
+    assert dataclasses.asdict(CondensedMeta.from_dict(d))["mean"] == (0.1,)

@@ -1,0 +1,90 @@
+import dataclasses
+import json
+
+import pytest
+import torch
+from helpers import tiny_condensed, tiny_real
+
+from yoco.cli import main
+from yoco.data.condensed import CondensedMeta, CondensedSet, save
+from yoco.errors import YocoError
+from yoco.evaluate import EvalConfig, check_compatible, evaluate_condensed, protocol_epochs
+
+QUICK = EvalConfig(model="convnet", width=16, epochs=20, repeat=2, test_points=2, device="cpu")
+
+
+def test_protocol_epochs_table():
+    assert protocol_epochs("cifar10", 1, 10) == 1000
+    assert protocol_epochs("fashion-mnist", 40, 10) == 1000
+    assert protocol_epochs("imagenet10", 1, 10) == 3000
+    assert protocol_epochs("imagenet10", 10, 10) == 2000
+    assert protocol_epochs("imagenet10", 40, 10) == 1500
+    assert protocol_epochs("imagenet10", 200, 10) == 1000
+    assert protocol_epochs("imagenet10", 500, 10) == 500
+    assert protocol_epochs("imagenet10", 501, 10) == 300
+    assert protocol_epochs("imagenet100", 10, 100) == 2000 * 2 // 3
+
+
+def test_short_run_learns_separable_set_and_reports_mean_std():
+    res = evaluate_condensed(tiny_condensed(), tiny_real(), QUICK, progress=False)
+    assert len(res["runs"]) == 2 and [r["seed"] for r in res["runs"]] == [0, 1]
+    assert res["last_mean"] > 0.6  # chance 0.25
+    lasts = torch.tensor([r["last"] for r in res["runs"]])
+    assert res["last_mean"] == pytest.approx(float(lasts.mean()))
+    assert res["best_mean"] >= res["last_mean"] - 1e-9
+    assert res["config"]["train"]["epochs"] == 20 and res["config"]["test_points"] == [10, 20]
+    json.dumps(res)
+
+
+def test_same_seed_same_accuracy_on_cpu():
+    cfg = dataclasses.replace(QUICK, repeat=1, epochs=6)
+    a = evaluate_condensed(tiny_condensed(), tiny_real(), cfg, progress=False)
+    b = evaluate_condensed(tiny_condensed(), tiny_real(), cfg, progress=False)
+    assert a["runs"][0]["curve"] == b["runs"][0]["curve"]
+
+
+def test_factor_two_set_is_decoded_before_training():
+    cs = tiny_condensed(ipc=2, factor=2)
+    res = evaluate_condensed(cs, tiny_real(), dataclasses.replace(QUICK, repeat=1, epochs=2), progress=False)
+    assert res["decoded_images"] == 4 * len(cs)
+
+
+def test_mismatched_classes_or_size_refused_before_training():
+    with pytest.raises(YocoError, match="classes"):
+        check_compatible(tiny_condensed(num_classes=4), tiny_real(num_classes=5))
+    with pytest.raises(YocoError, match="test images"):
+        check_compatible(tiny_condensed(size=8), tiny_real(size=16))
+
+
+def test_nan_and_empty_class_refused():
+    x = torch.rand(4, 1, 16, 16)
+    x[0, 0, 0, 0] = float("nan")
+    with pytest.raises(YocoError, match="NaN"):
+        CondensedSet(x, torch.arange(4), CondensedMeta("tiny", 4), source="bad.safetensors")
+    with pytest.raises(YocoError, match=r"class\(es\) \[3\]"):
+        CondensedSet(torch.rand(3, 1, 16, 16), torch.arange(3), CondensedMeta("tiny", 4), source="bad.safetensors")
+
+
+def test_cli_evaluate_writes_json_and_interrupt_leaves_nothing(tmp_path, monkeypatch, capsys):
+    import yoco.data.datasets as datasets
+
+    monkeypatch.setattr(datasets, "load_dataset", lambda name, root=None, resolution=None: tiny_real())
+    path = tmp_path / "set.safetensors"
+    save(tiny_condensed(), path)
+    out = tmp_path / "eval.json"
+    argv = [str(path), "--dataset", "fashion-mnist", "--model", "convnet", "--width", "8", "--epochs", "2",
+            "--repeat", "1", "--device", "cpu", "--quiet", "--out", str(out)]
+    assert main(["evaluate", *argv]) == 0
+    assert "±" in capsys.readouterr().out
+    assert json.loads(out.read_text())["config"]["train"]["epochs"] == 2
+
+    import yoco.evaluate as ev
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ev, "train", interrupted)
+    out2 = tmp_path / "eval2.json"
+    assert main(["evaluate", *argv[:-1], str(out2)]) == 130
+    assert not out2.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["eval.json", "set.safetensors"]

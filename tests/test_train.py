@@ -1,0 +1,84 @@
+import pytest
+import torch
+
+from helpers import separable_images
+from yoco.models import create_model
+from yoco.train import TrainConfig, accuracy, lr_at, milestone_epochs, seeded, train
+
+
+def test_schedule_drops_at_two_thirds_and_five_sixths():
+    cfg = TrainConfig(epochs=1000, lr=0.01)
+    assert milestone_epochs(cfg) == [666, 833]
+    assert lr_at(cfg, 0) == pytest.approx(0.01)
+    assert lr_at(cfg, 665) == pytest.approx(0.01)
+    assert lr_at(cfg, 666) == pytest.approx(0.002)
+    assert lr_at(cfg, 832) == pytest.approx(0.002)
+    assert lr_at(cfg, 833) == pytest.approx(0.0004)
+    assert lr_at(cfg, 999) == pytest.approx(0.0004)
+
+
+def test_optimizer_sees_scheduled_lr():
+    x, y = separable_images(n_per_class=2)
+    with seeded(0):
+        model = create_model("convnet", 4, 1, 16, width=8, depth=2)
+    seen = []
+    opt_lrs = []
+
+    def grab(epoch, m):
+        seen.append(epoch)
+
+    cfg = TrainConfig(epochs=6, dsa="none", mix="none")
+    orig = torch.optim.SGD.step
+
+    def spy(self, *a, **k):
+        opt_lrs.append(self.param_groups[0]["lr"])
+        return orig(self, *a, **k)
+
+    torch.optim.SGD.step = spy
+    try:
+        train(model, x, y, cfg, on_epoch=grab, progress=False)
+    finally:
+        torch.optim.SGD.step = orig
+    assert seen == list(range(6))
+    assert opt_lrs == pytest.approx([0.01] * 4 + [0.002] + [0.0004])
+
+
+def _run(seed: int):
+    x, y = separable_images()
+    with seeded(seed):
+        model = create_model("convnet", 4, 1, 16, width=16, depth=2)
+    outs = []
+    train(model, x, y, TrainConfig(epochs=4, batch_size=16, seed=seed), progress=False,
+          on_batch=lambda b: outs.append(b.logits.clone()))
+    return model, torch.cat(outs)
+
+
+def test_same_seed_same_numbers_on_cpu():
+    m1, o1 = _run(3)
+    m2, o2 = _run(3)
+    assert torch.equal(o1, o2)
+    for p1, p2 in zip(m1.parameters(), m2.parameters()):
+        assert torch.equal(p1, p2)
+    _, o3 = _run(4)
+    assert not torch.equal(o1, o3)
+
+
+def test_learns_a_separable_set():
+    x, y = separable_images(n_per_class=10)
+    tx, ty = separable_images(n_per_class=10, seed=1)
+    with seeded(0):
+        model = create_model("convnet", 4, 1, 16, width=16, depth=2)
+    # flip off: mirroring would move the square into another class's quadrant
+    train(model, x, y, TrainConfig(epochs=25, batch_size=16, flip=False), progress=False)
+    assert accuracy(model, tx, ty) > 0.8  # chance is 0.25
+
+
+def test_batch_hook_sees_every_sample_once_per_epoch():
+    x, y = separable_images(n_per_class=5)
+    with seeded(0):
+        model = create_model("convnet", 4, 1, 16, width=8, depth=2)
+    seen: dict[int, list[int]] = {}
+    train(model, x, y, TrainConfig(epochs=3, batch_size=7), progress=False,
+          on_batch=lambda b: seen.setdefault(b.epoch, []).extend(b.indices.tolist()))
+    for epoch in range(3):
+        assert sorted(seen[epoch]) == list(range(len(y)))
