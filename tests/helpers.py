@@ -36,3 +36,29 @@ def tiny_condensed(ipc: int = 4, num_classes: int = 4, size: int = 16, factor: i
     x, y = separable_images(ipc, num_classes, size, seed=seed)
     meta = CondensedMeta(dataset="tiny", num_classes=num_classes, method="test", ipc=ipc, factor=factor)
     return CondensedSet(x, y, meta, source="tiny.safetensors")
+
+
+def write_idx(path, array) -> None:
+    """Write a uint8 array in the IDX format MNIST uses (gzipped when ``path`` ends in .gz)."""
+    import gzip
+    import struct
+
+    import numpy as np
+
+    a = np.ascontiguousarray(array, dtype=np.uint8)
+    data = struct.pack(">HBB", 0, 0x08, a.ndim) + struct.pack(f">{a.ndim}I", *a.shape) + a.tobytes()
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "wb") as fh:
+        fh.write(data)
+
+
+def write_mnist_like(root, real) -> None:
+    """Store a RealDataset's splits as the four MNIST IDX files under ``root``."""
+    from pathlib import Path
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    write_idx(root / "train-images-idx3-ubyte.gz", real.train_images[:, 0].numpy())
+    write_idx(root / "train-labels-idx1-ubyte.gz", real.train_labels.numpy())
+    write_idx(root / "t10k-images-idx3-ubyte.gz", real.test_images[:, 0].numpy())
+    write_idx(root / "t10k-labels-idx1-ubyte.gz", real.test_labels.numpy())

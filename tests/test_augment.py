@@ -81,3 +81,13 @@ def test_mixup_blends():
     mixed, ya, yb, lam = mixup(x, y, generator=g)
     perm_x = x[[int((y == v).nonzero()) for v in yb]]
     assert torch.allclose(mixed, lam * x + (1 - lam) * perm_x)
+
+
+def test_shared_mode_matches_batches_of_different_sizes():
+    aug = DSA(FULL)
+    real, syn = torch.rand(6, 3, 16, 16), torch.rand(3, 3, 16, 16)
+    both = aug(torch.cat([real[:3], syn]), seed=9, shared=True)
+    a, b = aug(real, seed=9, shared=True), aug(syn, seed=9, shared=True)
+    # identical transform for every image: the first three of each batch match the joint call
+    assert torch.allclose(a[:3], both[:3], atol=1e-6)
+    assert torch.allclose(b, both[3:], atol=1e-6)

@@ -82,3 +82,9 @@ def test_batch_hook_sees_every_sample_once_per_epoch():
           on_batch=lambda b: seen.setdefault(b.epoch, []).extend(b.indices.tolist()))
     for epoch in range(3):
         assert sorted(seen[epoch]) == list(range(len(y)))
+
+
+def test_short_runs_start_at_base_lr():
+    assert milestone_epochs(TrainConfig(epochs=1)) == []
+    assert lr_at(TrainConfig(epochs=1, lr=0.01), 0) == pytest.approx(0.01)
+    assert milestone_epochs(TrainConfig(epochs=3)) == [2, 2]

@@ -3,7 +3,9 @@
 DSA follows IDC's arrangement: flip and colour are applied every call, then ONE geometric transform picked at
 random from those in the strategy (crop, scale, rotate), then cutout. Parameters are drawn per sample from a
 generator; passing ``seed`` makes the draw reproducible, so two batches augmented with the same seed get the
-same transforms ("siamese", as gradient matching needs). Everything is differentiable w.r.t. the images.
+same transforms ("siamese", as gradient matching needs). With ``shared=True`` one parameter set is drawn and
+applied to every image, so batches of different sizes (64 real vs 40 synthetic) also match exactly, as in the
+reference DSA/IDC matching code. Everything is differentiable w.r.t. the images.
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ class DSA:
     def __repr__(self) -> str:
         return f"DSA({'_'.join(self.ops) or 'none'})"
 
-    def __call__(self, x: torch.Tensor, seed: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, seed: int | None = None, generator: torch.Generator | None = None,
+                 shared: bool = False) -> torch.Tensor:
         if not self.ops:
             return x
         g = generator
@@ -65,7 +68,10 @@ class DSA:
         n = x.shape[0]
 
         def rand(*shape: int) -> torch.Tensor:
-            # Parameters are drawn on the CPU so a seed means the same thing on every device.
+            # Parameters are drawn on the CPU so a seed means the same thing on every device; in shared mode
+            # one draw is broadcast over the batch.
+            if shared:
+                return torch.rand(1, *shape[1:], generator=g).expand(*shape).to(x.device)
             return torch.rand(*shape, generator=g).to(x.device)
 
         if "flip" in self.ops:

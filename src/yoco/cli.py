@@ -276,6 +276,41 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("condense")
+def cmd_condense(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from yoco.condense import PRESETS, condense, preset_for, quick
+    from yoco.evaluate import EvalConfig, evaluate_condensed
+    from yoco.report import summarize
+
+    real = _real(args)
+    if args.preset in (None, "idc"):
+        cfg = preset_for(real.name)
+    elif args.preset == "cpu-quick":
+        cfg = quick(preset_for(real.name))
+    else:
+        cfg = PRESETS[args.preset]
+    over = {k: v for k, v in {"ipc": args.ipc, "factor": args.factor, "iterations": args.iterations,
+                              "inner": args.inner, "width": args.width, "seed": args.seed,
+                              "checkpoint_every": args.checkpoint_every, "eval_every": args.eval_every}.items()
+            if v is not None}
+    cfg = dataclasses.replace(cfg, **over)
+    eval_fn = None
+    if cfg.eval_every:
+        quick_eval = EvalConfig(epochs=args.eval_epochs, repeat=1, test_points=1, device=args.device)
+
+        def eval_fn(cs):  # noqa: ANN001, ANN202
+            res = evaluate_condensed(cs, real, quick_eval, progress=False)
+            return res["last_mean"]
+
+    cs = condense(real, cfg, args.out, device=args.device, resume=args.resume, progress=not args.quiet,
+                  eval_fn=eval_fn)
+    print(summarize(cs))
+    print(f"wrote {args.out}")
+    return 0
+
+
 def _add_dataset(p: argparse.ArgumentParser, required: bool = True) -> None:
     from yoco.data.datasets import dataset_names
 
@@ -337,6 +372,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dataset(p)
     p.add_argument("--ipc", type=int, required=True, help="images per class")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+
+
+    p = add("condense", "condense a real dataset with IDC (gradient matching, multi-formation)")
+    _add_dataset(p)
+    p.add_argument("--ipc", type=int, required=True, help="stored images per class")
+    p.add_argument("--factor", type=int, default=None, help="multi-formation factor (default: preset's, 2)")
+    p.add_argument("--preset", default=None, help="idc (published, per dataset), cpu-quick, or a preset name")
+    p.add_argument("--iterations", type=int, default=None, help="outer iterations (published: 2000)")
+    p.add_argument("--inner", type=int, default=None, help="inner matching steps per iteration (published: 100)")
+    p.add_argument("--width", type=int, default=None, help="matching network width (published: 128)")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--checkpoint-every", type=int, default=None, help="outer iterations between checkpoints")
+    p.add_argument("--eval-every", type=int, default=None, help="evaluate the current set every N iterations")
+    p.add_argument("--eval-epochs", type=int, default=300, help="epochs of those periodic evaluations")
+    p.add_argument("--resume", action="store_true", help="continue from OUT.ckpt")
     p.add_argument("--out", required=True)
 
     p = add("dynamics", "train networks on a condensed set and record every image's outputs per epoch")

@@ -57,8 +57,12 @@ class Batch:
 
 
 def milestone_epochs(cfg: TrainConfig) -> list[int]:
-    """Epochs (0-based) from which the learning rate is multiplied by ``gamma`` once more."""
-    return [int(cfg.epochs * m) for m in cfg.milestones]
+    """Epochs (0-based) from which the learning rate is multiplied by ``gamma`` once more.
+
+    A milestone that would fall on epoch 0 (runs of fewer than 2 epochs) is dropped: training always
+    starts at the base rate.
+    """
+    return [e for e in (int(cfg.epochs * m) for m in cfg.milestones) if e > 0]
 
 
 def lr_at(cfg: TrainConfig, epoch: int) -> float:
@@ -95,11 +99,13 @@ def train(
     on_epoch: Callable[[int, nn.Module], None] | None = None,
     progress: bool = True,
     desc: str = "train",
+    optimizer: torch.optim.Optimizer | None = None,
 ) -> nn.Module:
     """Train ``model`` in place on ``images``/``labels`` (already on the model's device, normalised).
 
     ``on_batch`` receives every batch's logits, computed on the augmented (possibly mixed) inputs;
-    ``on_epoch(epoch, model)`` runs after each epoch. Deterministic on the CPU for a given ``cfg.seed``.
+    ``on_epoch(epoch, model)`` runs after each epoch. Pass ``optimizer`` to keep momentum across calls
+    (condensation trains one network in short bursts). Deterministic on the CPU for a given ``cfg.seed``.
     """
     if images.shape[0] != labels.shape[0] or images.shape[0] == 0:
         raise YocoError(f"cannot train on {images.shape[0]} images with {labels.shape[0]} labels")
@@ -108,7 +114,8 @@ def train(
     g = torch.Generator().manual_seed(cfg.seed)
     dsa = DSA(cfg.dsa, flip=cfg.flip)
     mix = {"cutmix": cutmix, "mixup": mixup}.get(cfg.mix)
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    opt = optimizer or torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                                       weight_decay=cfg.weight_decay)
     n = images.shape[0]
     model.train()
     bar = tqdm(range(cfg.epochs), desc=desc, disable=not progress, leave=False, dynamic_ncols=True)

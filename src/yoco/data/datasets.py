@@ -1,0 +1,754 @@
+"""Real datasets, read from the files users already have (nothing is downloaded).
+
+Each dataset is one loader function registered with :func:`register`, which also records its normalisation
+constants, whether horizontal flips are allowed, where its files live by default and how to find them. A
+loader returns uint8 tensors; :func:`load_dataset` wraps them in a :class:`RealDataset`.
+
+Layouts are the ones torchvision leaves on disk (IDX files, CIFAR python batches, SVHN ``.mat`` files) plus
+image-folder trees for the ImageNet subsets and any other image dataset. CIFAR batches are pickles, so they
+are opened with an unpickler that can only rebuild numpy arrays and plain containers.
+"""
+
+from __future__ import annotations
+
+import builtins
+import gzip
+import importlib
+import logging
+import math
+import os
+import pickle
+import struct
+import zlib
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from yoco.errors import YocoError
+
+logger = logging.getLogger(__name__)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGENET_RESOLUTION = 224
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+                         "Bag", "Ankle boot")
+DIGITS = tuple(str(d) for d in range(10))
+IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+             "t10k-labels-idx1-ubyte")
+IDX_IMAGES, IDX_LABELS = 0x00000803, 0x00000801
+CIFAR_ROW = 3 * 32 * 32
+# Other spellings people use for the same datasets.
+ALIASES = {"fashion": "fashion-mnist", "fashionmnist": "fashion-mnist", "fmnist": "fashion-mnist",
+           "cifar-10": "cifar10", "cifar-100": "cifar100", "imagenet-10": "imagenet10", "imagenet-100": "imagenet100"}
+
+
+@dataclass
+class RealDataset:
+    """A real dataset held in memory as uint8 images ``[N, C, H, W]`` and int64 labels ``[N]``.
+
+    ``mean``/``std`` are per channel for pixels scaled to [0, 1]. ``flip`` says whether horizontal flips are a
+    valid augmentation (not for digits). ``root`` is where the files were read from.
+    """
+
+    name: str
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    classes: list[str]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    flip: bool
+    root: str
+
+    def __post_init__(self) -> None:
+        self.classes = [str(c) for c in self.classes]
+        self.mean = tuple(float(m) for m in self.mean)
+        self.std = tuple(float(s) for s in self.std)
+        where = f"{self.name} ({self.root})"
+        for split, x, y in (("train", self.train_images, self.train_labels), ("test", self.test_images, self.test_labels)):
+            if x.dtype != torch.uint8 or x.ndim != 4:
+                raise YocoError(f"{where}: {split} images must be uint8 [N, C, H, W], got {x.dtype} {list(x.shape)}")
+            if y.ndim != 1 or len(y) != len(x):
+                raise YocoError(f"{where}: {len(x)} {split} images but labels of shape {list(y.shape)}")
+            if y.numel() and (int(y.min()) < 0 or int(y.max()) >= len(self.classes)):
+                raise YocoError(f"{where}: {split} labels span {int(y.min())}..{int(y.max())} but there are "
+                                f"{len(self.classes)} classes")
+        if self.train_images.shape[1:] != self.test_images.shape[1:]:
+            raise YocoError(f"{where}: train images are {list(self.train_images.shape[1:])} but test images are "
+                            f"{list(self.test_images.shape[1:])}")
+        if not len(self.mean) == len(self.std) == self.channels:
+            raise YocoError(f"{where}: mean/std have {len(self.mean)}/{len(self.std)} values for {self.channels} channels")
+        self.train_labels = self.train_labels.to(torch.int64)
+        self.test_labels = self.test_labels.to(torch.int64)
+
+    def __repr__(self) -> str:
+        return (f"RealDataset({self.name!r}, train={len(self.train_images)}, test={len(self.test_images)}, "
+                f"classes={self.num_classes}, shape={[self.channels, *self.image_size]}, root={self.root!r})")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def channels(self) -> int:
+        return int(self.train_images.shape[1])
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return int(self.train_images.shape[2]), int(self.train_images.shape[3])
+
+    def train_float(self) -> torch.Tensor:
+        """Training images as float32 in [0, 1]."""
+        return self.train_images.to(torch.float32) / 255.0
+
+    def test_float(self) -> torch.Tensor:
+        """Test images as float32 in [0, 1]."""
+        return self.test_images.to(torch.float32) / 255.0
+
+    def class_indices(self, split: str = "train") -> list[torch.Tensor]:
+        """For each class, the indices of its images in ``split`` ("train" or "test"), in dataset order."""
+        if split not in ("train", "test"):
+            raise YocoError(f"{self.name}: split must be 'train' or 'test', got {split!r}")
+        labels = self.train_labels if split == "train" else self.test_labels
+        order = torch.argsort(labels, stable=True)
+        counts = torch.bincount(labels, minlength=self.num_classes)
+        return list(torch.split(order, counts.tolist()))
+
+
+@dataclass
+class Splits:
+    """What a loader read: uint8 images, labels, class names and, when not fixed, the normalisation."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    classes: Sequence[str]
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+
+
+Finder = Callable[[Path], Path]
+Loader = Callable[[Path, "int | None"], Splits]
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A registered dataset: how to find and read it, and the constants that go with it."""
+
+    name: str
+    load: Loader
+    find: Finder
+    description: str
+    mean: tuple[float, ...] | None
+    std: tuple[float, ...] | None
+    flip: bool
+    root: Path | None = None
+    hint: str = ""
+
+
+DATASETS: dict[str, DatasetSpec] = {}
+
+
+def register(name: str, *, find: Finder, description: str, mean: tuple[float, ...] | None = None,
+             std: tuple[float, ...] | None = None, flip: bool = True, root: str | Path | None = None,
+             hint: str = "") -> Callable[[Loader], Loader]:
+    """Decorator that adds a loader to :data:`DATASETS` under ``name``.
+
+    ``find(root)`` returns the folder holding the files (raising :class:`YocoError` naming what it expected);
+    ``load(folder, resolution)`` reads them. ``mean``/``std`` of ``None`` mean "computed from the training
+    images" (the loader fills them). ``root`` is a fixed default location; otherwise ``$YOCO_DATA/<name>``.
+    """
+
+    def wrap(fn: Loader) -> Loader:
+        DATASETS[name] = DatasetSpec(name, fn, find, description, mean, std, flip,
+                                     Path(root) if root is not None else None, hint)
+        return fn
+
+    return wrap
+
+
+def _spec(name: str) -> DatasetSpec:
+    key = str(name).strip().lower()
+    key = ALIASES.get(key, key)
+    if key not in DATASETS:
+        raise YocoError(f"unknown dataset {name!r}; known datasets: {', '.join(dataset_names())}")
+    return DATASETS[key]
+
+
+def dataset_names() -> list[str]:
+    """The registered dataset names, in registration order."""
+    return list(DATASETS)
+
+
+def default_root(name: str) -> Path:
+    """Where ``name`` is looked for when no root is given.
+
+    A dataset with a fixed location (Fashion-MNIST: the Debian package's folder) uses it when it exists;
+    otherwise ``$YOCO_DATA/<name>``, or ``~/.yoco/data/<name>`` when ``YOCO_DATA`` is unset.
+    """
+    spec = _spec(name)
+    if spec.root is not None and spec.root.is_dir():
+        return spec.root
+    base = os.environ.get("YOCO_DATA")
+    return (Path(base).expanduser() if base else Path.home() / ".yoco" / "data") / spec.name
+
+
+def normalization(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The per-channel (mean, std) of ``name`` for pixels in [0, 1], without loading any data."""
+    spec = _spec(name)
+    if spec.mean is None or spec.std is None:
+        raise YocoError(f"{spec.name}: mean and std are computed from the training images; load the dataset "
+                        f"and read its .mean and .std")
+    return spec.mean, spec.std
+
+
+def dataset_flip(name: str) -> bool:
+    """Whether horizontal flips are a valid augmentation for ``name`` (not for digit datasets)."""
+    return _spec(name).flip
+
+
+def dataset_status(root_overrides: dict[str, str] | None = None) -> list[dict]:
+    """One row per dataset: name, description, the root looked at, its default root, and whether it is found.
+
+    Only checks that the expected files or folders exist; nothing is read.
+    """
+    overrides = {_spec(k).name: v for k, v in (root_overrides or {}).items() if v}
+    rows = []
+    for name, spec in DATASETS.items():
+        root = Path(overrides[name]).expanduser() if name in overrides else default_root(name)
+        try:
+            spec.find(root)
+            found = True
+        except YocoError:
+            found = False
+        rows.append({"name": name, "description": spec.description, "root": str(root),
+                     "default_root": str(default_root(name)), "found": found})
+    return rows
+
+
+def load_dataset(name: str, root: str | Path | None = None, resolution: int | None = None) -> RealDataset:
+    """Read dataset ``name`` from ``root`` (default :func:`default_root`).
+
+    ``resolution`` resizes to ``resolution`` x ``resolution``: image folders (ImageNet subsets: default 224)
+    resize the shorter side and center-crop; fixed-size datasets are resized bilinearly (they are square).
+    """
+    spec = _spec(name)
+    if resolution is not None and (isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1):
+        raise YocoError(f"{spec.name}: resolution must be a positive integer, got {resolution!r}")
+    base = Path(root).expanduser() if root is not None else default_root(spec.name)
+    try:
+        folder = spec.find(base)
+    except YocoError as exc:
+        raise YocoError(f"{exc}{'; ' + spec.hint if spec.hint else ''}") from None
+    s = spec.load(folder, resolution)
+    train, test = s.train_images, s.test_images
+    if resolution is not None and tuple(train.shape[2:]) != (resolution, resolution):
+        logger.info("%s: resizing %s images to %dx%d", spec.name, list(train.shape[2:]), resolution, resolution)
+        train, test = _resize_uint8(train, resolution), _resize_uint8(test, resolution)
+    mean = spec.mean if spec.mean is not None else s.mean
+    std = spec.std if spec.std is not None else s.std
+    if mean is None or std is None:
+        mean, std = _pixel_stats(train)
+    ds = RealDataset(name=spec.name, train_images=train, train_labels=s.train_labels, test_images=test,
+                     test_labels=s.test_labels, classes=list(s.classes), mean=mean, std=std, flip=spec.flip,
+                     root=str(folder))
+    logger.info("loaded %r", ds)
+    return ds
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Shared helpers
+
+
+def _resize_uint8(images: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor:
+    """Bilinear (antialiased) resize of uint8 ``[N, C, H, W]`` to ``size`` x ``size``, chunked to bound memory."""
+    out = torch.empty((len(images), images.shape[1], size, size), dtype=torch.uint8)
+    for i in range(0, len(images), chunk):
+        x = images[i : i + chunk].to(torch.float32)
+        y = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
+                                            antialias=True)
+        out[i : i + chunk] = y.round().clamp(0, 255).to(torch.uint8)
+    return out
+
+
+def _pixel_stats(images: torch.Tensor, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and (population) std of uint8 images scaled to [0, 1]."""
+    c = images.shape[1]
+    total = torch.zeros(c, dtype=torch.float64)
+    squares = torch.zeros(c, dtype=torch.float64)
+    for i in range(0, len(images), chunk):
+        x = images[i : i + chunk].to(torch.float64) / 255.0
+        total += x.sum((0, 2, 3))
+        squares += (x * x).sum((0, 2, 3))
+    n = max(1, images.numel() // max(c, 1))
+    mean = total / n
+    std = (squares / n - mean * mean).clamp_min(0).sqrt().clamp_min(1e-3)
+    return tuple(mean.tolist()), tuple(std.tolist())
+
+
+def _read_file(path: Path) -> bytes:
+    """The bytes of ``path``, gunzipped when they start with the gzip magic (whatever the file is called)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise YocoError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise YocoError(f"{path}: corrupt or truncated gzip data ({exc})") from None
+    return raw
+
+
+def _labels(values: Any, n_classes: int, path: Path) -> torch.Tensor:
+    """Integer labels as int64, checked to lie in ``0..n_classes-1``."""
+    y = torch.as_tensor(np.asarray(values).reshape(-1).astype(np.int64))
+    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= n_classes):
+        raise YocoError(f"{path}: labels span {int(y.min())}..{int(y.max())}, expected 0..{n_classes - 1}")
+    return y
+
+
+# ----------------------------------------------------------------------------------------------------------
+# IDX (MNIST, Fashion-MNIST)
+
+
+def read_idx(path: str | Path, magic: int) -> np.ndarray:
+    """Read an IDX file of unsigned bytes (gzipped or not), checking its magic number and length.
+
+    ``magic`` is 0x00000803 for image files ([N, H, W]) and 0x00000801 for label files ([N]).
+    """
+    path = Path(path)
+    raw = _read_file(path)
+    ndim = magic & 0xFF
+    header = 4 + 4 * ndim
+    if len(raw) < 4:
+        raise YocoError(f"{path}: truncated IDX file ({len(raw)} bytes, no header)")
+    found = struct.unpack(">I", raw[:4])[0]
+    if found != magic:
+        kind = "images" if magic == IDX_IMAGES else "labels"
+        raise YocoError(f"{path}: IDX magic number is 0x{found:08x}, expected 0x{magic:08x} ({kind} as unsigned bytes)")
+    if len(raw) < header:
+        raise YocoError(f"{path}: truncated IDX file ({len(raw)} bytes, the header alone needs {header})")
+    dims = struct.unpack(f">{ndim}I", raw[4:header])
+    size = math.prod(dims)
+    if len(raw) - header != size:
+        what = "truncated IDX file" if len(raw) - header < size else "IDX file longer than its header says"
+        raise YocoError(f"{path}: {what}: header says {' x '.join(map(str, dims))} = {size} bytes of data, "
+                        f"found {len(raw) - header}")
+    return np.frombuffer(raw, dtype=np.uint8, count=size, offset=header).reshape(dims).copy()
+
+
+def _idx_finder(torchvision_folder: str) -> Finder:
+    """A finder for the four IDX files in ``root``, ``root/<torchvision_folder>/raw`` or ``root/raw``."""
+
+    def find(root: Path) -> Path:
+        candidates = (root, root / torchvision_folder / "raw", root / "raw")
+        for folder in candidates:
+            if any((folder / f"{stem}{ext}").is_file() for stem in IDX_FILES for ext in ("", ".gz")):
+                return folder
+        problem = "does not exist" if not root.exists() else "holds none of the IDX files"
+        raise YocoError(f"{root} {problem}: expected {', '.join(IDX_FILES)} (each optionally .gz) in {root} "
+                        f"or {root / torchvision_folder / 'raw'}")
+
+    return find
+
+
+def _idx_file(folder: Path, stem: str) -> Path:
+    for candidate in (folder / stem, folder / f"{stem}.gz"):
+        if candidate.is_file():
+            return candidate
+    raise YocoError(f"{folder / stem}: missing (neither {stem} nor {stem}.gz is in {folder})")
+
+
+def _load_idx(folder: Path, classes: Sequence[str]) -> Splits:
+    out = []
+    for images_stem, labels_stem in ((IDX_FILES[0], IDX_FILES[1]), (IDX_FILES[2], IDX_FILES[3])):
+        images_path, labels_path = _idx_file(folder, images_stem), _idx_file(folder, labels_stem)
+        x = read_idx(images_path, IDX_IMAGES)
+        y = read_idx(labels_path, IDX_LABELS)
+        if len(x) != len(y):
+            raise YocoError(f"{labels_path}: {len(y)} labels but {images_path.name} holds {len(x)} images")
+        out += [torch.from_numpy(x).unsqueeze(1), _labels(y, len(classes), labels_path)]
+    return Splits(*out, classes=list(classes))
+
+
+@register("fashion-mnist", find=_idx_finder("FashionMNIST"), description="Fashion-MNIST, 28x28 grey, 10 classes",
+          mean=(0.2860,), std=(0.3530,), flip=True, root="/usr/share/datasets/fashion-mnist",
+          hint="install the Debian package dataset-fashion-mnist or pass the folder holding the IDX files")
+def load_fashion_mnist(folder: Path, resolution: int | None) -> Splits:
+    """Fashion-MNIST from its four IDX files."""
+    return _load_idx(folder, FASHION_MNIST_CLASSES)
+
+
+@register("mnist", find=_idx_finder("MNIST"), description="MNIST digits, 28x28 grey, 10 classes",
+          mean=(0.1307,), std=(0.3081,), flip=False)
+def load_mnist(folder: Path, resolution: int | None) -> Splits:
+    """MNIST from its four IDX files."""
+    return _load_idx(folder, DIGITS)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# CIFAR python batches
+
+
+def _numpy_multiarray() -> Any:
+    try:
+        return importlib.import_module("numpy._core.multiarray")
+    except ImportError:
+        return importlib.import_module("numpy.core.multiarray")
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickler that can rebuild numpy arrays and plain containers and nothing else.
+
+    A CIFAR batch is a dict of lists, strings and one uint8 array; any other global the pickle asks for (a
+    function to call, a class to build) is refused before anything runs.
+    """
+
+    PLAIN = frozenset({"list", "dict", "tuple", "set", "frozenset", "bytes", "bytearray", "str", "int", "float",
+                       "complex", "bool"})
+
+    def __init__(self, fh: Any, path: Path) -> None:
+        super().__init__(fh, encoding="bytes")
+        self.path = path
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module in ("numpy.core.multiarray", "numpy._core.multiarray") and name in ("_reconstruct", "scalar"):
+            return getattr(_numpy_multiarray(), name)
+        if module == "numpy" and name in ("ndarray", "dtype"):
+            return getattr(np, name)
+        if module in ("builtins", "__builtin__") and name in self.PLAIN:
+            return getattr(builtins, name)
+        if (module, name) == ("_codecs", "encode"):
+            # Python 3 writes bytes in protocol-2 pickles as _codecs.encode(text, "latin1").
+            return _latin1_encode
+        raise YocoError(f"{self.path}: the pickle asks for {module}.{name}, which a CIFAR batch never needs; "
+                        f"refusing to load it (only numpy arrays and plain lists/dicts are allowed)")
+
+
+def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
+    if encoding not in ("latin1", "latin-1", "iso-8859-1"):
+        raise pickle.UnpicklingError(f"unexpected encoding {encoding!r}")
+    return text.encode("latin1")
+
+
+def read_cifar_pickle(path: str | Path) -> dict[str, Any]:
+    """Read one CIFAR python batch with the restricted unpickler; keys are returned as ``str``."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            obj = _CifarUnpickler(fh, path).load()
+    except YocoError:
+        raise
+    except OSError as exc:
+        raise YocoError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a corrupt file
+        raise YocoError(f"{path}: not a readable CIFAR batch ({type(exc).__name__}: {exc})") from None
+    if not isinstance(obj, dict):
+        raise YocoError(f"{path}: expected a pickled dict, found {type(obj).__name__}")
+    return {(k.decode("latin1") if isinstance(k, bytes) else str(k)): v for k, v in obj.items()}
+
+
+def _text(v: Any) -> str:
+    return v.decode("utf-8", errors="replace") if isinstance(v, bytes) else str(v)
+
+
+def _cifar_batch(path: Path, label_key: str, n_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    d = read_cifar_pickle(path)
+    for key in ("data", label_key):
+        if key not in d:
+            raise YocoError(f"{path}: no {key!r} entry (found {', '.join(sorted(d))})")
+    data = d["data"]
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != CIFAR_ROW:
+        shape = list(getattr(data, "shape", [])) if isinstance(data, np.ndarray) else type(data).__name__
+        raise YocoError(f"{path}: 'data' must be uint8 rows of {CIFAR_ROW} bytes (3x32x32, CHW), found {shape}")
+    labels = _labels(d[label_key], n_classes, path)
+    if len(labels) != len(data):
+        raise YocoError(f"{path}: {len(labels)} labels but {len(data)} images")
+    return torch.from_numpy(np.ascontiguousarray(data).reshape(-1, 3, 32, 32).copy()), labels
+
+
+def _cifar_finder(folder_name: str, required: Sequence[str]) -> Finder:
+    def find(root: Path) -> Path:
+        for folder in (root / folder_name, root):
+            if any((folder / f).is_file() for f in required):
+                return folder
+        problem = "does not exist" if not root.exists() else "holds no CIFAR batches"
+        raise YocoError(f"{root} {problem}: expected {', '.join(required)} in {root / folder_name} "
+                        f"(torchvision's layout) or in {root} itself")
+
+    return find
+
+
+def _cifar_file(folder: Path, name: str) -> Path:
+    path = folder / name
+    if not path.is_file():
+        raise YocoError(f"{path}: missing (a CIFAR folder holds {name} next to the other batch files)")
+    return path
+
+
+def _load_cifar(folder: Path, train_files: Sequence[str], test_file: str, meta_file: str, names_key: str,
+                label_key: str) -> Splits:
+    paths = [_cifar_file(folder, f) for f in (*train_files, test_file, meta_file)]
+    meta = read_cifar_pickle(paths[-1])
+    if names_key not in meta:
+        raise YocoError(f"{paths[-1]}: no {names_key!r} entry (found {', '.join(sorted(meta))})")
+    classes = [_text(n) for n in meta[names_key]]
+    train = [_cifar_batch(p, label_key, len(classes)) for p in paths[:-2]]
+    test_x, test_y = _cifar_batch(paths[-2], label_key, len(classes))
+    return Splits(torch.cat([x for x, _ in train]), torch.cat([y for _, y in train]), test_x, test_y, classes)
+
+
+CIFAR10_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
+
+
+@register("cifar10", find=_cifar_finder("cifar-10-batches-py", (*CIFAR10_FILES, "test_batch", "batches.meta")),
+          description="CIFAR-10, 32x32 colour, 10 classes", mean=(0.4914, 0.4822, 0.4465),
+          std=(0.2023, 0.1994, 0.2010), flip=True)
+def load_cifar10(folder: Path, resolution: int | None) -> Splits:
+    """CIFAR-10 from torchvision's ``cifar-10-batches-py`` folder."""
+    return _load_cifar(folder, CIFAR10_FILES, "test_batch", "batches.meta", "label_names", "labels")
+
+
+@register("cifar100", find=_cifar_finder("cifar-100-python", ("train", "test", "meta")),
+          description="CIFAR-100, 32x32 colour, 100 (fine) classes", mean=(0.5071, 0.4866, 0.4409),
+          std=(0.2673, 0.2564, 0.2762), flip=True)
+def load_cifar100(folder: Path, resolution: int | None) -> Splits:
+    """CIFAR-100 (fine labels) from torchvision's ``cifar-100-python`` folder."""
+    return _load_cifar(folder, ("train",), "test", "meta", "fine_label_names", "fine_labels")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# SVHN
+
+
+SVHN_FILES = ("train_32x32.mat", "test_32x32.mat")
+
+
+def _svhn_find(root: Path) -> Path:
+    if any((root / f).is_file() for f in SVHN_FILES):
+        return root
+    problem = "does not exist" if not root.exists() else "holds no SVHN files"
+    raise YocoError(f"{root} {problem}: expected {' and '.join(SVHN_FILES)} (the cropped-digits format) in {root}")
+
+
+def _svhn_split(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    import scipy.io
+
+    if not path.is_file():
+        raise YocoError(f"{path}: missing (SVHN needs both {' and '.join(SVHN_FILES)})")
+    try:
+        mat = scipy.io.loadmat(str(path), variable_names=["X", "y"])
+    except (OSError, ValueError, NotImplementedError, TypeError) as exc:
+        raise YocoError(f"{path}: not a readable .mat file ({exc})") from None
+    if "X" not in mat or "y" not in mat:
+        raise YocoError(f"{path}: expected variables X and y")
+    x, y = mat["X"], np.asarray(mat["y"]).reshape(-1)
+    if x.ndim != 4 or x.shape[2] != 3 or x.dtype != np.uint8:
+        raise YocoError(f"{path}: X must be uint8 [H, W, 3, N], found {x.dtype} {list(x.shape)}")
+    if len(y) != x.shape[3]:
+        raise YocoError(f"{path}: {len(y)} labels but {x.shape[3]} images")
+    if y.size and (y.min() < 0 or y.max() > 10):
+        raise YocoError(f"{path}: labels span {y.min()}..{y.max()}, expected 1..10 (10 is the digit 0)")
+    y = np.where(y == 10, 0, y)
+    images = torch.from_numpy(np.ascontiguousarray(x.transpose(3, 2, 0, 1)))
+    return images, torch.from_numpy(y.astype(np.int64))
+
+
+@register("svhn", find=_svhn_find, description="SVHN cropped digits, 32x32 colour, 10 classes",
+          mean=(0.4377, 0.4438, 0.4728), std=(0.1980, 0.2010, 0.1970), flip=False)
+def load_svhn(folder: Path, resolution: int | None) -> Splits:
+    """SVHN from ``train_32x32.mat`` and ``test_32x32.mat`` (label 10 is the digit 0)."""
+    train_x, train_y = _svhn_split(folder / SVHN_FILES[0])
+    test_x, test_y = _svhn_split(folder / SVHN_FILES[1])
+    return Splits(train_x, train_y, test_x, test_y, DIGITS)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Image folders (ImageNet subsets and any other tree of class folders)
+
+
+def imagenet_classes(name: str) -> list[str]:
+    """The WordNet ids of a packaged ImageNet subset (``imagenet10``, ``imagenet100``); label = position."""
+    try:
+        text = (resources.files("yoco.data") / "classlists" / f"{name}.txt").read_text()
+    except FileNotFoundError:
+        raise YocoError(f"no packaged class list for {name!r} (expected yoco/data/classlists/{name}.txt)") from None
+    return [line.split()[0] for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def _image_files(folder: Path) -> list[Path]:
+    """The image files in ``folder`` (recursively, sorted), by extension."""
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    if not files:
+        raise YocoError(f"{folder}: class folder has no images (looked for {', '.join(IMAGE_EXTENSIONS)})")
+    return files
+
+
+def _class_dirs(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _resize_center_crop(im: Any, size: int) -> Any:
+    """Shorter side to ``size`` (bilinear), then the central ``size`` x ``size`` crop, as torchvision's
+    ``Resize(size)`` + ``CenterCrop(size)`` do (the preprocessing IDC used)."""
+    from PIL import Image
+
+    w, h = im.size
+    if min(w, h) != size:
+        if w <= h:
+            im = im.resize((size, int(size * h / w)), Image.Resampling.BILINEAR)
+        else:
+            im = im.resize((int(size * w / h), size), Image.Resampling.BILINEAR)
+        w, h = im.size
+    left, top = round((w - size) / 2.0), round((h - size) / 2.0)
+    return im.crop((left, top, left + size, top + size))
+
+
+def _decode(path: Path, mode: str, size: int | None) -> np.ndarray:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im = im.convert(mode)
+            if size is not None:
+                im = _resize_center_crop(im, size)
+            a = np.asarray(im, dtype=np.uint8)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise YocoError(f"{path}: cannot read the image ({exc})") from None
+    return a[:, :, None] if a.ndim == 2 else a
+
+
+def _probe(paths: Sequence[Path]) -> tuple[dict[tuple[int, int], Path], bool]:
+    """Each size (H, W) with one file of that size, and whether every image is greyscale (headers only)."""
+    from PIL import Image
+
+    sizes: dict[tuple[int, int], Path] = {}
+    grey = True
+    for p in paths:
+        try:
+            with Image.open(p) as im:
+                sizes.setdefault((im.size[1], im.size[0]), p)
+                grey = grey and im.mode in ("1", "L", "LA")
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            raise YocoError(f"{p}: cannot read the image ({exc})") from None
+    return sizes, grey
+
+
+def _load_images(paths: Sequence[Path], mode: str, size: int | None, shape: tuple[int, int], desc: str
+                 ) -> torch.Tensor:
+    """Decode ``paths`` into one uint8 ``[N, C, H, W]`` tensor, in a few threads (Pillow releases the GIL)."""
+    channels = 1 if mode == "L" else 3
+    out = torch.empty((len(paths), channels, *shape), dtype=torch.uint8)
+    workers = max(1, min(8, os.cpu_count() or 1))
+    with (tqdm(total=len(paths), desc=desc, unit="img", disable=len(paths) < 1000, dynamic_ncols=True) as bar,
+          ThreadPoolExecutor(workers) as pool):
+        for i, a in enumerate(pool.map(lambda p: _decode(p, mode, size), paths)):
+            if a.shape[:2] != shape:
+                raise YocoError(f"{paths[i]}: image is {a.shape[1]}x{a.shape[0]}, expected {shape[1]}x{shape[0]}")
+            out[i].numpy()[...] = a.transpose(2, 0, 1)
+            bar.update()
+    return out
+
+
+def _collect(split_dir: Path, classes: Sequence[str]) -> tuple[list[Path], torch.Tensor]:
+    paths: list[Path] = []
+    labels: list[int] = []
+    for c, cls in enumerate(classes):
+        folder = split_dir / cls
+        if not folder.is_dir():
+            raise YocoError(f"{folder}: missing class folder (expected one folder per class in {split_dir})")
+        files = _image_files(folder)
+        paths += files
+        labels += [c] * len(files)
+    return paths, torch.tensor(labels, dtype=torch.int64)
+
+
+def _folder_splits(train_dir: Path, test_dir: Path, classes: Sequence[str], test_classes: Sequence[str],
+                   mode: str, size: int | None, shape: tuple[int, int], name: str) -> Splits:
+    train_paths, train_y = _collect(train_dir, classes)
+    test_paths, test_idx = _collect(test_dir, test_classes)
+    remap = torch.tensor([list(classes).index(c) for c in test_classes], dtype=torch.int64)
+    test_y = remap[test_idx] if len(test_idx) else test_idx
+    train_x = _load_images(train_paths, mode, size, shape, f"{name} {train_dir.name}")
+    test_x = _load_images(test_paths, mode, size, shape, f"{name} {test_dir.name}")
+    return Splits(train_x, train_y, test_x, test_y, list(classes))
+
+
+def _imagenet_finder(subset: str) -> Finder:
+    def find(root: Path) -> Path:
+        if not ((root / "train").is_dir() and (root / "val").is_dir()):
+            problem = "does not exist" if not root.exists() else "lacks train/ or val/"
+            raise YocoError(f"{root} {problem}: expected an ImageNet image folder with train/<wnid>/ and "
+                            f"val/<wnid>/ (validation images sorted into class folders) for the classes in "
+                            f"yoco/data/classlists/{subset}.txt")
+        return root
+
+    return find
+
+
+def _load_imagenet(root: Path, subset: str, resolution: int | None) -> Splits:
+    size = resolution or IMAGENET_RESOLUTION
+    classes = imagenet_classes(subset)
+    return _folder_splits(root / "train", root / "val", classes, classes, "RGB", size, (size, size), subset)
+
+
+@register("imagenet10", find=_imagenet_finder("imagenet10"), mean=IMAGENET_MEAN, std=IMAGENET_STD, flip=True,
+          description="ImageNet-10 (IDC's 10 classes), image folder resized to 224 (or --resolution)")
+def load_imagenet10(folder: Path, resolution: int | None) -> Splits:
+    """The 10 ImageNet classes IDC used, from ``train/<wnid>`` and ``val/<wnid>``."""
+    return _load_imagenet(folder, "imagenet10", resolution)
+
+
+@register("imagenet100", find=_imagenet_finder("imagenet100"), mean=IMAGENET_MEAN, std=IMAGENET_STD, flip=True,
+          description="ImageNet-100 (CMC/IDC's 100 classes), image folder resized to 224 (or --resolution)")
+def load_imagenet100(folder: Path, resolution: int | None) -> Splits:
+    """The 100 ImageNet classes of CMC/IDC, from ``train/<wnid>`` and ``val/<wnid>``."""
+    return _load_imagenet(folder, "imagenet100", resolution)
+
+
+def _imagefolder_find(root: Path) -> Path:
+    if (root / "train").is_dir() and ((root / "val").is_dir() or (root / "test").is_dir()):
+        return root
+    problem = "does not exist" if not root.exists() else "has no train/ with val/ or test/ beside it"
+    raise YocoError(f"{root} {problem}: an image folder needs a test split, laid out as train/<class>/<image> "
+                    f"and val/<class>/<image> (or test/<class>/<image>)")
+
+
+@register("imagefolder", find=_imagefolder_find, flip=True,
+          description="any train/<class>/ + val/ or test/ image tree (mean/std from the training images)")
+def load_imagefolder(root: Path, resolution: int | None) -> Splits:
+    """A generic image tree; classes are the sorted folder names of ``train/``.
+
+    Without ``resolution`` every image must share one size, which is kept; greyscale trees stay 1-channel.
+    """
+    train_dir = root / "train"
+    test_dir = root / "val" if (root / "val").is_dir() else root / "test"
+    classes = _class_dirs(train_dir)
+    if not classes:
+        raise YocoError(f"{train_dir}: no class folders")
+    test_classes = _class_dirs(test_dir)
+    unknown = sorted(set(test_classes) - set(classes))
+    if unknown:
+        raise YocoError(f"{test_dir}: class folders {', '.join(unknown)} are not in {train_dir}")
+    paths = [p for c in classes for p in _image_files(train_dir / c)]
+    paths += [p for c in test_classes for p in _image_files(test_dir / c)]
+    sizes, grey = _probe(paths)
+    if resolution is None and len(sizes) > 1:
+        (a, pa), (b, pb) = sorted(sizes.items())[:2]
+        raise YocoError(f"{root}: images differ in size ({pa} is {a[1]}x{a[0]}, {pb} is {b[1]}x{b[0]}); pass a "
+                        f"resolution to resize them")
+    shape = (resolution, resolution) if resolution is not None else next(iter(sizes))
+    return _folder_splits(train_dir, test_dir, classes, test_classes, "L" if grey else "RGB", resolution, shape,
+                          "imagefolder")

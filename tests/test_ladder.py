@@ -1,0 +1,122 @@
+"""The size ladder end to end on a tiny MNIST-format dataset written to disk."""
+
+import dataclasses
+import json
+
+import pytest
+import torch
+from helpers import separable_images, tiny_real, write_mnist_like
+
+import yoco.ladder as ladder
+from yoco.data.condensed import CondensedMeta, CondensedSet
+from yoco.dynamics import DynamicsConfig
+from yoco.errors import YocoError
+from yoco.evaluate import EvalConfig
+from yoco.ladder import LadderConfig, run_ladder
+
+
+def _setup(tmp_path):
+    real = tiny_real(n_per_class=20, num_classes=10, size=16)
+    write_mnist_like(tmp_path / "data", real)
+    x, y = separable_images(4, 10, 16, seed=3)
+    cs = CondensedSet(x, y, CondensedMeta("mnist", 10, method="test", ipc=4, factor=1), source="src")
+    cfg = LadderConfig(
+        dataset="mnist", ipcs=(1, 2), rules=("yoco", "forgetting"), repeat=2,
+        dynamics=DynamicsConfig(model="convnet", width=8, epochs=6, runs=2, batch_size=16),
+        eval=EvalConfig(model="convnet", width=8, epochs=3, test_points=1, device="cpu"),
+        lbpe_epochs=4, lbpe_top_k=2, el2n_epochs=2,
+    )
+    return cs, cfg, str(tmp_path / "data")
+
+
+def _count_evals(monkeypatch):
+    calls = []
+    real_eval = ladder.evaluate_condensed
+
+    def counting(*a, **k):
+        calls.append(1)
+        return real_eval(*a, **k)
+
+    monkeypatch.setattr(ladder, "evaluate_condensed", counting)
+    return calls
+
+
+def test_tiny_ladder_end_to_end_and_resume(tmp_path, monkeypatch):
+    cs, cfg, root = _setup(tmp_path)
+    calls = _count_evals(monkeypatch)
+    out = tmp_path / "run"
+    doc = run_ladder(cs, cfg, out, data_root=root, device="cpu", progress=False)
+    for name in ("results.csv", "results.json", "results.md", "ladder.png"):
+        assert (out / name).exists(), name
+    assert len(calls) == 2 * 2 * 2 + 2  # rules x ipcs x repeats + the unpruned source
+    rows = {(r["rule"], r["ipc"]): r for r in doc["rows"]}
+    assert set(rows) == {("lbpe_easy_balance", 1), ("lbpe_easy_balance", 2), ("forgetting_hard_imbalance", 1),
+                         ("forgetting_hard_imbalance", 2), ("source", None)}
+    # the numbers agree across the outputs
+    r = rows[("lbpe_easy_balance", 2)]
+    assert len(r["repeats"]) == 2
+    assert r["last_mean"] == pytest.approx(sum(r["repeats"]) / 2)
+    md = (out / "results.md").read_text()
+    assert f"{100 * r['last_mean']:.2f} ± {100 * r['last_std']:.2f}" in md
+    csv = (out / "results.csv").read_text()
+    assert f"lbpe_easy_balance,2,2,{';'.join(f'{100 * a:.2f}' for a in r['repeats'])}," in csv
+    assert (out / "ladder.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # pruned sets: balanced keeps ipc per class
+    kept = json.loads((out / "pruned" / "lbpe_easy_balance-ipc2.json").read_text())
+    assert kept["class_counts"] == [2] * 10
+
+    # interrupted ladder: drop two finished cells, rerun, only those two are trained again
+    cells = sorted((out / "cells").glob("*.json"))
+    for c in cells[:2]:
+        c.unlink()
+    calls.clear()
+    doc2 = run_ladder(cs, cfg, out, data_root=root, device="cpu", progress=False)
+    assert len(calls) == 2
+    assert json.loads((out / "results.json").read_text())["rows"] == doc2["rows"]
+
+    # a changed evaluation config reruns the cells, not the dynamics
+    calls.clear()
+    dyn_files = sorted((out / "cache").glob("dynamics-*"))
+    cfg3 = dataclasses.replace(cfg, ipcs=(1,), eval=dataclasses.replace(cfg.eval, epochs=2))
+    run_ladder(cs, cfg3, out, data_root=root, device="cpu", progress=False)
+    assert len(calls) == 2 * 1 * 2 + 2
+    assert sorted((out / "cache").glob("dynamics-*")) == dyn_files
+
+
+def test_other_source_refused_without_force(tmp_path):
+    cs, cfg, root = _setup(tmp_path)
+    cfg = dataclasses.replace(cfg, rules=("random_balance",), ipcs=(1,), repeat=1, reference=False)
+    out = tmp_path / "run"
+    run_ladder(cs, cfg, out, data_root=root, device="cpu", progress=False)
+    other = CondensedSet(cs.images.flip(0), cs.labels.flip(0), cs.meta, source="other")
+    with pytest.raises(YocoError, match="--force"):
+        run_ladder(other, cfg, out, data_root=root, device="cpu", progress=False)
+    run_ladder(other, cfg, out, data_root=root, device="cpu", progress=False, force=True)
+
+
+def test_failed_cell_is_reported_and_rest_completes(tmp_path, monkeypatch):
+    cs, cfg, root = _setup(tmp_path)
+    cfg = dataclasses.replace(cfg, rules=("random_balance", "yoco"), ipcs=(1,), repeat=1, reference=False)
+    real_eval = ladder.evaluate_condensed
+
+    def flaky(cs_, *a, **k):
+        if "random_balance" in cs_.meta.method:
+            raise RuntimeError("simulated out-of-memory")
+        return real_eval(cs_, *a, **k)
+
+    monkeypatch.setattr(ladder, "evaluate_condensed", flaky)
+    doc = run_ladder(cs, cfg, tmp_path / "run", data_root=root, device="cpu", progress=False)
+    assert doc["failed_cells"] == 1
+    md = (tmp_path / "run" / "results.md").read_text()
+    assert "failed" in md and "simulated out-of-memory" in md
+    ok = [r for r in doc["rows"] if r["rule"] == "lbpe_easy_balance"][0]
+    assert ok["last_mean"] is not None
+
+
+def test_parallel_workers_match_in_process(tmp_path):
+    cs, cfg, root = _setup(tmp_path)
+    cfg = dataclasses.replace(cfg, rules=("yoco",), ipcs=(1,), repeat=2, reference=False)
+    a = run_ladder(cs, cfg, tmp_path / "serial", data_root=root, device="cpu", progress=False)
+    b = run_ladder(cs, cfg, tmp_path / "parallel", data_root=root, device="cpu", progress=False, workers=2)
+    torch.set_num_threads(2)
+    assert [r["repeats"] for r in a["rows"]] == [r["repeats"] for r in b["rows"]]
