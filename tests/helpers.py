@@ -24,7 +24,7 @@ def tiny_real(n_per_class: int = 10, num_classes: int = 4, size: int = 16, name:
 
     x, y = separable_images(n_per_class, num_classes, size, seed=0)
     tx, ty = separable_images(n_per_class, num_classes, size, seed=1)
-    to8 = lambda t: (t * 255).round().to(torch.uint8)  # noqa: E731
+    to8 = lambda t: (t * 255).round().to(torch.uint8)
     return RealDataset(name=name, train_images=to8(x), train_labels=y, test_images=to8(tx), test_labels=ty,
                        classes=[str(c) for c in range(num_classes)], mean=(0.3,), std=(0.3,), flip=False, root="<memory>")
 

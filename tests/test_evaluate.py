@@ -66,7 +66,7 @@ def test_nan_and_empty_class_refused():
 
 
 def test_cli_evaluate_writes_json_and_interrupt_leaves_nothing(tmp_path, monkeypatch, capsys):
-    import yoco.data.datasets as datasets
+    from yoco.data import datasets
 
     monkeypatch.setattr(datasets, "load_dataset", lambda name, root=None, resolution=None: tiny_real())
     path = tmp_path / "set.safetensors"

@@ -7,7 +7,7 @@ import pytest
 import torch
 from helpers import separable_images, tiny_real, write_mnist_like
 
-import yoco.ladder as ladder
+from yoco import ladder
 from yoco.data.condensed import CondensedMeta, CondensedSet
 from yoco.dynamics import DynamicsConfig
 from yoco.errors import YocoError
@@ -109,7 +109,7 @@ def test_failed_cell_is_reported_and_rest_completes(tmp_path, monkeypatch):
     assert doc["failed_cells"] == 1
     md = (tmp_path / "run" / "results.md").read_text()
     assert "failed" in md and "simulated out-of-memory" in md
-    ok = [r for r in doc["rows"] if r["rule"] == "lbpe_easy_balance"][0]
+    ok = next(r for r in doc["rows"] if r["rule"] == "lbpe_easy_balance")
     assert ok["last_mean"] is not None
 
 

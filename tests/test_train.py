@@ -1,7 +1,7 @@
 import pytest
 import torch
-
 from helpers import separable_images
+
 from yoco.models import create_model
 from yoco.train import TrainConfig, accuracy, lr_at, milestone_epochs, seeded, train
 

@@ -89,7 +89,7 @@ class DSA:
             x = x * self._cutout_mask(x, rand)
         return x
 
-    def _affine(self, x: torch.Tensor, op: str, rand) -> torch.Tensor:  # noqa: ANN001
+    def _affine(self, x: torch.Tensor, op: str, rand) -> torch.Tensor:
         n, _, h, w = x.shape
         theta = torch.zeros(n, 2, 3, device=x.device, dtype=x.dtype)
         if op == "scale":
@@ -110,7 +110,7 @@ class DSA:
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
-    def _cutout_mask(self, x: torch.Tensor, rand) -> torch.Tensor:  # noqa: ANN001
+    def _cutout_mask(self, x: torch.Tensor, rand) -> torch.Tensor:
         n, _, h, w = x.shape
         ch, cw = int(h * self.p.cutout + 0.5), int(w * self.p.cutout + 0.5)
         cy = torch.floor(rand(n) * h).view(n, 1, 1)

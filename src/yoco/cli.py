@@ -25,13 +25,13 @@ def command(name: str) -> Callable[[Callable[[argparse.Namespace], int]], Callab
     return wrap
 
 
-def _real(args: argparse.Namespace):  # noqa: ANN202
+def _real(args: argparse.Namespace):
     from yoco.data.datasets import load_dataset
 
     return load_dataset(args.dataset, root=args.data_root, resolution=getattr(args, "resolution", None))
 
 
-def _eval_config(args: argparse.Namespace):  # noqa: ANN202
+def _eval_config(args: argparse.Namespace):
     from yoco.evaluate import EvalConfig
 
     return EvalConfig(model=args.model, width=args.width, epochs=args.epochs, repeat=args.repeat, seed=args.seed,
@@ -152,7 +152,7 @@ def _embeddings_path(scores_csv: str | Path) -> Path:
     return Path(scores_csv).with_suffix(".embeddings.safetensors")
 
 
-def _save_embeddings(dyn, path: Path) -> None:  # noqa: ANN001
+def _save_embeddings(dyn, path: Path) -> None:
     import torch
     from safetensors.torch import save_file
 
@@ -198,7 +198,6 @@ def _ipcs(text: str) -> tuple[int, ...]:
 def cmd_ladder(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from yoco.data.condensed import load
     from yoco.ladder import LadderConfig, preset_config, quick, run_ladder
 
     if args.preset:
@@ -229,7 +228,7 @@ def cmd_ladder(args: argparse.Namespace) -> int:
     return 0
 
 
-def _override_training(cfg, args: argparse.Namespace):  # noqa: ANN001, ANN202
+def _override_training(cfg, args: argparse.Namespace):
     import dataclasses
 
     ev, dy = cfg.eval, cfg.dynamics
@@ -244,7 +243,7 @@ def _override_training(cfg, args: argparse.Namespace):  # noqa: ANN001, ANN202
     return dataclasses.replace(cfg, eval=ev, dynamics=dy)
 
 
-def _ladder_source(args: argparse.Namespace, dataset: str):  # noqa: ANN202
+def _ladder_source(args: argparse.Namespace, dataset: str):
     from yoco.data.condensed import load
 
     if args.condensed and args.condense:
@@ -300,7 +299,7 @@ def cmd_condense(args: argparse.Namespace) -> int:
     if cfg.eval_every:
         quick_eval = EvalConfig(epochs=args.eval_epochs, repeat=1, test_points=1, device=args.device)
 
-        def eval_fn(cs):  # noqa: ANN001, ANN202
+        def eval_fn(cs):
             res = evaluate_condensed(cs, real, quick_eval, progress=False)
             return res["last_mean"]
 

@@ -94,7 +94,7 @@ def load_dynamics(path: str | Path) -> Dynamics:
     try:
         with safe_open(str(path), framework="pt") as fh:
             header = fh.metadata() or {}
-            missing = [k for k in _TENSORS if k not in fh.keys()]
+            missing = [k for k in _TENSORS if k not in fh.keys()]  # noqa: SIM118 - safe_open is no dict
             if missing or "yoco_dynamics" not in header:
                 raise YocoError(f"{path}: not a yoco dynamics file (missing {missing or 'header'})")
             tensors = {k: fh.get_tensor(k) for k in _TENSORS}
@@ -149,10 +149,10 @@ def record_dynamics(cs: CondensedSet, cfg: DynamicsConfig, device: str | torch.d
             model = create_model(cfg.model, c, x.shape[1], tuple(x.shape[-2:]), **kw).to(dev)
         buf = log_probs[r]
 
-        def on_batch(b: Batch) -> None:
+        def on_batch(b: Batch, buf: torch.Tensor = buf) -> None:
             buf[b.epoch, b.indices] = F.log_softmax(b.logits.float(), 1).to("cpu", torch.float16)
 
-        def on_epoch(epoch: int, m: torch.nn.Module) -> None:
+        def on_epoch(epoch: int, m: torch.nn.Module, buf: torch.Tensor = buf) -> None:
             buf[epoch] = F.log_softmax(predict(m, x), 1).to(torch.float16)
 
         hooks = {"on_batch": on_batch} if cfg.record == "train" else {"on_epoch": on_epoch}

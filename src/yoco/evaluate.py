@@ -107,7 +107,7 @@ def evaluate_condensed(cs: CondensedSet, real: RealDataset, cfg: EvalConfig, pro
             model = create_model(model_name, real.num_classes, real.channels, real.image_size, **kw).to(device)
         curve: list[tuple[int, float]] = []
 
-        def test_point(epoch: int, m: torch.nn.Module) -> None:
+        def test_point(epoch: int, m: torch.nn.Module, curve: list = curve) -> None:
             if epoch in points:
                 curve.append((epoch + 1, accuracy(m, test_x, test_y)))
 

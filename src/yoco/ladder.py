@@ -80,7 +80,7 @@ def cell_name(rule: str, ipc: int | None, seed: int) -> str:
 
 
 @lru_cache(maxsize=2)
-def _dataset(name: str, root: str | None):  # noqa: ANN202 - cached per worker process
+def _dataset(name: str, root: str | None):
     from yoco.data.datasets import load_dataset
 
     return load_dataset(name, root=root)
@@ -229,7 +229,7 @@ def _execute(tasks: list[dict[str, Any]], workers: int, ray_address: str | None,
     bar.close()
 
 
-def _ray_map(tasks: list[dict[str, Any]], address: str):  # noqa: ANN202
+def _ray_map(tasks: list[dict[str, Any]], address: str):
     try:
         import ray
     except ImportError:

@@ -10,14 +10,13 @@ IDC's protocol). Hooks see every batch's outputs (for training dynamics) and the
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 from tqdm.auto import tqdm
 
 from yoco.augment import DSA, cutmix, mixup
@@ -143,7 +142,7 @@ def train(
             on_epoch(epoch, model)
             model.train()
         if progress:
-            bar.set_postfix(loss=f"{float(loss):.3f}", lr=f"{lr_at(cfg, epoch):.2g}", refresh=False)
+            bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr_at(cfg, epoch):.2g}", refresh=False)
     return model
 
 

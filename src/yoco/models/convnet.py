@@ -7,7 +7,7 @@ features. ConvNet-3 with width 128, instance norm and average pooling is IDC's e
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from yoco.errors import YocoError
 from yoco.models.registry import Classifier, norm_layer, register_model

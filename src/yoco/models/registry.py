@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import torch.nn as nn
+from torch import nn
 
 from yoco.errors import YocoError
 
@@ -44,10 +44,10 @@ class Classifier(nn.Module):
 
     classifier: nn.Module
 
-    def features(self, x):  # noqa: ANN001, ANN201 - overridden
+    def features(self, x):
         raise NotImplementedError
 
-    def forward(self, x):  # noqa: ANN001, ANN201
+    def forward(self, x):
         return self.classifier(self.features(x))
 
 

@@ -1,0 +1,261 @@
+"""Importance scores: one value per decoded image, computed from the recorded training dynamics.
+
+Every score is a pure function ``(dynamics, config) -> [rows, N]`` (one row per training run, or one row for
+scores that do not depend on a run) registered with :func:`register_score`; :func:`compute_scores` averages
+the rows, so each score is the mean over runs as in the paper. The registry also records which end of a score
+is *hard*, so that a rule's ``easy``/``hard`` direction means the same thing for every score: ``easy`` keeps
+the least hard images, ``hard`` the hardest.
+
+The float16 log-probabilities are turned into float64 probabilities with a softmax, which renormalises the
+rows after float16 rounding (a log-softmax row is left unchanged up to that rounding).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from yoco.dynamics import Dynamics
+from yoco.errors import YocoError
+
+Harder = Literal["high", "low"]
+Direction = Literal["easy", "hard"]
+Balance = Literal["balance", "imbalance"]
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    """The windows the scores read (SPEC section 4): LBPE's first ``lbpe_epochs`` epochs and top ``lbpe_top_k``.
+
+    ``el2n_epochs`` is EL2N's window; ``seed`` seeds the ``random`` score.
+    """
+
+    lbpe_epochs: int = 100
+    lbpe_top_k: int = 10
+    el2n_epochs: int = 10
+    seed: int = 0
+
+
+ScoreFn = Callable[[Dynamics, ScoreConfig], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class ScoreSpec:
+    """A registered score: its function and how rules read it.
+
+    ``harder`` says which end is hard ("high" or "low"); ``directional`` is False for scores whose order means
+    nothing (``random``), which then take no ``easy``/``hard`` direction in a rule.
+    """
+
+    name: str
+    fn: ScoreFn
+    harder: Harder
+    default_direction: Direction
+    default_balance: Balance
+    directional: bool
+    summary: str
+
+
+_SCORES: dict[str, ScoreSpec] = {}
+
+
+def register_score(
+    name: str,
+    *,
+    harder: Harder = "high",
+    default_direction: Direction = "hard",
+    default_balance: Balance = "imbalance",
+    directional: bool = True,
+) -> Callable[[ScoreFn], ScoreFn]:
+    """Decorator adding a score function to the registry under ``name`` (the first docstring line is its summary)."""
+    if not re.fullmatch(r"[a-z][a-z0-9]*", name):
+        raise ValueError(f"score name {name!r} must be lower-case letters and digits (rules split on '_')")
+    if harder not in ("high", "low") or default_direction not in ("easy", "hard"):
+        raise ValueError(f"score {name!r}: harder must be high|low and default_direction easy|hard")
+    if default_balance not in ("balance", "imbalance"):
+        raise ValueError(f"score {name!r}: default_balance must be balance|imbalance")
+
+    def add(fn: ScoreFn) -> ScoreFn:
+        if name in _SCORES:
+            raise ValueError(f"score {name!r} is already registered")
+        summary = ((fn.__doc__ or "").strip().splitlines() or [""])[0]
+        _SCORES[name] = ScoreSpec(name, fn, harder, default_direction, default_balance, directional, summary)
+        return fn
+
+    return add
+
+
+def score_names() -> list[str]:
+    """Names of the registered scores, in registration order."""
+    return list(_SCORES)
+
+
+def get_score(name: str) -> ScoreSpec:
+    """The registry entry of ``name``; an unknown name is a :class:`YocoError` listing the known ones."""
+    if name not in _SCORES:
+        raise YocoError(f"unknown score {name!r}; known scores: {', '.join(_SCORES)}")
+    return _SCORES[name]
+
+
+def compute_scores(
+    dyn: Dynamics,
+    names: Iterable[str] | None = None,
+    *,
+    lbpe_epochs: int = 100,
+    lbpe_top_k: int = 10,
+    el2n_epochs: int = 10,
+    seed: int = 0,
+) -> dict[str, torch.Tensor]:
+    """Every requested score (all registered ones by default) as a float64 vector ``[N]``, averaged over runs.
+
+    Parameters
+    ----------
+    dyn : the recorded dynamics.
+    names : scores to compute; default all of :func:`score_names`.
+    lbpe_epochs, lbpe_top_k : LBPE's window (E, K); see :func:`lbpe_window` for the published ones.
+    el2n_epochs : EL2N averages the error over this many first epochs.
+    seed : seeds the ``random`` score.
+    """
+    cfg = ScoreConfig(lbpe_epochs, lbpe_top_k, el2n_epochs, seed)
+    specs = [get_score(n) for n in (score_names() if names is None else list(names))]
+    labels = dyn.labels
+    if labels.dtype in (torch.float16, torch.float32, torch.float64, torch.bool):
+        raise YocoError(f"{dyn.source}: labels must be integers, got {labels.dtype}")
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= dyn.num_classes):
+        raise YocoError(f"{dyn.source}: labels must lie in 0..{dyn.num_classes - 1}, "
+                        f"got {int(labels.min())}..{int(labels.max())}")
+    out: dict[str, torch.Tensor] = {}
+    for spec in specs:
+        value = spec.fn(dyn, cfg).to(torch.float64).mean(0)
+        bad = torch.isnan(value).nonzero().flatten()
+        if len(bad):
+            raise YocoError(f"{dyn.source}: score {spec.name} is NaN for {len(bad)} image(s) (first: "
+                            f"{bad[:5].tolist()}); the dynamics hold NaN or all -inf outputs")
+        out[spec.name] = value
+    return out
+
+
+def lbpe_window(dataset: str, method: str) -> tuple[int, int]:
+    """LBPE's (E, K) the published experiments used for a condensation ``method`` on ``dataset`` (SPEC 5).
+
+    MTT (10, 3), DSA (100, 3), KIP (50, 3), DREAM (200, 10); IDC and any other method: (100, 10) on CIFAR-10,
+    (200, 10) on CIFAR-100 and ImageNet subsets, and (100, 10) for every other dataset (Fashion-MNIST, MNIST,
+    SVHN, real images), which is the CIFAR-10 setting. Names are matched ignoring case and punctuation, and a
+    pruned set's method (``idc+lbpe_easy_balance``) counts as its source method.
+    """
+    m = _norm(method.split("+")[0])
+    by_method = {"mtt": (10, 3), "dsa": (100, 3), "kip": (50, 3), "dream": (200, 10)}
+    if m in by_method:
+        return by_method[m]
+    d = _norm(dataset)
+    if d == "cifar100" or d.startswith("imagenet"):
+        return (200, 10)
+    return (100, 10)
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def uniform_scores(n: int, seed: int) -> torch.Tensor:
+    """``n`` float64 draws from U[0, 1) of a generator seeded with ``seed`` (the ``random`` score and rule)."""
+    return torch.rand(n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def l2_error(log_probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """``||onehot(y) - softmax||_2`` over the last axis of ``log_probs [..., N, C]``, in float64: ``[..., N]``."""
+    probs = torch.softmax(log_probs.to(torch.float64), dim=-1)
+    onehot = F.one_hot(labels, probs.shape[-1]).to(torch.float64)
+    return torch.linalg.vector_norm(probs - onehot, dim=-1)
+
+
+def _need_epochs(dyn: Dynamics, epochs: int, what: str) -> None:
+    if epochs < 1:
+        raise YocoError(f"{what} needs a window of at least 1 epoch, got {epochs}")
+    if dyn.epochs < epochs:
+        raise YocoError(f"{dyn.source}: the dynamics hold {dyn.epochs} epochs, shorter than {what}'s window of "
+                        f"{epochs} epochs; record longer dynamics or shrink the window")
+
+
+def _chunks(dyn: Dynamics, run: int, stop: int) -> Iterator[torch.Tensor]:
+    """Epochs ``[0, stop)`` of one run as float16 chunks of about 8M values (bounded float64 memory)."""
+    step = max(1, 8_000_000 // max(1, dyn.num_samples * dyn.num_classes))
+    for start in range(0, stop, step):
+        yield dyn.log_probs[run, start:min(stop, start + step)]
+
+
+@register_score("lbpe", harder="high", default_direction="easy", default_balance="balance")
+def lbpe(dyn: Dynamics, cfg: ScoreConfig) -> torch.Tensor:
+    """YOCO's logit-based prediction error: L2 error summed over the K best-accuracy epochs of the first E.
+
+    Per run, the K epochs with the highest training accuracy among the first E are chosen (ties go to the
+    earlier epoch), so the score reads the network when it fits the set best rather than at a fixed time.
+    """
+    e, k = cfg.lbpe_epochs, cfg.lbpe_top_k
+    _need_epochs(dyn, e, "lbpe")
+    if not 1 <= k <= e:
+        raise YocoError(f"lbpe's top-K must be between 1 and the window E={e}, got K={k}")
+    rows = []
+    for r in range(dyn.runs):
+        acc = dyn.train_acc[r, :e].to(torch.float64)
+        top = torch.sort(-acc, stable=True).indices[:k]
+        rows.append(l2_error(dyn.log_probs[r, top], dyn.labels).sum(0))
+    return torch.stack(rows)
+
+
+@register_score("el2n", harder="high", default_direction="hard")
+def el2n(dyn: Dynamics, cfg: ScoreConfig) -> torch.Tensor:
+    """EL2N: the L2 error averaged over the first ``el2n_epochs`` epochs."""
+    e = cfg.el2n_epochs
+    _need_epochs(dyn, e, "el2n")
+    rows = []
+    for r in range(dyn.runs):
+        total = torch.zeros(dyn.num_samples, dtype=torch.float64)
+        for chunk in _chunks(dyn, r, e):
+            total += l2_error(chunk, dyn.labels).sum(0)
+        rows.append(total / e)
+    return torch.stack(rows)
+
+
+@register_score("forgetting", harder="high", default_direction="hard")
+def forgetting(dyn: Dynamics, cfg: ScoreConfig) -> torch.Tensor:
+    """Forgetting events: epochs where the prediction goes from correct to wrong (argmax vs label), whole run."""
+    rows = []
+    for r in range(dyn.runs):
+        correct = torch.cat([c.argmax(-1) == dyn.labels for c in _chunks(dyn, r, dyn.epochs)])
+        rows.append((correct[:-1] & ~correct[1:]).sum(0).to(torch.float64))
+    return torch.stack(rows)
+
+
+@register_score("aum", harder="low", default_direction="hard")
+def aum(dyn: Dynamics, cfg: ScoreConfig) -> torch.Tensor:
+    """Area under the margin: sum over all epochs of p(y) - max over k != y of p(k); a low margin is hard."""
+    y = dyn.labels.unsqueeze(-1)
+    rows = []
+    for r in range(dyn.runs):
+        total = torch.zeros(dyn.num_samples, dtype=torch.float64)
+        for chunk in _chunks(dyn, r, dyn.epochs):
+            probs = torch.softmax(chunk.to(torch.float64), dim=-1)
+            p_y = probs.gather(-1, y.expand(probs.shape[0], -1, 1)).squeeze(-1)
+            others = probs.scatter(-1, y.expand(probs.shape[0], -1, 1), float("-inf")).amax(-1)
+            total += (p_y - others).sum(0)
+        rows.append(total)
+    return torch.stack(rows)
+
+
+@register_score("entropy", harder="high", default_direction="hard")
+def entropy(dyn: Dynamics, cfg: ScoreConfig) -> torch.Tensor:
+    """Entropy (natural log) of the final model's softmax on the un-augmented images."""
+    probs = torch.softmax(dyn.final_log_probs.to(torch.float64), dim=-1)
+    return torch.special.entr(probs).sum(-1)
+
+
+@register_score("random", harder="high", default_direction="easy", directional=False)
+def random_uniform(dyn: Dynamics, cfg: ScoreConfig) -> torch.Tensor:
+    """Uniform random values from ``seed`` (one row: the same draw the ``random`` rule makes with that seed)."""
+    return uniform_scores(dyn.num_samples, cfg.seed).unsqueeze(0)

@@ -1,0 +1,435 @@
+"""Selection rules: which decoded images of a condensed set to keep.
+
+A rule is a score, a direction and a class handling: ``lbpe_easy_balance`` keeps, in every class, the images
+with the lowest LBPE score (YOCO's rule); ``forgetting_hard_imbalance`` keeps the most-forgotten images of the
+whole set, whatever their class. Short names take the score's defaults (``forgetting`` is
+``forgetting_hard_imbalance``, ``lbpe`` is YOCO's ``lbpe_easy_balance``), and ``yoco`` is ``lbpe_easy_balance``.
+Every other rule defaults to *imbalanced*, as in the published baselines; an imbalanced rule chooses globally
+and may leave a class with no image at all, which is part of what it is compared on.
+
+Three rules are selections rather than score orders, registered with :func:`register_selector`: ``random``
+(a seeded uniform order), ``ssp`` (k-means prototypes on the final model's embeddings) and ``ccs``
+(coverage-centric stratified sampling on EL2N). They take a class handling but no direction.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from yoco.errors import YocoError
+from yoco.scores import _SCORES, get_score, uniform_scores
+
+DIRECTIONS = ("easy", "hard")
+BALANCES = ("balance", "imbalance")
+ALIASES = {"yoco": "lbpe_easy_balance"}
+CCS_STRATA = 50
+DEFAULT_HARD_CUT = 0.1
+KMEANS_MAX_ITER = 100
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A parsed rule: ``score`` (a score name or a selector: random, ssp, ccs), ``direction``, ``balance``.
+
+    ``direction`` is ``"easy"`` or ``"hard"`` for score orders and None for selectors.
+    """
+
+    score: str
+    direction: str | None
+    balance: str
+
+    def __post_init__(self) -> None:
+        if self.score not in _SELECTORS and self.score not in _ranked_scores():
+            raise YocoError(f"unknown rule score {self.score!r}; known: {', '.join(_ranked_scores() + list(_SELECTORS))}")
+        if self.balance not in BALANCES:
+            raise YocoError(f"rule balance must be one of {', '.join(BALANCES)}, got {self.balance!r}")
+        if self.score in _SELECTORS:
+            if self.direction is not None:
+                raise YocoError(f"rule {self.score} takes no easy/hard direction, got {self.direction!r}")
+        elif self.direction not in DIRECTIONS:
+            raise YocoError(f"rule direction must be one of {', '.join(DIRECTIONS)}, got {self.direction!r}")
+
+    @property
+    def name(self) -> str:
+        """The canonical spelling, e.g. ``lbpe_easy_balance`` or ``ccs_imbalance``."""
+        parts = [self.score, self.direction, self.balance]
+        return "_".join(p for p in parts if p is not None)
+
+    @property
+    def balanced(self) -> bool:
+        return self.balance == "balance"
+
+
+@dataclass
+class _Context:
+    """What a selector may read: float64 score columns, labels, embeddings, CCS's hard cut and a generator."""
+
+    scores: dict[str, torch.Tensor]
+    labels: torch.Tensor
+    embeddings: torch.Tensor | None
+    hard_cut: float
+    generator: torch.Generator
+    seed: int
+
+
+SelectFn = Callable[[torch.Tensor, int, _Context], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Selector:
+    """A registered selection that is not a plain score order: what it reads and what it does."""
+
+    name: str
+    fn: SelectFn
+    columns: tuple[str, ...]
+    needs_embeddings: bool
+    summary: str
+
+
+_SELECTORS: dict[str, Selector] = {}
+
+
+def register_selector(
+    name: str, *, columns: Sequence[str] = (), needs_embeddings: bool = False
+) -> Callable[[SelectFn], SelectFn]:
+    """Decorator registering ``fn(group_indices, budget, context) -> chosen indices`` as rule ``name``.
+
+    The function picks ``budget`` distinct indices among ``group_indices`` (all images for an imbalanced rule,
+    one class for a balanced one); ``columns`` are the score columns it reads.
+    """
+
+    def add(fn: SelectFn) -> SelectFn:
+        if name in _SELECTORS:
+            raise ValueError(f"selector {name!r} is already registered")
+        summary = ((fn.__doc__ or "").strip().splitlines() or [""])[0]
+        _SELECTORS[name] = Selector(name, fn, tuple(columns), needs_embeddings, summary)
+        return fn
+
+    return add
+
+
+def _ranked_scores() -> list[str]:
+    return [name for name, spec in _SCORES.items() if spec.directional]
+
+
+def rule_names() -> list[str]:
+    """Every canonical rule name a user can type (plus the ``yoco`` alias and the short forms it implies)."""
+    names = list(ALIASES)
+    for s in _ranked_scores():
+        names += [f"{s}_{d}_{b}" for d in DIRECTIONS for b in BALANCES]
+    for s in _SELECTORS:
+        names += [f"{s}_{b}" for b in BALANCES]
+    return names
+
+
+def parse_rule(name: str | Rule) -> Rule:
+    """Parse ``score[_easy|_hard][_balance|_imbalance]`` (or an alias); missing parts take the score's defaults.
+
+    ``-`` may stand for ``_`` and case is ignored. An unknown rule is a :class:`YocoError` listing the known ones.
+    """
+    if isinstance(name, Rule):
+        return name
+    text = ALIASES.get(name.strip().lower().replace("-", "_"), name.strip().lower().replace("-", "_"))
+    parts = text.split("_")
+    balance = parts.pop() if len(parts) > 1 and parts[-1] in BALANCES else None
+    direction = parts.pop() if len(parts) > 1 and parts[-1] in DIRECTIONS else None
+    base = "_".join(parts)
+    if base in _SELECTORS:
+        if direction is not None:
+            raise YocoError(f"rule {name!r}: {base} is a selection and takes no easy/hard direction; "
+                            f"use {base}_balance or {base}_imbalance")
+        return Rule(base, None, balance or "imbalance")
+    if base in _ranked_scores():
+        spec = get_score(base)
+        return Rule(base, direction or spec.default_direction, balance or spec.default_balance)
+    raise YocoError(f"unknown rule {name!r}: a rule is score[_easy|_hard][_balance|_imbalance]; "
+                    f"known rules: {', '.join(rule_names())}")
+
+
+def select(
+    scores: Mapping[str, torch.Tensor | np.ndarray],
+    labels: torch.Tensor | np.ndarray | Sequence[int],
+    rule: str | Rule,
+    n: int,
+    *,
+    num_classes: int | None = None,
+    embeddings: torch.Tensor | None = None,
+    hard_cut: float | None = None,
+    seed: int = 0,
+) -> torch.Tensor:
+    """Indices (int64, sorted) of the images ``rule`` keeps: ``n`` per class, or ``n * num_classes`` in all.
+
+    Parameters
+    ----------
+    scores : score columns (``name -> [N]``), e.g. from :func:`yoco.scores.compute_scores`.
+    labels : ``[N]`` class of every image.
+    rule : a rule name (see :func:`rule_names`) or a parsed :class:`Rule`.
+    n : images to keep per class. A balanced rule keeps exactly ``n`` of every class; an imbalanced one keeps
+        exactly ``n * num_classes`` chosen over the whole set, so a class may get none.
+    num_classes : default ``max(labels) + 1``.
+    embeddings : ``[N, D]`` features for ``ssp``.
+    hard_cut : CCS's fraction of hardest images (by EL2N) dropped first; default 0.1. Ignored by other rules.
+    seed : seeds ``random``, ``ssp`` and ``ccs``; score orders break ties by index and use no randomness.
+    """
+    r = parse_rule(rule)
+    lab = _as_labels(labels)
+    count = len(lab)
+    c = _num_classes(lab, num_classes)
+    table = _as_table(scores, count)
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise YocoError(f"images to keep per class must be an integer >= 1, got {n!r}")
+    n = int(n)
+    selector = _SELECTORS.get(r.score)
+    columns = selector.columns if selector else (r.score,)
+    for col in columns:
+        if col not in table:
+            raise YocoError(f"rule {r.name} needs score column {col!r}; the scores hold: "
+                            f"{', '.join(table) or 'no columns'}")
+        bad = (~torch.isfinite(table[col])).nonzero().flatten()
+        if len(bad):
+            raise YocoError(f"score column {col!r} has {len(bad)} NaN or infinite value(s) (first at index "
+                            f"{int(bad[0])}); recompute the scores")
+    emb = _as_embeddings(embeddings, count) if selector and selector.needs_embeddings else None
+    if selector and selector.needs_embeddings and emb is None:
+        raise YocoError(f"rule {r.name} needs the final model's embeddings ([N, D]); none were given")
+    cut = DEFAULT_HARD_CUT if hard_cut is None or r.score != "ccs" else float(hard_cut)
+    if not 0.0 <= cut < 1.0:
+        raise YocoError(f"CCS hard-cut ratio must be in [0, 1), got {hard_cut}")
+
+    if r.balanced:
+        groups = []
+        for k in range(c):
+            members = (lab == k).nonzero().flatten()
+            if len(members) < n:
+                raise YocoError(f"rule {r.name} keeps {n} images per class but class {k} has only "
+                                f"{len(members)}")
+            groups.append(members)
+        budget = n
+    else:
+        budget = n * c
+        if budget > count:
+            raise YocoError(f"rule {r.name} keeps {n} x {c} classes = {budget} images but the set has only {count}")
+        groups = [torch.arange(count)]
+
+    ctx = _Context(table, lab, emb, cut, torch.Generator().manual_seed(seed), seed)
+    picks = []
+    for members in groups:
+        chosen = selector.fn(members, budget, ctx) if selector else _rank(r, members, budget, ctx)
+        picks.append(chosen)
+    out = torch.sort(torch.cat(picks).to(torch.int64)).values
+    if len(out) != budget * len(groups) or len(torch.unique(out)) != len(out):
+        raise RuntimeError(f"rule {r.name} chose {len(out)} indices, expected {budget * len(groups)} distinct")
+    return out
+
+
+def class_counts(
+    labels: torch.Tensor | np.ndarray | Sequence[int], indices: torch.Tensor | Sequence[int], num_classes: int
+) -> list[int]:
+    """How many of ``indices`` fall in each of the ``num_classes`` classes."""
+    lab = _as_labels(labels)
+    idx = torch.as_tensor(indices, dtype=torch.int64)
+    return torch.bincount(lab[idx], minlength=num_classes).tolist()
+
+
+def _rank(rule: Rule, members: torch.Tensor, budget: int, ctx: _Context) -> torch.Tensor:
+    """The ``budget`` least hard (easy) or hardest (hard) members; ties go to the lower index."""
+    higher_is_harder = get_score(rule.score).harder == "high"
+    ascending = higher_is_harder == (rule.direction == "easy")
+    key = ctx.scores[rule.score][members]
+    order = torch.sort(key if ascending else -key, stable=True).indices
+    return members[order[:budget]]
+
+
+@register_selector("random")
+def _random(members: torch.Tensor, budget: int, ctx: _Context) -> torch.Tensor:
+    """A uniform random subset: the lowest values of the seed's ``random`` score draw."""
+    key = uniform_scores(len(ctx.labels), ctx.seed)[members]
+    return members[torch.sort(key, stable=True).indices[:budget]]
+
+
+@register_selector("ssp", needs_embeddings=True)
+def _ssp(members: torch.Tensor, budget: int, ctx: _Context) -> torch.Tensor:
+    """Self-supervised prototypes: k-means with ``budget`` clusters, keep the image nearest each centroid."""
+    if budget == len(members):
+        return members
+    if ctx.embeddings is None:
+        raise YocoError("ssp needs embeddings")
+    x = ctx.embeddings[members]
+    centers, _ = kmeans(x, budget, generator=ctx.generator)
+    dist = torch.cdist(centers, x)
+    taken = torch.zeros(len(members), dtype=torch.bool)
+    chosen = []
+    for j in range(budget):
+        p = int(dist[j].masked_fill(taken, float("inf")).argmin())
+        taken[p] = True
+        chosen.append(p)
+    return members[torch.tensor(chosen, dtype=torch.int64)]
+
+
+@register_selector("ccs", columns=("el2n",))
+def _ccs(members: torch.Tensor, budget: int, ctx: _Context) -> torch.Tensor:
+    """Coverage-centric: drop the hardest ``hard_cut`` by EL2N, then stratified sampling over 50 score bins.
+
+    The cut is ``floor(hard_cut * m)`` of the ``m`` candidates (with a 1e-9 guard so that 0.3 * 10 is 3),
+    hardest first, ties cut at the lower index first; it is reduced to ``m - budget`` when fewer than
+    ``budget`` images would remain, so the budget is always met. Within a bin the picks are a seeded
+    random permutation's first ones.
+    """
+    s = ctx.scores["el2n"][members]
+    m = len(members)
+    cut = min(math.floor(ctx.hard_cut * m + 1e-9), m - budget)
+    rest = torch.sort(torch.sort(-s, stable=True).indices[cut:]).values
+    rest_scores = s[rest]
+    bins = strata(rest_scores, CCS_STRATA)
+    sizes = torch.bincount(bins, minlength=CCS_STRATA).tolist()
+    chosen = []
+    for b, quota in enumerate(allocate(sizes, budget)):
+        if quota:
+            inside = rest[(bins == b).nonzero().flatten()]
+            chosen.append(inside[torch.randperm(len(inside), generator=ctx.generator)[:quota]])
+    return members[torch.cat(chosen)] if chosen else members[:0]
+
+
+def strata(values: torch.Tensor, bins: int) -> torch.Tensor:
+    """Bin of each value among ``bins`` equal-width bins spanning [min, max] (the max lands in the last bin)."""
+    lo, hi = float(values.min()), float(values.max())
+    if hi <= lo:
+        return torch.zeros(len(values), dtype=torch.int64)
+    return ((values - lo) / (hi - lo) * bins).floor().to(torch.int64).clamp(0, bins - 1)
+
+
+def allocate(sizes: Sequence[int], budget: int) -> list[int]:
+    """CCS's budget split: visit non-empty bins from the smallest up, each taking min(size, left // bins left).
+
+    Ties in size are visited in bin order. The integer division leaves the remainder to later (larger) bins,
+    and the last non-empty bin takes everything still left, so the total is exactly ``budget`` whenever the bins
+    hold at least that many (if a bin cannot give its share, the share passes on to the larger bins).
+    """
+    if budget > sum(sizes):
+        raise YocoError(f"cannot draw {budget} images from strata holding {sum(sizes)}")
+    order = sorted((b for b in range(len(sizes)) if sizes[b] > 0), key=lambda b: (sizes[b], b))
+    quota = [0] * len(sizes)
+    left = budget
+    for i, b in enumerate(order):
+        quota[b] = min(sizes[b], left // (len(order) - i))
+        left -= quota[b]
+    return quota
+
+
+def kmeans(
+    x: torch.Tensor, k: int, *, generator: torch.Generator, max_iter: int = KMEANS_MAX_ITER
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lloyd's k-means with k-means++ seeding (float64): returns centroids ``[k, D]`` and assignments ``[N]``.
+
+    Iterates until the assignments stop changing or ``max_iter`` rounds; an empty cluster keeps its centroid.
+    """
+    x = x.to(torch.float64)
+    m = len(x)
+    if not 1 <= k <= m:
+        raise YocoError(f"k-means needs 1 <= k <= {m} points, got k={k}")
+    sq = (x * x).sum(1)
+
+    def dist2(i: int) -> torch.Tensor:
+        # ||x - x_i||^2 by one matrix-vector product: far cheaper than materialising x - x_i for wide features
+        return (sq - 2 * (x @ x[i]) + sq[i]).clamp_min(0)
+
+    taken = torch.zeros(m, dtype=torch.bool)
+    nxt = int(torch.randint(m, (1,), generator=generator))
+    picked = [nxt]
+    taken[nxt] = True
+    d2 = dist2(nxt).masked_fill(taken, 0.0)
+    for _ in range(1, k):
+        if float(d2.sum()) > 0:
+            nxt = int(torch.multinomial(d2, 1, generator=generator))
+        else:
+            free = (~taken).nonzero().flatten()
+            nxt = int(free[torch.randint(len(free), (1,), generator=generator)])
+        picked.append(nxt)
+        taken[nxt] = True
+        d2 = torch.minimum(d2, dist2(nxt)).masked_fill(taken, 0.0)
+    centers = x[torch.tensor(picked)].clone()
+    assign = torch.cdist(x, centers).argmin(1)
+    for _ in range(max_iter):
+        sums = torch.zeros_like(centers).index_add_(0, assign, x)
+        counts = torch.bincount(assign, minlength=k)
+        filled = counts > 0
+        centers[filled] = sums[filled] / counts[filled].unsqueeze(1).to(torch.float64)
+        new = torch.cdist(x, centers).argmin(1)
+        if torch.equal(new, assign):
+            break
+        assign = new
+    return centers, assign
+
+
+def ccs_hard_cut(dataset: str, source_ipc: int, target_ipc: int) -> float:
+    """CCS's hard-cut ratio the published experiments used for ``dataset`` pruned ``source_ipc -> target_ipc``.
+
+    A combination not in the table takes the CIFAR-10 entry for the same (source, target) IPCs if there is one,
+    else 0.1. Dataset names are matched ignoring case and punctuation (``CIFAR-10`` = ``cifar10``).
+    """
+    name = "".join(ch for ch in dataset.lower() if ch.isalnum())
+    table = _HARD_CUTS.get(name, {})
+    if (source_ipc, target_ipc) in table:
+        return table[(source_ipc, target_ipc)]
+    return _HARD_CUTS["cifar10"].get((source_ipc, target_ipc), DEFAULT_HARD_CUT)
+
+
+_HARD_CUTS: dict[str, dict[tuple[int, int], float]] = {
+    "cifar10": {(10, 1): 0.3, (10, 2): 0.1, (10, 5): 0.0,
+                (50, 1): 0.3, (50, 2): 0.3, (50, 5): 0.3, (50, 10): 0.1},
+    "cifar100": {(10, 1): 0.5, (10, 2): 0.4, (10, 5): 0.2,
+                 (20, 1): 0.5, (20, 2): 0.5, (20, 5): 0.3,
+                 (50, 1): 0.5, (50, 2): 0.5, (50, 5): 0.5, (50, 10): 0.3},
+    "imagenet10": {(10, 1): 0.3, (10, 2): 0.2, (10, 5): 0.1,
+                   (20, 1): 0.3, (20, 2): 0.3, (20, 5): 0.2},
+}
+
+
+def _as_labels(labels: Any) -> torch.Tensor:
+    lab = torch.as_tensor(np.asarray(labels) if not isinstance(labels, torch.Tensor) else labels)
+    if lab.dim() != 1:
+        raise YocoError(f"labels must be one-dimensional [N], got shape {list(lab.shape)}")
+    if lab.is_floating_point() or lab.dtype == torch.bool or lab.is_complex():
+        raise YocoError(f"labels must be integers, got {lab.dtype}")
+    lab = lab.to(torch.int64)
+    if len(lab) and int(lab.min()) < 0:
+        raise YocoError(f"labels must be >= 0, got {int(lab.min())}")
+    return lab
+
+
+def _num_classes(lab: torch.Tensor, num_classes: int | None) -> int:
+    seen = int(lab.max()) + 1 if len(lab) else 0
+    if num_classes is None:
+        if not seen:
+            raise YocoError("cannot select from an empty set")
+        return seen
+    if num_classes < seen:
+        raise YocoError(f"num_classes={num_classes} but the labels reach {seen - 1}")
+    return int(num_classes)
+
+
+def _as_table(scores: Mapping[str, Any], count: int) -> dict[str, torch.Tensor]:
+    table = {}
+    for name, col in scores.items():
+        t = torch.as_tensor(np.asarray(col) if not isinstance(col, torch.Tensor) else col).to(torch.float64)
+        if t.dim() != 1 or len(t) != count:
+            raise YocoError(f"score column {name!r} has shape {list(t.shape)} but there are {count} labels")
+        table[name] = t
+    return table
+
+
+def _as_embeddings(embeddings: torch.Tensor | None, count: int) -> torch.Tensor | None:
+    if embeddings is None:
+        return None
+    e = torch.as_tensor(embeddings).to(torch.float64)
+    if e.dim() != 2 or len(e) != count:
+        raise YocoError(f"embeddings must be [N={count}, D], got {list(e.shape)}")
+    if not torch.isfinite(e).all():
+        raise YocoError("embeddings hold NaN or infinite values")
+    return e

@@ -1,0 +1,394 @@
+"""Selection rules: exact counts, direction, determinism, CCS strata, SSP prototypes, errors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from yoco.dynamics import Dynamics
+from yoco.errors import YocoError
+from yoco.scores import compute_scores
+from yoco.select import (
+    Rule,
+    allocate,
+    ccs_hard_cut,
+    class_counts,
+    kmeans,
+    parse_rule,
+    rule_names,
+    select,
+    strata,
+)
+
+
+def dynamics(probs: torch.Tensor, labels: torch.Tensor) -> Dynamics:
+    """Dynamics of ``probs [runs, epochs, N, C]`` with 4-D embeddings (zeros) and accuracies from the argmax."""
+    r, _, n, _ = probs.shape
+    return Dynamics(probs.log().half(), (probs.argmax(-1) == labels).float().mean(-1), labels,
+                    probs[:, -1].log().float(), torch.zeros(r, n, 4))
+
+
+RANKED = ("lbpe", "el2n", "forgetting", "aum", "entropy")
+FAST = settings(max_examples=50, deadline=None)
+
+
+@st.composite
+def scored_sets(draw, min_per_class: int = 1):
+    """Labels of 1-5 classes with 1-12 images each (shuffled), score columns with ties allowed, and n."""
+    sizes = draw(st.lists(st.integers(min_per_class, 12), min_size=1, max_size=5))
+    labels = np.repeat(np.arange(len(sizes)), sizes)
+    perm = draw(st.permutations(range(len(labels))))
+    labels = labels[list(perm)]
+    values = st.sampled_from([0.0, 0.25, 0.5, 1.0]) | st.floats(-5, 5, allow_nan=False)
+    cols = {s: np.array(draw(st.lists(values, min_size=len(labels), max_size=len(labels)))) for s in RANKED}
+    cols["el2n"] = np.abs(cols["el2n"])
+    n = draw(st.integers(1, min(sizes)))
+    return cols, labels, len(sizes), n
+
+
+def reference(key: np.ndarray, members: np.ndarray, k: int, ascending: bool) -> set[int]:
+    """The first k of ``members`` sorted by key (ties by index), with numpy's lexsort."""
+    order = np.lexsort((members, key[members] if ascending else -key[members]))
+    return set(members[order[:k]].tolist())
+
+
+@FAST
+@given(scored_sets(), st.sampled_from(RANKED), st.sampled_from(["easy", "hard"]))
+def test_balanced_rules_keep_n_per_class_in_score_order(data, score, direction):
+    cols, labels, c, n = data
+    idx = select(cols, labels, f"{score}_{direction}_balance", n)
+    assert idx.dtype == torch.int64 and torch.equal(idx, torch.sort(idx).values)
+    assert len(torch.unique(idx)) == len(idx)
+    assert class_counts(labels, idx, c) == [n] * c
+    ascending = (direction == "easy") != (score == "aum")
+    kept = set(idx.tolist())
+    for k in range(c):
+        members = np.flatnonzero(labels == k)
+        assert kept & set(members.tolist()) == reference(cols[score], members, n, ascending)
+        kept_vals = cols[score][[i for i in members if i in kept]]
+        dropped = cols[score][[i for i in members if i not in kept]]
+        if len(dropped):
+            # whatever the ties, nothing dropped is better for the rule than anything kept
+            if ascending:
+                assert kept_vals.max() <= dropped.min()
+            else:
+                assert kept_vals.min() >= dropped.max()
+
+
+@FAST
+@given(scored_sets(), st.sampled_from(RANKED), st.sampled_from(["easy", "hard"]))
+def test_imbalanced_rules_keep_n_times_classes_globally(data, score, direction):
+    cols, labels, c, n = data
+    if n * c > len(labels):
+        n = len(labels) // c
+    idx = select(cols, labels, f"{score}_{direction}_imbalance", n)
+    assert len(idx) == n * c and len(torch.unique(idx)) == len(idx)
+    ascending = (direction == "easy") != (score == "aum")
+    assert set(idx.tolist()) == reference(cols[score], np.arange(len(labels)), n * c, ascending)
+    assert sum(class_counts(labels, idx, c)) == n * c
+
+
+def test_easy_and_hard_ends_by_hand():
+    scores = {"el2n": torch.tensor([0.3, 0.1, 0.9, 0.5]), "aum": torch.tensor([0.3, 0.1, 0.9, 0.5])}
+    labels = torch.zeros(4, dtype=torch.int64)
+    assert select(scores, labels, "el2n_easy", 2).tolist() == [0, 1]
+    assert select(scores, labels, "el2n_hard", 2).tolist() == [2, 3]
+    # low margin is hard: aum's hard end is its lowest values
+    assert select(scores, labels, "aum_hard", 2).tolist() == [0, 1]
+    assert select(scores, labels, "aum_easy", 2).tolist() == [2, 3]
+
+
+def test_ties_go_to_the_lower_index():
+    scores = {"lbpe": torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0])}
+    labels = torch.zeros(5, dtype=torch.int64)
+    assert select(scores, labels, "lbpe_easy_imbalance", 2).tolist() == [1, 2]
+    assert select(scores, labels, "lbpe_hard_imbalance", 1).tolist() == [0]
+
+
+def test_imbalanced_may_empty_a_class():
+    scores = {"el2n": torch.tensor([0.9, 0.8, 0.1, 0.2])}
+    labels = torch.tensor([0, 0, 1, 1])
+    idx = select(scores, labels, "el2n_hard_imbalance", 1)
+    assert idx.tolist() == [0, 1] and class_counts(labels, idx, 2) == [2, 0]
+    assert class_counts(labels, select(scores, labels, "el2n_hard_balance", 1), 2) == [1, 1]
+
+
+@FAST
+@given(scored_sets(), st.sampled_from(["random", "random_balance", "ccs", "ccs_balance", "yoco", "forgetting"]),
+       st.integers(0, 3))
+def test_rules_are_deterministic_for_a_seed(data, rule, seed):
+    cols, labels, c, n = data
+    a = select(cols, labels, rule, n, seed=seed, hard_cut=0.2)
+    b = select(cols, labels, rule, n, seed=seed, hard_cut=0.2)
+    assert torch.equal(a, b)
+    assert len(a) == n * c and len(torch.unique(a)) == len(a)
+
+
+def test_random_depends_on_the_seed_and_matches_the_random_score():
+    labels = torch.arange(4).repeat_interleave(25)
+    picks = {tuple(select({}, labels, "random", 5, seed=s).tolist()) for s in range(4)}
+    assert len(picks) == 4
+    balanced = select({}, labels, "random_balance", 5, seed=1)
+    assert class_counts(labels, balanced, 4) == [5] * 4
+    # the random rule with seed s keeps the lowest values of the ``random`` score computed with seed s
+    col = compute_scores(dynamics(torch.full((1, 1, 100, 4), 0.25), labels), ["random"], seed=7)["random"]
+    assert set(select({}, labels, "random", 5, seed=7).tolist()) == set(torch.argsort(col)[:20].tolist())
+
+
+# ---- CCS -----------------------------------------------------------------------------------------------------
+
+@FAST
+@given(st.integers(1, 4), st.integers(4, 40), st.floats(0.0, 0.9), st.integers(0, 2**16), st.booleans())
+def test_ccs_drops_the_hard_cut_and_meets_the_budget(c, per_class, beta, seed, balanced):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(c).repeat_interleave(per_class)[torch.randperm(c * per_class, generator=g)]
+    el2n = torch.randperm(len(labels), generator=g).to(torch.float64) / len(labels)  # distinct scores
+    n = int(torch.randint(1, per_class + 1, (1,), generator=g))
+    rule = "ccs_balance" if balanced else "ccs"
+    idx = select({"el2n": el2n}, labels, rule, n, hard_cut=beta, seed=seed)
+    assert len(idx) == n * c and len(torch.unique(idx)) == len(idx)
+    groups = [(labels == k).nonzero().flatten() for k in range(c)] if balanced else [torch.arange(len(labels))]
+    budget = n if balanced else n * c
+    kept = set(idx.tolist())
+    for members in groups:
+        m = len(members)
+        cut = min(math.floor(beta * m), m - budget)
+        hardest = members[torch.argsort(el2n[members], descending=True)[:cut]]
+        assert not kept & set(hardest.tolist())
+        if balanced:
+            assert len(kept & set(members.tolist())) == n
+
+
+def test_ccs_spreads_evenly_over_uniform_strata():
+    el2n = torch.linspace(0, 1, 500, dtype=torch.float64)
+    labels = torch.zeros(500, dtype=torch.int64)
+    idx = select({"el2n": el2n}, labels, "ccs", 100, hard_cut=0.0, seed=1)
+    bins = np.clip(np.floor(el2n.numpy() * 50), 0, 49).astype(int)
+    assert np.bincount(bins[idx.numpy()], minlength=50).tolist() == [2] * 50
+
+
+def test_ccs_after_cut_bins_span_the_remaining_range():
+    el2n = torch.linspace(0, 1, 1000, dtype=torch.float64)
+    labels = torch.zeros(1000, dtype=torch.int64)
+    idx = select({"el2n": el2n}, labels, "ccs", 50, hard_cut=0.5, seed=0)
+    assert el2n[idx].max() < 0.5
+    bins = np.clip(np.floor(el2n[:500].numpy() / float(el2n[499]) * 50), 0, 49).astype(int)
+    assert np.bincount(bins[idx.numpy()], minlength=50).tolist() == [1] * 50
+
+
+def test_ccs_reduces_the_cut_when_the_budget_needs_it():
+    el2n = torch.arange(10, dtype=torch.float64)
+    labels = torch.zeros(10, dtype=torch.int64)
+    # cut 0.5 would leave 5 images; the budget of 8 keeps all but the 2 hardest
+    assert select({"el2n": el2n}, labels, "ccs", 8, hard_cut=0.5).tolist() == list(range(8))
+
+
+def test_ccs_reads_el2n_and_defaults_its_cut():
+    labels = torch.zeros(10, dtype=torch.int64)
+    with pytest.raises(YocoError, match="needs score column 'el2n'; the scores hold: lbpe"):
+        select({"lbpe": torch.zeros(10)}, labels, "ccs", 2)
+    idx = select({"el2n": torch.arange(10.0)}, labels, "ccs", 9)
+    assert idx.tolist() == list(range(9))  # default cut 0.1 drops exactly the hardest one
+
+
+def test_ccs_samples_at_random_within_a_bin():
+    el2n = torch.full((100,), 0.5, dtype=torch.float64)  # one stratum holding everything
+    labels = torch.zeros(100, dtype=torch.int64)
+    picks = [select({"el2n": el2n}, labels, "ccs", 5, hard_cut=0.0, seed=s).tolist() for s in range(4)]
+    assert len({tuple(p) for p in picks}) == 4
+    assert all(max(p) >= 5 for p in picks)  # not simply the first indices
+
+
+def test_allocate_from_the_emptiest_bin_up():
+    assert allocate([1, 5, 100], 30) == [1, 5, 24]
+    assert allocate([0, 3, 3, 0], 5) == [0, 2, 3, 0]
+    assert allocate([10, 10], 7) == [3, 4]
+
+
+@FAST
+@given(st.lists(st.integers(0, 20), min_size=1, max_size=50), st.data())
+def test_allocate_is_exact_and_within_bins(sizes, data):
+    budget = data.draw(st.integers(0, sum(sizes)))
+    quota = allocate(sizes, budget)
+    assert sum(quota) == budget
+    assert all(0 <= q <= s for q, s in zip(quota, sizes, strict=True))
+    # no bin is starved while a bin of the same size or larger gets more than one extra
+    for a in range(len(sizes)):
+        for b in range(len(sizes)):
+            if sizes[a] <= sizes[b] and quota[a] < sizes[a]:
+                assert quota[b] <= quota[a] + 1
+
+
+def test_strata_equal_width():
+    v = torch.tensor([0.0, 0.019, 0.021, 0.5, 1.0], dtype=torch.float64)
+    assert strata(v, 50).tolist() == [0, 0, 1, 25, 49]
+    assert strata(torch.ones(3, dtype=torch.float64), 50).tolist() == [0, 0, 0]
+
+
+# ---- SSP -----------------------------------------------------------------------------------------------------
+
+def clusters(k: int, per: int, dim: int = 8, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    centers = torch.randn(k, dim, generator=g) * 100
+    cluster = torch.arange(k).repeat_interleave(per)
+    return centers[cluster] + torch.randn(k * per, dim, generator=g) * 0.1, cluster
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_ssp_imbalanced_picks_one_prototype_per_cluster(seed):
+    x, cluster = clusters(6, 5, seed=seed)
+    labels = torch.zeros(30, dtype=torch.int64)
+    idx = select({}, labels, "ssp", 6, embeddings=x, seed=seed)
+    assert sorted(cluster[idx].tolist()) == list(range(6))
+    # the prototype is the member nearest its cluster's mean
+    for i in idx.tolist():
+        members = (cluster == cluster[i]).nonzero().flatten()
+        centre = x[members].double().mean(0)
+        assert i == int(members[torch.cdist(centre[None], x[members].double()).argmin()])
+
+
+def test_ssp_balanced_runs_one_kmeans_per_class():
+    x, cluster = clusters(6, 4)
+    labels = cluster // 3  # class 0 holds clusters 0-2, class 1 clusters 3-5
+    idx = select({}, labels, "ssp_balance", 3, embeddings=x)
+    assert class_counts(labels, idx, 2) == [3, 3]
+    assert sorted(cluster[idx].tolist()) == list(range(6))
+
+
+@FAST
+@given(st.integers(1, 3), st.integers(1, 10), st.integers(0, 100), st.booleans(), st.booleans())
+def test_ssp_returns_distinct_indices(c, per_class, seed, balanced, duplicates):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(c).repeat_interleave(per_class)
+    x = torch.zeros(len(labels), 3) if duplicates else torch.randn(len(labels), 3, generator=g)
+    n = int(torch.randint(1, per_class + 1, (1,), generator=g))
+    idx = select({}, labels, "ssp_balance" if balanced else "ssp", n, embeddings=x, seed=seed)
+    assert len(idx) == n * c and len(torch.unique(idx)) == len(idx)
+    assert torch.equal(idx, select({}, labels, "ssp_balance" if balanced else "ssp", n, embeddings=x, seed=seed))
+
+
+def test_kmeans_finds_separated_means():
+    x, cluster = clusters(4, 10, seed=3)
+    centers, assign = kmeans(x, 4, generator=torch.Generator().manual_seed(0))
+    for k in range(4):
+        members = assign == assign[cluster == k][0]
+        assert torch.equal(members, cluster == k)
+        assert torch.allclose(centers[assign[cluster == k][0]], x[cluster == k].double().mean(0))
+
+
+# ---- parsing, tables, errors ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "text, name",
+    [
+        ("yoco", "lbpe_easy_balance"),
+        ("lbpe", "lbpe_easy_balance"),
+        ("lbpe_easy_balance", "lbpe_easy_balance"),
+        ("LBPE-Hard-Imbalance", "lbpe_hard_imbalance"),
+        ("forgetting", "forgetting_hard_imbalance"),
+        ("el2n_hard", "el2n_hard_imbalance"),
+        ("el2n_easy", "el2n_easy_imbalance"),
+        ("aum_balance", "aum_hard_balance"),
+        ("entropy", "entropy_hard_imbalance"),
+        ("random", "random_imbalance"),
+        ("random_balance", "random_balance"),
+        ("ssp", "ssp_imbalance"),
+        ("ssp_balance", "ssp_balance"),
+        ("ccs", "ccs_imbalance"),
+        ("ccs_balance", "ccs_balance"),
+    ],
+)
+def test_parse_rule(text, name):
+    assert parse_rule(text).name == name
+
+
+def test_every_listed_rule_parses_to_itself():
+    names = rule_names()
+    assert "yoco" in names and "ssp_imbalance" in names and "forgetting_hard_imbalance" in names
+    for name in names:
+        if name != "yoco":
+            assert parse_rule(name).name == name
+    rule = parse_rule("yoco")
+    assert rule == Rule("lbpe", "easy", "balance") and rule.balanced
+    assert parse_rule(rule) is rule
+
+
+@pytest.mark.parametrize("text, match", [
+    ("lbpe_sideways", "known rules: yoco, lbpe_easy_balance"),
+    ("random_easy", "takes no easy/hard direction"),
+    ("ssp_hard_balance", "takes no easy/hard direction"),
+    ("", "unknown rule"),
+])
+def test_bad_rules(text, match):
+    with pytest.raises(YocoError, match=match):
+        parse_rule(text)
+
+
+SPEC_HARD_CUTS = {  # SPEC section 5, copied by hand: dataset -> source IPC -> betas for targets 1, 2, 5(, 10)
+    "cifar10": {10: (0.3, 0.1, 0.0), 50: (0.3, 0.3, 0.3, 0.1)},
+    "cifar100": {10: (0.5, 0.4, 0.2), 20: (0.5, 0.5, 0.3), 50: (0.5, 0.5, 0.5, 0.3)},
+    "imagenet10": {10: (0.3, 0.2, 0.1), 20: (0.3, 0.3, 0.2)},
+}
+
+
+def test_ccs_hard_cut_table():
+    for dataset, by_source in SPEC_HARD_CUTS.items():
+        for source, betas in by_source.items():
+            for target, beta in zip((1, 2, 5, 10), betas, strict=False):
+                assert ccs_hard_cut(dataset, source, target) == beta, (dataset, source, target)
+    assert ccs_hard_cut("CIFAR-10", 10, 5) == 0.0
+    assert ccs_hard_cut("ImageNet-10", 20, 2) == 0.3
+    # fallbacks: the CIFAR-10 entry for the same IPCs, else 0.1
+    assert ccs_hard_cut("svhn", 10, 2) == 0.1 and ccs_hard_cut("svhn", 50, 1) == 0.3
+    assert ccs_hard_cut("cifar100", 10, 10) == 0.1 and ccs_hard_cut("cifar100", 100, 1) == 0.1
+
+
+def test_class_counts():
+    assert class_counts(torch.tensor([0, 2, 2, 1]), torch.tensor([1, 2]), 4) == [0, 0, 2, 0]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"n": 0}, "integer >= 1"),
+    ({"n": 4}, "class 1 has only 3"),
+    ({"rule": "el2n_imbalance", "n": 4}, "4 x 2 classes = 8 images but the set has only 7"),
+    ({"scores": {"el2n": [0.1, float("nan"), 0, 0, 0, 0, 0]}}, "NaN"),
+    ({"scores": {"el2n": [0.1, 0.2]}}, "shape \\[2\\] but there are 7 labels"),
+    ({"rule": "lbpe_easy_balance"}, "needs score column 'lbpe'; the scores hold: el2n"),
+    ({"rule": "ssp"}, "needs the final model's embeddings"),
+    ({"rule": "ssp", "embeddings": torch.zeros(6, 2)}, "embeddings must be \\[N=7, D\\]"),
+    ({"rule": "ccs", "hard_cut": 1.0}, "hard-cut ratio must be in \\[0, 1\\)"),
+    ({"labels": [[0, 1]]}, "one-dimensional"),
+    ({"labels": [0.0, 1.0, 0, 0, 1, 1, 1]}, "integers"),
+    ({"num_classes": 1}, "num_classes=1 but the labels reach 1"),
+    ({"num_classes": 3}, "class 2 has only 0"),
+])
+def test_select_errors(kwargs, match):
+    args = {"scores": {"el2n": torch.arange(7.0)}, "labels": [0, 0, 0, 0, 1, 1, 1], "rule": "el2n_balance", "n": 1}
+    args.update(kwargs)
+    with pytest.raises(YocoError, match=match):
+        select(args.pop("scores"), args.pop("labels"), args.pop("rule"), args.pop("n"), **args)
+
+
+def test_hard_cut_is_ignored_by_other_rules():
+    labels = torch.zeros(4, dtype=torch.int64)
+    assert select({"el2n": torch.arange(4.0)}, labels, "el2n_hard", 1, hard_cut=5.0).tolist() == [3]
+
+
+def test_every_rule_runs_on_computed_scores():
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(3).repeat_interleave(8)
+    probs = torch.softmax(torch.randn(2, 12, 24, 3, generator=g) * 3, -1)
+    dyn = dynamics(probs, labels)
+    dyn.embeddings.normal_(generator=g)
+    cols = compute_scores(dyn, lbpe_epochs=10, lbpe_top_k=3, el2n_epochs=5)
+    emb = torch.cat(list(dyn.embeddings), -1)
+    for name in rule_names():
+        idx = select(cols, labels, name, 2, num_classes=3, embeddings=emb, seed=0)
+        assert len(idx) == 6 and len(torch.unique(idx)) == 6
+        if parse_rule(name).balanced:
+            assert class_counts(labels, idx, 3) == [2, 2, 2]
