@@ -120,3 +120,16 @@ def test_parallel_workers_match_in_process(tmp_path):
     b = run_ladder(cs, cfg, tmp_path / "parallel", data_root=root, device="cpu", progress=False, workers=2)
     torch.set_num_threads(2)
     assert [r["repeats"] for r in a["rows"]] == [r["repeats"] for r in b["rows"]]
+
+
+def test_ray_matches_local_workers(tmp_path):
+    ray = pytest.importorskip("ray")
+    cs, cfg, root = _setup(tmp_path)
+    cfg = dataclasses.replace(cfg, rules=("yoco",), ipcs=(1,), repeat=2, reference=False)
+    local = run_ladder(cs, cfg, tmp_path / "local", data_root=root, device="cpu", progress=False, workers=2)
+    try:
+        on_ray = run_ladder(cs, cfg, tmp_path / "ray", data_root=root, device="cpu", progress=False,
+                            ray_address="local")
+    finally:
+        ray.shutdown()
+    assert [r["repeats"] for r in local["rows"]] == [r["repeats"] for r in on_ray["rows"]]

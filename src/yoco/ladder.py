@@ -236,7 +236,8 @@ def _ray_map(tasks: list[dict[str, Any]], address: str):
         raise YocoError("--ray needs the ray package: pip install 'yoco[ray]'") from None
     ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
     remote = ray.remote(run_cell)
-    pending = [remote.remote(t) for t in tasks]
+    # one thread per task, as local workers get: results then match the local pool for the same seeds
+    pending = [remote.remote({**t, "threads": 1}) for t in tasks]
     while pending:
         done, pending = ray.wait(pending, num_returns=1)
         yield ray.get(done[0])
