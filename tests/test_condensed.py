@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+import safetensors.torch
 import torch
 from safetensors.torch import save_file
 
-from yoco.data import condensed
 from yoco.data.condensed import CondensedMeta, CondensedSet, decode, decode_images, load, save
 from yoco.errors import YocoError
 
@@ -166,7 +166,7 @@ def test_failed_save_keeps_old_file_and_leaves_no_temp(tmp_path, monkeypatch) ->
             fh.write(b"partial")
         raise OSError("disk full")
 
-    monkeypatch.setattr(condensed, "save_file", half_write)
+    monkeypatch.setattr(safetensors.torch, "save_file", half_write)
     with pytest.raises(OSError, match="disk full"):
         save(make_set(seed=2), path)
     assert path.read_bytes() == before

@@ -154,20 +154,17 @@ def _embeddings_path(scores_csv: str | Path) -> Path:
 
 def _save_embeddings(dyn, path: Path) -> None:
     import torch
-    from safetensors.torch import save_file
 
-    from yoco.io import atomic_write
+    from yoco.io import write_tensors
 
-    emb = torch.cat(list(torch.nn.functional.normalize(dyn.embeddings, dim=-1)), dim=-1).contiguous()
-    atomic_write(path, lambda p: save_file({"embeddings": emb}, str(p)))
+    emb = torch.cat(list(torch.nn.functional.normalize(dyn.embeddings, dim=-1)), dim=-1)
+    write_tensors(path, {"embeddings": emb})
 
 
 @command("prune")
 def cmd_prune(args: argparse.Namespace) -> int:
-    from safetensors.torch import load_file
-
     from yoco.data.condensed import decode, load, save
-    from yoco.io import write_json
+    from yoco.io import read_tensors, write_json
     from yoco.prune import prune_condensed
     from yoco.scoretable import check_matches, read_scores_csv
 
@@ -175,7 +172,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     scores, labels, config = read_scores_csv(args.scores)
     check_matches(labels, decode(cs).labels, args.scores)
     embed_path = _embeddings_path(args.scores)
-    embeddings = load_file(str(embed_path))["embeddings"] if embed_path.exists() else None
+    embeddings = read_tensors(embed_path, "embeddings file")[1]["embeddings"] if embed_path.exists() else None
     pruned, record = prune_condensed(cs, scores, args.rule, args.ipc, embeddings=embeddings,
                                      hard_cut=args.hard_cut, seed=args.seed)
     out = Path(args.out)

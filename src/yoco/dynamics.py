@@ -14,12 +14,10 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 
 from yoco.data.condensed import CondensedSet, decode
 from yoco.errors import YocoError
-from yoco.io import atomic_write
+from yoco.io import read_tensors, write_tensors
 from yoco.models import create_model
 from yoco.train import Batch, TrainConfig, predict, resolve_device, seeded, train
 
@@ -80,26 +78,19 @@ _TENSORS = ("log_probs", "train_acc", "labels", "final_log_probs", "embeddings")
 
 def save_dynamics(dyn: Dynamics, path: str | Path) -> Path:
     """Write ``dyn`` as one safetensors file (atomically), the config in its header."""
-    tensors = {name: getattr(dyn, name).contiguous() for name in _TENSORS}
+    tensors = {name: getattr(dyn, name) for name in _TENSORS}
     tensors["log_probs"] = tensors["log_probs"].to(torch.float16)
-    header = {"yoco_dynamics": "1", "config": json.dumps(dyn.config)}
-    return atomic_write(path, lambda p: save_file(tensors, str(p), metadata=header))
+    return write_tensors(path, tensors, {"yoco_dynamics": "1", "config": json.dumps(dyn.config)})
 
 
 def load_dynamics(path: str | Path) -> Dynamics:
     """Read a file written by :func:`save_dynamics`."""
     path = Path(path)
-    if not path.is_file():
-        raise YocoError(f"{path}: no such dynamics file")
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            header = fh.metadata() or {}
-            missing = [k for k in _TENSORS if k not in fh.keys()]  # noqa: SIM118 - safe_open is no dict
-            if missing or "yoco_dynamics" not in header:
-                raise YocoError(f"{path}: not a yoco dynamics file (missing {missing or 'header'})")
-            tensors = {k: fh.get_tensor(k) for k in _TENSORS}
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise YocoError(f"{path}: not a yoco dynamics file ({exc})") from None
+    header, tensors = read_tensors(path, "dynamics file")
+    missing = [k for k in _TENSORS if k not in tensors]
+    if missing or "yoco_dynamics" not in header:
+        raise YocoError(f"{path}: not a yoco dynamics file (missing {missing or 'header'})")
+    tensors = {k: tensors[k] for k in _TENSORS}
     return Dynamics(**tensors, config=json.loads(header.get("config", "{}")), source=str(path))
 
 

@@ -12,7 +12,12 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from yoco.errors import YocoError
+
+if TYPE_CHECKING:
+    import torch
 
 
 @contextmanager
@@ -47,6 +52,34 @@ def write_json(path: str | Path, obj: Any) -> Path:
     """Write ``obj`` as indented JSON atomically (NaN and infinity are refused: use None)."""
     text = json.dumps(obj, indent=2, sort_keys=False, default=_jsonable, allow_nan=False)
     return write_text(path, text + "\n")
+
+
+def write_tensors(path: str | Path, tensors: dict[str, torch.Tensor], header: dict[str, str] | None = None) -> Path:
+    """Write ``tensors`` (and string ``header`` entries) as one safetensors file, atomically: no pickle."""
+    from safetensors.torch import save_file
+
+    tensors = {name: t.detach().cpu().contiguous() for name, t in tensors.items()}
+    return atomic_write(path, lambda p: save_file(tensors, str(p), metadata=header))
+
+
+def read_tensors(path: str | Path, what: str) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """Read a safetensors file as ``(header, tensors)``; a missing or unreadable file is a YocoError.
+
+    ``what`` names the expected kind of file in the message ("condensed-set file", "dynamics file", ...).
+    """
+    from safetensors import SafetensorError, safe_open
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise YocoError(f"{path}: no such {what}")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            header = fh.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise YocoError(f"{path}: not a yoco {what} ({exc})") from None
+    return header, tensors
 
 
 def _jsonable(value: Any) -> Any:

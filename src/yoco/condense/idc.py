@@ -29,15 +29,13 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
 from yoco.augment import DSA, parse_strategy
 from yoco.data.condensed import CondensedMeta, CondensedSet, decode_images, normalize, save
 from yoco.errors import YocoError
-from yoco.io import atomic_write
+from yoco.io import read_tensors, write_tensors
 from yoco.models import create_model, model_names
 from yoco.train import TrainConfig, resolve_device, seeded, train
 
@@ -487,22 +485,17 @@ def _identity(cfg: IDCConfig, real: RealDataset) -> dict[str, Any]:
 
 
 def _write_checkpoint(path: Path, cfg: IDCConfig, real: RealDataset, state: _State) -> None:
-    tensors = {"images": state.images.detach().cpu().contiguous(), "rng": state.rng.contiguous()}
+    tensors = {"images": state.images, "rng": state.rng}
     if state.momentum is not None:
-        tensors["momentum"] = state.momentum.detach().cpu().contiguous()
+        tensors["momentum"] = state.momentum
     header = {"yoco_idc_checkpoint": CHECKPOINT_VERSION, "identity": json.dumps(_identity(cfg, real)),
               "config": json.dumps(cfg.to_dict()), "iteration": str(state.iteration),
               "losses": json.dumps(state.losses)}
-    atomic_write(path, lambda p: save_file(tensors, str(p), metadata=header))
+    write_tensors(path, tensors, header)
 
 
 def _read_checkpoint(path: Path, cfg: IDCConfig, real: RealDataset) -> _State:
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            header = fh.metadata() or {}
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise YocoError(f"{path}: not an IDC checkpoint ({exc})") from None
+    header, tensors = read_tensors(path, "IDC checkpoint")
     if header.get("yoco_idc_checkpoint") != CHECKPOINT_VERSION or "images" not in tensors:
         raise YocoError(f"{path}: not an IDC checkpoint of this yoco version")
     saved, now = json.loads(header["identity"]), _identity(cfg, real)

@@ -14,11 +14,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 from yoco.errors import YocoError
-from yoco.io import atomic_write
+from yoco.io import read_tensors, write_tensors
 
 FORMAT_VERSION = "1"
 
@@ -178,23 +176,13 @@ def decode_images(images: torch.Tensor, factor: int) -> torch.Tensor:
 def save(cs: CondensedSet, path: str | Path) -> Path:
     """Write ``cs`` to ``path`` in the project's safetensors format (atomically)."""
     header = {"yoco_format": FORMAT_VERSION, "meta": json.dumps(cs.meta.to_dict())}
-    tensors = {"images": cs.images.contiguous(), "labels": cs.labels.contiguous()}
-    return atomic_write(path, lambda p: save_file(tensors, str(p), metadata=header))
+    return write_tensors(path, {"images": cs.images, "labels": cs.labels}, header)
 
 
 def load(path: str | Path) -> CondensedSet:
     """Read a condensed set written by :func:`save`; never executes code from the file."""
     path = Path(path)
-    if not path.is_file():
-        raise YocoError(f"{path}: no such condensed-set file")
-    try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as fh:
-            header = fh.metadata() or {}
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise YocoError(f"{path}: not a yoco condensed-set file ({exc})") from None
+    header, tensors = read_tensors(path, "condensed-set file")
     if "meta" not in header or "images" not in tensors or "labels" not in tensors:
         raise YocoError(f"{path}: not a yoco condensed-set file (missing images, labels or metadata)")
     try:
