@@ -140,6 +140,24 @@ def test_validation_errors_name_the_source(shape, labels, classes, factor, messa
     assert "some/file.pt" in str(err.value)
 
 
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [(torch.tensor([0.0, 0.5, 1.0, 1.0]), "whole class indices"),
+     (torch.eye(2).repeat(2, 1), r"class indices \[N\], got shape \[4, 2\]")],
+    ids=["fractional", "one-hot"],
+)
+def test_soft_labels_are_refused_not_truncated(labels, message) -> None:
+    meta = CondensedMeta(dataset="toy", num_classes=2)
+    with pytest.raises(YocoError, match=f"some/file.pt: labels must be {message}"):
+        CondensedSet(torch.rand(4, 1, 8, 8), labels, meta, source="some/file.pt")
+
+
+def test_whole_float_labels_are_accepted() -> None:
+    meta = CondensedMeta(dataset="toy", num_classes=2)
+    cs = CondensedSet(torch.rand(4, 1, 8, 8), torch.tensor([0.0, 1.0, 1.0, 0.0]), meta)
+    assert cs.labels.tolist() == [0, 1, 1, 0] and cs.labels.dtype == torch.int64
+
+
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
 def test_non_finite_images_are_refused(bad: float) -> None:
     images = torch.rand(2, 1, 4, 4)

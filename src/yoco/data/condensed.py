@@ -67,7 +67,13 @@ class CondensedSet:
 
     def __post_init__(self) -> None:
         self.images = torch.as_tensor(self.images).detach().to(torch.float32).contiguous()
-        self.labels = torch.as_tensor(self.labels).detach().to(torch.int64).reshape(-1).contiguous()
+        labels = torch.as_tensor(self.labels).detach()
+        if labels.dim() > 1 and labels.shape[1:].numel() != 1:
+            raise YocoError(f"{self.source}: labels must be class indices [N], got shape {list(labels.shape)} "
+                            "(soft or one-hot labels are not supported)")
+        if labels.is_floating_point() and not torch.equal(labels, labels.round()):
+            raise YocoError(f"{self.source}: labels must be whole class indices, got fractional values")
+        self.labels = labels.to(torch.int64).reshape(-1).contiguous()
         validate(self)
 
     def __len__(self) -> int:
