@@ -452,7 +452,8 @@ def _presets_help() -> str:
 def _rules_help() -> str:
     from yoco.select import rule_names
 
-    return "rule name: " + ", ".join(rule_names())
+    return ("a rule <score>[_easy|_hard][_balance|_imbalance] (a bare score takes its classic defaults, e.g. "
+            "forgetting, el2n, ccs); for the ladder a comma-separated list. Known: " + ", ".join(rule_names()))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

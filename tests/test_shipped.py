@@ -1,0 +1,37 @@
+"""The condensed Fashion-MNIST set shipped in the package (the demo's source) loads, decodes and evaluates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from yoco.data.condensed import decode, load
+from yoco.evaluate import EvalConfig, evaluate_condensed
+from yoco.ladder import DEMO_SET
+
+FASHION_ROOT = Path("/usr/share/datasets/fashion-mnist")
+
+
+def test_shipped_set_is_idc_fashion_mnist_ipc10_factor2() -> None:
+    cs = load(DEMO_SET)
+    assert cs.meta.dataset == "fashion-mnist" and cs.meta.method == "idc"
+    assert (cs.meta.ipc, cs.meta.factor, cs.num_classes) == (10, 2, 10)
+    assert cs.images.shape == (100, 1, 28, 28)
+    assert cs.class_counts() == [10] * 10
+    dec = decode(cs)
+    assert dec.images.shape == (400, 1, 28, 28) and dec.class_counts() == [40] * 10
+    assert cs.meta.extra["config"]["ipc"] == 10 and len(cs.meta.extra["matching_loss"]) > 0
+
+
+def test_shipped_set_trains_a_network_well_above_chance() -> None:
+    if not FASHION_ROOT.is_dir():
+        pytest.skip(f"{FASHION_ROOT} is missing (install the Debian package dataset-fashion-mnist)")
+    from yoco.data.datasets import load_dataset
+
+    real = load_dataset("fashion-mnist")
+    torch.set_num_threads(2)
+    res = evaluate_condensed(load(DEMO_SET), real, EvalConfig(epochs=15, width=32, repeat=1, test_points=1,
+                                                               device="cpu"), progress=False)
+    assert res["last_mean"] > 0.6
