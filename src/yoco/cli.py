@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -439,7 +440,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("demo", "the whole job on the shipped Fashion-MNIST condensed set, sized for a 2-core CPU")
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--data-root", default=None)
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+                   help="parallel evaluation processes (default: 2, or 1 on a one-core machine)")
     return parser
 
 

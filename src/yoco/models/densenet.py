@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from yoco.errors import YocoError
 from yoco.models.registry import Classifier, register_model
 
 
@@ -24,17 +25,23 @@ class DenseLayer(nn.Module):
 
 
 class DenseNet(Classifier):
-    """Dense blocks of ``layers`` layers each, halving channels and resolution between blocks."""
+    """Dense blocks of ``layers`` layers each, halving channels and resolution between blocks.
+
+    ``width`` is the stem's channel count, twice the growth rate (the knob ``--width`` turns on every model).
+    """
 
     def __init__(
         self,
         num_classes: int,
         channels: int,
         image_size: tuple[int, int],
-        growth: int = 12,
+        width: int = 24,
         layers: tuple[int, ...] = (6, 6, 6),
     ) -> None:
         super().__init__()
+        if width < 2:
+            raise YocoError(f"DenseNet width must be at least 2, got {width}")
+        growth = width // 2
         c = 2 * growth
         mods: list[nn.Module] = [nn.Conv2d(channels, c, 3, padding=1, bias=False)]
         for i, n in enumerate(layers):
@@ -55,5 +62,5 @@ class DenseNet(Classifier):
 
 @register_model("densenet")
 def densenet(num_classes: int, channels: int, image_size: tuple[int, int], **kw: object) -> DenseNet:
-    """Small DenseNet-BC (depth 40 style, growth 12)."""
+    """Small DenseNet-BC (depth 40 style, growth 12: ``width`` 24)."""
     return DenseNet(num_classes, channels, image_size, **kw)
