@@ -5,16 +5,17 @@ Rows (ConvNet-3, width 128, batch 64, on 28x28x1 and 32x32x3 inputs):
   yoco       yoco.train.train (on-device data, batched DSA + CutMix p=0.5)
   plain      a typical research loop: per-image Python augmentation (random crop + flip + colour jitter)
              in a Dataset/DataLoader, then the same step
-Reports images/s, each row's time relative to `bare`, and achieved GFLOP/s (forward+backward FLOPs from
+Each loop is timed in interleaved rounds (median reported). Reports images/s, each row's time relative to `bare`, and achieved GFLOP/s (forward+backward FLOPs from
 torch's FlopCounterMode) as a fraction of this machine's measured float32 matrix-multiply rate.
 
-    python benchmarks/bench_train_loop.py [--steps 30] [--width 128]
+    python benchmarks/bench_train_loop.py [--steps 30] [--width 128] [--rounds 5]
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
+import statistics
 import time
 
 import torch
@@ -63,7 +64,7 @@ class PerImageAug(Dataset):
         return img, self.y[i]
 
 
-def bench(channels: int, size: int, width: int, steps: int, n: int = 640) -> list[tuple[str, float, float]]:
+def bench(channels: int, size: int, width: int, steps: int, rounds: int = 5, n: int = 640) -> list[tuple[str, float, float]]:
     x, y = torch.randn(n, channels, size, size), torch.arange(n) % 10
     with seeded(0):
         model = create_model("convnet3", 10, channels, size, width=width)
@@ -91,14 +92,21 @@ def bench(channels: int, size: int, width: int, steps: int, n: int = 640) -> lis
             loss.backward()
             opt.step()
 
-    rows = []
+    loops = {"bare": bare, "yoco": yoco, "plain": plain}
     epochs = max(1, steps // batches)
-    for name, fn in (("bare", bare), ("yoco", yoco), ("plain", plain)):
+    times: dict[str, list[float]] = {name: [] for name in loops}
+    for fn in loops.values():
         fn()  # warm-up
-        t = time.perf_counter()
-        for _ in range(epochs):
-            fn()
-        rate = epochs * batches * 64 / (time.perf_counter() - t)
+    for r in range(rounds):  # interleaved rounds, order rotated, so drift and order effects hit every loop alike
+        names = list(loops)[r % 3:] + list(loops)[: r % 3]
+        for name in names:
+            t = time.perf_counter()
+            for _ in range(epochs):
+                loops[name]()
+            times[name].append(time.perf_counter() - t)
+    rows = []
+    for name, ts in times.items():
+        rate = epochs * batches * 64 / statistics.median(ts)
         rows.append((name, rate, rate * flops_per_image / 1e9))
     return rows
 
@@ -107,13 +115,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--width", type=int, default=128)
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds; the median is reported")
     args = ap.parse_args()
     peak = matmul_gflops()
     print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; fp32 matmul 2048^3: {peak:.1f} GFLOP/s")
     print(f"{'input':<10} {'loop':<6} {'img/s':>8} {'time vs bare':>13} {'GFLOP/s':>8} {'of matmul':>10}")
     for c, s in ((1, 28), (3, 32)):
-        rows = bench(c, s, args.width, args.steps)
+        rows = bench(c, s, args.width, args.steps, args.rounds)
         base = rows[0][1]
         for name, rate, gf in rows:
             print(f"{f'{s}x{s}x{c}':<10} {name:<6} {rate:8.1f} {base / rate:12.2f}x {gf:8.1f} {gf / peak:9.0%}")

@@ -162,7 +162,7 @@ def save_ladder_plot(rows: list[dict], path: str | Path, title: str = "") -> Pat
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+    fig, ax = plt.subplots(figsize=(8.4, 4.4), dpi=120)
     for rule in dict.fromkeys(r["rule"] for r in rows if r["ipc"] is not None):
         pts = sorted((r["ipc"], r["last_mean"], r["last_std"]) for r in rows
                      if r["rule"] == rule and r["ipc"] is not None and r["last_mean"] is not None)
@@ -179,11 +179,12 @@ def save_ladder_plot(rows: list[dict], path: str | Path, title: str = "") -> Pat
     ax.set_xscale("log")
     ipcs = sorted({r["ipc"] for r in rows if r["ipc"] is not None})
     ax.set_xticks(ipcs, [str(k) for k in ipcs])
+    ax.set_xticks([], minor=True)
     ax.set_xlabel("target images per class (stored)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, ncol=2)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     fig.tight_layout()
 
     def write(p: Path) -> None:
