@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 
 import pytest
 import torch
@@ -23,50 +22,13 @@ from yoco.condense import (
     matching_loss,
 )
 from yoco.data.condensed import decode_images, load
+from yoco.data.datasets import RealDataset
 from yoco.errors import YocoError
 from yoco.models import create_model
 from yoco.train import seeded
 
 
-@dataclass
-class FakeReal:
-    """The slice of ``RealDataset`` that condensation reads, built from in-memory tensors."""
-
-    name: str
-    train_images: torch.Tensor
-    train_labels: torch.Tensor
-    test_images: torch.Tensor
-    test_labels: torch.Tensor
-    classes: list[str]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    flip: bool = True
-    root: str = "<memory>"
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    @property
-    def channels(self) -> int:
-        return self.train_images.shape[1]
-
-    @property
-    def image_size(self) -> tuple[int, int]:
-        return tuple(self.train_images.shape[-2:])
-
-    def train_float(self) -> torch.Tensor:
-        return self.train_images.float() / 255
-
-    def test_float(self) -> torch.Tensor:
-        return self.test_images.float() / 255
-
-    def class_indices(self, split: str = "train") -> list[torch.Tensor]:
-        y = self.train_labels if split == "train" else self.test_labels
-        return [torch.nonzero(y == c).flatten() for c in range(self.num_classes)]
-
-
-def fake_real(n_per_class: int = 12, num_classes: int = 4, size: int = 8, channels: int = 1) -> FakeReal:
+def fake_real(n_per_class: int = 12, num_classes: int = 4, size: int = 8, channels: int = 1) -> RealDataset:
     x, y = separable_images(n_per_class, num_classes, size, channels, seed=0)
     tx, ty = separable_images(n_per_class, num_classes, size, channels, seed=1)
     # Uneven texture so every real image differs from the others (the tile-order test needs that).
@@ -75,8 +37,8 @@ def fake_real(n_per_class: int = 12, num_classes: int = 4, size: int = 8, channe
     def to8(t: torch.Tensor) -> torch.Tensor:
         return (t.clamp(0, 1) * 255).round().to(torch.uint8)
 
-    return FakeReal("tiny", to8(x), y, to8(tx), ty, [str(c) for c in range(num_classes)],
-                    mean=(0.3,) * channels, std=(0.3,) * channels)
+    return RealDataset("tiny", to8(x), y, to8(tx), ty, [str(c) for c in range(num_classes)],
+                       mean=(0.3,) * channels, std=(0.3,) * channels, flip=True, root="<memory>")
 
 
 # 4 classes of 8x8 images, ConvNet-3 of width 8: a whole run is well under a second on one core.
