@@ -83,10 +83,12 @@ def test_matched_params_are_conv_kernels_and_distance_is_zero_on_equal_batches()
         net = create_model("convnet3", 4, 1, 8, width=8)
     params = matched_params(net)
     assert len(params) == 3 and all(p.dim() == 4 for p in params)
-    x = torch.randn(6, 1, 8, 8)
+    x = torch.randn(6, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     y = torch.tensor([0, 1, 2, 3, 0, 1])
-    assert gradient_distance(net, params, x, y, x, y).item() == pytest.approx(0.0, abs=1e-12)
-    assert gradient_distance(net, params, x, y, x.flip(0), y).item() > 0
+    different = gradient_distance(net, params, x, y, x.flip(0), y).item()
+    # equal batches: zero up to float32 rounding of two separately computed gradients (thread-order dependent)
+    assert different > 0
+    assert gradient_distance(net, params, x, y, x, y).item() <= 1e-6 * different
 
 
 def test_condensation_descends_the_matching_objective(tmp_path):
