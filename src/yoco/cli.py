@@ -154,12 +154,10 @@ def _embeddings_path(scores_csv: str | Path) -> Path:
 
 
 def _save_embeddings(dyn, path: Path) -> None:
-    import torch
-
+    from yoco.dynamics import ssp_embeddings
     from yoco.io import write_tensors
 
-    emb = torch.cat(list(torch.nn.functional.normalize(dyn.embeddings, dim=-1)), dim=-1)
-    write_tensors(path, {"embeddings": emb})
+    write_tensors(path, {"embeddings": ssp_embeddings(dyn)})
 
 
 @command("prune")

@@ -76,6 +76,11 @@ class Dynamics:
 _TENSORS = ("log_probs", "train_acc", "labels", "final_log_probs", "embeddings")
 
 
+def ssp_embeddings(dyn: Dynamics) -> torch.Tensor:
+    """Per-image embeddings SSP clusters: each run's final-model features L2-normalised, runs concatenated."""
+    return torch.cat(list(F.normalize(dyn.embeddings, dim=-1)), dim=-1)
+
+
 def save_dynamics(dyn: Dynamics, path: str | Path) -> Path:
     """Write ``dyn`` as one safetensors file (atomically), the config in its header."""
     tensors = {name: getattr(dyn, name) for name in _TENSORS}

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from yoco.data.condensed import CondensedSet, load, save
-from yoco.dynamics import DynamicsConfig, load_dynamics, record_dynamics, save_dynamics
+from yoco.dynamics import DynamicsConfig, load_dynamics, record_dynamics, save_dynamics, ssp_embeddings
 from yoco.errors import YocoError
 from yoco.evaluate import EvalConfig, check_compatible, evaluate_condensed
 from yoco.io import write_json
@@ -156,7 +156,7 @@ def run_ladder(
     else:
         scores = compute_scores(dyn, **score_kw)
         write_scores_csv(score_path, scores, dyn.labels, {"dynamics": dyn_path.name, **score_kw})
-    embeddings = torch.cat(list(torch.nn.functional.normalize(dyn.embeddings, dim=-1)), dim=-1)
+    embeddings = ssp_embeddings(dyn)
 
     tasks = []
     eval_cfg = {**cfg.eval.to_dict(), "device": device}
