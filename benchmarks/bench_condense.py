@@ -4,9 +4,10 @@ For Fashion-MNIST (the real files) and a CIFAR-10-sized set (random uint8 images
 only the sizes matter for time), with each dataset's IDC preset at IPC 10, factor 2: seconds per inner step of
 data preparation (sampling, decoding, DSA), gradient matching (both gradients and the double backward to the
 images), the image update and the real-data network pass, and the ratio of the matching part to one ordinary
-forward/backward of the same network on the same batches. Writes benchmarks/results/condense_cost.json.
+forward/backward of the same network on the same batches. Writes benchmarks/results/condense_cost.json
+(or --out).
 
-    python benchmarks/bench_condense.py [--steps 3] [--device auto]
+    python benchmarks/bench_condense.py [--steps 3] [--device auto] [--out FILE]
 """
 
 from __future__ import annotations
@@ -37,13 +38,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--out", default=str(OUT / "condense_cost.json"))
     args = ap.parse_args()
     cases = [("fashion-mnist", load_dataset("fashion-mnist"), PRESETS["fashion-mnist"]),
              ("cifar10-sized", cifar10_sized(), PRESETS["cifar10"])]
     rows = {}
     for name, real, cfg in cases:
         rows[name] = {"config": cfg.to_dict(), **matching_cost_breakdown(real, cfg, args.device, steps=args.steps)}
-    write_json(OUT / "condense_cost.json", {"threads": torch.get_num_threads(), "rows": rows})
+    write_json(args.out, {"device": args.device, "threads": torch.get_num_threads(), "rows": rows})
     parts = ("data", "match", "update", "net_train", "plain")
     print(f"{'set':<14}" + "".join(f"{p + ' s':>12}" for p in parts) + f"{'inner s':>10}{'outer s':>10}{'match/plain':>12}{'inner/plain':>12}")
     for name, r in rows.items():

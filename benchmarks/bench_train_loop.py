@@ -4,11 +4,12 @@ Rows (ConvNet-3, width 128, batch 64, on 28x28x1 and 32x32x3 inputs):
   bare       forward/backward/SGD step on fixed tensors, no augmentation: the floor
   yoco       yoco.train.train (on-device data, batched DSA + CutMix p=0.5)
   plain      a typical research loop: per-image Python augmentation (random crop + flip + colour jitter)
-             in a Dataset/DataLoader, then the same step
+             in a Dataset/DataLoader on the CPU, each batch copied to the device, then the same step
 Each loop is timed in interleaved rounds (median reported). Reports images/s, each row's time relative to `bare`, and achieved GFLOP/s (forward+backward FLOPs from
-torch's FlopCounterMode) as a fraction of this machine's measured float32 matrix-multiply rate.
+torch's FlopCounterMode) as a fraction of this machine's measured float32 matrix-multiply rate (on CUDA
+the matmul runs with TF32 off, PyTorch's default, while cuDNN convolutions keep their default TF32).
 
-    python benchmarks/bench_train_loop.py [--steps 30] [--width 128] [--rounds 5]
+    python benchmarks/bench_train_loop.py [--steps 30] [--width 128] [--rounds 5] [--device auto]
 """
 
 from __future__ import annotations
@@ -24,15 +25,23 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
 
 from yoco.models import create_model
-from yoco.train import TrainConfig, seeded, train
+from yoco.train import TrainConfig, resolve_device, seeded, train
 
 
-def matmul_gflops(n: int = 2048, reps: int = 10) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_gflops(device: torch.device, reps: int = 10) -> float:
+    n = 8192 if device.type == "cuda" else 2048
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     a @ b
+    sync(device)
     t = time.perf_counter()
     for _ in range(reps):
         a @ b
+    sync(device)
     return 2 * n**3 * reps / (time.perf_counter() - t) / 1e9
 
 
@@ -64,10 +73,12 @@ class PerImageAug(Dataset):
         return img, self.y[i]
 
 
-def bench(channels: int, size: int, width: int, steps: int, rounds: int = 5, n: int = 640) -> list[tuple[str, float, float]]:
-    x, y = torch.randn(n, channels, size, size), torch.arange(n) % 10
+def bench(channels: int, size: int, width: int, steps: int, device: torch.device, rounds: int = 5,
+          n: int = 640) -> list[tuple[str, float, float]]:
+    x_cpu, y_cpu = torch.randn(n, channels, size, size), torch.arange(n) % 10
+    x, y = x_cpu.to(device), y_cpu.to(device)
     with seeded(0):
-        model = create_model("convnet3", 10, channels, size, width=width)
+        model = create_model("convnet3", 10, channels, size, width=width).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     flops_per_image = step_flops(model, x[:64], y[:64]) / 64
     batches = n // 64
@@ -83,10 +94,11 @@ def bench(channels: int, size: int, width: int, steps: int, rounds: int = 5, n: 
     def yoco() -> None:
         train(model, x, y, TrainConfig(epochs=1, dsa="color_crop_flip_scale_rotate", mix="cutmix"), progress=False)
 
-    loader = DataLoader(PerImageAug(x, y), batch_size=64, shuffle=True)
+    loader = DataLoader(PerImageAug(x_cpu, y_cpu), batch_size=64, shuffle=True)
 
     def plain() -> None:
         for xb, yb in loader:
+            xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
             loss = F.cross_entropy(model(xb), yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -97,12 +109,14 @@ def bench(channels: int, size: int, width: int, steps: int, rounds: int = 5, n: 
     times: dict[str, list[float]] = {name: [] for name in loops}
     for fn in loops.values():
         fn()  # warm-up
+    sync(device)
     for r in range(rounds):  # interleaved rounds, order rotated, so drift and order effects hit every loop alike
         names = list(loops)[r % 3:] + list(loops)[: r % 3]
         for name in names:
             t = time.perf_counter()
             for _ in range(epochs):
                 loops[name]()
+            sync(device)
             times[name].append(time.perf_counter() - t)
     rows = []
     for name, ts in times.items():
@@ -116,13 +130,16 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--width", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds; the median is reported")
+    ap.add_argument("--device", default="auto", help="auto, cpu or cuda")
     args = ap.parse_args()
-    peak = matmul_gflops()
-    print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads; fp32 matmul 2048^3: {peak:.1f} GFLOP/s")
+    device = resolve_device(args.device)
+    peak = matmul_gflops(device)
+    where = (torch.cuda.get_device_name(device) if device.type == "cuda"
+             else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads")
+    print(f"device: {where}, torch {torch.__version__}; fp32 matmul: {peak:.1f} GFLOP/s")
     print(f"{'input':<10} {'loop':<6} {'img/s':>8} {'time vs bare':>13} {'GFLOP/s':>8} {'of matmul':>10}")
     for c, s in ((1, 28), (3, 32)):
-        rows = bench(c, s, args.width, args.steps, args.rounds)
+        rows = bench(c, s, args.width, args.steps, device, args.rounds)
         base = rows[0][1]
         for name, rate, gf in rows:
             print(f"{f'{s}x{s}x{c}':<10} {name:<6} {rate:8.1f} {base / rate:12.2f}x {gf:8.1f} {gf / peak:9.0%}")
