@@ -91,3 +91,17 @@ def test_shared_mode_matches_batches_of_different_sizes():
     # identical transform for every image: the first three of each batch match the joint call
     assert torch.allclose(a[:3], both[:3], atol=1e-6)
     assert torch.allclose(b, both[3:], atol=1e-6)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_seeded_dsa_and_cutmix_on_cuda_match_the_cpu():
+    # parameters are drawn on the CPU and copied once (pinned, non-blocking): a seed must mean the same
+    # transform on both devices, and the copy must have landed before the kernels read it
+    x = torch.randn(64, 3, 32, 32)
+    aug = DSA("color_crop_cutout_flip_scale_rotate")
+    for seed in range(6):
+        assert torch.allclose(aug(x.cuda(), seed=seed).cpu(), aug(x, seed=seed), atol=1e-4)
+    y = torch.arange(64) % 10
+    a = cutmix(x.cuda(), y.cuda(), generator=torch.Generator().manual_seed(1))
+    b = cutmix(x, y, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(a[0].cpu(), b[0]) and torch.equal(a[2].cpu(), b[2]) and a[3] == b[3]

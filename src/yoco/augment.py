@@ -65,33 +65,48 @@ class DSA:
         g = generator
         if seed is not None:
             g = torch.Generator().manual_seed(int(seed))
-        n = x.shape[0]
+        n, _, h, w = x.shape
 
-        def rand(*shape: int) -> torch.Tensor:
+        def rand(k: int) -> torch.Tensor:
             # Parameters are drawn on the CPU so a seed means the same thing on every device; in shared mode
             # one draw is broadcast over the batch.
-            if shared:
-                return torch.rand(1, *shape[1:], generator=g).expand(*shape).to(x.device)
-            return torch.rand(*shape, generator=g).to(x.device)
+            return torch.rand(1, generator=g).expand(k) if shared else torch.rand(k, generator=g)
 
+        # Every parameter is drawn first, in a fixed order, and moved to the device in ONE copy: a copy per
+        # parameter would wait for the GPU's queue each time and leave it idle between small kernels.
+        drawn: dict[str, torch.Tensor] = {}
         if "flip" in self.ops:
-            x = torch.where(rand(n, 1, 1, 1) < self.p.flip_p, x.flip(3), x)
+            drawn["flip"] = (rand(n) < self.p.flip_p).to(torch.float32)
         if "color" in self.ops:
-            x = x + (rand(n, 1, 1, 1) - 0.5)
-            m = x.mean(dim=1, keepdim=True)
-            x = (x - m) * (rand(n, 1, 1, 1) * 2.0) + m
-            m = x.mean(dim=(1, 2, 3), keepdim=True)
-            x = (x - m) * (rand(n, 1, 1, 1) + 0.5) + m
+            drawn["color"] = torch.stack([rand(n) - 0.5, rand(n) * 2.0, rand(n) + 0.5], 1)
         if self.geometric:
             op = self.geometric[int(torch.randint(len(self.geometric), (1,), generator=g))]
-            x = self._affine(x, op, rand)
+            drawn["theta"] = self._theta(op, n, h, w, rand).reshape(n, 6)
         if "cutout" in self.ops:
-            x = x * self._cutout_mask(x, rand)
+            drawn["cutout"] = torch.stack([torch.floor(rand(n) * h), torch.floor(rand(n) * w)], 1)
+        cols = [t.reshape(n, -1) for t in drawn.values()]
+        moved = to_device(torch.cat(cols, 1), x.device).to(x.dtype).split([c.shape[1] for c in cols], 1)
+        par = dict(zip(drawn, moved))
+
+        if "flip" in par:
+            x = torch.where(par["flip"].view(n, 1, 1, 1) > 0.5, x.flip(3), x)
+        if "color" in par:
+            brightness, saturation, contrast = (c.view(n, 1, 1, 1) for c in par["color"].unbind(1))
+            x = x + brightness
+            m = x.mean(dim=1, keepdim=True)
+            x = (x - m) * saturation + m
+            m = x.mean(dim=(1, 2, 3), keepdim=True)
+            x = (x - m) * contrast + m
+        if "theta" in par:
+            grid = F.affine_grid(par["theta"].view(n, 2, 3), list(x.shape), align_corners=False)
+            x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        if "cutout" in par:
+            x = x * self._cutout_mask(x, par["cutout"])
         return x
 
-    def _affine(self, x: torch.Tensor, op: str, rand) -> torch.Tensor:
-        n, _, h, w = x.shape
-        theta = torch.zeros(n, 2, 3, device=x.device, dtype=x.dtype)
+    def _theta(self, op: str, n: int, h: int, w: int, rand) -> torch.Tensor:
+        """The ``[n, 2, 3]`` affine matrices of one geometric op, on the CPU."""
+        theta = torch.zeros(n, 2, 3)
         if op == "scale":
             lo = 1.0 / self.p.scale
             theta[:, 0, 0] = rand(n) * (self.p.scale - lo) + lo
@@ -107,18 +122,23 @@ class DSA:
             sy = torch.floor(rand(n) * (2 * int(h * self.p.crop_pad) + 1)) - int(h * self.p.crop_pad)
             theta[:, 0, 2] = sx * 2.0 / w
             theta[:, 1, 2] = sy * 2.0 / h
-        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-        return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        return theta
 
-    def _cutout_mask(self, x: torch.Tensor, rand) -> torch.Tensor:
+    def _cutout_mask(self, x: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
         n, _, h, w = x.shape
         ch, cw = int(h * self.p.cutout + 0.5), int(w * self.p.cutout + 0.5)
-        cy = torch.floor(rand(n) * h).view(n, 1, 1)
-        cx = torch.floor(rand(n) * w).view(n, 1, 1)
+        cy, cx = (c.view(n, 1, 1) for c in centres.unbind(1))
         ys = torch.arange(h, device=x.device).view(1, h, 1)
         xs = torch.arange(w, device=x.device).view(1, 1, w)
         inside = ((ys - cy).abs() < ch / 2) & ((xs - cx).abs() < cw / 2)
         return (~inside).unsqueeze(1).to(x.dtype)
+
+
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Move a small CPU tensor to ``device``; to a GPU through pinned memory without waiting for its queue."""
+    if device.type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
 
 
 def cutmix(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None, beta: float = 1.0
@@ -130,7 +150,7 @@ def cutmix(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None =
     """
     n, _, h, w = x.shape
     lam = _beta(beta, generator)
-    perm = torch.randperm(n, generator=generator).to(x.device)
+    perm = to_device(torch.randperm(n, generator=generator), x.device)
     cut = math.sqrt(1.0 - lam)
     bh, bw = int(h * cut), int(w * cut)
     cy = int(torch.randint(h, (1,), generator=generator))
@@ -147,7 +167,7 @@ def mixup(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = 
           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
     """Blend each image with a shuffled partner; same return convention as :func:`cutmix`."""
     lam = _beta(beta, generator)
-    perm = torch.randperm(x.shape[0], generator=generator).to(x.device)
+    perm = to_device(torch.randperm(x.shape[0], generator=generator), x.device)
     return lam * x + (1 - lam) * x[perm], y, y[perm], lam
 
 

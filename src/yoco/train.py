@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from yoco.augment import DSA, cutmix, mixup
+from yoco.augment import DSA, cutmix, mixup, to_device
 from yoco.errors import YocoError
 
 
@@ -124,7 +124,7 @@ def train(
         perm = torch.randperm(n, generator=g)
         for start in range(0, n, cfg.batch_size):
             idx = perm[start : start + cfg.batch_size]
-            dev_idx = idx.to(images.device)
+            dev_idx = to_device(idx, images.device)
             x, y = dsa(images[dev_idx], generator=g), labels[dev_idx]
             if mix is not None and float(torch.rand((), generator=g)) < cfg.mix_p:
                 x, ya, yb, lam = mix(x, y, generator=g, beta=cfg.mix_beta)
