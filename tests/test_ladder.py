@@ -133,3 +133,11 @@ def test_ray_matches_local_workers(tmp_path):
     finally:
         ray.shutdown()
     assert [r["repeats"] for r in local["rows"]] == [r["repeats"] for r in on_ray["rows"]]
+
+
+def test_saved_eval_config_follows_the_ladder_repeat_and_seed():
+    # cells run one evaluation each, seeded seed..seed+repeat-1: the eval block must not claim another count
+    cfg = LadderConfig(dataset="mnist", repeat=2, seed=4, eval=EvalConfig(repeat=5, seed=0))
+    assert (cfg.eval.repeat, cfg.eval.seed) == (2, 4)
+    moved = dataclasses.replace(cfg, repeat=7)
+    assert moved.to_dict()["eval"]["repeat"] == 7

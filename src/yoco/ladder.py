@@ -57,6 +57,10 @@ class LadderConfig:
     hard_cut: float | None = None
     reference: bool = True
 
+    def __post_init__(self) -> None:
+        # every cell is one evaluation run seeded from the ladder's own seed range: the saved eval config says so
+        self.eval = dataclasses.replace(self.eval, repeat=self.repeat, seed=self.seed)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
