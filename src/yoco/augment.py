@@ -72,8 +72,8 @@ class DSA:
             # one draw is broadcast over the batch.
             return torch.rand(1, generator=g).expand(k) if shared else torch.rand(k, generator=g)
 
-        # Every parameter is drawn first, in a fixed order, and moved to the device in ONE copy: a copy per
-        # parameter would wait for the GPU's queue each time and leave it idle between small kernels.
+        # Every parameter is drawn first, in a fixed order, and moved to the device in ONE non-blocking copy: a
+        # blocking copy per parameter makes the host wait for the GPU's queue to drain each time.
         drawn: dict[str, torch.Tensor] = {}
         if "flip" in self.ops:
             drawn["flip"] = (rand(n) < self.p.flip_p).to(torch.float32)
