@@ -105,3 +105,29 @@ def test_seeded_dsa_and_cutmix_on_cuda_match_the_cpu():
     a = cutmix(x.cuda(), y.cuda(), generator=torch.Generator().manual_seed(1))
     b = cutmix(x, y, generator=torch.Generator().manual_seed(1))
     assert torch.equal(a[0].cpu(), b[0]) and torch.equal(a[2].cpu(), b[2]) and a[3] == b[3]
+
+
+@pytest.mark.parametrize("size", [28, 32])
+def test_crop_reaches_idcs_shift_of_four_pixels(size):
+    # IDC's crop_fn shifts by up to int(0.125 * side + 0.5) = 4 px at 28 and at 32 (not int(3.5) = 3 at 28)
+    x = torch.zeros(1, 1, size, size)
+    x[0, 0, :, size // 2] = 1.0
+    aug = DSA("crop")
+    shifts = set()
+    for seed in range(300):
+        col = aug(x, seed=seed)[0, 0].sum(0).argmax().item()
+        shifts.add(col - size // 2)
+    assert shifts == set(range(-4, 5))
+
+
+@pytest.mark.parametrize(("size", "side"), [(28, 14), (32, 16)])
+def test_cutout_zeros_a_square_of_half_the_side(size, side):
+    # IDC's cutout_fn: a side x side square (side = int(0.5 * size + 0.5)), clipped at the border
+    x = torch.ones(400, 1, size, size)
+    out = DSA("cutout")(x, seed=0)
+    zero = out[:, 0] == 0
+    rows, cols = zero.any(2).sum(1), zero.any(1).sum(1)
+    assert rows.max() == side and cols.max() == side
+    # a square cut at a border is shorter; an interior one is exactly side x side
+    full = (rows == side) & (cols == side)
+    assert full.any() and torch.equal(zero[full].flatten(1).sum(1), torch.full((int(full.sum()),), side * side))

@@ -53,8 +53,8 @@ def test_decode_shapes_and_labels(factor: int) -> None:
 @pytest.mark.parametrize("factor", [2, 3])
 def test_decode_places_tiles_row_by_row(factor: int) -> None:
     f2 = factor * factor
-    first = tiled([float(t + 1) for t in range(f2)], factor)
-    second = tiled([float(10 * (t + 1)) for t in range(f2)], factor)
+    first = tiled([(t + 1) / 10 for t in range(f2)], factor)
+    second = tiled([(t + 1) / 100 for t in range(f2)], factor)
     cs = CondensedSet(
         torch.cat([first, second]),
         torch.tensor([0, 1]),
@@ -62,8 +62,8 @@ def test_decode_places_tiles_row_by_row(factor: int) -> None:
     )
     out = decode(cs)
     for t in range(f2):
-        torch.testing.assert_close(out.images[t], torch.full_like(out.images[t], t + 1.0))
-        torch.testing.assert_close(out.images[f2 + t], torch.full_like(out.images[t], 10.0 * (t + 1)))
+        torch.testing.assert_close(out.images[t], torch.full_like(out.images[t], (t + 1) / 10))
+        torch.testing.assert_close(out.images[f2 + t], torch.full_like(out.images[t], (t + 1) / 100))
     assert out.labels.tolist() == [0] * f2 + [1] * f2
 
 
@@ -197,3 +197,24 @@ def test_meta_dict_round_trip_ignores_unknown_keys() -> None:
     d = {**meta.to_dict(), "from_the_future": 1}
     assert CondensedMeta.from_dict(d) == meta
     assert dataclasses.asdict(CondensedMeta.from_dict(d))["mean"] == (0.1,)
+
+
+@pytest.mark.parametrize(("values", "normalized", "match"), [
+    (255.0, False, r"reach \[0, 255\].*0-255 pixels\? divide by 255"),
+    (3e38, False, "far outside the expected"),
+    (-3e4, True, "standardised images reach"),
+])
+def test_out_of_range_pixels_are_refused_with_what_was_found(values, normalized, match) -> None:
+    images = torch.rand(2, 1, 4, 4)
+    images[0, 0, 0, 0] = values
+    images[1, 0, 0, 0] = 0.0
+    meta = CondensedMeta(dataset="toy", num_classes=2, normalized=normalized,
+                         mean=(0.5,) if normalized else None, std=(0.2,) if normalized else None)
+    with pytest.raises(YocoError, match=match):
+        CondensedSet(images, torch.tensor([0, 1]), meta, source="odd.safetensors")
+
+
+def test_pixels_straying_a_little_outside_unit_range_are_accepted() -> None:
+    # IDC's saved data.pt is not clamped after the last update
+    images = torch.rand(2, 1, 4, 4) * 1.1 - 0.05
+    CondensedSet(images, torch.tensor([0, 1]), CondensedMeta(dataset="toy", num_classes=2))

@@ -8,21 +8,9 @@ from helpers import tiny_condensed, tiny_real
 from yoco.cli import main
 from yoco.data.condensed import CondensedMeta, CondensedSet, save
 from yoco.errors import YocoError
-from yoco.evaluate import EvalConfig, check_compatible, evaluate_condensed, protocol_epochs
+from yoco.evaluate import EvalConfig, check_compatible, evaluate_condensed
 
 QUICK = EvalConfig(model="convnet", width=16, epochs=20, repeat=2, test_points=2, device="cpu")
-
-
-def test_protocol_epochs_table():
-    assert protocol_epochs("cifar10", 1, 10) == 1000
-    assert protocol_epochs("fashion-mnist", 40, 10) == 1000
-    assert protocol_epochs("imagenet10", 1, 10) == 3000
-    assert protocol_epochs("imagenet10", 10, 10) == 2000
-    assert protocol_epochs("imagenet10", 40, 10) == 1500
-    assert protocol_epochs("imagenet10", 200, 10) == 1000
-    assert protocol_epochs("imagenet10", 500, 10) == 500
-    assert protocol_epochs("imagenet10", 501, 10) == 300
-    assert protocol_epochs("imagenet100", 10, 100) == 2000 * 2 // 3
 
 
 def test_short_run_learns_separable_set_and_reports_mean_std():

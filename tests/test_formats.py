@@ -59,16 +59,38 @@ def test_registry_lists_every_format() -> None:
 
 
 @pytest.mark.parametrize("fmt", ["idc", "dream"])
-def test_idc_and_dream_data_pt(tmp_path, stats, fmt) -> None:
+def test_idc_and_dream_data_pt_hold_unnormalised_pixels(tmp_path, stats, fmt, caplog) -> None:
+    # IDC's README: "all of our data are unnormalized, so normalization is required for training"
     images, labels = images_and_labels()
+    images = (images * 0.2 + 0.5).clamp(-0.02, 1.02)  # about [0, 1], straying a little as IDC's files do
     torch.save([images, labels], tmp_path / "data.pt")
-    cs = import_condensed(tmp_path / "data.pt", fmt, dataset="toy")
+    with caplog.at_level("WARNING"):
+        cs = import_condensed(tmp_path / "data.pt", fmt, dataset="toy")
+    assert not caplog.records
     assert torch.equal(cs.images, images) and torch.equal(cs.labels, labels)
     m = cs.meta
-    assert (m.method, m.factor, m.normalized, m.num_classes, m.ipc) == (fmt, 2, True, 2, 2)
-    assert (m.mean, m.std, m.dataset) == (TOY_MEAN, TOY_STD, "toy")
+    assert (m.method, m.factor, m.normalized, m.num_classes, m.ipc) == (fmt, 2, False, 2, 2)
+    assert m.dataset == "toy"
     assert cs.source == str(tmp_path / "data.pt")
     assert len(import_condensed(tmp_path, fmt, dataset="toy")) == 4  # a folder holding data.pt works too
+    # a network sees them standardised with the dataset's statistics, exactly once
+    mean, std = torch.tensor(TOY_MEAN).view(1, 3, 1, 1), torch.tensor(TOY_STD).view(1, 3, 1, 1)
+    assert torch.allclose(cs.normalized_images(TOY_MEAN, TOY_STD), (images - mean) / std)
+
+
+def test_import_warns_when_values_contradict_the_declared_normalisation(tmp_path, stats, caplog) -> None:
+    images, labels = images_and_labels()  # standard-normal values: standardised images
+    torch.save([images, labels], tmp_path / "data.pt")
+    with caplog.at_level("WARNING"):
+        import_condensed(tmp_path / "data.pt", "idc", dataset="toy")
+    text = caplog.text
+    assert "data.pt" in text and "look standardised" in text and "--normalized yes" in text
+    caplog.clear()
+    torch.save(images.sigmoid(), tmp_path / "images_best.pt")  # [0, 1] pixels in a format read as standardised
+    torch.save(labels, tmp_path / "labels_best.pt")
+    with caplog.at_level("WARNING"):
+        import_condensed(tmp_path / "images_best.pt", "mtt", dataset="toy")
+    assert "look like unnormalised" in caplog.text and "--normalized no" in caplog.text
 
 
 def test_idc_overrides_and_soft_labels(tmp_path) -> None:
@@ -154,7 +176,7 @@ def test_real_dataset_statistics_are_used_by_default(tmp_path) -> None:
     datasets = pytest.importorskip("yoco.data.datasets")
     mean, std = datasets.normalization("cifar10")
     torch.save(list(images_and_labels()), tmp_path / "data.pt")
-    cs = import_condensed(tmp_path / "data.pt", "idc", dataset="cifar10")
+    cs = import_condensed(tmp_path / "data.pt", "idc", dataset="cifar10", normalized=True)
     assert cs.meta.mean == tuple(mean) and cs.meta.std == tuple(std)
 
 
@@ -163,8 +185,9 @@ def test_normalised_set_of_unknown_dataset_needs_statistics(tmp_path, stats) -> 
     with pytest.raises(
         YocoError, match="data.pt: the images are normalised but 'mystery'.*pass mean and std"
     ):
-        import_condensed(tmp_path / "data.pt", "idc", dataset="mystery")
-    cs = import_condensed(tmp_path / "data.pt", "idc", dataset="mystery", mean=TOY_MEAN, std=TOY_STD)
+        import_condensed(tmp_path / "data.pt", "idc", dataset="mystery", normalized=True)
+    cs = import_condensed(tmp_path / "data.pt", "idc", dataset="mystery", normalized=True, mean=TOY_MEAN,
+                          std=TOY_STD)
     assert cs.meta.std == TOY_STD
     with pytest.raises(YocoError, match="both mean and std"):
         import_condensed(tmp_path / "data.pt", "idc", dataset="mystery", mean=TOY_MEAN)

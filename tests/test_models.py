@@ -45,3 +45,14 @@ def test_bad_model_requests_are_clear() -> None:
         create_model("vit", 10)
     with pytest.raises(YocoError, match="too small for a depth-5 ConvNet"):
         create_model("convnet", 10, channels=1, image_size=16, depth=5)
+
+
+@pytest.mark.parametrize(("channels", "size"), [(1, 28), (3, 32)])
+def test_convnet3_ends_at_2048_features_for_28px_grey_and_32px_colour(channels: int, size: int) -> None:
+    # IDC's models/convnet.py pads the first conv of one-channel input by 3 (28 -> 32), so MNIST-like data and
+    # CIFAR both reach 128 x 4 x 4 features.
+    model = create_model("convnet3", 10, channels=channels, image_size=size)
+    first = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert first.padding == ((3, 3) if channels == 1 else (1, 1))
+    assert model.classifier.in_features == 2048
+    assert model.features(torch.randn(2, channels, size, size)).shape == (2, 2048)

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from yoco import scores as scores_mod
 from yoco.dynamics import Dynamics
 from yoco.errors import YocoError
-from yoco.scores import compute_scores, get_score, lbpe_window, register_score, score_names
+from yoco.protocol import lbpe_window
+from yoco.scores import compute_scores, get_score, register_score, score_names
 from yoco.scoretable import check_matches, read_scores_csv, write_scores_csv
 
 

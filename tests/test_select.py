@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 from yoco.dynamics import Dynamics
 from yoco.errors import YocoError
 from yoco.scores import compute_scores
+from yoco.protocol import ccs_hard_cut
 from yoco.select import (
     Rule,
     allocate,
-    ccs_hard_cut,
     class_counts,
     kmeans,
     parse_rule,

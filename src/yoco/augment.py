@@ -83,7 +83,9 @@ class DSA:
             op = self.geometric[int(torch.randint(len(self.geometric), (1,), generator=g))]
             drawn["theta"] = self._theta(op, n, h, w, rand).reshape(n, 6)
         if "cutout" in self.ops:
-            drawn["cutout"] = torch.stack([torch.floor(rand(n) * h), torch.floor(rand(n) * w)], 1)
+            # the square's centre row/column, drawn as IDC's cutout_fn does: 0 .. side-1 (+1 for an even square)
+            (ch, cw), cover = self._cutout_size(h, w), lambda side, s: side + (1 - s % 2)
+            drawn["cutout"] = torch.stack([torch.floor(rand(n) * cover(h, ch)), torch.floor(rand(n) * cover(w, cw))], 1)
         cols = [t.reshape(n, -1) for t in drawn.values()]
         moved = to_device(torch.cat(cols, 1), x.device).to(x.dtype).split([c.shape[1] for c in cols], 1)
         par = dict(zip(drawn, moved))
@@ -116,22 +118,110 @@ class DSA:
             theta[:, 0, 0], theta[:, 0, 1] = torch.cos(a), -torch.sin(a)
             theta[:, 1, 0], theta[:, 1, 1] = torch.sin(a), torch.cos(a)
         else:
-            # crop = translate by a whole number of pixels, up to crop_pad of the side, zero padded
+            # crop = translate by a whole number of pixels, up to round(crop_pad x side) (4 px at 28 and at 32, as
+            # IDC's crop_fn), zero padded
             theta[:, 0, 0] = theta[:, 1, 1] = 1.0
-            sx = torch.floor(rand(n) * (2 * int(w * self.p.crop_pad) + 1)) - int(w * self.p.crop_pad)
-            sy = torch.floor(rand(n) * (2 * int(h * self.p.crop_pad) + 1)) - int(h * self.p.crop_pad)
+            rx, ry = int(w * self.p.crop_pad + 0.5), int(h * self.p.crop_pad + 0.5)
+            sx = torch.floor(rand(n) * (2 * rx + 1)) - rx
+            sy = torch.floor(rand(n) * (2 * ry + 1)) - ry
             theta[:, 0, 2] = sx * 2.0 / w
             theta[:, 1, 2] = sy * 2.0 / h
         return theta
 
+    def _cutout_size(self, h: int, w: int) -> tuple[int, int]:
+        return int(h * self.p.cutout + 0.5), int(w * self.p.cutout + 0.5)
+
     def _cutout_mask(self, x: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+        """Zero a ``side x side`` square starting ``side // 2`` before the drawn centre, clipped to the image."""
         n, _, h, w = x.shape
-        ch, cw = int(h * self.p.cutout + 0.5), int(w * self.p.cutout + 0.5)
-        cy, cx = (c.view(n, 1, 1) for c in centres.unbind(1))
+        ch, cw = self._cutout_size(h, w)
+        top, left = (c.view(n, 1, 1) - s // 2 for c, s in zip(centres.unbind(1), (ch, cw)))
         ys = torch.arange(h, device=x.device).view(1, h, 1)
         xs = torch.arange(w, device=x.device).view(1, 1, w)
-        inside = ((ys - cy).abs() < ch / 2) & ((xs - cx).abs() < cw / 2)
+        inside = (ys >= top) & (ys < top + ch) & (xs >= left) & (xs < left + cw)
         return (~inside).unsqueeze(1).to(x.dtype)
+
+
+# AlexNet's PCA lighting noise as IDC's data.py sets it (eigenvalues and eigenvectors of ImageNet's RGB covariance)
+LIGHTING_EIGVAL = (0.2175, 0.0188, 0.0045)
+LIGHTING_EIGVEC = ((-0.5675, 0.7192, 0.4009), (-0.5808, -0.0045, -0.8140), (-0.5836, -0.6948, 0.4203))
+
+
+class ImageNetAug:
+    """IDC's ImageNet training augmentation on whole batches of standardised images, per-sample parameters.
+
+    Random-resized crop (area 0.5-1, aspect 3/4-4/3, resized back bilinearly), horizontal flip, colour jitter
+    (brightness, contrast, saturation, each 0.4, in a random order per image) and AlexNet lighting noise (0.1),
+    applied in pixel space: the batch is de-standardised with ``mean``/``std`` and standardised again after.
+    """
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...], scale: tuple[float, float] = (0.5, 1.0),
+                 jitter: float = 0.4, lighting: float = 0.1, flip: bool = True) -> None:
+        self.mean, self.std = tuple(mean), tuple(std)
+        self.scale, self.jitter, self.lighting, self.flip = scale, jitter, lighting, flip
+
+    def __repr__(self) -> str:
+        return f"ImageNetAug(scale={self.scale}, jitter={self.jitter}, lighting={self.lighting})"
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        n, c, h, w = x.shape
+        g = generator
+        theta = self._crops(n, h, w, g)
+        flip = (torch.rand(n, generator=g) < 0.5) & self.flip
+        factors = (torch.rand(n, 3, generator=g) * 2 - 1) * self.jitter  # brightness, contrast, saturation
+        order = torch.rand(n, 3, generator=g).argsort(1)
+        light = torch.randn(n, 3, generator=g) * self.lighting
+        rgb = (light * torch.tensor(LIGHTING_EIGVAL)) @ torch.tensor(LIGHTING_EIGVEC).T
+        cols = [theta.reshape(n, 6), flip.float().view(n, 1), factors, order.float(), rgb]
+        moved = to_device(torch.cat(cols, 1), x.device).to(x.dtype).split([6, 1, 3, 3, 3], 1)
+        theta, flip, factors, order, rgb = moved
+        m = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(1, c, 1, 1)
+        s = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(1, c, 1, 1)
+        x = x * s + m
+        grid = F.affine_grid(theta.view(n, 2, 3), list(x.shape), align_corners=False)
+        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        x = torch.where(flip.view(n, 1, 1, 1) > 0.5, x.flip(3), x)
+        for step in range(3):
+            for op in range(3):
+                pick = (order[:, step] == op).view(n, 1, 1, 1)
+                x = torch.where(pick, self._jitter(x, op, factors[:, op].view(n, 1, 1, 1)), x)
+        if c == 3:
+            x = x + rgb.view(n, 3, 1, 1)
+        return (x - m) / s
+
+    def _crops(self, n: int, h: int, w: int, g: torch.Generator | None) -> torch.Tensor:
+        """Affine maps of torchvision's RandomResizedCrop boxes: 10 tries per image, else the whole image."""
+        tries = 10
+        area = (torch.rand(n, tries, generator=g) * (self.scale[1] - self.scale[0]) + self.scale[0]) * h * w
+        log_ratio = torch.rand(n, tries, generator=g) * (math.log(4 / 3) - math.log(3 / 4)) + math.log(3 / 4)
+        ratio = log_ratio.exp()
+        cw, ch = (area * ratio).sqrt().round(), (area / ratio).sqrt().round()
+        fits = (cw > 0) & (cw <= w) & (ch > 0) & (ch <= h)
+        first = torch.where(fits.any(1), fits.float().argmax(1), torch.full((n,), -1))
+        u = torch.rand(n, 2, generator=g)
+        rows = torch.arange(n)
+        bw = torch.where(first >= 0, cw[rows, first.clamp_min(0)], torch.full((n,), float(w)))
+        bh = torch.where(first >= 0, ch[rows, first.clamp_min(0)], torch.full((n,), float(h)))
+        top = torch.floor(u[:, 0] * (h - bh + 1))
+        left = torch.floor(u[:, 1] * (w - bw + 1))
+        theta = torch.zeros(n, 2, 3)
+        theta[:, 0, 0], theta[:, 1, 1] = bw / w, bh / h
+        theta[:, 0, 2] = (left + bw / 2) / w * 2 - 1
+        theta[:, 1, 2] = (top + bh / 2) / h * 2 - 1
+        return theta
+
+    @staticmethod
+    def _jitter(x: torch.Tensor, op: int, alpha: torch.Tensor) -> torch.Tensor:
+        """IDC's jitter ops, each ``x + alpha * (target - x)``: towards black, the mean grey, the grey image."""
+        grey = (x * torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)).sum(
+            1, keepdim=True) if x.shape[1] == 3 else x
+        if op == 0:
+            target = torch.zeros_like(x)
+        elif op == 1:
+            target = grey.mean((1, 2, 3), keepdim=True).expand_as(x)
+        else:
+            target = grey.expand_as(x)
+        return x + alpha * (target - x)
 
 
 def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:

@@ -133,7 +133,8 @@ def cmd_dynamics(args: argparse.Namespace) -> int:
 @command("score")
 def cmd_score(args: argparse.Namespace) -> int:
     from yoco.dynamics import load_dynamics
-    from yoco.scores import compute_scores, lbpe_window
+    from yoco.protocol import lbpe_window
+    from yoco.scores import compute_scores
     from yoco.scoretable import write_scores_csv
 
     dyn = load_dynamics(args.dynamics)

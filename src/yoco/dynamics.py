@@ -15,6 +15,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from yoco import protocol
 from yoco.data.condensed import CondensedSet, decode
 from yoco.errors import YocoError
 from yoco.io import read_tensors, write_tensors
@@ -101,22 +102,25 @@ def load_dynamics(path: str | Path) -> Dynamics:
 
 @dataclass
 class DynamicsConfig:
-    """YOCO's dynamics protocol for ConvNet (SPEC section 4): 1000 epochs, batch 64, SGD 0.01, DSA + CutMix.
+    """YOCO's dynamics protocol: 1000 epochs, batch 64, SGD 0.01, DSA + CutMix, with the evaluation network.
+
+    ``None`` fields follow :mod:`yoco.protocol` for the set's dataset: the model is the evaluation network
+    (ConvNet-3; ResNet-AP-10 on ImageNet subsets, as YOCO records them), the augmentation the dynamics recipe.
 
     ``record="train"`` stores the outputs of the training forward pass (augmented, possibly mixed inputs:
     what the reference code records); ``record="clean"`` adds one no-augmentation pass per epoch instead.
     """
 
-    model: str = "convnet3"
+    model: str | None = None
     width: int | None = None
-    epochs: int = 1000
-    runs: int = 3
+    epochs: int = protocol.DYNAMICS_EPOCHS
+    runs: int = protocol.DYNAMICS_RUNS
     seed: int = 0
-    batch_size: int = 64
-    lr: float = 0.01
-    dsa: str = "color_crop_flip_scale_rotate"
-    mix: str = "cutmix"
-    mix_p: float = 0.5
+    batch_size: int = protocol.BATCH_SIZE
+    lr: float = protocol.LR
+    dsa: str | None = None
+    mix: str = protocol.MIX
+    mix_p: float | None = None
     record: str = "train"
 
     def to_dict(self) -> dict[str, Any]:
@@ -135,14 +139,17 @@ def record_dynamics(cs: CondensedSet, cfg: DynamicsConfig, device: str | torch.d
     y = dec.labels.to(dev)
     n, c = len(dec), dec.num_classes
     kw = {"width": cfg.width} if cfg.width else {}
-    tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, dsa=cfg.dsa, flip=flip,
-                       mix=cfg.mix, mix_p=cfg.mix_p)
+    model_name = cfg.model or protocol.eval_model(cs.meta.dataset)
+    aug = protocol.augmentation(cs.meta.dataset, "dynamics")
+    tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, base_aug=aug["base_aug"],
+                       dsa=aug["dsa"] if cfg.dsa is None else cfg.dsa, flip=flip, mix=cfg.mix,
+                       mix_p=aug["mix_p"] if cfg.mix_p is None else cfg.mix_p, mean=mean, std=std)
     log_probs = torch.empty(cfg.runs, cfg.epochs, n, c, dtype=torch.float16)
     finals, embeds = [], []
     for r in range(cfg.runs):
         seed = cfg.seed + r
         with seeded(seed):
-            model = create_model(cfg.model, c, x.shape[1], tuple(x.shape[-2:]), **kw).to(dev)
+            model = create_model(model_name, c, x.shape[1], tuple(x.shape[-2:]), **kw).to(dev)
         buf = log_probs[r]
 
         def on_batch(b: Batch, buf: torch.Tensor = buf) -> None:
@@ -158,7 +165,7 @@ def record_dynamics(cs: CondensedSet, cfg: DynamicsConfig, device: str | torch.d
         embeds.append(predict(model, x, features=True))
     labels = dec.labels
     train_acc = (log_probs.argmax(-1) == labels).float().mean(-1)
-    config = {**cfg.to_dict(), "train": tcfg.to_dict(), "condensed": cs.source, "condensed_meta": cs.meta.to_dict(),
+    config = {**cfg.to_dict(), "model": model_name, "train": tcfg.to_dict(), "condensed": cs.source, "condensed_meta": cs.meta.to_dict(),
               "mean": list(mean), "std": list(std)}
     return Dynamics(log_probs, train_acc, labels, torch.stack(finals), torch.stack(embeds), config)
 

@@ -1,8 +1,8 @@
 """Evaluate a condensed set the way the field does: train a fresh network on it, test on the real test set.
 
-IDC's protocol: ConvNet-3 (ImageNet subsets: ResNet-10-AP), batch 64, SGD lr 0.01 / momentum 0.9 / wd 5e-4,
-lr x0.2 at 2/3 and 5/6, DSA ``color_crop_flip_scale_rotate`` + CutMix (p 0.5), epochs from
-:func:`protocol_epochs`. Several repeats with different seeds, reported as mean ± std of the last test
+IDC's protocol (numbers in :mod:`yoco.protocol`): ConvNet-3 (ImageNet subsets: ResNet-10-AP), batch 64, SGD lr
+0.01 / momentum 0.9 / wd 5e-4, lr x0.2 at 2/3 and 5/6, DSA ``color_crop_flip_scale_rotate`` + CutMix (p 0.5;
+ImageNet subsets: the ImageNet augmentation and CutMix on every batch), tested 4 times. Several repeats with different seeds, reported as mean ± std of the last test
 accuracy (the honest headline) and of the best test accuracy seen at the test points (what the reference
 code also logs).
 """
@@ -21,32 +21,12 @@ import torch
 
 from yoco.data.condensed import CondensedSet, decode, normalize
 from yoco.data.datasets import RealDataset
+from yoco import protocol
 from yoco.errors import YocoError
 from yoco.models import create_model
 from yoco.train import TrainConfig, accuracy, resolve_device, seeded, train
 
 log = logging.getLogger(__name__)
-
-IMAGENET_SUBSETS = ("imagenet10", "imagenet100")
-
-
-def protocol_epochs(dataset: str, images_per_class: int, num_classes: int) -> int:
-    """Training epochs of IDC's evaluation protocol for ``images_per_class`` decoded images per class.
-
-    1000 for CIFAR, SVHN, MNIST and Fashion-MNIST; for ImageNet subsets a table by images per class
-    (x2/3 for 100 classes), since fewer images need more epochs to see the same number of steps.
-    """
-    if dataset not in IMAGENET_SUBSETS:
-        return 1000
-    n = images_per_class
-    epochs = 3000 if n <= 1 else 2000 if n <= 10 else 1500 if n <= 50 else 1000 if n <= 200 else 500 if n <= 500 else 300
-    return epochs * 2 // 3 if num_classes >= 100 else epochs
-
-
-def default_model(dataset: str) -> str:
-    """ResNet-10-AP for ImageNet subsets, ConvNet-3 for everything else (IDC's choices)."""
-    return "resnet10_ap" if dataset in IMAGENET_SUBSETS else "convnet3"
-
 
 @dataclass
 class EvalConfig:
@@ -55,14 +35,14 @@ class EvalConfig:
     model: str | None = None
     width: int | None = None
     epochs: int | None = None
-    repeat: int = 3
+    repeat: int = protocol.EVAL_REPEATS
     seed: int = 0
-    batch_size: int = 64
-    lr: float = 0.01
-    dsa: str = "color_crop_flip_scale_rotate"
-    mix: str = "cutmix"
-    mix_p: float = 0.5
-    test_points: int = 5
+    batch_size: int = protocol.BATCH_SIZE
+    lr: float = protocol.LR
+    dsa: str | None = None
+    mix: str = protocol.MIX
+    mix_p: float | None = None
+    test_points: int = protocol.EVAL_TEST_POINTS
     device: str = "auto"
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -89,10 +69,12 @@ def evaluate_condensed(cs: CondensedSet, real: RealDataset, cfg: EvalConfig, pro
     dec = decode(cs)
     counts = dec.class_counts()
     device = resolve_device(cfg.device)
-    model_name = cfg.model or default_model(real.name)
-    epochs = cfg.epochs or protocol_epochs(real.name, math.ceil(len(dec) / real.num_classes), real.num_classes)
-    tcfg = TrainConfig(epochs=epochs, batch_size=cfg.batch_size, lr=cfg.lr, dsa=cfg.dsa, flip=real.flip,
-                       mix=cfg.mix, mix_p=cfg.mix_p)
+    model_name = cfg.model or protocol.eval_model(real.name)
+    epochs = cfg.epochs or protocol.eval_epochs(real.name, math.ceil(len(dec) / real.num_classes), real.num_classes)
+    aug = protocol.augmentation(real.name, "eval")
+    tcfg = TrainConfig(epochs=epochs, batch_size=cfg.batch_size, lr=cfg.lr, base_aug=aug["base_aug"],
+                       dsa=aug["dsa"] if cfg.dsa is None else cfg.dsa, flip=real.flip, mix=cfg.mix,
+                       mix_p=aug["mix_p"] if cfg.mix_p is None else cfg.mix_p, mean=real.mean, std=real.std)
     x = dec.normalized_images(real.mean, real.std).to(device)
     y = dec.labels.to(device)
     test_x = normalize(real.test_float(), real.mean, real.std).to(device)

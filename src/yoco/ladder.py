@@ -31,7 +31,8 @@ from yoco.errors import YocoError
 from yoco.evaluate import EvalConfig, check_compatible, evaluate_condensed
 from yoco.io import write_json
 from yoco.prune import prune_condensed
-from yoco.scores import compute_scores, lbpe_window
+from yoco.protocol import lbpe_window
+from yoco.scores import compute_scores
 from yoco.scoretable import read_scores_csv, write_scores_csv
 from yoco.select import parse_rule
 

@@ -10,7 +10,8 @@ import torch
 
 from yoco.data.condensed import CondensedSet, decode
 from yoco.errors import YocoError
-from yoco.select import ccs_hard_cut, class_counts, parse_rule, select
+from yoco.protocol import ccs_hard_cut
+from yoco.select import class_counts, parse_rule, select
 
 
 def prune_condensed(

@@ -117,7 +117,7 @@ def compute_scores(
     ----------
     dyn : the recorded dynamics.
     names : scores to compute; default all of :func:`score_names`.
-    lbpe_epochs, lbpe_top_k : LBPE's window (E, K); see :func:`lbpe_window` for the published ones.
+    lbpe_epochs, lbpe_top_k : LBPE's window (E, K); see :func:`yoco.protocol.lbpe_window` for the published ones.
     el2n_epochs : EL2N averages the error over this many first epochs.
     seed : seeds the ``random`` score.
     """
@@ -138,28 +138,6 @@ def compute_scores(
                             f"{bad[:5].tolist()}); the dynamics hold NaN or all -inf outputs")
         out[spec.name] = value
     return out
-
-
-def lbpe_window(dataset: str, method: str) -> tuple[int, int]:
-    """LBPE's (E, K) the published experiments used for a condensation ``method`` on ``dataset`` (SPEC 5).
-
-    MTT (10, 3), DSA (100, 3), KIP (50, 3), DREAM (200, 10); IDC and any other method: (100, 10) on CIFAR-10,
-    (200, 10) on CIFAR-100 and ImageNet subsets, and (100, 10) for every other dataset (Fashion-MNIST, MNIST,
-    SVHN, real images), which is the CIFAR-10 setting. Names are matched ignoring case and punctuation, and a
-    pruned set's method (``idc+lbpe_easy_balance``) counts as its source method.
-    """
-    m = _norm(method.split("+")[0])
-    by_method = {"mtt": (10, 3), "dsa": (100, 3), "kip": (50, 3), "dream": (200, 10)}
-    if m in by_method:
-        return by_method[m]
-    d = _norm(dataset)
-    if d == "cifar100" or d.startswith("imagenet"):
-        return (200, 10)
-    return (100, 10)
-
-
-def _norm(name: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
 def uniform_scores(n: int, seed: int) -> torch.Tensor:

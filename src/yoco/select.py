@@ -23,14 +23,12 @@ import numpy as np
 import torch
 
 from yoco.errors import YocoError
+from yoco.protocol import CCS_DEFAULT_HARD_CUT, CCS_STRATA, KMEANS_MAX_ITER, KMEANS_TOL
 from yoco.scores import _SCORES, get_score, uniform_scores
 
 DIRECTIONS = ("easy", "hard")
 BALANCES = ("balance", "imbalance")
 ALIASES = {"yoco": "lbpe_easy_balance"}
-CCS_STRATA = 50
-DEFAULT_HARD_CUT = 0.1
-KMEANS_MAX_ITER = 100
 
 
 @dataclass(frozen=True)
@@ -198,7 +196,7 @@ def select(
     emb = _as_embeddings(embeddings, count) if selector and selector.needs_embeddings else None
     if selector and selector.needs_embeddings and emb is None:
         raise YocoError(f"rule {r.name} needs the final model's embeddings ([N, D]); none were given")
-    cut = DEFAULT_HARD_CUT if hard_cut is None or r.score != "ccs" else float(hard_cut)
+    cut = CCS_DEFAULT_HARD_CUT if hard_cut is None or r.score != "ccs" else float(hard_cut)
     if not 0.0 <= cut < 1.0:
         raise YocoError(f"CCS hard-cut ratio must be in [0, 1), got {hard_cut}")
 
@@ -365,30 +363,6 @@ def kmeans(
             break
         assign = new
     return centers, assign
-
-
-def ccs_hard_cut(dataset: str, source_ipc: int, target_ipc: int) -> float:
-    """CCS's hard-cut ratio the published experiments used for ``dataset`` pruned ``source_ipc -> target_ipc``.
-
-    A combination not in the table takes the CIFAR-10 entry for the same (source, target) IPCs if there is one,
-    else 0.1. Dataset names are matched ignoring case and punctuation (``CIFAR-10`` = ``cifar10``).
-    """
-    name = "".join(ch for ch in dataset.lower() if ch.isalnum())
-    table = _HARD_CUTS.get(name, {})
-    if (source_ipc, target_ipc) in table:
-        return table[(source_ipc, target_ipc)]
-    return _HARD_CUTS["cifar10"].get((source_ipc, target_ipc), DEFAULT_HARD_CUT)
-
-
-_HARD_CUTS: dict[str, dict[tuple[int, int], float]] = {
-    "cifar10": {(10, 1): 0.3, (10, 2): 0.1, (10, 5): 0.0,
-                (50, 1): 0.3, (50, 2): 0.3, (50, 5): 0.3, (50, 10): 0.1},
-    "cifar100": {(10, 1): 0.5, (10, 2): 0.4, (10, 5): 0.2,
-                 (20, 1): 0.5, (20, 2): 0.5, (20, 5): 0.3,
-                 (50, 1): 0.5, (50, 2): 0.5, (50, 5): 0.5, (50, 10): 0.3},
-    "imagenet10": {(10, 1): 0.3, (10, 2): 0.2, (10, 5): 0.1,
-                   (20, 1): 0.3, (20, 2): 0.3, (20, 5): 0.2},
-}
 
 
 def _as_labels(labels: Any) -> torch.Tensor:

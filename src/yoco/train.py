@@ -19,27 +19,36 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from yoco.augment import DSA, cutmix, mixup, to_device
+from yoco import protocol
+from yoco.augment import DSA, ImageNetAug, cutmix, mixup, to_device
 from yoco.errors import YocoError
 
 
 @dataclass
 class TrainConfig:
-    """Hyper-parameters of one training run (defaults: IDC's evaluation protocol)."""
+    """Hyper-parameters of one training run (defaults: IDC's evaluation protocol, from :mod:`yoco.protocol`).
 
-    epochs: int = 1000
-    batch_size: int = 64
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    milestones: tuple[float, ...] = (2 / 3, 5 / 6)
-    gamma: float = 0.2
-    dsa: str = "color_crop_flip_scale_rotate"
+    Augmentation per batch: ``base_aug`` (``"imagenet"``: :class:`~yoco.augment.ImageNetAug`, which needs the
+    set's ``mean``/``std`` to work in pixel space), then DSA ``dsa`` with per-sample parameters (``flip`` False
+    drops mirroring), then ``mix`` (CutMix or mixup) with probability ``mix_p``.
+    """
+
+    epochs: int = protocol.DYNAMICS_EPOCHS
+    batch_size: int = protocol.BATCH_SIZE
+    lr: float = protocol.LR
+    momentum: float = protocol.MOMENTUM
+    weight_decay: float = protocol.WEIGHT_DECAY
+    milestones: tuple[float, ...] = protocol.MILESTONES
+    gamma: float = protocol.GAMMA
+    base_aug: str = "none"
+    dsa: str = protocol.EVAL_DSA
     flip: bool = True
-    mix: str = "cutmix"
-    mix_p: float = 0.5
-    mix_beta: float = 1.0
+    mix: str = protocol.MIX
+    mix_p: float = protocol.MIX_P
+    mix_beta: float = protocol.MIX_BETA
     seed: int = 0
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -112,6 +121,7 @@ def train(
         raise YocoError(f"unknown mix {cfg.mix!r}; choose cutmix, mixup or none")
     g = torch.Generator().manual_seed(cfg.seed)
     dsa = DSA(cfg.dsa, flip=cfg.flip)
+    base = _base_augmentation(cfg)
     mix = {"cutmix": cutmix, "mixup": mixup}.get(cfg.mix)
     opt = optimizer or torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                        weight_decay=cfg.weight_decay)
@@ -125,7 +135,10 @@ def train(
         for start in range(0, n, cfg.batch_size):
             idx = perm[start : start + cfg.batch_size]
             dev_idx = to_device(idx, images.device)
-            x, y = dsa(images[dev_idx], generator=g), labels[dev_idx]
+            x, y = images[dev_idx], labels[dev_idx]
+            if base is not None:
+                x = base(x, generator=g)
+            x = dsa(x, generator=g)
             if mix is not None and float(torch.rand((), generator=g)) < cfg.mix_p:
                 x, ya, yb, lam = mix(x, y, generator=g, beta=cfg.mix_beta)
                 out = model(x)
@@ -144,6 +157,16 @@ def train(
         if progress:
             bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr_at(cfg, epoch):.2g}", refresh=False)
     return model
+
+
+def _base_augmentation(cfg: TrainConfig) -> ImageNetAug | None:
+    if cfg.base_aug == "none":
+        return None
+    if cfg.base_aug != "imagenet":
+        raise YocoError(f"unknown base augmentation {cfg.base_aug!r}; choose none or imagenet")
+    if cfg.mean is None or cfg.std is None:
+        raise YocoError("the imagenet augmentation works in pixel space and needs the set's mean and std")
+    return ImageNetAug(cfg.mean, cfg.std, flip=cfg.flip)
 
 
 @torch.no_grad()

@@ -150,6 +150,45 @@ def validate(cs: CondensedSet) -> None:
         v = getattr(m, key)
         if v is not None and len(v) != x.shape[1]:
             raise YocoError(f"{src}: metadata {key} has {len(v)} values for {x.shape[1]} channels")
+    if m.std is not None and min(m.std) <= 0:
+        raise YocoError(f"{src}: metadata std must be positive, got {list(m.std)}")
+    lo, hi = pixel_range(cs)
+    if lo < -PIXEL_LIMIT or hi > 1 + PIXEL_LIMIT:
+        stored = "standardised images" if m.normalized else "pixels declared in [0, 1]"
+        hint = " (0-255 pixels? divide by 255)" if not m.normalized and hi > 20 else ""
+        raise YocoError(f"{src}: {stored} reach [{lo:.4g}, {hi:.4g}] in pixel space, far outside the expected "
+                        f"[0, 1] (give or take {PIXEL_LIMIT:g}){hint}")
+
+
+PIXEL_LIMIT = 10.0  # how far outside [0, 1] a pixel may stray before the set is refused as corrupt or mislabelled
+PLAUSIBLE = (-0.5, 1.5)  # a pixel-space range outside this is suspicious (normalisation declared wrong?)
+
+
+def pixel_range(cs: CondensedSet) -> tuple[float, float]:
+    """The (min, max) of the set's images in pixel space, where real images lie in [0, 1]."""
+    if not cs.meta.normalized:
+        return float(cs.images.min()), float(cs.images.max())
+    mean, std = _stats(cs.meta, cs.images.shape[1], cs.source)
+    # the map x * std + mean is increasing per channel (std > 0), so the channel extremes give the range
+    lo = cs.images.amin((0, 2, 3), keepdim=True) * std + mean
+    hi = cs.images.amax((0, 2, 3), keepdim=True) * std + mean
+    return float(lo.min()), float(hi.max())
+
+
+def normalisation_warning(cs: CondensedSet) -> str | None:
+    """A sentence when the stored values contradict the declared normalisation, else None.
+
+    Pixels declared in [0, 1] that go well outside it look standardised; standardised images that never go
+    below zero look like [0, 1] pixels (every real dataset's mean is above its darkest pixel).
+    """
+    lo, hi = pixel_range(cs)
+    if not cs.meta.normalized and (lo < PLAUSIBLE[0] or hi > PLAUSIBLE[1]):
+        return (f"images are declared as [0, 1] pixels but range over [{lo:.3g}, {hi:.3g}]: they look standardised "
+                "(mean/std) already")
+    if cs.meta.normalized and float(cs.images.min()) >= 0.0:
+        return (f"images are declared standardised but no value is below 0 (range [{float(cs.images.min()):.3g}, "
+                f"{float(cs.images.max()):.3g}]): they look like unnormalised [0, 1] pixels")
+    return None
 
 
 def decode(cs: CondensedSet) -> CondensedSet:

@@ -32,11 +32,10 @@ import torch
 from tqdm.auto import tqdm
 
 from yoco.errors import YocoError
+from yoco.protocol import IMAGENET_MEAN, IMAGENET_STD, NORMALIZATION
 
 logger = logging.getLogger(__name__)
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 IMAGENET_RESOLUTION = 224
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
@@ -384,7 +383,8 @@ def _load_idx(folder: Path, classes: Sequence[str]) -> Splits:
 
 
 @register("fashion-mnist", find=_idx_finder("FashionMNIST"), description="Fashion-MNIST, 28x28 grey, 10 classes",
-          mean=(0.2860,), std=(0.3530,), flip=True, root="/usr/share/datasets/fashion-mnist",
+          mean=NORMALIZATION["fashion-mnist"][0], std=NORMALIZATION["fashion-mnist"][1], flip=True,
+          root="/usr/share/datasets/fashion-mnist",
           hint="install the Debian package dataset-fashion-mnist or pass the folder holding the IDX files")
 def load_fashion_mnist(folder: Path, resolution: int | None) -> Splits:
     """Fashion-MNIST from its four IDX files."""
@@ -392,7 +392,7 @@ def load_fashion_mnist(folder: Path, resolution: int | None) -> Splits:
 
 
 @register("mnist", find=_idx_finder("MNIST"), description="MNIST digits, 28x28 grey, 10 classes",
-          mean=(0.1307,), std=(0.3081,), flip=False)
+          mean=NORMALIZATION["mnist"][0], std=NORMALIZATION["mnist"][1], flip=False)
 def load_mnist(folder: Path, resolution: int | None) -> Splits:
     """MNIST from its four IDX files."""
     return _load_idx(folder, DIGITS)
@@ -514,16 +514,16 @@ CIFAR10_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 
 
 @register("cifar10", find=_cifar_finder("cifar-10-batches-py", (*CIFAR10_FILES, "test_batch", "batches.meta")),
-          description="CIFAR-10, 32x32 colour, 10 classes", mean=(0.4914, 0.4822, 0.4465),
-          std=(0.2023, 0.1994, 0.2010), flip=True)
+          description="CIFAR-10, 32x32 colour, 10 classes", mean=NORMALIZATION["cifar10"][0],
+          std=NORMALIZATION["cifar10"][1], flip=True)
 def load_cifar10(folder: Path, resolution: int | None) -> Splits:
     """CIFAR-10 from torchvision's ``cifar-10-batches-py`` folder."""
     return _load_cifar(folder, CIFAR10_FILES, "test_batch", "batches.meta", "label_names", "labels")
 
 
 @register("cifar100", find=_cifar_finder("cifar-100-python", ("train", "test", "meta")),
-          description="CIFAR-100, 32x32 colour, 100 (fine) classes", mean=(0.5071, 0.4866, 0.4409),
-          std=(0.2673, 0.2564, 0.2762), flip=True)
+          description="CIFAR-100, 32x32 colour, 100 (fine) classes", mean=NORMALIZATION["cifar100"][0],
+          std=NORMALIZATION["cifar100"][1], flip=True)
 def load_cifar100(folder: Path, resolution: int | None) -> Splits:
     """CIFAR-100 (fine labels) from torchvision's ``cifar-100-python`` folder."""
     return _load_cifar(folder, ("train",), "test", "meta", "fine_label_names", "fine_labels")
@@ -567,7 +567,7 @@ def _svhn_split(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @register("svhn", find=_svhn_find, description="SVHN cropped digits, 32x32 colour, 10 classes",
-          mean=(0.4377, 0.4438, 0.4728), std=(0.1980, 0.2010, 0.1970), flip=False)
+          mean=NORMALIZATION["svhn"][0], std=NORMALIZATION["svhn"][1], flip=False)
 def load_svhn(folder: Path, resolution: int | None) -> Splits:
     """SVHN from ``train_32x32.mat`` and ``test_32x32.mat`` (label 10 is the digit 0)."""
     train_x, train_y = _svhn_split(folder / SVHN_FILES[0])

@@ -155,6 +155,12 @@ def import_condensed(
         extra={"imported_from": spec.name, "file": path.name, **found.extra},
     )
     cs = CondensedSet(images, labels, meta, source=src)
+    problem = condensed.normalisation_warning(cs)
+    if problem:
+        flip = "no" if is_normalized else "yes"
+        logger.warning("%s: %s. The %s format is read as %s by default; if the file is the other kind, import it "
+                       "with --normalized %s (normalized=%s in Python).", src, problem, spec.name,
+                       "standardised" if is_normalized else "unnormalised [0, 1] pixels", flip, flip == "yes")
     logger.info(
         "imported %d %s images (%d classes, factor %d) from %s",
         len(cs),
@@ -356,17 +362,23 @@ def _check_own(
 @register(
     "idc",
     factor=2,
-    normalized=True,
+    normalized=False,
     default_file="data.pt",
-    summary="IDC data.pt: [images, labels], multi-formation images (factor 2; 3 for ImageNet)",
+    summary="IDC data.pt: [images, labels], unnormalised [0, 1] multi-formation images (factor 2; 3 for ImageNet)",
 )
 def read_idc(path: Path, req: Request) -> Raw:
-    """IDC's ``data.pt``: ``torch.save([images, labels])`` of the normalised synthetic tensors."""
+    """IDC's ``data.pt``: ``torch.save([images, labels])`` of the stored synthetic tensor.
+
+    The pixels are *unnormalised* (about [0, 1], slightly outside where the last updates were not clamped):
+    IDC's condense.py keeps them in [0, 1] and normalises on the way into the network, and its README says
+    "all of our data are unnormalized, so normalization is required for training".
+    """
     return _read_pair_file(path, "idc")
 
 
 @register(
-    "dream", factor=2, normalized=True, default_file="data.pt", summary="DREAM data.pt: same layout as IDC"
+    "dream", factor=2, normalized=False, default_file="data.pt",
+    summary="DREAM data.pt: same layout as IDC (unnormalised pixels)",
 )
 def read_dream(path: Path, req: Request) -> Raw:
     """DREAM's ``data.pt`` (built on IDC's code, same layout)."""

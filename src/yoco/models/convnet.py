@@ -2,6 +2,10 @@
 
 Each of ``depth`` blocks is conv3x3 -> norm -> ReLU -> pool(2); a linear layer classifies the flattened
 features. ConvNet-3 with width 128, instance norm and average pooling is IDC's evaluation network.
+
+On one-channel input the first conv pads by 3 instead of 1, as IDC's ``models/convnet.py`` does
+(``padding=3 if channel == 1 and d == 0``): 28x28 MNIST-like images become 32x32 after that conv, so every
+dataset ends at the same 128x4x4 = 2048 features and the networks match the published ones.
 """
 
 from __future__ import annotations
@@ -32,8 +36,10 @@ class ConvNet(Classifier):
         layers: list[nn.Module] = []
         h, w = image_size
         c = channels
-        for _ in range(depth):
-            layers += [nn.Conv2d(c, width, 3, padding=1), norm_layer(norm, width), nn.ReLU(inplace=True)]
+        for d in range(depth):
+            pad = first_conv_padding(channels) if d == 0 else 1
+            layers += [nn.Conv2d(c, width, 3, padding=pad), norm_layer(norm, width), nn.ReLU(inplace=True)]
+            h, w = h + 2 * pad - 2, w + 2 * pad - 2
             if pooling != "none":
                 layers.append(nn.AvgPool2d(2) if pooling == "avg" else nn.MaxPool2d(2))
                 h, w = h // 2, w // 2
@@ -46,6 +52,11 @@ class ConvNet(Classifier):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x).flatten(1)
+
+
+def first_conv_padding(channels: int) -> int:
+    """IDC pads the first conv of one-channel inputs by 3 (28 -> 32 px); every other conv pads by 1."""
+    return 3 if channels == 1 else 1
 
 
 @register_model("convnet")

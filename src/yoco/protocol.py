@@ -1,0 +1,178 @@
+"""The published protocol's numbers, in one place: what every yoco default is and where upstream it comes from.
+
+Upstream code (the truth where a paper is silent): IDC = snu-mllab/Efficient-Dataset-Condensation,
+YOCO = he-y/you-only-condense-once, CCS = haizhongzheng/Coverage-centric-coreset-selection. ``docs/protocol.md``
+lists every number below with its upstream file and line, and the places where yoco deviates on purpose.
+
+This module imports nothing from the rest of yoco (it sits below everything), so a dataset, a model or a
+condensation preset reads its numbers from here and adding a dataset or checking a number touches one file.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+# ----------------------------------------------------------------------------------------------------------
+# Datasets: normalisation (IDC data.py MEANS/STDS) and whether a horizontal flip is a valid augmentation
+# (IDC argument.py drops flip for svhn and mnist; it keeps it for fashion and cifar).
+
+CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+NORMALIZATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "fashion-mnist": ((0.2861,), (0.3530,)),
+    "mnist": ((0.1307,), (0.3081,)),
+    "cifar10": (CIFAR_MEAN, CIFAR_STD),
+    "cifar100": (CIFAR_MEAN, CIFAR_STD),  # IDC uses the CIFAR-10 constants for CIFAR-100 too
+    "svhn": ((0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)),
+    "imagenet10": (IMAGENET_MEAN, IMAGENET_STD),
+    "imagenet100": (IMAGENET_MEAN, IMAGENET_STD),
+}
+NO_FLIP = frozenset({"mnist", "svhn"})
+IMAGENET_SUBSETS = ("imagenet10", "imagenet100")
+
+
+def is_imagenet(dataset: str) -> bool:
+    """ImageNet subsets follow their own evaluation protocol (ResNet-AP-10, ImageNet augmentation)."""
+    return dataset in IMAGENET_SUBSETS
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Evaluation (IDC train.py / test.py, argument.py; YOCO test.py): train a fresh network, test on the real set.
+
+# One network's training (IDC train.py ``train``): SGD, lr x0.2 at 2/3 and 5/6 of training, batch 64.
+BATCH_SIZE, LR, MOMENTUM, WEIGHT_DECAY = 64, 0.01, 0.9, 5e-4
+MILESTONES, GAMMA = (2 / 3, 5 / 6), 0.2
+EVAL_DSA = "color_crop_flip_scale_rotate"  # IDC's dsa_strategy minus cutout, which CutMix replaces
+MIX, MIX_P, MIX_BETA = "cutmix", 0.5, 1.0
+EVAL_TEST_POINTS = 4  # IDC test_data: epoch_print_freq = epochs // 4, so tested at 1/4, 1/2, 3/4 and the end
+EVAL_REPEATS = 3  # IDC README example and YOCO tables 2-5: --repeat 3
+DYNAMICS_EPOCHS = 1000  # YOCO get_training_dynamics.py --epochs
+DYNAMICS_RUNS = 3  # the paper averages three dynamics runs (README: reproduce_1..3)
+
+
+def augmentation(dataset: str, purpose: str = "eval") -> dict[str, Any]:
+    """The augmentation of a network trained on a (condensed) set of ``dataset``, as TrainConfig fields.
+
+    Everything but ImageNet subsets: DSA ``color_crop_flip_scale_rotate`` with per-sample parameters (no flip
+    for MNIST and SVHN) and CutMix on a batch with probability 0.5. ImageNet subsets: the ImageNet augmentation
+    (random-resized crop, flip, colour jitter, lighting) with CutMix on every batch and no DSA for evaluation;
+    for ``purpose="dynamics"`` YOCO keeps DSA on top of it and CutMix at p 0.5 (get_training_dynamics.py).
+    """
+    if purpose not in ("eval", "dynamics"):
+        raise ValueError(f"purpose must be eval or dynamics, got {purpose!r}")
+    flip = dataset not in NO_FLIP
+    if is_imagenet(dataset):
+        if purpose == "eval":
+            return {"base_aug": "imagenet", "dsa": "none", "mix_p": 1.0, "flip": flip}
+        return {"base_aug": "imagenet", "dsa": EVAL_DSA, "mix_p": MIX_P, "flip": flip}
+    return {"base_aug": "none", "dsa": EVAL_DSA, "mix_p": MIX_P, "flip": flip}
+
+
+def eval_model(dataset: str) -> str:
+    """ConvNet-3 (instance norm, width 128) everywhere but ImageNet subsets, which use ResNet-AP-10."""
+    return "resnet10_ap" if is_imagenet(dataset) else "convnet3"
+
+
+def eval_epochs(dataset: str, images_per_class: int, num_classes: int) -> int:
+    """Epochs of IDC's evaluation for ``images_per_class`` decoded images per class (argument.py ``ipc_epoch``).
+
+    1000 for CIFAR, SVHN, MNIST and Fashion-MNIST; for ImageNet subsets by images per class: 1 -> 3000,
+    <= 10 -> 2000, <= 50 -> 1500, <= 200 -> 1000, <= 500 -> 500, else 300, and 2/3 of that (rounded down to
+    a multiple of 100) for 100 classes.
+    """
+    if not is_imagenet(dataset):
+        return 1000
+    n = images_per_class
+    epochs = 3000 if n <= 1 else 2000 if n <= 10 else 1500 if n <= 50 else 1000 if n <= 200 else 500 if n <= 500 else 300
+    return int(epochs * 2 / 3) // 100 * 100 if num_classes >= 100 else epochs
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Scores (YOCO generate_importance_score.py, argument.py)
+
+EL2N_EPOCHS = 10  # EL2N = the error summed over epochs 0..9 of the dynamics run (CCS and YOCO)
+LBPE_BY_METHOD = {"mtt": (10, 3), "dsa": (100, 3), "kip": (50, 3), "dream": (200, 10)}
+
+
+def lbpe_window(dataset: str, method: str) -> tuple[int, int]:
+    """LBPE's (E, K): the K best-training-accuracy epochs among the first E, by condensation method and dataset.
+
+    MTT (10, 3), DSA (100, 3), KIP (50, 3), DREAM (200, 10); IDC and any other method: (200, 10) on CIFAR-100 and
+    ImageNet subsets, (100, 10) on CIFAR-10 and every other dataset (Fashion-MNIST, MNIST, SVHN and real
+    images take the CIFAR-10 setting). Names match ignoring case and punctuation, and a pruned set's method
+    (``idc+lbpe_easy_balance``) counts as its source method.
+    """
+    m = _norm(method.split("+")[0])
+    if m in LBPE_BY_METHOD:
+        return LBPE_BY_METHOD[m]
+    d = _norm(dataset)
+    return (200, 10) if d == "cifar100" or d.startswith("imagenet") else (100, 10)
+
+
+# CCS's hard-cut ratio beta by (dataset, source IPC, target IPC): YOCO argument.py prune_score_ratio_config.
+CCS_HARD_CUTS: dict[str, dict[tuple[int, int], float]] = {
+    "cifar10": {(10, 1): 0.3, (10, 2): 0.1, (10, 5): 0.0,
+                (50, 1): 0.3, (50, 2): 0.3, (50, 5): 0.3, (50, 10): 0.1},
+    "cifar100": {(10, 1): 0.5, (10, 2): 0.4, (10, 5): 0.2,
+                 (20, 1): 0.5, (20, 2): 0.5, (20, 5): 0.3,
+                 (50, 1): 0.5, (50, 2): 0.5, (50, 5): 0.5, (50, 10): 0.3},
+    "imagenet10": {(10, 1): 0.3, (10, 2): 0.2, (10, 5): 0.1,
+                   (20, 1): 0.3, (20, 2): 0.3, (20, 5): 0.2},
+}
+CCS_DEFAULT_HARD_CUT = 0.1  # for combinations the table does not cover (upstream crashes on them)
+CCS_STRATA = 50  # CCS Coreset.stratified_sampling
+
+
+def ccs_hard_cut(dataset: str, source_ipc: int, target_ipc: int) -> float:
+    """CCS's beta for ``dataset`` pruned ``source_ipc -> target_ipc``; outside the table the CIFAR-10 entry for the
+    same IPCs, else :data:`CCS_DEFAULT_HARD_CUT`."""
+    table = CCS_HARD_CUTS.get(_norm(dataset), {})
+    if (source_ipc, target_ipc) in table:
+        return table[(source_ipc, target_ipc)]
+    return CCS_HARD_CUTS["cifar10"].get((source_ipc, target_ipc), CCS_DEFAULT_HARD_CUT)
+
+
+KMEANS_MAX_ITER, KMEANS_TOL = 100, 1e-4  # fast_pytorch_kmeans.KMeans defaults, as YOCO calls it for SSP
+
+# ----------------------------------------------------------------------------------------------------------
+# IDC condensation presets (IDC misc/reproduce.py set_arguments, argument.py). Every preset matches conv kernels
+# only, steps the images once per class with momentum 0.5, trains the network on real data between steps.
+
+IDC_BASE: dict[str, Any] = {
+    "factor": 2, "iterations": 2000, "inner": 100, "batch_real": 64, "batch_syn": 128, "lr_img": 5e-3,
+    "mom_img": 0.5, "metric": "mse", "match_dsa": "color_crop_cutout", "net_images": 2000, "net_epochs": 1,
+    "net_lr": 0.01, "net_weight_decay": 5e-4, "net_mix": "cutmix", "net_pretrain_epochs": 0,
+    "model": "convnet3", "width": 128, "init": "mix",
+}
+IDC_PRESETS: dict[str, dict[str, Any]] = {
+    "cifar10": {},
+    "cifar100": {},
+    "svhn": {"net_images": 500},
+    "mnist": {"metric": "l1", "lr_img": 1e-4, "net_images": 500, "match_dsa": "color_crop", "net_mix": "none"},
+    "fashion-mnist": {"metric": "l1", "lr_img": 1e-4, "net_images": 500},
+    "imagenet10": {"factor": 3, "iterations": 500, "metric": "l1", "lr_img": 3e-3, "net_images": 500,
+                   "net_pretrain_epochs": 10, "model": "resnet10_ap", "width": 64},
+    "imagenet100": {"factor": 3, "iterations": 500, "metric": "l1", "lr_img": 1e-3, "net_images": 500,
+                    "batch_real": 128, "net_lr": 0.1, "net_weight_decay": 1e-4, "model": "resnet10_ap",
+                    "width": 64},
+}
+# lr_img is tuned by (ipc / 10) * (size / base)^2 (IDC argument.py): base 224 for ImageNet, 28 for MNIST, and
+# 32 for everything else, Fashion-MNIST included (28 px: x0.765625).
+IDC_LR_SIZE_BASE = {"mnist": 28, "imagenet10": 224, "imagenet100": 224}
+
+
+def idc_preset(dataset: str) -> dict[str, Any]:
+    """IDC's published settings for ``dataset`` (the CIFAR-10 ones for a dataset IDC did not condense)."""
+    return {**IDC_BASE, **IDC_PRESETS.get(dataset, {})}
+
+
+def idc_lr_scale(dataset: str, ipc: int, size: int) -> float:
+    """IDC's image learning-rate multiplier ``(ipc / 10) * (size / base)**2``."""
+    base = IDC_LR_SIZE_BASE.get(dataset, 32)
+    return ipc / 10 * (size / base) ** 2
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())

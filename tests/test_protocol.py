@@ -1,0 +1,61 @@
+"""The protocol's numbers, pinned to the upstream code they come from (docs/protocol.md cites file and line)."""
+
+from __future__ import annotations
+
+import torch
+
+from yoco import protocol
+from yoco.augment import ImageNetAug
+
+
+def test_eval_epochs_table():
+    # IDC argument.py ipc_epoch, keyed on decoded images per class; 2/3 for 100 classes, rounded to hundreds
+    assert protocol.eval_epochs("cifar10", 1, 10) == 1000
+    assert protocol.eval_epochs("fashion-mnist", 40, 10) == 1000
+    table = {1: 3000, 10: 2000, 40: 1500, 200: 1000, 500: 500, 501: 300}
+    for n, epochs in table.items():
+        assert protocol.eval_epochs("imagenet10", n, 10) == epochs
+    assert [protocol.eval_epochs("imagenet100", n, 100) for n in (10, 40, 200)] == [1300, 1000, 600]
+
+
+def test_eval_models_and_augmentation():
+    assert protocol.eval_model("fashion-mnist") == "convnet3" and protocol.eval_model("imagenet10") == "resnet10_ap"
+    fm = protocol.augmentation("fashion-mnist")
+    assert (fm["base_aug"], fm["dsa"], fm["mix_p"], fm["flip"]) == ("none", "color_crop_flip_scale_rotate", 0.5, True)
+    assert protocol.augmentation("mnist")["flip"] is False and protocol.augmentation("svhn")["flip"] is False
+    inet = protocol.augmentation("imagenet10")
+    assert (inet["base_aug"], inet["dsa"], inet["mix_p"]) == ("imagenet", "none", 1.0)
+    dyn = protocol.augmentation("imagenet10", "dynamics")  # YOCO keeps DSA and CutMix 0.5 for the dynamics
+    assert (dyn["base_aug"], dyn["dsa"], dyn["mix_p"]) == ("imagenet", "color_crop_flip_scale_rotate", 0.5)
+    assert protocol.EVAL_TEST_POINTS == 4
+
+
+def test_normalisation_constants_are_idcs():
+    assert protocol.NORMALIZATION["fashion-mnist"] == ((0.2861,), (0.3530,))
+    assert protocol.NORMALIZATION["cifar100"] == protocol.NORMALIZATION["cifar10"]
+    assert protocol.NORMALIZATION["cifar10"][1] == (0.2023, 0.1994, 0.2010)
+
+
+def test_idc_presets_and_image_learning_rate():
+    fm = protocol.idc_preset("fashion-mnist")
+    assert (fm["metric"], fm["lr_img"], fm["net_images"], fm["match_dsa"]) == ("l1", 1e-4, 500, "color_crop_cutout")
+    assert protocol.idc_preset("cifar10")["net_images"] == 2000 and protocol.idc_preset("cifar10")["metric"] == "mse"
+    assert protocol.idc_preset("mnist")["match_dsa"] == "color_crop"
+    assert protocol.idc_lr_scale("fashion-mnist", 10, 28) == 0.765625  # (28 / 32)^2: Fashion's base is 32
+    assert protocol.idc_lr_scale("mnist", 10, 28) == 1.0
+    assert protocol.idc_lr_scale("cifar10", 50, 32) == 5.0
+
+
+def test_imagenet_augmentation_is_per_sample_and_keeps_shape():
+    g = torch.Generator().manual_seed(0)
+    mean, std = protocol.IMAGENET_MEAN, protocol.IMAGENET_STD
+    x = torch.rand(8, 3, 32, 32, generator=g)
+    z = (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    out = ImageNetAug(mean, std)(z.clone(), generator=torch.Generator().manual_seed(1))
+    assert out.shape == z.shape and torch.isfinite(out).all()
+    changes = (out - z).flatten(1).abs().mean(1)
+    assert (changes > 1e-3).all() and len(set(changes.tolist())) == 8  # every image, differently
+    again = ImageNetAug(mean, std)(z.clone(), generator=torch.Generator().manual_seed(1))
+    assert torch.equal(out, again)
+    off = ImageNetAug(mean, std, scale=(1.0, 1.0), jitter=0.0, lighting=0.0, flip=False)
+    assert torch.allclose(off(z.clone(), generator=g), z, atol=1e-4)  # nothing random left: identity
