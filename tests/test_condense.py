@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from helpers import separable_images
 
+from yoco.augment import DSA
 from yoco.condense import (
     PRESETS,
     IDCConfig,
@@ -17,10 +18,13 @@ from yoco.condense import (
     config_from_spec,
     gradient_distance,
     init_synthetic,
+    inner_step_batched,
+    inner_step_sequential,
     matched_params,
     matching_cost_breakdown,
     matching_loss,
 )
+from yoco.condense import idc
 from yoco.data.condensed import decode_images, load
 from yoco.data.datasets import RealDataset
 from yoco.errors import YocoError
@@ -46,30 +50,43 @@ TINY = IDCConfig(ipc=2, factor=2, iterations=4, inner=2, batch_real=8, batch_syn
                  checkpoint_every=1)
 
 
-def test_mix_init_decodes_to_downsampled_real_images_in_tile_order():
+def test_mix_init_is_idcs_first_images_nearest_downsampled():
+    # IDC Synthesizer.init('mix'): the first ipc*f^2 images of class c; tile k (row-major) of stored image t
+    # holds image k*ipc + t, downsampled with F.interpolate's default (nearest)
     real = fake_real()
-    cs = init_synthetic(real, ipc=2, factor=2, init="mix", generator=torch.Generator().manual_seed(3))
-    src = torch.tensor(cs.meta.extra["source_indices"])
+    cs = init_synthetic(real, ipc=2, factor=2, init="mix")
     assert cs.images.shape == (8, 1, 8, 8) and cs.labels.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    quads = [(0, 0), (0, 1), (1, 0), (1, 1)]
+    for c, idx in enumerate(real.class_indices("train")):
+        first = torch.sort(idx).values[:8]
+        for t in range(2):
+            for k, (r, q) in enumerate(quads):
+                source = real.train_float()[first[k * 2 + t]]
+                tile = cs.images[c * 2 + t, :, r * 4:(r + 1) * 4, q * 4:(q + 1) * 4]
+                assert torch.equal(tile, source[:, ::2, ::2])  # nearest at factor 2 keeps every other pixel
+    src = torch.tensor(cs.meta.extra["source_indices"])
+    assert torch.equal(real.train_labels[src], cs.labels.repeat_interleave(4))
+
+
+def test_random_mix_init_decodes_to_area_downsampled_random_images_in_tile_order():
+    real = fake_real()
+    cs = init_synthetic(real, ipc=2, factor=2, init="mix", random=True, generator=torch.Generator().manual_seed(3))
+    src = torch.tensor(cs.meta.extra["source_indices"])
     assert src.numel() == 8 * 4
     # decoded image j is stored image j // 4's tile j % 4, so its source must have the stored image's label
     assert torch.equal(real.train_labels[src], cs.labels.repeat_interleave(4))
     for c in range(4):
         assert len(set(src[c * 8 : (c + 1) * 8].tolist())) == 8  # no real image used twice in a class
     small = F.avg_pool2d(real.train_float()[src], 2)
-    # row-major tiles: top-left, top-right, bottom-left, bottom-right
-    quads = [(0, 0), (0, 1), (1, 0), (1, 1)]
-    for i in range(8):
-        for t, (r, q) in enumerate(quads):
-            tile = cs.images[i, :, r * 4 : (r + 1) * 4, q * 4 : (q + 1) * 4]
-            assert torch.allclose(tile, small[i * 4 + t], atol=1e-6)
     expected = F.interpolate(small, size=(8, 8), mode="bilinear", align_corners=False)
     assert torch.allclose(decode_images(cs.images, 2), expected, atol=1e-6)
+    other = init_synthetic(real, ipc=2, factor=2, init="mix", random=True, generator=torch.Generator().manual_seed(4))
+    assert not torch.equal(other.images, cs.images)
 
 
 def test_real_and_noise_init():
     real = fake_real()
-    cs = init_synthetic(real, ipc=3, factor=2, init="real", generator=torch.Generator().manual_seed(0))
+    cs = init_synthetic(real, ipc=3, factor=2, init="real", random=True, generator=torch.Generator().manual_seed(0))
     src = torch.tensor(cs.meta.extra["source_indices"])
     assert torch.allclose(cs.images, real.train_float()[src]) and torch.equal(real.train_labels[src], cs.labels)
     noise = init_synthetic(real, ipc=3, factor=2, init="noise", generator=torch.Generator().manual_seed(0))
@@ -96,8 +113,8 @@ def test_condensation_descends_the_matching_objective(tmp_path):
     # classes: condense's inner steps then descend exactly the objective matching_loss measures.
     real = fake_real(n_per_class=6)
     cfg = dataclasses.replace(TINY, ipc=1, iterations=1, inner=10, batch_real=64, batch_syn=64, net_lr=0.0,
-                              lr_img=1e-3, scale_lr_img=False, dsa="none")
-    start = init_synthetic(real, cfg.ipc, cfg.factor, cfg.init, generator=torch.Generator().manual_seed(cfg.seed))
+                              lr_img=2e-3, scale_lr_img=False, match_dsa="none")
+    start = init_synthetic(real, cfg.ipc, cfg.factor, cfg.init)
     with seeded(cfg.seed):
         net = create_model(cfg.model, 4, 1, 8, width=cfg.width)
     out = condense(real, cfg, tmp_path / "tiny.safetensors", device="cpu", progress=False)
@@ -117,7 +134,8 @@ def test_output_file_loads_with_shapes_and_metadata(tmp_path):
     m = back.meta
     assert (m.method, m.ipc, m.factor, m.normalized, m.dataset, m.num_classes) == ("idc", 2, 2, False, "tiny", 4)
     assert m.extra["config"]["iterations"] == 2 and len(m.extra["matching_loss"]) == 2
-    assert 0 <= float(back.images.min()) and float(back.images.max()) <= 1
+    # clamped to [0, 1] at the start of each outer iteration, not after the last update (IDC saves it so)
+    assert -0.05 <= float(back.images.min()) and float(back.images.max()) <= 1.05
     assert torch.equal(back.images, cs.images)
     assert not checkpoint_path(out).exists()
 
@@ -170,7 +188,7 @@ def test_resume_with_another_config_is_refused_and_checkpoint_kept(tmp_path):
 
 
 @pytest.mark.parametrize(("change", "words"), [
-    ({"ipc": 13}, "ipc 13 is larger than class"),
+    ({"ipc": 13}, "needs 52 real images per class to initialise"),
     ({"factor": 3}, "factor 3 does not divide"),
     ({"iterations": 0}, "iterations must be at least 1"),
     ({"init": "zeros"}, "unknown init"),
@@ -190,7 +208,9 @@ def test_presets_and_spec_parsing():
     cfg = config_from_spec("fashion-mnist", "ipc=5, preset=cpu-quick, lr_img=0.002, scale_lr_img=false")
     assert (cfg.ipc, cfg.lr_img, cfg.scale_lr_img, cfg.metric) == (5, 0.002, False, "l1")
     assert cfg.iterations == PRESETS["cpu-quick"].iterations
-    assert config_from_spec("cifar10", "ipc=50").effective_lr_img == pytest.approx(5 * 5e-3)
+    assert config_from_spec("cifar10", "ipc=50").effective_lr_img("cifar10", 32) == pytest.approx(5 * 5e-3)
+    fm = config_from_spec("fashion-mnist", "ipc=10")
+    assert fm.effective_lr_img("fashion-mnist", 28) == pytest.approx(1e-4 * 0.765625)  # IDC: (28 / 32)^2
     for spec, words in [("ipc", "key=value"), ("speed=3", "unknown field"), ("ipc=ten", "must be int"),
                         ("preset=huge", "unknown IDC preset")]:
         with pytest.raises(YocoError, match=words):
@@ -199,7 +219,74 @@ def test_presets_and_spec_parsing():
 
 def test_cost_breakdown_reports_every_part():
     res = matching_cost_breakdown(fake_real(), TINY, device="cpu", steps=1)
-    for key in ("data_s", "match_s", "update_s", "net_train_s", "plain_s", "inner_step_s"):
+    for key in ("match_s", "net_train_s", "plain_s", "inner_step_s"):
         assert res[key] > 0
     assert res["outer_iteration_s"] == pytest.approx(res["inner_step_s"] * TINY.inner)
     assert res["match_over_plain"] > 0
+
+
+def _engine_setup(seed: int = 0):
+    real = fake_real(n_per_class=12, num_classes=4, size=8)
+    cfg = dataclasses.replace(TINY, ipc=2, batch_syn=6, lr_img=0.05, scale_lr_img=False)
+    with seeded(seed):
+        net = create_model(cfg.model, 4, 1, 8, width=cfg.width)
+    start = init_synthetic(real, cfg.ipc, cfg.factor, cfg.init).images
+    return real, cfg, net, start
+
+
+def test_batched_inner_steps_equal_idcs_sequential_per_class_loop():
+    # IDC steps the images once per class with ONE momentum buffer; the batched engine reproduces that order in
+    # closed form from one gradient evaluation. Three inner steps, so the buffer carries across steps.
+    real, cfg, net, start = _engine_setup()
+    pool, dsa = idc._RealPool(real, torch.device("cpu")), DSA(cfg.match_dsa, flip=real.flip)
+    seq = start.clone().requires_grad_(True)
+    opt = torch.optim.SGD([seq], lr=cfg.lr_img, momentum=cfg.mom_img)
+    g_seq, g_bat = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    bat, buf = start.clone(), None
+    for _ in range(3):
+        loss_seq = inner_step_sequential(net, pool, seq, opt, cfg, dsa, g_seq)
+        bat, buf, loss_bat = inner_step_batched(net, pool, bat, buf, cfg.lr_img, cfg, dsa, g_bat)
+        assert float(loss_bat) == pytest.approx(loss_seq, rel=1e-4)
+    moved = (seq.detach() - start).abs().max()
+    assert moved > 1e-3  # the images did move
+    assert torch.allclose(bat, seq.detach(), atol=1e-5 * float(moved) + 1e-7)
+    assert torch.allclose(buf, opt.state[seq]["momentum_buffer"], atol=1e-5 * float(buf.abs().max()))
+    assert torch.equal(g_seq.get_state(), g_bat.get_state())  # the same random draws, in the same order
+
+
+def test_sequential_step_takes_one_image_step_per_class_and_one_dsa_draw_per_class(monkeypatch):
+    real, cfg, net, start = _engine_setup()
+    pool, dsa = idc._RealPool(real, torch.device("cpu")), DSA(cfg.match_dsa, flip=real.flip)
+    syn = start.clone().requires_grad_(True)
+    opt = torch.optim.SGD([syn], lr=cfg.lr_img, momentum=cfg.mom_img)
+    steps, calls = [], []
+    orig_step, orig_call = torch.optim.SGD.step, DSA.__call__
+    monkeypatch.setattr(torch.optim.SGD, "step", lambda self, *a, **k: (steps.append(1), orig_step(self, *a, **k))[1])
+
+    def spy(self, x, *a, **k):
+        calls.append((x.shape[0], k.get("shared")))
+        return orig_call(self, x, *a, **k)
+
+    monkeypatch.setattr(DSA, "__call__", spy)
+    inner_step_sequential(net, pool, syn, opt, cfg, dsa, torch.Generator().manual_seed(0))
+    assert len(steps) == 4  # one image step per class
+    # one shared-parameter draw per class, on the real batch and the decoded synthetic batch concatenated
+    assert calls == [(cfg.batch_real + cfg.batch_syn, True)] * 4
+
+
+def test_condense_engines_agree(tmp_path):
+    real = fake_real()
+    cfg = dataclasses.replace(TINY, iterations=2, inner=2, lr_img=0.05, scale_lr_img=False)
+    a = condense(real, cfg, tmp_path / "a.safetensors", device="cpu", progress=False)
+    b = condense(real, dataclasses.replace(cfg, engine="sequential"), tmp_path / "b.safetensors", device="cpu",
+                 progress=False)
+    assert not torch.equal(a.images, init_synthetic(real, cfg.ipc, cfg.factor).images)
+    assert torch.allclose(a.images, b.images, atol=1e-5)
+
+
+def test_matching_augmentation_is_color_crop_cutout_and_network_update_color_crop():
+    fm = PRESETS["fashion-mnist"]
+    assert fm.match_dsa == "color_crop_cutout"  # flip/scale/rotate belong to evaluation only
+    net = idc._net_train_config(fm, flip=True, epochs=1, seed=0)
+    assert (net.dsa, net.mix, net.mix_p) == ("color_crop", "cutmix", 0.5)
+    assert idc._net_train_config(PRESETS["mnist"], flip=False, epochs=1, seed=0).mix == "none"

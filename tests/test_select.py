@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from yoco.dynamics import Dynamics
 from yoco.errors import YocoError
-from yoco.scores import compute_scores
 from yoco.protocol import ccs_hard_cut
+from yoco.scores import compute_scores
 from yoco.select import (
     Rule,
     allocate,

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from yoco.data.condensed import CondensedSet, decode, normalize
-from yoco.data.datasets import RealDataset
 from yoco import protocol
+from yoco.data.condensed import CondensedSet, content_sha256, decode, normalize
+from yoco.data.datasets import RealDataset
 from yoco.errors import YocoError
 from yoco.models import create_model
 from yoco.train import TrainConfig, accuracy, resolve_device, seeded, train
@@ -104,6 +104,7 @@ def evaluate_condensed(cs: CondensedSet, real: RealDataset, cfg: EvalConfig, pro
     bests = np.array([r["best"] for r in runs])
     return {
         "source": cs.source,
+        "sha256": content_sha256(cs),
         "dataset": real.name,
         "decoded_images": len(dec),
         "images_per_class": counts,

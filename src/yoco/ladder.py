@@ -25,13 +25,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from yoco.data.condensed import CondensedSet, load, save
+from yoco.data.condensed import CondensedSet, content_sha256, load, save
 from yoco.dynamics import DynamicsConfig, load_dynamics, record_dynamics, save_dynamics, ssp_embeddings
 from yoco.errors import YocoError
 from yoco.evaluate import EvalConfig, check_compatible, evaluate_condensed
 from yoco.io import write_json
-from yoco.prune import prune_condensed
 from yoco.protocol import lbpe_window
+from yoco.prune import prune_condensed
 from yoco.scores import compute_scores
 from yoco.scoretable import read_scores_csv, write_scores_csv
 from yoco.select import parse_rule
@@ -67,12 +67,8 @@ class LadderConfig:
 
 
 def fingerprint(cs: CondensedSet) -> str:
-    """Content hash of a condensed set (images, labels, metadata)."""
-    h = hashlib.sha256()
-    h.update(cs.images.numpy().tobytes())
-    h.update(cs.labels.numpy().tobytes())
-    h.update(json.dumps(cs.meta.to_dict(), sort_keys=True).encode())
-    return h.hexdigest()[:16]
+    """Short content hash of a condensed set (images, labels, metadata): the prefix of its content sha256."""
+    return content_sha256(cs)[:16]
 
 
 def key(*parts: Any) -> str:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from yoco.errors import YocoError
-from yoco.protocol import CCS_DEFAULT_HARD_CUT, CCS_STRATA, KMEANS_MAX_ITER, KMEANS_TOL
+from yoco.protocol import CCS_DEFAULT_HARD_CUT, CCS_STRATA, KMEANS_MAX_ITER
 from yoco.scores import _SCORES, get_score, uniform_scores
 
 DIRECTIONS = ("easy", "hard")

@@ -1,15 +1,24 @@
 """IDC condensation (Kim et al., ICML 2022): gradient matching with multi-formation, checkpointed.
 
 Read top to bottom: the configuration and presets, the synthetic-set initialisation, the matching objective,
-the loop (:func:`condense`), its checkpoints, and a small cost breakdown for benchmarks.
+the inner step (two engines that give the same result), the loop (:func:`condense`), its checkpoints, and a
+small cost breakdown for benchmarks.
 
 One outer iteration = a freshly initialised network, then ``inner`` steps of
-  1. per class: 64 real images and the class's decoded synthetic images (at most 128), the same DSA seed for
-     both, and the squared distance between the two batches' gradients w.r.t. the conv kernels;
-  2. one SGD step on the stored synthetic images (the class distances summed);
-  3. one pass of network training on 2000 random real images through the shared :func:`yoco.train.train`.
-Synthetic images live in pixel space [0, 1] (clamped at the start of every outer iteration) and are
-normalised with the real set's mean/std on the way into the network, like the real images.
+  1. for every class in turn: 64 real images and the class's decoded synthetic images (at most 128), one DSA
+     draw (``color_crop_cutout``) for the two batches concatenated, the distance between the two batches'
+     gradients w.r.t. the conv kernels, and ONE SGD step (momentum 0.5) on the stored images, one optimiser and
+     momentum buffer over the whole image tensor: IDC's ``condense.py`` order;
+  2. one pass of network training on ``net_images`` random real images (per-sample DSA ``color_crop`` + CutMix)
+     through the shared :func:`yoco.train.train`.
+Synthetic images live in pixel space [0, 1] (clamped at the start of every outer iteration, not after the last
+update, as in IDC) and are normalised with the real set's mean/std on the way into the network.
+
+The *batched* engine computes step 1 with one gradient evaluation for all classes: class ``c``'s loss reads
+only its own slice of the images and the network does not change during the class loop, so each slice's path
+through the K per-class steps has a closed form (momentum-only moves before and after its own step), and the
+gradients can all be taken at the positions the sequential loop would reach. ``engine="sequential"`` runs
+IDC's loop literally; a test checks the two agree to float tolerance.
 
 Every random draw comes from one CPU ``torch.Generator`` owned by the run (networks are built under
 ``seeded(seed + iteration)``), so a checkpoint holding that generator's state, the images and the momentum
@@ -32,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from yoco import protocol
 from yoco.augment import DSA, parse_strategy
 from yoco.data.condensed import CondensedMeta, CondensedSet, decode_images, normalize, save
 from yoco.errors import YocoError
@@ -46,42 +56,49 @@ log = logging.getLogger(__name__)
 
 INITS = ("mix", "real", "noise")
 METRICS = ("mse", "l1")
-CHECKPOINT_VERSION = "1"
-# Fields that change how long a run goes or what it reports, never its trajectory: a resumed run may differ here.
-RESUMABLE_FIELDS = ("iterations", "checkpoint_every", "eval_every")
+ENGINES = ("batched", "sequential")
+CHECKPOINT_VERSION = "2"
+# Fields that change how long a run goes, how it reports or how it computes the same numbers, never its
+# trajectory: a resumed run may differ here.
+RESUMABLE_FIELDS = ("iterations", "checkpoint_every", "eval_every", "engine")
 
 
 @dataclass
 class IDCConfig:
     """IDC hyper-parameters; defaults are the published CIFAR-10 settings (IDC's ``--reproduce``).
 
-    ``lr_img`` is IDC's rate for IPC 10: with ``scale_lr_img`` it is multiplied by ``ipc / 10`` as IDC's
-    ``tune_lr_img`` does, so larger sets (more parameters sharing one summed loss) move as fast per image.
-    ``net_images`` real images are trained on (``net_epochs`` passes, batch ``batch_real``) after every inner
-    step; ``net_pretrain_epochs`` full passes over the real set precede matching on each new network
-    (IDC uses 10 for ImageNet-10).
+    ``lr_img`` is IDC's base rate: with ``scale_lr_img`` it is multiplied by ``(ipc / 10) * (size / base)**2``
+    as IDC's argument.py does (base 32 px, 28 for MNIST, 224 for ImageNet). ``match_dsa`` augments the matched
+    batches (one draw per class); the network update between inner steps uses it per sample, without cutout
+    when ``net_mix`` is CutMix. ``net_images`` real images (rounded up to whole batches of ``batch_real``) are
+    trained on after every inner step; ``net_pretrain_epochs`` full passes precede matching on each new network
+    (IDC uses 10 for ImageNet-10). ``init="mix"`` tiles the *first* ``ipc * factor**2`` real images of each
+    class, downsampled nearest-neighbour (IDC); ``init_random=True`` takes random images instead, downsampled
+    by area averaging (a seed then changes the start).
     """
 
     ipc: int = 10
-    factor: int = 2
-    iterations: int = 2000
-    inner: int = 100
-    batch_real: int = 64
-    batch_syn: int = 128
-    lr_img: float = 5e-3
-    mom_img: float = 0.5
+    factor: int = protocol.IDC_BASE["factor"]
+    iterations: int = protocol.IDC_BASE["iterations"]
+    inner: int = protocol.IDC_BASE["inner"]
+    batch_real: int = protocol.IDC_BASE["batch_real"]
+    batch_syn: int = protocol.IDC_BASE["batch_syn"]
+    lr_img: float = protocol.IDC_BASE["lr_img"]
+    mom_img: float = protocol.IDC_BASE["mom_img"]
     scale_lr_img: bool = True
-    metric: str = "mse"
-    dsa: str = "color_crop_cutout_flip_scale_rotate"
-    net_images: int = 2000
-    net_epochs: int = 1
-    net_lr: float = 0.01
-    net_weight_decay: float = 5e-4
-    net_mix: str = "cutmix"
-    net_pretrain_epochs: int = 0
-    model: str = "convnet3"
-    width: int = 128
-    init: str = "mix"
+    metric: str = protocol.IDC_BASE["metric"]
+    match_dsa: str = protocol.IDC_BASE["match_dsa"]
+    net_images: int = protocol.IDC_BASE["net_images"]
+    net_epochs: int = protocol.IDC_BASE["net_epochs"]
+    net_lr: float = protocol.IDC_BASE["net_lr"]
+    net_weight_decay: float = protocol.IDC_BASE["net_weight_decay"]
+    net_mix: str = protocol.IDC_BASE["net_mix"]
+    net_pretrain_epochs: int = protocol.IDC_BASE["net_pretrain_epochs"]
+    model: str = protocol.IDC_BASE["model"]
+    width: int = protocol.IDC_BASE["width"]
+    init: str = protocol.IDC_BASE["init"]
+    init_random: bool = False
+    engine: str = "batched"
     seed: int = 0
     checkpoint_every: int = 50
     eval_every: int = 0
@@ -89,10 +106,9 @@ class IDCConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    @property
-    def effective_lr_img(self) -> float:
-        """The image learning rate actually used (``lr_img``, scaled by ``ipc / 10`` when asked)."""
-        return self.lr_img * (self.ipc / 10 if self.scale_lr_img else 1.0)
+    def effective_lr_img(self, dataset: str, size: int) -> float:
+        """The image learning rate actually used on ``dataset`` at ``size`` px."""
+        return self.lr_img * (protocol.idc_lr_scale(dataset, self.ipc, size) if self.scale_lr_img else 1.0)
 
 
 def quick(cfg: IDCConfig) -> IDCConfig:
@@ -101,28 +117,16 @@ def quick(cfg: IDCConfig) -> IDCConfig:
                                width=32, net_pretrain_epochs=0, checkpoint_every=5)
 
 
-_IDC = IDCConfig()
-# Per-dataset settings from IDC's misc/reproduce.py: digit and fashion sets match with the L1 distance at a
-# much smaller image rate; ImageNet subsets use ResNet-10-AP, factor 3, 500 outer iterations.
 PRESETS: dict[str, IDCConfig] = {
-    "idc": _IDC,
-    "cifar10": _IDC,
-    "cifar100": _IDC,
-    "svhn": dataclasses.replace(_IDC, net_images=500),
-    "mnist": dataclasses.replace(_IDC, metric="l1", lr_img=1e-4, net_images=500, dsa="color_crop", net_mix="none"),
-    "fashion-mnist": dataclasses.replace(_IDC, metric="l1", lr_img=1e-4, net_images=500),
-    "imagenet10": dataclasses.replace(_IDC, factor=3, iterations=500, metric="l1", lr_img=3e-3, net_images=500,
-                                      net_pretrain_epochs=10, model="resnet10_ap", width=64),
-    "imagenet100": dataclasses.replace(_IDC, factor=3, iterations=500, metric="l1", lr_img=1e-3, net_images=500,
-                                       batch_real=128, net_lr=0.1, net_weight_decay=1e-4, model="resnet10_ap",
-                                       width=64),
-    "cpu-quick": quick(_IDC),
+    "idc": IDCConfig(**protocol.idc_preset("cifar10")),
+    **{name: IDCConfig(**protocol.idc_preset(name)) for name in protocol.IDC_PRESETS},
+    "cpu-quick": quick(IDCConfig(**protocol.idc_preset("cifar10"))),
 }
 
 
 def preset_for(dataset: str) -> IDCConfig:
     """The preset named after ``dataset``, or the published CIFAR-10 settings for any other dataset."""
-    return PRESETS.get(dataset, _IDC)
+    return PRESETS.get(dataset, PRESETS["idc"])
 
 
 def config_from_spec(dataset: str, spec: str) -> IDCConfig:
@@ -177,34 +181,39 @@ def check_config(cfg: IDCConfig, real: RealDataset) -> None:
     for name in ("checkpoint_every", "eval_every", "net_pretrain_epochs"):
         if getattr(cfg, name) < 0:
             raise YocoError(f"IDC: {name} must be 0 (off) or more, got {getattr(cfg, name)}")
-    if cfg.ipc > min(counts):
-        c = counts.index(min(counts))
-        raise YocoError(f"IDC: ipc {cfg.ipc} is larger than class {c} of {real.name}, which has {counts[c]} images")
+    if not 0.0 <= cfg.mom_img < 1.0:
+        raise YocoError(f"IDC: mom_img must be in [0, 1), got {cfg.mom_img}")
     if h % cfg.factor or w % cfg.factor:
         raise YocoError(f"IDC: factor {cfg.factor} does not divide {real.name}'s image size {h}x{w}")
-    if cfg.init not in INITS:
-        raise YocoError(f"IDC: unknown init {cfg.init!r}; choose {', '.join(INITS)}")
-    if cfg.metric not in METRICS:
-        raise YocoError(f"IDC: unknown metric {cfg.metric!r}; choose {', '.join(METRICS)}")
-    if cfg.net_mix not in ("cutmix", "mixup", "none"):
-        raise YocoError(f"IDC: unknown net_mix {cfg.net_mix!r}; choose cutmix, mixup or none")
+    need = cfg.ipc * (cfg.factor**2 if cfg.init == "mix" else 1)
+    if need > min(counts):
+        c = counts.index(min(counts))
+        raise YocoError(f"IDC: ipc {cfg.ipc} needs {need} real images per class to initialise, but class {c} of "
+                        f"{real.name} has {counts[c]}")
+    choices = {"init": INITS, "metric": METRICS, "engine": ENGINES, "net_mix": ("cutmix", "mixup", "none")}
+    for name, allowed in choices.items():
+        if getattr(cfg, name) not in allowed:
+            raise YocoError(f"IDC: unknown {name} {getattr(cfg, name)!r}; choose {', '.join(allowed)}")
     if cfg.model not in model_names():
         raise YocoError(f"IDC: unknown model {cfg.model!r}; known: {', '.join(model_names())}")
-    parse_strategy(cfg.dsa)
+    parse_strategy(cfg.match_dsa)
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Initialisation
 
 
-def init_synthetic(real: RealDataset, ipc: int, factor: int, init: str = "mix",
+def init_synthetic(real: RealDataset, ipc: int, factor: int, init: str = "mix", *, random: bool = False,
                    generator: torch.Generator | None = None) -> CondensedSet:
     """Starting synthetic set: ``ipc`` stored images per class, class-major, in pixel space [0, 1].
 
-    ``mix`` (IDC's multi-formation start): every stored image holds ``factor**2`` random real images of its
-    class, each downsampled by ``factor`` (area average) and tiled row-major, so decoding the stored image
-    gives those real images back, blurred by the down/up-sampling. ``real``: ``ipc`` random real images stored
-    whole (IDC calls this ``random``). ``noise``: uniform noise.
+    ``mix`` (IDC's multi-formation start): every stored image holds ``factor**2`` real images of its class,
+    each downsampled by ``factor`` and tiled row-major, so decoding gives those real images back, blurred by
+    the down/up-sampling. As IDC: the first ``ipc * factor**2`` images of the class in dataset order, tile
+    ``k`` of stored image ``t`` holding image ``k * ipc + t``, nearest-neighbour downsampling. With ``random``:
+    random images of the class (from ``generator``), tile ``k`` of stored image ``t`` holding pick
+    ``t * factor**2 + k``, area-average downsampling. ``real``: ``ipc`` real images stored whole (the first ones,
+    or random ones; IDC calls this ``random``). ``noise``: uniform noise.
     For ``mix`` and ``real``, ``meta.extra["source_indices"][j]`` is the real training index behind decoded
     image ``j`` (``real``: behind stored image ``j``).
     """
@@ -214,21 +223,36 @@ def init_synthetic(real: RealDataset, ipc: int, factor: int, init: str = "mix",
     k, c, h, w = real.num_classes, real.channels, *_hw(real)
     f = factor if init == "mix" else 1
     labels = torch.arange(k).repeat_interleave(ipc)
-    extra: dict[str, Any] = {"init": init}
+    extra: dict[str, Any] = {"init": init, "init_random": random}
     if init == "noise":
         images = torch.rand(k * ipc, c, h, w, generator=g)
     else:
-        picks = torch.cat([_sample(idx, ipc * f * f, g) for idx in real.class_indices("train")])
+        n = ipc * f * f
+        picks = torch.cat([_sample(idx, n, g) if random else _first(idx, n, real.name)
+                           for idx in real.class_indices("train")])
+        if f > 1 and not random:
+            # IDC's order: within a class, pick k * ipc + t goes to tile k of stored image t; reorder the picks
+            # so that they read stored image by stored image, tile by tile, like decoding.
+            order = torch.arange(n).view(f * f, ipc).T.reshape(-1)
+            picks = torch.cat([picks[c0 * n:(c0 + 1) * n][order] for c0 in range(k)])
         x = real.train_images[picks].to(torch.float32) / 255.0
         if f > 1:
-            # Tile j of stored image i is source i * f^2 + j; the reshape is decode_images' split, inverted.
-            tiles = F.avg_pool2d(x, f).reshape(k * ipc, f, f, c, h // f, w // f)
+            small = (F.avg_pool2d(x, f) if random else F.interpolate(x, size=(h // f, w // f), mode="nearest"))
+            # Tile j of stored image i is pick i * f^2 + j; the reshape is decode_images' split, inverted.
+            tiles = small.reshape(k * ipc, f, f, c, h // f, w // f)
             x = tiles.permute(0, 3, 1, 4, 2, 5).reshape(k * ipc, c, h, w)
         images = x
         extra["source_indices"] = picks.tolist()
     meta = CondensedMeta(dataset=real.name, num_classes=k, method=f"idc-init-{init}", ipc=ipc, factor=factor,
                          normalized=False, mean=tuple(real.mean), std=tuple(real.std), extra=extra)
     return CondensedSet(images.clamp(0, 1), labels, meta, source=f"{real.name}:idc-init-{init}")
+
+
+def _first(idx: torch.Tensor, n: int, name: str) -> torch.Tensor:
+    """The first ``n`` entries of a class's training indices (dataset order), as IDC's ``class_sample``."""
+    if n > len(idx):
+        raise YocoError(f"IDC init needs {n} real images per class but a class of {name} has {len(idx)}")
+    return torch.sort(idx).values[:n]
 
 
 def _sample(idx: torch.Tensor, n: int, g: torch.Generator) -> torch.Tensor:
@@ -269,8 +293,9 @@ def gradient_distance(net: nn.Module, params: list[nn.Parameter], x_real: torch.
                       x_syn: torch.Tensor, y_syn: torch.Tensor, metric: str = "mse") -> torch.Tensor:
     """Distance between the real and synthetic batches' loss gradients w.r.t. ``params``, summed over layers.
 
-    The real gradient is a constant target; the synthetic one keeps its graph so the distance can be
-    differentiated w.r.t. the synthetic images.
+    ``mse`` is the sum of squared differences, ``l1`` the sum of absolute differences (IDC's ``dist``). The real
+    gradient is a constant target; the synthetic one keeps its graph so the distance can be differentiated
+    w.r.t. the synthetic images.
     """
     g_real = torch.autograd.grad(F.cross_entropy(net(x_real), y_real), params)
     g_syn = torch.autograd.grad(F.cross_entropy(net(x_syn), y_syn), params, create_graph=True)
@@ -281,37 +306,39 @@ def gradient_distance(net: nn.Module, params: list[nn.Parameter], x_real: torch.
     return total
 
 
-def _class_batches(pool: _RealPool, syn_c: torch.Tensor, c: int, cfg: IDCConfig, dsa: DSA, g: torch.Generator
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One class's augmented real and synthetic batches (normalised), with the same DSA seed for both."""
+@dataclass
+class _ClassDraw:
+    """One class's random choices for one inner step: real images, decoded subset, DSA seed."""
+
+    real_idx: torch.Tensor
+    syn_subset: torch.Tensor | None
+    dsa_seed: int
+
+
+def _draw(pool: _RealPool, c: int, cfg: IDCConfig, g: torch.Generator) -> _ClassDraw:
     idx = pool.by_class[c]
-    x_real = pool.batch(idx[torch.randperm(len(idx), generator=g)[: cfg.batch_real]])
-    dec = decode_images(syn_c, cfg.factor)
-    if dec.shape[0] > cfg.batch_syn:
-        dec = dec[torch.randperm(dec.shape[0], generator=g)[: cfg.batch_syn].to(dec.device)]
-    x_syn = normalize(dec, pool.mean, pool.std)
-    seed = int(torch.randint(2**31 - 1, (1,), generator=g))
-    y_real = torch.full((x_real.shape[0],), c, dtype=torch.long, device=x_real.device)
-    y_syn = torch.full((x_syn.shape[0],), c, dtype=torch.long, device=x_syn.device)
-    return dsa(x_real, seed=seed, shared=True), y_real, dsa(x_syn, seed=seed, shared=True), y_syn
+    real_idx = idx[torch.randperm(len(idx), generator=g)[: cfg.batch_real]]
+    decoded = cfg.ipc * cfg.factor**2
+    subset = torch.randperm(decoded, generator=g)[: cfg.batch_syn] if decoded > cfg.batch_syn else None
+    return _ClassDraw(real_idx, subset, int(torch.randint(2**31 - 1, (1,), generator=g)))
 
 
-def _match_step(net: nn.Module, pool: _RealPool, syn: torch.Tensor, cfg: IDCConfig, dsa: DSA,
-                g: torch.Generator) -> torch.Tensor:
-    """Accumulate d(sum over classes of the distance)/d(syn) into ``syn.grad``; return the summed distance.
+def _class_loss(net: nn.Module, params: list[nn.Parameter], pool: _RealPool, syn_c: torch.Tensor, c: int,
+                draw: _ClassDraw, cfg: IDCConfig, dsa: DSA) -> torch.Tensor:
+    """Class ``c``'s gradient distance for its stored images ``syn_c`` (pixel space) under ``draw``.
 
-    Each class is differentiated on its own so only one class's double-backward graph is alive at a time;
-    the accumulated gradient equals that of the summed loss.
+    The real and decoded synthetic batches are normalised, concatenated and augmented by ONE DSA draw applied
+    to every image (IDC's ``aug(torch.cat([img, img_syn]))`` with ``batch=True``: the siamese pairing).
     """
-    params = matched_params(net)
-    total = torch.zeros((), device=syn.device)
-    for c in range(len(pool.by_class)):
-        batches = _class_batches(pool, syn[c * cfg.ipc : (c + 1) * cfg.ipc], c, cfg, dsa, g)
-        loss = gradient_distance(net, params, *batches, metric=cfg.metric)
-        if syn.requires_grad:
-            loss.backward(inputs=[syn])
-        total += loss.detach()
-    return total
+    x_real = pool.batch(draw.real_idx)
+    dec = decode_images(syn_c, cfg.factor)
+    if draw.syn_subset is not None:
+        dec = dec[draw.syn_subset.to(dec.device)]
+    both = dsa(torch.cat([x_real, normalize(dec, pool.mean, pool.std)]), seed=draw.dsa_seed, shared=True)
+    n = x_real.shape[0]
+    y_real = torch.full((n,), c, dtype=torch.long, device=both.device)
+    y_syn = torch.full((both.shape[0] - n,), c, dtype=torch.long, device=both.device)
+    return gradient_distance(net, params, both[:n], y_real, both[n:], y_syn, metric=cfg.metric)
 
 
 def matching_loss(real: RealDataset, syn: CondensedSet, net: nn.Module, cfg: IDCConfig, seed: int = 0) -> float:
@@ -326,8 +353,72 @@ def matching_loss(real: RealDataset, syn: CondensedSet, net: nn.Module, cfg: IDC
         raise YocoError(f"{syn.source}: matching needs exactly {cfg.ipc} stored images per class")
     images = syn.pixels()[order].to(device)
     g = torch.Generator().manual_seed(seed)
+    pool, dsa, params = _RealPool(real, device), DSA(cfg.match_dsa, flip=real.flip), matched_params(net)
     net.train()
-    return float(_match_step(net, _RealPool(real, device), images, cfg, DSA(cfg.dsa, flip=real.flip), g))
+    total = 0.0
+    with torch.enable_grad():
+        for c in range(real.num_classes):
+            draw = _draw(pool, c, cfg, g)
+            loss = _class_loss(net, params, pool, images[c * cfg.ipc:(c + 1) * cfg.ipc], c, draw, cfg, dsa)
+            total += float(loss.detach())
+    return total
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The inner step: every class matched once, one image step per class, one shared momentum buffer
+
+
+def inner_step_sequential(net: nn.Module, pool: _RealPool, syn: torch.Tensor, opt: torch.optim.Optimizer,
+                          cfg: IDCConfig, dsa: DSA, g: torch.Generator) -> float:
+    """IDC's loop literally: for each class, draw, match, ``zero_grad``, backward, ``opt.step()`` on all of
+    ``syn`` (a leaf tensor; ``opt`` is SGD with momentum over it). Returns the summed distance."""
+    params = matched_params(net)
+    total = 0.0
+    for c in range(len(pool.by_class)):
+        draw = _draw(pool, c, cfg, g)
+        loss = _class_loss(net, params, pool, syn[c * cfg.ipc:(c + 1) * cfg.ipc], c, draw, cfg, dsa)
+        opt.zero_grad(set_to_none=True)
+        loss.backward(inputs=[syn])
+        opt.step()
+        total += float(loss.detach())
+    return total
+
+
+def inner_step_batched(net: nn.Module, pool: _RealPool, syn: torch.Tensor, momentum: torch.Tensor | None,
+                       lr: float, cfg: IDCConfig, dsa: DSA, g: torch.Generator
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The same step as :func:`inner_step_sequential` with one gradient evaluation for all classes.
+
+    With K classes, momentum m, rate lr and class ``c``'s buffer slice ``b`` at the start, the sequential loop
+    moves slice ``c`` by ``-lr * b * sum_{k<c} m^(k+1)`` before its own step, evaluates its gradient ``g_c``
+    there, and ends at ``-lr * (b * sum_{k<K} m^(k+1) + g_c * sum_{k=c}^{K-1} m^(k-c))`` with buffer
+    ``m^K b + m^(K-1-c) g_c``. So the gradients are taken at the shifted positions (one backward of the
+    class-summed distance) and the update is applied in closed form.
+
+    ``syn`` is detached pixel-space images ``[K * ipc, C, H, W]``; returns ``(new images, new momentum buffer,
+    summed distance)`` (the distance as a 0-d tensor: no host synchronisation).
+    """
+    k = len(pool.by_class)
+    mom = cfg.mom_img
+    buf = momentum if momentum is not None else torch.zeros_like(syn)
+    powers = mom ** torch.arange(k + 1, dtype=torch.float64)
+    before = torch.cat([torch.zeros(1, dtype=torch.float64), torch.cumsum(powers[1:k], 0)])  # sum_{j<c} m^(j+1)
+    own = torch.stack([powers[: k - c].sum() for c in range(k)])  # sum_{j=c}^{K-1} m^(j-c)
+    per_row = lambda v: v.repeat_interleave(cfg.ipc).to(syn.device, syn.dtype).view(-1, 1, 1, 1)  # noqa: E731
+    at = (syn - lr * per_row(before) * buf).detach().requires_grad_(True)
+    params = matched_params(net)
+    draws = [_draw(pool, c, cfg, g) for c in range(k)]
+    total = sum(_class_loss(net, params, pool, at[c * cfg.ipc:(c + 1) * cfg.ipc], c, draws[c], cfg, dsa)
+                for c in range(k))
+    (grad,) = torch.autograd.grad(total, at)
+    all_steps = float(powers[1:].sum())  # sum_{j<K} m^(j+1)
+    new = syn - lr * (all_steps * buf + per_row(own) * grad)
+    new_buf = float(powers[k]) * buf + per_row(mom ** (k - 1 - torch.arange(k, dtype=torch.float64))) * grad
+    return new.detach(), new_buf.detach(), total.detach()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The loop
 
 
 def _build_net(cfg: IDCConfig, real: RealDataset, seed: int, device: torch.device) -> nn.Module:
@@ -337,9 +428,9 @@ def _build_net(cfg: IDCConfig, real: RealDataset, seed: int, device: torch.devic
 
 
 def _net_train_config(cfg: IDCConfig, flip: bool, epochs: int, seed: int) -> TrainConfig:
-    # No lr milestones: the shared schedule would put a 1-epoch run's drops at epoch 0. Cutout is left out
-    # when CutMix is on, as IDC's network update does.
-    ops = [o for o in parse_strategy(cfg.dsa) if not (o == "cutout" and cfg.net_mix == "cutmix")]
+    # IDC's aug_rand: the matching strategy with per-sample parameters, without cutout when CutMix is on. No lr
+    # milestones: the network trains at a constant rate between matching steps.
+    ops = [o for o in parse_strategy(cfg.match_dsa) if not (o == "cutout" and cfg.net_mix == "cutmix")]
     return TrainConfig(epochs=epochs, batch_size=cfg.batch_real, lr=cfg.net_lr, weight_decay=cfg.net_weight_decay,
                        milestones=(), dsa="_".join(ops) or "none", flip=flip, mix=cfg.net_mix, seed=seed)
 
@@ -351,16 +442,20 @@ def _net_optimizer(net: nn.Module, cfg: IDCConfig) -> torch.optim.Optimizer:
 
 def _train_net(net: nn.Module, pool: _RealPool, cfg: IDCConfig, flip: bool, g: torch.Generator,
                n_images: int | None, epochs: int, opt: torch.optim.Optimizer | None = None) -> None:
-    """Train ``net`` on ``n_images`` random real images (all when None) with the shared training loop."""
+    """Train ``net`` on ``n_images`` random real images (all when None) with the shared training loop.
+
+    IDC's ``train_epoch(n_data=...)`` stops after the batch that reaches ``n_data`` images, so the count is
+    rounded up to whole batches (500 -> 8 x 64).
+    """
     n = pool.labels.shape[0]
-    pick = torch.randperm(n, generator=g)[:n_images] if n_images is not None else torch.arange(n)
+    if n_images is None:
+        pick = torch.arange(n)
+    else:
+        whole = -(-n_images // cfg.batch_real) * cfg.batch_real
+        pick = torch.randperm(n, generator=g)[: min(whole, n)]
     seed = int(torch.randint(2**31 - 1, (1,), generator=g))
     train(net, pool.batch(pick), pool.labels[pick.to(pool.labels.device)],
           _net_train_config(cfg, flip, epochs, seed), progress=False, optimizer=opt)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# The loop
 
 
 def checkpoint_path(out: str | Path) -> Path:
@@ -377,16 +472,47 @@ class _State:
     losses: list[float]
 
 
+class _ImageStepper:
+    """The stored images and their momentum, stepped by either engine (the only state matching changes)."""
+
+    def __init__(self, images: torch.Tensor, momentum: torch.Tensor | None, lr: float, cfg: IDCConfig) -> None:
+        self.cfg, self.lr = cfg, lr
+        self.images = images
+        self.momentum = momentum
+        self.opt: torch.optim.Optimizer | None = None
+        if cfg.engine == "sequential":
+            self.images = images.clone().requires_grad_(True)
+            self.opt = torch.optim.SGD([self.images], lr=lr, momentum=cfg.mom_img)
+            if momentum is not None:
+                self.opt.state[self.images]["momentum_buffer"] = momentum.clone()
+
+    def clamp(self) -> None:
+        with torch.no_grad():
+            self.images.clamp_(0, 1)
+
+    def step(self, net: nn.Module, pool: _RealPool, dsa: DSA, g: torch.Generator) -> torch.Tensor:
+        if self.opt is not None:
+            return torch.tensor(inner_step_sequential(net, pool, self.images, self.opt, self.cfg, dsa, g))
+        self.images, self.momentum, total = inner_step_batched(net, pool, self.images, self.momentum, self.lr,
+                                                               self.cfg, dsa, g)
+        return total
+
+    def state(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.opt is not None:
+            return self.images.detach(), self.opt.state[self.images].get("momentum_buffer")
+        return self.images, self.momentum
+
+
 def condense(real: RealDataset, cfg: IDCConfig, out: str | Path, *, device: str | torch.device = "auto",
              resume: bool = False, progress: bool = True,
              eval_fn: Callable[[CondensedSet], Any] | None = None) -> CondensedSet:
     """Condense ``real`` with IDC into ``cfg.ipc`` stored images per class and save the set to ``out``.
 
     Every ``cfg.checkpoint_every`` outer iterations the run state goes atomically to ``<out>.ckpt``;
-    ``resume=True`` continues from it (bit-exactly on the CPU) after checking it was written by the same
-    configuration (``iterations`` may grow). With ``eval_fn`` and ``cfg.eval_every > 0``, the current set is
-    passed to ``eval_fn`` every ``eval_every`` iterations and the result logged. The checkpoint is removed
-    once the final set is written.
+    ``resume=True`` continues from it (bit-exactly on the CPU with the same engine) after checking it was
+    written by the same configuration (``iterations`` may grow). With ``eval_fn`` and ``cfg.eval_every > 0``, the
+    current set is passed to ``eval_fn`` every ``eval_every`` iterations and the result logged. The checkpoint
+    is removed once the final set is written.
     """
     check_config(cfg, real)
     dev = resolve_device(device)
@@ -402,46 +528,41 @@ def condense(real: RealDataset, cfg: IDCConfig, out: str | Path, *, device: str 
         log.warning("%s exists and will be overwritten (pass resume=True to continue it)", ckpt)
     if state is None:
         g = torch.Generator().manual_seed(cfg.seed)
-        start = init_synthetic(real, cfg.ipc, cfg.factor, cfg.init, generator=g)
+        start = init_synthetic(real, cfg.ipc, cfg.factor, cfg.init, random=cfg.init_random, generator=g)
         state = _State(start.images, None, 0, g.get_state(), [])
     g = torch.Generator()
     g.set_state(state.rng)
     labels = torch.arange(real.num_classes).repeat_interleave(cfg.ipc)
-    syn = state.images.to(dev).requires_grad_(True)
-    opt = torch.optim.SGD([syn], lr=cfg.effective_lr_img, momentum=cfg.mom_img)
-    if state.momentum is not None:
-        opt.state[syn]["momentum_buffer"] = state.momentum.to(dev)
+    lr = cfg.effective_lr_img(real.name, _hw(real)[0])
+    momentum = state.momentum.to(dev) if state.momentum is not None else None
+    images = _ImageStepper(state.images.to(dev), momentum, lr, cfg)
     losses = list(state.losses)
     pool = _RealPool(real, dev)
-    dsa = DSA(cfg.dsa, flip=real.flip)
+    dsa = DSA(cfg.match_dsa, flip=real.flip)
     log_every = max(1, cfg.iterations // 50)
     bar = tqdm(range(state.iteration, cfg.iterations), initial=state.iteration, total=cfg.iterations,
                desc=f"IDC {real.name} ipc {cfg.ipc}", disable=not progress, dynamic_ncols=True)
     for it in bar:
-        with torch.no_grad():
-            syn.clamp_(0, 1)
+        images.clamp()
         net = _build_net(cfg, real, cfg.seed + it, dev)
         net_opt = _net_optimizer(net, cfg)
         if cfg.net_pretrain_epochs:
             _train_net(net, pool, cfg, real.flip, g, None, cfg.net_pretrain_epochs, net_opt)
         total = torch.zeros((), device=dev)
         for _ in range(cfg.inner):
-            opt.zero_grad(set_to_none=True)
-            total += _match_step(net, pool, syn, cfg, dsa, g)
-            opt.step()
+            total += images.step(net, pool, dsa, g).to(dev)
             _train_net(net, pool, cfg, real.flip, g, cfg.net_images, cfg.net_epochs, net_opt)
-        losses.append(float(total) / cfg.inner)
+        losses.append(float(total) / cfg.inner / real.num_classes)  # IDC logs the mean per class and step
         done = it + 1
         bar.set_postfix(match=f"{losses[-1]:.4g}", refresh=False)
         if done % log_every == 0 or done == cfg.iterations:
-            log.info("IDC iteration %d/%d: matching loss %.6g", done, cfg.iterations, losses[-1])
+            log.info("IDC iteration %d/%d: matching loss %.6g per class", done, cfg.iterations, losses[-1])
         if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < cfg.iterations:
-            momentum = opt.state[syn].get("momentum_buffer")
-            _write_checkpoint(ckpt, cfg, real, _State(syn.detach(), momentum, done, g.get_state(), losses))
+            _write_checkpoint(ckpt, cfg, real, _State(*images.state(), done, g.get_state(), losses))
         if eval_fn is not None and cfg.eval_every and done % cfg.eval_every == 0:
-            result = eval_fn(_result(syn, labels, cfg, real, losses, f"{out}@{done}"))
+            result = eval_fn(_result(images.state()[0], labels, cfg, real, losses, f"{out}@{done}"))
             log.info("IDC iteration %d: evaluation %s", done, _summary(result))
-    final = _result(syn, labels, cfg, real, losses, str(out))
+    final = _result(images.state()[0], labels, cfg, real, losses, str(out))
     save(final, out)
     ckpt.unlink(missing_ok=True)
     return final
@@ -449,10 +570,11 @@ def condense(real: RealDataset, cfg: IDCConfig, out: str | Path, *, device: str 
 
 def _result(syn: torch.Tensor, labels: torch.Tensor, cfg: IDCConfig, real: RealDataset, losses: list[float],
             source: str) -> CondensedSet:
+    # Not clamped: IDC saves the images as the last update left them (slightly outside [0, 1] at most).
     meta = CondensedMeta(dataset=real.name, num_classes=real.num_classes, method="idc", ipc=cfg.ipc,
                          factor=cfg.factor, normalized=False, mean=tuple(real.mean), std=tuple(real.std),
                          extra={"config": cfg.to_dict(), "matching_loss": losses})
-    return CondensedSet(syn.detach().clamp(0, 1).cpu(), labels, meta, source=source)
+    return CondensedSet(syn.detach().cpu(), labels, meta, source=source)
 
 
 def _summary(result: Any) -> str:
@@ -496,19 +618,22 @@ def _write_checkpoint(path: Path, cfg: IDCConfig, real: RealDataset, state: _Sta
 
 def _read_checkpoint(path: Path, cfg: IDCConfig, real: RealDataset) -> _State:
     header, tensors = read_tensors(path, "IDC checkpoint")
-    if header.get("yoco_idc_checkpoint") != CHECKPOINT_VERSION or "images" not in tensors:
-        raise YocoError(f"{path}: not an IDC checkpoint of this yoco version")
-    saved, now = json.loads(header["identity"]), _identity(cfg, real)
+    if header.get("yoco_idc_checkpoint") != CHECKPOINT_VERSION or "images" not in tensors or "rng" not in tensors:
+        raise YocoError(f"{path}: not an IDC checkpoint of this yoco version (version "
+                        f"{header.get('yoco_idc_checkpoint')!r}, expected {CHECKPOINT_VERSION!r})")
+    try:
+        saved, iteration, losses = json.loads(header["identity"]), int(header["iteration"]), json.loads(header["losses"])
+    except (KeyError, ValueError) as exc:
+        raise YocoError(f"{path}: checkpoint header is damaged ({exc})") from None
+    now = _identity(cfg, real)
     diff = [f"{k}: {saved.get(k)!r} in the checkpoint, {now.get(k)!r} now"
             for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)]
     if diff:
         raise YocoError(f"{path} was written by another configuration ({'; '.join(diff)}); "
                         "delete it or run without resume")
-    iteration = int(header["iteration"])
     if iteration > cfg.iterations:
         raise YocoError(f"{path} is at iteration {iteration}, past the {cfg.iterations} iterations asked for")
-    return _State(tensors["images"], tensors.get("momentum"), iteration, tensors["rng"],
-                  json.loads(header["losses"]))
+    return _State(tensors["images"], tensors.get("momentum"), iteration, tensors["rng"], losses)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -517,24 +642,24 @@ def _read_checkpoint(path: Path, cfg: IDCConfig, real: RealDataset) -> _State:
 
 def matching_cost_breakdown(real: RealDataset, cfg: IDCConfig, device: str | torch.device = "auto",
                             steps: int = 3) -> dict[str, Any]:
-    """Seconds per inner step of each part of an IDC iteration, next to a plain forward/backward.
+    """Seconds per inner step of the matching (with ``cfg.engine``) and the network pass, beside a plain one.
 
-    Parts: ``data`` (sampling, decoding, DSA of both batches), ``match`` (both gradients and the
-    double backward to the images), ``update`` (the SGD step on the images), ``net_train`` (the real-data
-    pass). ``plain`` is one ordinary forward/backward (w.r.t. the weights) of the same network on the same
-    augmented batches, so ``match / plain`` is the price of gradient matching itself. One untimed warm-up step
-    comes first; ``outer_iteration`` is ``inner`` times an inner step (the network build is negligible).
+    ``match`` is step 1 of an inner step (every class drawn, augmented, matched, the images updated);
+    ``net_train`` the real-data pass; ``plain`` one ordinary forward/backward (w.r.t. the weights) of the same
+    network on one class's real and decoded synthetic batches, times the number of classes, so ``match / plain``
+    is the price of gradient matching itself. One untimed warm-up step comes first; ``outer_iteration`` is
+    ``inner`` times an inner step (the network build is negligible).
     """
     check_config(cfg, real)
     dev = resolve_device(device)
     g = torch.Generator().manual_seed(cfg.seed)
-    syn = init_synthetic(real, cfg.ipc, cfg.factor, cfg.init, generator=g).images.to(dev).requires_grad_(True)
-    opt = torch.optim.SGD([syn], lr=cfg.effective_lr_img, momentum=cfg.mom_img)
+    start = init_synthetic(real, cfg.ipc, cfg.factor, cfg.init, random=cfg.init_random, generator=g)
+    lr = cfg.effective_lr_img(real.name, _hw(real)[0])
+    images = _ImageStepper(start.images.to(dev), None, lr, cfg)
     pool = _RealPool(real, dev)
-    dsa = DSA(cfg.dsa, flip=real.flip)
+    dsa = DSA(cfg.match_dsa, flip=real.flip)
     net = _build_net(cfg, real, cfg.seed, dev)
-    params = matched_params(net)
-    parts = {"data": 0.0, "match": 0.0, "update": 0.0, "net_train": 0.0, "plain": 0.0}
+    parts = {"match": 0.0, "net_train": 0.0, "plain": 0.0}
 
     def clock() -> float:
         if dev.type == "cuda":
@@ -542,31 +667,25 @@ def matching_cost_breakdown(real: RealDataset, cfg: IDCConfig, device: str | tor
         return time.perf_counter()
 
     for step in range(steps + 1):
-        spent = dict.fromkeys(parts, 0.0)
-        opt.zero_grad(set_to_none=True)
-        for c in range(real.num_classes):
-            t0 = clock()
-            batches = _class_batches(pool, syn[c * cfg.ipc : (c + 1) * cfg.ipc], c, cfg, dsa, g)
-            t1 = clock()
-            gradient_distance(net, params, *batches, metric=cfg.metric).backward(inputs=[syn])
-            t2 = clock()
-            x_real, y_real, x_syn, y_syn = batches
-            (F.cross_entropy(net(x_real), y_real) + F.cross_entropy(net(x_syn.detach()), y_syn)).backward()
-            t3 = clock()
-            spent["data"] += t1 - t0
-            spent["match"] += t2 - t1
-            spent["plain"] += t3 - t2
-        net.zero_grad(set_to_none=True)
         t0 = clock()
-        opt.step()
+        float(images.step(net, pool, dsa, g))
         t1 = clock()
         _train_net(net, pool, cfg, real.flip, g, cfg.net_images, cfg.net_epochs)
         t2 = clock()
-        spent["update"], spent["net_train"] = t1 - t0, t2 - t1
+        for c in range(real.num_classes):
+            draw = _draw(pool, c, cfg, g)
+            x = pool.batch(draw.real_idx)
+            syn_c = images.state()[0][c * cfg.ipc:(c + 1) * cfg.ipc].detach()
+            dec = decode_images(syn_c, cfg.factor)[: cfg.batch_syn]
+            both = torch.cat([x, normalize(dec, pool.mean, pool.std)])
+            F.cross_entropy(net(both), torch.full((both.shape[0],), c, device=dev)).backward()
+        net.zero_grad(set_to_none=True)
+        t3 = clock()
         if step:
-            for k, v in spent.items():
-                parts[k] += v / steps
-    inner = parts["data"] + parts["match"] + parts["update"] + parts["net_train"]
-    return {"device": str(dev), "steps": steps, "classes": real.num_classes,
+            parts["match"] += (t1 - t0) / steps
+            parts["net_train"] += (t2 - t1) / steps
+            parts["plain"] += (t3 - t2) / steps
+    inner = parts["match"] + parts["net_train"]
+    return {"device": str(dev), "engine": cfg.engine, "steps": steps, "classes": real.num_classes,
             **{f"{k}_s": v for k, v in parts.items()}, "inner_step_s": inner,
             "outer_iteration_s": inner * cfg.inner, "match_over_plain": parts["match"] / max(parts["plain"], 1e-12)}

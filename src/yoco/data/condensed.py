@@ -7,6 +7,7 @@ file is a safetensors file (no pickle, nothing executes on load) whose header ca
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -216,6 +217,16 @@ def decode_images(images: torch.Tensor, factor: int) -> torch.Tensor:
     tiles = images.reshape(n, c, factor, th, factor, tw).permute(0, 2, 4, 1, 3, 5)
     tiles = tiles.reshape(n * factor * factor, c, th, tw)
     return F.interpolate(tiles, size=(h, w), mode="bilinear", align_corners=False)
+
+
+def content_sha256(cs: CondensedSet) -> str:
+    """sha256 of a set's content (images, labels and metadata): the same set gives the same digest wherever it is
+    stored, so every result can name exactly what it was computed from."""
+    h = hashlib.sha256()
+    h.update(cs.images.numpy().tobytes())
+    h.update(cs.labels.numpy().tobytes())
+    h.update(json.dumps(cs.meta.to_dict(), sort_keys=True).encode())
+    return h.hexdigest()
 
 
 def save(cs: CondensedSet, path: str | Path) -> Path:
