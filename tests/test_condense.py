@@ -17,6 +17,7 @@ from yoco.condense import (
     condense,
     config_from_spec,
     gradient_distance,
+    idc,
     init_synthetic,
     inner_step_batched,
     inner_step_sequential,
@@ -24,7 +25,6 @@ from yoco.condense import (
     matching_cost_breakdown,
     matching_loss,
 )
-from yoco.condense import idc
 from yoco.data.condensed import decode_images, load
 from yoco.data.datasets import RealDataset
 from yoco.errors import YocoError

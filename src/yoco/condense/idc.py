@@ -404,7 +404,7 @@ def inner_step_batched(net: nn.Module, pool: _RealPool, syn: torch.Tensor, momen
     powers = mom ** torch.arange(k + 1, dtype=torch.float64)
     before = torch.cat([torch.zeros(1, dtype=torch.float64), torch.cumsum(powers[1:k], 0)])  # sum_{j<c} m^(j+1)
     own = torch.stack([powers[: k - c].sum() for c in range(k)])  # sum_{j=c}^{K-1} m^(j-c)
-    per_row = lambda v: v.repeat_interleave(cfg.ipc).to(syn.device, syn.dtype).view(-1, 1, 1, 1)  # noqa: E731
+    per_row = lambda v: v.repeat_interleave(cfg.ipc).to(syn.device, syn.dtype).view(-1, 1, 1, 1)
     at = (syn - lr * per_row(before) * buf).detach().requires_grad_(True)
     params = matched_params(net)
     draws = [_draw(pool, c, cfg, g) for c in range(k)]
