@@ -224,10 +224,13 @@ def test_allocate_is_exact_and_within_bins(sizes, data):
                 assert quota[b] <= quota[a] + 1
 
 
-def test_strata_equal_width():
-    v = torch.tensor([0.0, 0.019, 0.021, 0.5, 1.0], dtype=torch.float64)
-    assert strata(v, 50).tolist() == [0, 0, 1, 25, 49]
+def test_strata_equal_width_as_ccs():
+    # CCS stratified_sampling: width (1.0001 * max - min) / 50, bins [min + k w, min + (k + 1) w)
+    v = torch.tensor([0.0, 0.019, 0.021, 0.5, 0.99995, 1.0], dtype=torch.float64)
+    assert strata(v, 50).tolist() == [0, 0, 1, 24, 49, 49]  # 0.5 / (1.0001 / 50) = 24.998
     assert strata(torch.ones(3, dtype=torch.float64), 50).tolist() == [0, 0, 0]
+    negative = torch.tensor([-2.0, -1.0, -0.5], dtype=torch.float64)
+    assert strata(negative, 2).tolist() == [0, 1, 1]  # the maximum stays in the last bin
 
 
 # ---- SSP -----------------------------------------------------------------------------------------------------
@@ -240,16 +243,16 @@ def clusters(k: int, per: int, dim: int = 8, seed: int = 0) -> tuple[torch.Tenso
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_ssp_imbalanced_picks_one_prototype_per_cluster(seed):
+def test_ssp_keeps_the_image_nearest_each_centroid_of_yocos_kmeans(seed):
     x, cluster = clusters(6, 5, seed=seed)
     labels = torch.zeros(30, dtype=torch.int64)
     idx = select({}, labels, "ssp", 6, embeddings=x, seed=seed)
-    assert sorted(cluster[idx].tolist()) == list(range(6))
-    # the prototype is the member nearest its cluster's mean
-    for i in idx.tolist():
-        members = (cluster == cluster[i]).nonzero().flatten()
-        centre = x[members].double().mean(0)
-        assert i == int(members[torch.cdist(centre[None], x[members].double()).argmin()])
+    # the same k-means (random-point start from the rule's seed, float32) that the rule runs
+    centers, _ = kmeans(x, 6, generator=torch.Generator().manual_seed(seed))
+    nearest = torch.cdist(centers, x.float()).argmin(1)
+    if len(set(nearest.tolist())) == 6:  # no two centroids share an image: the prototypes are exactly those
+        assert sorted(idx.tolist()) == sorted(nearest.tolist())
+    assert len(set(idx.tolist())) == 6
 
 
 def test_ssp_balanced_runs_one_kmeans_per_class():
@@ -272,13 +275,25 @@ def test_ssp_returns_distinct_indices(c, per_class, seed, balanced, duplicates):
     assert torch.equal(idx, select({}, labels, "ssp_balance" if balanced else "ssp", n, embeddings=x, seed=seed))
 
 
-def test_kmeans_finds_separated_means():
+def test_kmeans_plus_plus_finds_separated_means():
     x, cluster = clusters(4, 10, seed=3)
-    centers, assign = kmeans(x, 4, generator=torch.Generator().manual_seed(0))
+    centers, assign = kmeans(x, 4, generator=torch.Generator().manual_seed(0), init="k-means++")
     for k in range(4):
         members = assign == assign[cluster == k][0]
         assert torch.equal(members, cluster == k)
-        assert torch.allclose(centers[assign[cluster == k][0]], x[cluster == k].double().mean(0))
+        assert torch.allclose(centers[assign[cluster == k][0]], x[cluster == k].mean(0), atol=1e-3)
+
+
+def test_kmeans_random_start_is_lloyd_from_distinct_data_points():
+    # YOCO's SSP: fast_pytorch_kmeans with random points as the start, float32, Lloyd until the centroids settle
+    x, _ = clusters(3, 8, seed=1)
+    centers0, _ = kmeans(x, 5, generator=torch.Generator().manual_seed(2), max_iter=0)
+    assert centers0.dtype == torch.float32
+    rows = [int((x.float() == c).all(1).nonzero()[0]) for c in centers0]
+    assert len(set(rows)) == 5  # five distinct data points
+    centers, assign = kmeans(x, 5, generator=torch.Generator().manual_seed(2))
+    for j in assign.unique().tolist():  # a fixed point of Lloyd: every centroid is its members' mean
+        assert torch.allclose(centers[j], x[assign == j].float().mean(0), atol=1e-3)
 
 
 # ---- parsing, tables, errors ---------------------------------------------------------------------------------

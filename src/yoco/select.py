@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from yoco.errors import YocoError
-from yoco.protocol import CCS_DEFAULT_HARD_CUT, CCS_STRATA, KMEANS_MAX_ITER
+from yoco.protocol import CCS_DEFAULT_HARD_CUT, CCS_STRATA, KMEANS_MAX_ITER, KMEANS_TOL
 from yoco.scores import _SCORES, get_score, uniform_scores
 
 DIRECTIONS = ("easy", "hard")
@@ -253,12 +253,17 @@ def _random(members: torch.Tensor, budget: int, ctx: _Context) -> torch.Tensor:
 
 @register_selector("ssp", needs_embeddings=True)
 def _ssp(members: torch.Tensor, budget: int, ctx: _Context) -> torch.Tensor:
-    """Self-supervised prototypes: k-means with ``budget`` clusters, keep the image nearest each centroid."""
+    """Self-supervised prototypes: k-means with ``budget`` clusters, keep the image nearest each centroid.
+
+    k-means as YOCO runs it (random-point start, float32, see :func:`kmeans`). Where two centroids share their
+    nearest image, YOCO keeps the image twice (a smaller set); here the later centroid takes its nearest image
+    not yet kept, so the budget is always met with distinct images.
+    """
     if budget == len(members):
         return members
     if ctx.embeddings is None:
         raise YocoError("ssp needs embeddings")
-    x = ctx.embeddings[members]
+    x = ctx.embeddings[members].to(torch.float32)
     centers, _ = kmeans(x, budget, generator=ctx.generator)
     dist = torch.cdist(centers, x)
     taken = torch.zeros(len(members), dtype=torch.bool)
@@ -295,11 +300,15 @@ def _ccs(members: torch.Tensor, budget: int, ctx: _Context) -> torch.Tensor:
 
 
 def strata(values: torch.Tensor, bins: int) -> torch.Tensor:
-    """Bin of each value among ``bins`` equal-width bins spanning [min, max] (the max lands in the last bin)."""
+    """Bin of each value among ``bins`` equal-width bins over ``[min, 1.0001 * max)``, as CCS's
+    ``stratified_sampling`` (the factor keeps the maximum inside the last bin). For a maximum of zero or below,
+    where that factor would not, the top edge is the maximum plus 1e-4 of the range instead."""
     lo, hi = float(values.min()), float(values.max())
     if hi <= lo:
         return torch.zeros(len(values), dtype=torch.int64)
-    return ((values - lo) / (hi - lo) * bins).floor().to(torch.int64).clamp(0, bins - 1)
+    top = hi * 1.0001 if hi > 0 else hi + 1e-4 * (hi - lo)
+    step = (top - lo) / bins
+    return ((values - lo) / step).floor().to(torch.int64).clamp(0, bins - 1)
 
 
 def allocate(sizes: Sequence[int], budget: int) -> list[int]:
@@ -321,16 +330,44 @@ def allocate(sizes: Sequence[int], budget: int) -> list[int]:
 
 
 def kmeans(
-    x: torch.Tensor, k: int, *, generator: torch.Generator, max_iter: int = KMEANS_MAX_ITER
+    x: torch.Tensor, k: int, *, generator: torch.Generator, max_iter: int = KMEANS_MAX_ITER, tol: float = KMEANS_TOL,
+    init: str = "random",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Lloyd's k-means with k-means++ seeding (float64): returns centroids ``[k, D]`` and assignments ``[N]``.
+    """Lloyd's k-means in float32: returns centroids ``[k, D]`` and assignments ``[N]``.
 
-    Iterates until the assignments stop changing or ``max_iter`` rounds; an empty cluster keeps its centroid.
+    ``init="random"`` starts from ``k`` distinct random points, as the k-means package YOCO calls for SSP
+    (``fast_pytorch_kmeans.KMeans``, its defaults: random points, at most 100 rounds, stop when the squared
+    centroid change is at most 1e-4); ``init="k-means++"`` seeds by D^2 sampling instead, which finds
+    well-separated clusters more reliably. An empty cluster keeps its centroid.
     """
-    x = x.to(torch.float64)
+    x = x.to(torch.float32)
     m = len(x)
     if not 1 <= k <= m:
         raise YocoError(f"k-means needs 1 <= k <= {m} points, got k={k}")
+    if init == "random":
+        centers = x[torch.randperm(m, generator=generator)[:k]].clone()
+    elif init == "k-means++":
+        centers = x[_kmeans_pp(x, k, generator)].clone()
+    else:
+        raise YocoError(f"unknown k-means init {init!r}; choose random or k-means++")
+    assign = torch.cdist(x, centers).argmin(1)
+    for _ in range(max_iter):
+        sums = torch.zeros_like(centers).index_add_(0, assign, x)
+        counts = torch.bincount(assign, minlength=k)
+        filled = counts > 0
+        new = centers.clone()
+        new[filled] = sums[filled] / counts[filled].unsqueeze(1).to(torch.float32)
+        shift = float((new - centers).pow(2).sum())
+        centers = new
+        assign = torch.cdist(x, centers).argmin(1)
+        if shift <= tol:
+            break
+    return centers, assign
+
+
+def _kmeans_pp(x: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+    """Indices of ``k`` distinct k-means++ seeds (D^2 sampling; uniform among the rest once every point is taken)."""
+    m = len(x)
     sq = (x * x).sum(1)
 
     def dist2(i: int) -> torch.Tensor:
@@ -351,18 +388,7 @@ def kmeans(
         picked.append(nxt)
         taken[nxt] = True
         d2 = torch.minimum(d2, dist2(nxt)).masked_fill(taken, 0.0)
-    centers = x[torch.tensor(picked)].clone()
-    assign = torch.cdist(x, centers).argmin(1)
-    for _ in range(max_iter):
-        sums = torch.zeros_like(centers).index_add_(0, assign, x)
-        counts = torch.bincount(assign, minlength=k)
-        filled = counts > 0
-        centers[filled] = sums[filled] / counts[filled].unsqueeze(1).to(torch.float64)
-        new = torch.cdist(x, centers).argmin(1)
-        if torch.equal(new, assign):
-            break
-        assign = new
-    return centers, assign
+    return torch.tensor(picked)
 
 
 def _as_labels(labels: Any) -> torch.Tensor:
