@@ -59,3 +59,14 @@ def test_imagenet_augmentation_is_per_sample_and_keeps_shape():
     assert torch.equal(out, again)
     off = ImageNetAug(mean, std, scale=(1.0, 1.0), jitter=0.0, lighting=0.0, flip=False)
     assert torch.allclose(off(z.clone(), generator=g), z, atol=1e-4)  # nothing random left: identity
+
+
+def test_paper_ladders_take_their_lbpe_window_from_the_method():
+    from yoco.ladder import preset_config
+
+    assert set(protocol.PAPER_LADDERS) >= {"cifar10-idc-ipc10", "cifar100-idc-ipc20", "imagenet10-idc-ipc10"}
+    windows = {name: (cfg.lbpe_epochs, cfg.lbpe_top_k) for name in protocol.PAPER_LADDERS
+               for cfg in [preset_config(name)]}
+    assert windows["cifar10-idc-ipc10"] == (100, 10) and windows["cifar100-idc-ipc50"] == (200, 10)
+    assert windows["cifar10-mtt-ipc10"] == (10, 3) and windows["cifar10-kip-ipc10"] == (50, 3)
+    assert preset_config("cifar10-idc-ipc50").ipcs == (1, 2, 5, 10)

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from yoco import protocol
 from yoco.data.condensed import CondensedSet, content_sha256, load, save
 from yoco.dynamics import DynamicsConfig, load_dynamics, record_dynamics, save_dynamics, ssp_embeddings
 from yoco.errors import YocoError
@@ -276,22 +277,6 @@ def summarize_cells(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-# Paper experiments: dataset, target IPCs and LBPE window per condensation source (SPEC section 5).
-PRESETS: dict[str, dict[str, Any]] = {
-    "cifar10-idc-ipc10": {"dataset": "cifar10", "ipcs": (1, 2, 5), "lbpe": (100, 10)},
-    "cifar10-idc-ipc50": {"dataset": "cifar10", "ipcs": (1, 2, 5, 10), "lbpe": (100, 10)},
-    "cifar100-idc-ipc10": {"dataset": "cifar100", "ipcs": (1, 2, 5), "lbpe": (200, 10)},
-    "cifar100-idc-ipc20": {"dataset": "cifar100", "ipcs": (1, 2, 5), "lbpe": (200, 10)},
-    "cifar100-idc-ipc50": {"dataset": "cifar100", "ipcs": (1, 2, 5, 10), "lbpe": (200, 10)},
-    "imagenet10-idc-ipc10": {"dataset": "imagenet10", "ipcs": (1, 2, 5), "lbpe": (200, 10)},
-    "imagenet10-idc-ipc20": {"dataset": "imagenet10", "ipcs": (1, 2, 5), "lbpe": (200, 10)},
-    "cifar10-dream-ipc10": {"dataset": "cifar10", "ipcs": (1, 2, 5), "lbpe": (200, 10)},
-    "cifar10-mtt-ipc10": {"dataset": "cifar10", "ipcs": (1, 2, 5), "lbpe": (10, 3)},
-    "cifar10-dsa-ipc10": {"dataset": "cifar10", "ipcs": (1, 2, 5), "lbpe": (100, 3)},
-    "cifar10-kip-ipc10": {"dataset": "cifar10", "ipcs": (1, 2, 5), "lbpe": (50, 3)},
-}
-
-
 def quick(cfg: LadderConfig, width: int = 64, dyn_epochs: int = 150, eval_epochs: int = 300) -> LadderConfig:
     """A first look on a CPU: narrower networks and far fewer epochs (numbers are NOT the protocol's)."""
     return dataclasses.replace(
@@ -303,12 +288,15 @@ def quick(cfg: LadderConfig, width: int = 64, dyn_epochs: int = 150, eval_epochs
     )
 
 
+PRESETS = protocol.PAPER_LADDERS
+
+
 def preset_config(name: str, **overrides: Any) -> LadderConfig:
-    """The ladder config of a paper preset, with overrides (e.g. ``rules``, ``repeat``)."""
+    """The ladder config of a paper experiment (:data:`yoco.protocol.PAPER_LADDERS`), with overrides."""
     if name not in PRESETS:
         raise YocoError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
     p = PRESETS[name]
-    e, k = p["lbpe"]
+    e, k = protocol.lbpe_window(p["dataset"], p["method"])
     return LadderConfig(dataset=p["dataset"], ipcs=p["ipcs"], lbpe_epochs=e, lbpe_top_k=k, **overrides)
 
 

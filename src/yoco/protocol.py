@@ -134,6 +134,18 @@ def ccs_hard_cut(dataset: str, source_ipc: int, target_ipc: int) -> float:
     return CCS_HARD_CUTS["cifar10"].get((source_ipc, target_ipc), CCS_DEFAULT_HARD_CUT)
 
 
+# The paper's pruning experiments (YOCO scripts/table1.sh): source dataset, condensation method, source IPC and the
+# target IPCs. LBPE's window follows from (dataset, method) through lbpe_window.
+PAPER_LADDERS: dict[str, dict[str, Any]] = {
+    f"{d}-{m}-ipc{src}": {"dataset": d, "method": m, "source_ipc": src, "ipcs": ipcs}
+    for d, m, src, ipcs in [
+        ("cifar10", "idc", 10, (1, 2, 5)), ("cifar10", "idc", 50, (1, 2, 5, 10)),
+        ("cifar100", "idc", 10, (1, 2, 5)), ("cifar100", "idc", 20, (1, 2, 5)), ("cifar100", "idc", 50, (1, 2, 5, 10)),
+        ("imagenet10", "idc", 10, (1, 2, 5)), ("imagenet10", "idc", 20, (1, 2, 5)),
+        ("cifar10", "dream", 10, (1, 2, 5)), ("cifar10", "mtt", 10, (1, 2, 5)), ("cifar10", "dsa", 10, (1, 2, 5)),
+        ("cifar10", "kip", 10, (1, 2, 5)),
+    ]
+}
 KMEANS_MAX_ITER, KMEANS_TOL = 100, 1e-4  # fast_pytorch_kmeans.KMeans defaults, as YOCO calls it for SSP
 
 # ----------------------------------------------------------------------------------------------------------
