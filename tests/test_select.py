@@ -244,7 +244,7 @@ def clusters(k: int, per: int, dim: int = 8, seed: int = 0) -> tuple[torch.Tenso
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_ssp_keeps_the_image_nearest_each_centroid_of_yocos_kmeans(seed):
-    x, cluster = clusters(6, 5, seed=seed)
+    x, _ = clusters(6, 5, seed=seed)
     labels = torch.zeros(30, dtype=torch.int64)
     idx = select({}, labels, "ssp", 6, embeddings=x, seed=seed)
     # the same k-means (random-point start from the rule's seed, float32) that the rule runs
