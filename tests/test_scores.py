@@ -159,7 +159,7 @@ def test_registry_directions():
 
 
 def test_register_score_adds_a_score_and_a_rule():
-    from yoco.select import parse_rule, rule_names
+    from yoco.rules import parse_rule, rule_names
 
     @register_score("lastloss", harder="high", default_direction="hard")
     def lastloss(dyn, cfg):
@@ -174,7 +174,7 @@ def test_register_score_adds_a_score_and_a_rule():
         assert parse_rule("lastloss").name == "lastloss_hard_imbalance"
         assert get_score("lastloss").summary.startswith("Negative log-likelihood")
     finally:
-        del scores_mod._SCORES["lastloss"]
+        scores_mod.SCORES.remove("lastloss")
 
 
 def test_window_errors():
@@ -283,3 +283,11 @@ def test_check_matches(tmp_path):
         check_matches(torch.tensor([0, 1, 1]), torch.tensor([0, 1]), "s.csv")
     with pytest.raises(YocoError, match="first: index 2, file 1, set 0"):
         check_matches(torch.tensor([0, 1, 1]), torch.tensor([0, 1, 0]), "s.csv")
+
+
+def test_csv_saved_by_a_spreadsheet_is_read(tmp_path):
+    # a byte-order mark and spaces after commas, as spreadsheet programs save CSV files
+    path = tmp_path / "sheet.csv"
+    path.write_bytes("\ufeffindex, label, lbpe\r\n0, 1, 0.5\r\n1, 0, 0.25\r\n".encode("utf-8"))
+    scores, labels, config = read_scores_csv(path)
+    assert scores["lbpe"].tolist() == [0.5, 0.25] and labels.tolist() == [1, 0] and config == {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -87,6 +87,43 @@ def read_tensors(path: str | Path, what: str) -> tuple[dict[str, str], dict[str,
     except (SafetensorError, OSError, ValueError) as exc:
         raise YocoError(f"{path}: not a yoco {what} ({exc})") from None
     return header, tensors
+
+
+def check_outputs(outputs: Iterable[str | Path], inputs: Iterable[str | Path] = ()) -> list[Path]:
+    """Refuse, before any work starts, outputs that would destroy an input or each other, or cannot be written.
+
+    An output may not be (or resolve to, through links) one of ``inputs`` or another output; it must not be a
+    folder, and its folder must exist or be creatable and be writable. Returns the outputs as paths.
+    """
+    outs = [Path(o) for o in outputs]
+    seen: dict[Path, Path] = {}
+    for out in outs:
+        key = out.resolve()
+        if key in seen:
+            raise YocoError(f"{out}: the same file is asked for twice as output ({seen[key]} and {out})")
+        seen[key] = out
+        for inp in inputs:
+            if key == Path(inp).resolve() or (out.exists() and Path(inp).exists() and os.path.samefile(out, inp)):
+                raise YocoError(f"{out}: output is the input file {inp}; refusing to overwrite it (choose another "
+                                "output path)")
+        if out.is_dir():
+            raise YocoError(f"{out}: output is an existing folder, not a file path")
+        folder = _existing_parent(out)
+        if not folder.is_dir():
+            raise YocoError(f"{out}: cannot create its folder: {folder} is not a folder")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise YocoError(f"{out}: folder {folder} is not writable")
+        if out.exists() and not os.access(out, os.W_OK) and not os.access(out.parent, os.W_OK):
+            raise YocoError(f"{out}: file exists and cannot be replaced")
+    return outs
+
+
+def _existing_parent(path: Path) -> Path:
+    """The nearest folder on ``path``'s way up that exists (where its missing folders would be created)."""
+    parent = path.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    return parent
 
 
 def _jsonable(value: Any) -> Any:

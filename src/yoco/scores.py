@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from yoco.dynamics import Dynamics
 from yoco.errors import YocoError
+from yoco.registry import Registry
 
 Harder = Literal["high", "low"]
 Direction = Literal["easy", "hard"]
@@ -61,7 +62,7 @@ class ScoreSpec:
     summary: str
 
 
-_SCORES: dict[str, ScoreSpec] = {}
+SCORES: Registry[ScoreSpec] = Registry("score")
 
 
 def register_score(
@@ -81,10 +82,9 @@ def register_score(
         raise ValueError(f"score {name!r}: default_balance must be balance|imbalance")
 
     def add(fn: ScoreFn) -> ScoreFn:
-        if name in _SCORES:
-            raise ValueError(f"score {name!r} is already registered")
         summary = ((fn.__doc__ or "").strip().splitlines() or [""])[0]
-        _SCORES[name] = ScoreSpec(name, fn, harder, default_direction, default_balance, directional, summary)
+        SCORES.add(name, ScoreSpec(name, fn, harder, default_direction, default_balance, directional, summary),
+                   description=summary)
         return fn
 
     return add
@@ -92,14 +92,12 @@ def register_score(
 
 def score_names() -> list[str]:
     """Names of the registered scores, in registration order."""
-    return list(_SCORES)
+    return SCORES.names()
 
 
 def get_score(name: str) -> ScoreSpec:
     """The registry entry of ``name``; an unknown name is a :class:`YocoError` listing the known ones."""
-    if name not in _SCORES:
-        raise YocoError(f"unknown score {name!r}; known scores: {', '.join(_SCORES)}")
-    return _SCORES[name]
+    return SCORES.get(name)
 
 
 def compute_scores(

@@ -1,8 +1,11 @@
-"""The scores CSV: one row per decoded image, ``index,label,<score columns...>``, readable by any tool.
+"""The score table: one value per decoded image for every score, the labels, the per-image features some
+selectors need (SSP's embeddings) and the config that produced them, in ONE file.
 
-The config that produced the scores sits on the file's first line as ``# config: {json}``, so the table and
-its provenance are written together in one atomic write and can never disagree (pandas reads the table with
-``comment="#"``). Values are written with ``repr``, which round-trips every float64 exactly.
+:class:`ScoreTable` is saved as a safetensors file (no pickle) that ``yoco prune`` and the ladder read; the CSV,
+``index,label,<score columns...>`` with the config as JSON on its first line (``# config: {json}``), is a
+readable export any tool can open (pandas: ``comment="#"``) and can be read back as a table without features.
+Values are written with ``repr``, which round-trips every float64 exactly. Both files are written atomically,
+and since features and scores live in one file they can never come from two different runs.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +24,7 @@ import numpy as np
 import torch
 
 from yoco.errors import YocoError
-from yoco.io import write_text
+from yoco.io import read_tensors, write_tensors, write_text
 
 CONFIG_PREFIX = "# config: "
 
@@ -68,7 +72,8 @@ def read_scores_csv(path: str | Path) -> tuple[dict[str, torch.Tensor], torch.Te
     if not path.is_file():
         raise YocoError(f"{path}: no such scores file")
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        # utf-8-sig drops the byte-order mark spreadsheets put in front of the file
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise YocoError(f"{path}: cannot read scores file ({exc})") from None
     config: dict[str, Any] = {}
@@ -82,7 +87,7 @@ def read_scores_csv(path: str | Path) -> tuple[dict[str, torch.Tensor], torch.Te
             if not isinstance(config, dict):
                 raise YocoError(f"{path}: line {start + 1}: config must be a JSON object")
         start += 1
-    rows = list(csv.reader(lines[start:]))
+    rows = [[field.strip() for field in row] for row in csv.reader(lines[start:])]  # "1, 0.5" as saved by some tools
     if not rows:
         raise YocoError(f"{path}: empty scores file (expected a header index,label,<scores...>)")
     header = rows[0]
@@ -142,3 +147,84 @@ def _jsonable(value: Any) -> Any:
     if hasattr(value, "tolist"):
         return value.tolist()
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+TABLE_VERSION = "1"
+
+
+@dataclass
+class ScoreTable:
+    """Scores of every decoded image of one condensed set, with what the selectors need beside them.
+
+    Attributes:
+        scores: score name -> float64 ``[N]``.
+        labels: int64 ``[N]``, the class of every decoded image.
+        features: name -> float32 ``[N, D]`` per-image features (``"ssp"``: SSP's embeddings).
+        config: how the scores were made (the dynamics file, windows, seed).
+    """
+
+    scores: dict[str, torch.Tensor]
+    labels: torch.Tensor
+    features: dict[str, torch.Tensor] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    source: str = "<memory>"
+
+    def __post_init__(self) -> None:
+        self.labels = torch.as_tensor(self.labels).to(torch.int64).flatten()
+        n = len(self.labels)
+        for name, col in list(self.scores.items()):
+            col = torch.as_tensor(col).to(torch.float64)
+            if col.shape != (n,):
+                raise YocoError(f"{self.source}: score {name!r} has shape {list(col.shape)}, expected [{n}]")
+            if not torch.isfinite(col).all():
+                raise YocoError(f"{self.source}: score {name!r} holds NaN or infinite values")
+            self.scores[name] = col
+        for name, feat in list(self.features.items()):
+            feat = torch.as_tensor(feat).to(torch.float32)
+            if feat.dim() != 2 or feat.shape[0] != n:
+                raise YocoError(f"{self.source}: features {name!r} have shape {list(feat.shape)}, expected [{n}, D]")
+            if not torch.isfinite(feat).all():
+                raise YocoError(f"{self.source}: features {name!r} hold NaN or infinite values")
+            self.features[name] = feat
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the table as one safetensors file (atomically), the config in its header."""
+        tensors = {"labels": self.labels, **{f"score.{k}": v for k, v in self.scores.items()},
+                   **{f"features.{k}": v for k, v in self.features.items()}}
+        header = {"yoco_scores": TABLE_VERSION, "config": json.dumps(self.config, default=_jsonable),
+                  "order": json.dumps(list(self.scores))}
+        return write_tensors(path, tensors, header)
+
+    def to_csv(self, path: str | Path) -> Path:
+        """Export the scores (not the features) as the readable CSV."""
+        return write_scores_csv(path, self.scores, self.labels, self.config)
+
+    def check_matches(self, labels: torch.Tensor) -> None:
+        """Refuse a table that does not describe the decoded set with these ``labels``."""
+        check_matches(self.labels, labels, self.source)
+
+
+def load_table(path: str | Path) -> ScoreTable:
+    """Read a score table: yoco's safetensors file, or a scores CSV (which carries no features)."""
+    path = Path(path)
+    if path.suffix.lower() == ".csv":
+        scores, labels, config = read_scores_csv(path)
+        return ScoreTable(scores, labels, {}, config, source=str(path))
+    header, tensors = read_tensors(path, "score table")
+    if header.get("yoco_scores") != TABLE_VERSION or "labels" not in tensors:
+        raise YocoError(f"{path}: not a yoco score table (write one with `yoco score`)")
+    try:
+        config = json.loads(header.get("config", "{}"))
+        order = json.loads(header.get("order", "[]"))
+    except json.JSONDecodeError as exc:
+        raise YocoError(f"{path}: score table header is damaged ({exc})") from None
+    if not isinstance(config, dict) or not isinstance(order, list):
+        raise YocoError(f"{path}: score table header is damaged (config must be an object, order a list)")
+    names = [k.removeprefix("score.") for k in tensors if k.startswith("score.")]
+    names = [n for n in order if n in names] + [n for n in names if n not in order]
+    scores = {n: tensors[f"score.{n}"] for n in names}
+    features = {k.removeprefix("features."): v for k, v in tensors.items() if k.startswith("features.")}
+    return ScoreTable(scores, tensors["labels"], features, config, source=str(path))

@@ -1,4 +1,4 @@
-"""Selection rules: which decoded images of a condensed set to keep.
+"""Rules: which decoded images of a condensed set to keep, and the pruned set they make.
 
 A rule is a score, a direction and a class handling: ``lbpe_easy_balance`` keeps, in every class, the images
 with the lowest LBPE score (YOCO's rule); ``forgetting_hard_imbalance`` keeps the most-forgotten images of the
@@ -7,28 +7,38 @@ whole set, whatever their class. Short names take the score's defaults (``forget
 Every other rule defaults to *imbalanced*, as in the published baselines; an imbalanced rule chooses globally
 and may leave a class with no image at all, which is part of what it is compared on.
 
-Three rules are selections rather than score orders, registered with :func:`register_selector`: ``random``
-(a seeded uniform order), ``ssp`` (k-means prototypes on the final model's embeddings) and ``ccs``
-(coverage-centric stratified sampling on EL2N). They take a class handling but no direction.
+Some methods are selections rather than score orders: ``random`` (a seeded uniform order), ``ssp`` (k-means
+prototypes on the final model's embeddings) and ``ccs`` (coverage-centric stratified sampling on EL2N). Each is
+one :class:`Selector` that declares what it reads (score columns, per-image features it prepares from the
+dynamics) and its own options with their defaults (CCS owns its hard-cut table), so adding a method is one
+function and one :func:`register_selector` line, and :func:`select`/:func:`prune` carry only generic arguments.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
+from yoco import protocol
+from yoco.data.condensed import CondensedSet, decode
+from yoco.dynamics import Dynamics
 from yoco.errors import YocoError
 from yoco.protocol import CCS_DEFAULT_HARD_CUT, CCS_STRATA, KMEANS_MAX_ITER, KMEANS_TOL
-from yoco.scores import _SCORES, get_score, uniform_scores
+from yoco.registry import Registry
+from yoco.scores import SCORES, compute_scores, get_score, uniform_scores
+from yoco.scoretable import ScoreTable
 
 DIRECTIONS = ("easy", "hard")
 BALANCES = ("balance", "imbalance")
 ALIASES = {"yoco": "lbpe_easy_balance"}
+YOCO_RULE = ALIASES["yoco"]
 
 
 @dataclass(frozen=True)
@@ -43,11 +53,11 @@ class Rule:
     balance: str
 
     def __post_init__(self) -> None:
-        if self.score not in _SELECTORS and self.score not in _ranked_scores():
-            raise YocoError(f"unknown rule score {self.score!r}; known: {', '.join(_ranked_scores() + list(_SELECTORS))}")
+        if self.score not in SELECTORS and self.score not in _ranked_scores():
+            raise YocoError(f"unknown rule score {self.score!r}; known: {', '.join(_ranked_scores() + SELECTORS.names())}")
         if self.balance not in BALANCES:
             raise YocoError(f"rule balance must be one of {', '.join(BALANCES)}, got {self.balance!r}")
-        if self.score in _SELECTORS:
+        if self.score in SELECTORS:
             if self.direction is not None:
                 raise YocoError(f"rule {self.score} takes no easy/hard direction, got {self.direction!r}")
         elif self.direction not in DIRECTIONS:
@@ -63,57 +73,77 @@ class Rule:
     def balanced(self) -> bool:
         return self.balance == "balance"
 
+    @property
+    def selector(self) -> Selector | None:
+        """The selection method behind the rule, or None for a plain score order."""
+        return SELECTORS.get(self.score) if self.score in SELECTORS else None
+
+
+@dataclass(frozen=True)
+class PruneContext:
+    """Where a selection happens, for options whose default depends on it (CCS's hard cut)."""
+
+    dataset: str
+    source_ipc: int
+    target_ipc: int
+
 
 @dataclass
-class _Context:
-    """What a selector may read: float64 score columns, labels, embeddings, CCS's hard cut and a generator."""
+class Context:
+    """What a selector reads: float64 score columns, labels, its features, its resolved options, a generator."""
 
     scores: dict[str, torch.Tensor]
     labels: torch.Tensor
-    embeddings: torch.Tensor | None
-    hard_cut: float
+    features: torch.Tensor | None
+    options: dict[str, Any]
     generator: torch.Generator
     seed: int
 
 
-SelectFn = Callable[[torch.Tensor, int, _Context], torch.Tensor]
+SelectFn = Callable[[torch.Tensor, int, Context], torch.Tensor]
 
 
 @dataclass(frozen=True)
 class Selector:
-    """A registered selection that is not a plain score order: what it reads and what it does."""
+    """A selection method that is not a plain score order.
+
+    ``fn(group_indices, budget, context)`` picks ``budget`` distinct indices among ``group_indices`` (all images
+    for an imbalanced rule, one class for a balanced one). ``columns`` are the score columns it reads;
+    ``prepare(dynamics)`` makes the per-image features it needs (stored in the score table under the selector's
+    name); ``options`` are its own options with their defaults, and ``resolve(options, where)`` fills the ones
+    whose default depends on the dataset and the IPCs.
+    """
 
     name: str
     fn: SelectFn
-    columns: tuple[str, ...]
-    needs_embeddings: bool
-    summary: str
+    columns: tuple[str, ...] = ()
+    prepare: Callable[[Dynamics], torch.Tensor] | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    resolve: Callable[[dict[str, Any], PruneContext], dict[str, Any]] | None = None
+    check: Callable[[dict[str, Any]], None] | None = None
 
 
-_SELECTORS: dict[str, Selector] = {}
+SELECTORS: Registry[Selector] = Registry("selector")
 
 
 def register_selector(
-    name: str, *, columns: Sequence[str] = (), needs_embeddings: bool = False
+    name: str, *, columns: Sequence[str] = (), prepare: Callable[[Dynamics], torch.Tensor] | None = None,
+    options: Mapping[str, Any] | None = None,
+    resolve: Callable[[dict[str, Any], PruneContext], dict[str, Any]] | None = None,
+    check: Callable[[dict[str, Any]], None] | None = None,
 ) -> Callable[[SelectFn], SelectFn]:
-    """Decorator registering ``fn(group_indices, budget, context) -> chosen indices`` as rule ``name``.
-
-    The function picks ``budget`` distinct indices among ``group_indices`` (all images for an imbalanced rule,
-    one class for a balanced one); ``columns`` are the score columns it reads.
-    """
+    """Decorator registering ``fn(group_indices, budget, context) -> chosen indices`` as the rule ``name``."""
 
     def add(fn: SelectFn) -> SelectFn:
-        if name in _SELECTORS:
-            raise ValueError(f"selector {name!r} is already registered")
-        summary = ((fn.__doc__ or "").strip().splitlines() or [""])[0]
-        _SELECTORS[name] = Selector(name, fn, tuple(columns), needs_embeddings, summary)
+        SELECTORS.add(name, Selector(name, fn, tuple(columns), prepare, dict(options or {}), resolve, check),
+                      description=((fn.__doc__ or "").strip().splitlines() or [""])[0])
         return fn
 
     return add
 
 
 def _ranked_scores() -> list[str]:
-    return [name for name, spec in _SCORES.items() if spec.directional]
+    return [name for name in SCORES.names() if SCORES.get(name).directional]
 
 
 def rule_names() -> list[str]:
@@ -121,9 +151,14 @@ def rule_names() -> list[str]:
     names = list(ALIASES)
     for s in _ranked_scores():
         names += [f"{s}_{d}_{b}" for d in DIRECTIONS for b in BALANCES]
-    for s in _SELECTORS:
+    for s in SELECTORS.names():
         names += [f"{s}_{b}" for b in BALANCES]
     return names
+
+
+def option_names() -> dict[str, list[str]]:
+    """Each selector's own options (what ``--option METHOD.NAME=VALUE`` may set)."""
+    return {name: list(SELECTORS.get(name).options) for name in SELECTORS.names() if SELECTORS.get(name).options}
 
 
 def parse_rule(name: str | Rule) -> Rule:
@@ -138,7 +173,7 @@ def parse_rule(name: str | Rule) -> Rule:
     balance = parts.pop() if len(parts) > 1 and parts[-1] in BALANCES else None
     direction = parts.pop() if len(parts) > 1 and parts[-1] in DIRECTIONS else None
     base = "_".join(parts)
-    if base in _SELECTORS:
+    if base in SELECTORS:
         if direction is not None:
             raise YocoError(f"rule {name!r}: {base} is a selection and takes no easy/hard direction; "
                             f"use {base}_balance or {base}_imbalance")
@@ -150,6 +185,29 @@ def parse_rule(name: str | Rule) -> Rule:
                     f"known rules: {', '.join(rule_names())}")
 
 
+def _own_options(r: Rule, options: Mapping[str, Any], where: PruneContext | None) -> dict[str, Any]:
+    """The rule's method options: its defaults, resolved for ``where``, overridden by what was given.
+
+    An option no method knows is refused (a typo); options of other methods are ignored, so one set of options
+    can serve a whole ladder of rules.
+    """
+    known = {o for sel in SELECTORS.names() for o in SELECTORS.get(sel).options}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise YocoError(f"unknown rule option(s) {unknown}; options by method: {option_names() or 'none'}")
+    sel = r.selector
+    if sel is None:
+        return {}
+    own = {k: v for k, v in sel.options.items()}
+    given = {k: v for k, v in options.items() if k in own and v is not None}
+    if sel.resolve is not None and where is not None:
+        own.update(sel.resolve(dict(own), where))
+    own.update(given)
+    if sel.check is not None:
+        sel.check(own)
+    return own
+
+
 def select(
     scores: Mapping[str, torch.Tensor | np.ndarray],
     labels: torch.Tensor | np.ndarray | Sequence[int],
@@ -157,9 +215,10 @@ def select(
     n: int,
     *,
     num_classes: int | None = None,
-    embeddings: torch.Tensor | None = None,
-    hard_cut: float | None = None,
+    features: Mapping[str, torch.Tensor] | None = None,
     seed: int = 0,
+    where: PruneContext | None = None,
+    **options: Any,
 ) -> torch.Tensor:
     """Indices (int64, sorted) of the images ``rule`` keeps: ``n`` per class, or ``n * num_classes`` in all.
 
@@ -171,9 +230,10 @@ def select(
     n : images to keep per class. A balanced rule keeps exactly ``n`` of every class; an imbalanced one keeps
         exactly ``n * num_classes`` chosen over the whole set, so a class may get none.
     num_classes : default ``max(labels) + 1``.
-    embeddings : ``[N, D]`` features for ``ssp``.
-    hard_cut : CCS's fraction of hardest images (by EL2N) dropped first; default 0.1. Ignored by other rules.
+    features : per-image features by selector name (``{"ssp": [N, D] embeddings}``).
     seed : seeds ``random``, ``ssp`` and ``ccs``; score orders break ties by index and use no randomness.
+    where : dataset and IPCs, for option defaults that depend on them (CCS's hard cut).
+    **options : the rule's method options (``hard_cut`` for CCS); see :func:`option_names`.
     """
     r = parse_rule(rule)
     lab = _as_labels(labels)
@@ -183,8 +243,8 @@ def select(
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise YocoError(f"images to keep per class must be an integer >= 1, got {n!r}")
     n = int(n)
-    selector = _SELECTORS.get(r.score)
-    columns = selector.columns if selector else (r.score,)
+    sel = r.selector
+    columns = sel.columns if sel else (r.score,)
     for col in columns:
         if col not in table:
             raise YocoError(f"rule {r.name} needs score column {col!r}; the scores hold: "
@@ -193,12 +253,18 @@ def select(
         if len(bad):
             raise YocoError(f"score column {col!r} has {len(bad)} NaN or infinite value(s) (first at index "
                             f"{int(bad[0])}); recompute the scores")
-    emb = _as_embeddings(embeddings, count) if selector and selector.needs_embeddings else None
-    if selector and selector.needs_embeddings and emb is None:
-        raise YocoError(f"rule {r.name} needs the final model's embeddings ([N, D]); none were given")
-    cut = CCS_DEFAULT_HARD_CUT if hard_cut is None or r.score != "ccs" else float(hard_cut)
-    if not 0.0 <= cut < 1.0:
-        raise YocoError(f"CCS hard-cut ratio must be in [0, 1), got {hard_cut}")
+    feats = None
+    if sel is not None and sel.prepare is not None:
+        feats = (features or {}).get(sel.name)
+        if feats is None:
+            raise YocoError(f"rule {r.name} needs the {sel.name} features of every image ([N, D], made by "
+                            "`yoco score` into its score table); none were given (a scores CSV carries none)")
+        feats = torch.as_tensor(feats).to(torch.float32)
+        if feats.dim() != 2 or len(feats) != count:
+            raise YocoError(f"{sel.name} features must be [N={count}, D], got {list(feats.shape)}")
+        if not torch.isfinite(feats).all():
+            raise YocoError(f"{sel.name} features hold NaN or infinite values")
+    own = _own_options(r, options, where)
 
     if r.balanced:
         groups = []
@@ -215,11 +281,8 @@ def select(
             raise YocoError(f"rule {r.name} keeps {n} x {c} classes = {budget} images but the set has only {count}")
         groups = [torch.arange(count)]
 
-    ctx = _Context(table, lab, emb, cut, torch.Generator().manual_seed(seed), seed)
-    picks = []
-    for members in groups:
-        chosen = selector.fn(members, budget, ctx) if selector else _rank(r, members, budget, ctx)
-        picks.append(chosen)
+    ctx = Context(table, lab, feats, own, torch.Generator().manual_seed(seed), seed)
+    picks = [sel.fn(members, budget, ctx) if sel else _rank(r, members, budget, ctx) for members in groups]
     out = torch.sort(torch.cat(picks).to(torch.int64)).values
     if len(out) != budget * len(groups) or len(torch.unique(out)) != len(out):
         raise RuntimeError(f"rule {r.name} chose {len(out)} indices, expected {budget * len(groups)} distinct")
@@ -235,7 +298,7 @@ def class_counts(
     return torch.bincount(lab[idx], minlength=num_classes).tolist()
 
 
-def _rank(rule: Rule, members: torch.Tensor, budget: int, ctx: _Context) -> torch.Tensor:
+def _rank(rule: Rule, members: torch.Tensor, budget: int, ctx: Context) -> torch.Tensor:
     """The ``budget`` least hard (easy) or hardest (hard) members; ties go to the lower index."""
     higher_is_harder = get_score(rule.score).harder == "high"
     ascending = higher_is_harder == (rule.direction == "easy")
@@ -244,15 +307,75 @@ def _rank(rule: Rule, members: torch.Tensor, budget: int, ctx: _Context) -> torc
     return members[order[:budget]]
 
 
+# ----------------------------------------------------------------------------------------------------------
+# The score table and the pruned set
+
+
+def build_table(dyn: Dynamics, *, lbpe_epochs: int, lbpe_top_k: int, el2n_epochs: int = protocol.EL2N_EPOCHS,
+                seed: int = 0, config: Mapping[str, Any] | None = None) -> ScoreTable:
+    """Every score of ``dyn`` plus the features every selector prepares from it, as one :class:`ScoreTable`."""
+    scores = compute_scores(dyn, lbpe_epochs=lbpe_epochs, lbpe_top_k=lbpe_top_k, el2n_epochs=el2n_epochs, seed=seed)
+    features = {name: SELECTORS.get(name).prepare(dyn) for name in SELECTORS.names()
+                if SELECTORS.get(name).prepare is not None}
+    cfg = {"lbpe_epochs": lbpe_epochs, "lbpe_top_k": lbpe_top_k, "el2n_epochs": el2n_epochs, "seed": seed,
+           **dict(config or {})}
+    return ScoreTable(scores, dyn.labels, features, cfg)
+
+
+def prune(cs: CondensedSet, table: ScoreTable, rule: str | Rule, ipc: int, *, seed: int = 0,
+          **options: Any) -> tuple[CondensedSet, dict[str, Any]]:
+    """Keep ``ipc`` stored images' worth of decoded images per class (``ipc * factor**2``) of ``cs`` by ``rule``.
+
+    Returns the pruned set (decoded, factor 1) and a JSON-ready record of the kept indices (into the decoded
+    set), per-class counts and the method's resolved options; the record is also in the set's metadata
+    (``meta.extra["selection"]``), so the set always carries how it was made. Target IPC counts *stored*
+    images, as in the paper's tables.
+    """
+    if isinstance(ipc, bool) or not isinstance(ipc, int):
+        raise YocoError(f"{cs.source}: target IPC must be a whole number, got {ipc!r}")
+    if ipc < 1 or (cs.meta.ipc and ipc >= cs.meta.ipc):
+        raise YocoError(f"{cs.source}: target IPC must be at least 1 and below the source IPC {cs.meta.ipc}, got {ipc}")
+    r = parse_rule(rule)
+    dec = decode(cs)
+    table.check_matches(dec.labels)
+    f = cs.meta.factor
+    n = ipc * f * f
+    where = PruneContext(cs.meta.dataset, cs.meta.ipc, ipc)
+    own = _own_options(r, options, where)
+    idx = select(table.scores, dec.labels, r, n, num_classes=cs.num_classes, features=table.features, seed=seed,
+                 **own)
+    counts = class_counts(dec.labels, idx, cs.num_classes)
+    record = {"rule": r.name, "ipc": ipc, "factor": f, "kept_decoded_per_class_target": n, "seed": seed,
+              "options": own, "class_counts": counts, "indices": idx.tolist(), "scores": table.source,
+              "score_config": table.config}
+    meta = dataclasses.replace(
+        dec.meta, method=f"{cs.meta.method}+{r.name}", ipc=ipc, factor=1,
+        # an imbalanced rule may legitimately keep nothing of a class; that is part of what it is compared on
+        allow_empty_classes=r.balance == "imbalance",
+        extra={**dec.meta.extra, "pruned_from_ipc": cs.meta.ipc, "selection": record},
+    )
+    pruned = CondensedSet(dec.images[idx], dec.labels[idx], meta, source=f"{cs.source}[{r.name}@ipc{ipc}]")
+    return pruned, record
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The selectors
+
+
 @register_selector("random")
-def _random(members: torch.Tensor, budget: int, ctx: _Context) -> torch.Tensor:
+def _random(members: torch.Tensor, budget: int, ctx: Context) -> torch.Tensor:
     """A uniform random subset: the lowest values of the seed's ``random`` score draw."""
     key = uniform_scores(len(ctx.labels), ctx.seed)[members]
     return members[torch.sort(key, stable=True).indices[:budget]]
 
 
-@register_selector("ssp", needs_embeddings=True)
-def _ssp(members: torch.Tensor, budget: int, ctx: _Context) -> torch.Tensor:
+def ssp_embeddings(dyn: Dynamics) -> torch.Tensor:
+    """SSP's features: each run's final-model embeddings L2-normalised, the runs concatenated (``[N, runs * D]``)."""
+    return torch.cat(list(F.normalize(dyn.embeddings, dim=-1)), dim=-1)
+
+
+@register_selector("ssp", prepare=ssp_embeddings)
+def _ssp(members: torch.Tensor, budget: int, ctx: Context) -> torch.Tensor:
     """Self-supervised prototypes: k-means with ``budget`` clusters, keep the image nearest each centroid.
 
     k-means as YOCO runs it (random-point start, float32, see :func:`kmeans`). Where two centroids share their
@@ -261,9 +384,9 @@ def _ssp(members: torch.Tensor, budget: int, ctx: _Context) -> torch.Tensor:
     """
     if budget == len(members):
         return members
-    if ctx.embeddings is None:
+    if ctx.features is None:
         raise YocoError("ssp needs embeddings")
-    x = ctx.embeddings[members].to(torch.float32)
+    x = ctx.features[members]
     centers, _ = kmeans(x, budget, generator=ctx.generator)
     dist = torch.cdist(centers, x)
     taken = torch.zeros(len(members), dtype=torch.bool)
@@ -275,18 +398,30 @@ def _ssp(members: torch.Tensor, budget: int, ctx: _Context) -> torch.Tensor:
     return members[torch.tensor(chosen, dtype=torch.int64)]
 
 
-@register_selector("ccs", columns=("el2n",))
-def _ccs(members: torch.Tensor, budget: int, ctx: _Context) -> torch.Tensor:
+def _ccs_resolve(options: dict[str, Any], where: PruneContext) -> dict[str, Any]:
+    return {"hard_cut": protocol.ccs_hard_cut(where.dataset, where.source_ipc, where.target_ipc)}
+
+
+def _ccs_check(options: dict[str, Any]) -> None:
+    cut = options.get("hard_cut")
+    if isinstance(cut, bool) or not isinstance(cut, (int, float)) or not 0.0 <= float(cut) < 1.0:
+        raise YocoError(f"CCS hard-cut ratio must be in [0, 1), got {cut!r}")
+
+
+@register_selector("ccs", columns=("el2n",), options={"hard_cut": CCS_DEFAULT_HARD_CUT}, resolve=_ccs_resolve,
+                   check=_ccs_check)
+def _ccs(members: torch.Tensor, budget: int, ctx: Context) -> torch.Tensor:
     """Coverage-centric: drop the hardest ``hard_cut`` by EL2N, then stratified sampling over 50 score bins.
 
     The cut is ``floor(hard_cut * m)`` of the ``m`` candidates (with a 1e-9 guard so that 0.3 * 10 is 3),
     hardest first, ties cut at the lower index first; it is reduced to ``m - budget`` when fewer than
     ``budget`` images would remain, so the budget is always met. Within a bin the picks are a seeded
-    random permutation's first ones.
+    random permutation's first ones. The hard cut defaults to YOCO's table for (dataset, source IPC, target
+    IPC) when pruning a set (:func:`yoco.protocol.ccs_hard_cut`), else 0.1.
     """
     s = ctx.scores["el2n"][members]
     m = len(members)
-    cut = min(math.floor(ctx.hard_cut * m + 1e-9), m - budget)
+    cut = min(math.floor(float(ctx.options["hard_cut"]) * m + 1e-9), m - budget)
     rest = torch.sort(torch.sort(-s, stable=True).indices[cut:]).values
     rest_scores = s[rest]
     bins = strata(rest_scores, CCS_STRATA)
@@ -424,12 +559,3 @@ def _as_table(scores: Mapping[str, Any], count: int) -> dict[str, torch.Tensor]:
     return table
 
 
-def _as_embeddings(embeddings: torch.Tensor | None, count: int) -> torch.Tensor | None:
-    if embeddings is None:
-        return None
-    e = torch.as_tensor(embeddings).to(torch.float64)
-    if e.dim() != 2 or len(e) != count:
-        raise YocoError(f"embeddings must be [N={count}, D], got {list(e.shape)}")
-    if not torch.isfinite(e).all():
-        raise YocoError("embeddings hold NaN or infinite values")
-    return e

@@ -1,7 +1,8 @@
-"""Selection rules: exact counts, direction, determinism, CCS strata, SSP prototypes, errors."""
+"""Rules: exact counts, direction, determinism, CCS strata, SSP prototypes, errors."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -14,12 +15,13 @@ from yoco.dynamics import Dynamics
 from yoco.errors import YocoError
 from yoco.protocol import ccs_hard_cut
 from yoco.scores import compute_scores
-from yoco.select import (
+from yoco.rules import (
     Rule,
     allocate,
     class_counts,
     kmeans,
     parse_rule,
+    prune,
     rule_names,
     select,
     strata,
@@ -246,7 +248,7 @@ def clusters(k: int, per: int, dim: int = 8, seed: int = 0) -> tuple[torch.Tenso
 def test_ssp_keeps_the_image_nearest_each_centroid_of_yocos_kmeans(seed):
     x, _ = clusters(6, 5, seed=seed)
     labels = torch.zeros(30, dtype=torch.int64)
-    idx = select({}, labels, "ssp", 6, embeddings=x, seed=seed)
+    idx = select({}, labels, "ssp", 6, features={'ssp': x}, seed=seed)
     # the same k-means (random-point start from the rule's seed, float32) that the rule runs
     centers, _ = kmeans(x, 6, generator=torch.Generator().manual_seed(seed))
     nearest = torch.cdist(centers, x.float()).argmin(1)
@@ -258,7 +260,7 @@ def test_ssp_keeps_the_image_nearest_each_centroid_of_yocos_kmeans(seed):
 def test_ssp_balanced_runs_one_kmeans_per_class():
     x, cluster = clusters(6, 4)
     labels = cluster // 3  # class 0 holds clusters 0-2, class 1 clusters 3-5
-    idx = select({}, labels, "ssp_balance", 3, embeddings=x)
+    idx = select({}, labels, "ssp_balance", 3, features={'ssp': x})
     assert class_counts(labels, idx, 2) == [3, 3]
     assert sorted(cluster[idx].tolist()) == list(range(6))
 
@@ -270,9 +272,9 @@ def test_ssp_returns_distinct_indices(c, per_class, seed, balanced, duplicates):
     labels = torch.arange(c).repeat_interleave(per_class)
     x = torch.zeros(len(labels), 3) if duplicates else torch.randn(len(labels), 3, generator=g)
     n = int(torch.randint(1, per_class + 1, (1,), generator=g))
-    idx = select({}, labels, "ssp_balance" if balanced else "ssp", n, embeddings=x, seed=seed)
+    idx = select({}, labels, "ssp_balance" if balanced else "ssp", n, features={'ssp': x}, seed=seed)
     assert len(idx) == n * c and len(torch.unique(idx)) == len(idx)
-    assert torch.equal(idx, select({}, labels, "ssp_balance" if balanced else "ssp", n, embeddings=x, seed=seed))
+    assert torch.equal(idx, select({}, labels, "ssp_balance" if balanced else "ssp", n, features={'ssp': x}, seed=seed))
 
 
 def test_kmeans_plus_plus_finds_separated_means():
@@ -374,8 +376,9 @@ def test_class_counts():
     ({"scores": {"el2n": [0.1, float("nan"), 0, 0, 0, 0, 0]}}, "NaN"),
     ({"scores": {"el2n": [0.1, 0.2]}}, "shape \\[2\\] but there are 7 labels"),
     ({"rule": "lbpe_easy_balance"}, "needs score column 'lbpe'; the scores hold: el2n"),
-    ({"rule": "ssp"}, "needs the final model's embeddings"),
-    ({"rule": "ssp", "embeddings": torch.zeros(6, 2)}, "embeddings must be \\[N=7, D\\]"),
+    ({"rule": "ssp"}, "needs the ssp features of every image"),
+    ({"rule": "ssp", "features": {"ssp": torch.zeros(6, 2)}}, "ssp features must be \\[N=7, D\\]"),
+    ({"rule": "ccs", "hard_cutt": 0.1}, "unknown rule option\\(s\\) \\['hard_cutt'\\]; options by method: .*ccs.*hard_cut"),
     ({"rule": "ccs", "hard_cut": 1.0}, "hard-cut ratio must be in \\[0, 1\\)"),
     ({"labels": [[0, 1]]}, "one-dimensional"),
     ({"labels": [0.0, 1.0, 0, 0, 1, 1, 1]}, "integers"),
@@ -403,7 +406,54 @@ def test_every_rule_runs_on_computed_scores():
     cols = compute_scores(dyn, lbpe_epochs=10, lbpe_top_k=3, el2n_epochs=5)
     emb = torch.cat(list(dyn.embeddings), -1)
     for name in rule_names():
-        idx = select(cols, labels, name, 2, num_classes=3, embeddings=emb, seed=0)
+        idx = select(cols, labels, name, 2, num_classes=3, features={'ssp': emb}, seed=0)
         assert len(idx) == 6 and len(torch.unique(idx)) == 6
         if parse_rule(name).balanced:
             assert class_counts(labels, idx, 3) == [2, 2, 2]
+
+
+# ---- the score table and prune ---------------------------------------------------------------------------------
+
+def _table_and_set(ipc: int = 4, classes: int = 3, dataset: str = "cifar10"):
+    from yoco.data.condensed import CondensedMeta, CondensedSet
+    from yoco.rules import build_table
+
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(classes).repeat_interleave(ipc)
+    probs = torch.softmax(torch.randn(2, 12, len(labels), classes, generator=g) * 3, -1)
+    dyn = dynamics(probs, labels)
+    dyn.embeddings.normal_(generator=g)
+    cs = CondensedSet(torch.rand(len(labels), 1, 4, 4, generator=g), labels,
+                      CondensedMeta(dataset, classes, method="idc", ipc=ipc), source="set.safetensors")
+    return cs, build_table(dyn, lbpe_epochs=10, lbpe_top_k=3, el2n_epochs=5, config={"dynamics": "d"})
+
+
+def test_score_table_round_trip_keeps_scores_features_and_config(tmp_path):
+    from yoco.scoretable import load_table
+
+    _, table = _table_and_set()
+    assert set(table.features) == {"ssp"} and table.features["ssp"].shape == (12, 8)
+    back = load_table(table.save(tmp_path / "scores.safetensors"))
+    assert list(back.scores) == list(table.scores) and back.config == table.config
+    assert all(torch.equal(back.scores[k], v) for k, v in table.scores.items())
+    assert torch.equal(back.features["ssp"], table.features["ssp"]) and torch.equal(back.labels, table.labels)
+    csv = load_table(table.to_csv(tmp_path / "scores.csv"))
+    assert csv.features == {} and all(torch.equal(csv.scores[k], v) for k, v in table.scores.items())
+
+
+def test_prune_records_the_selection_in_the_set_and_ccs_takes_its_table_beta():
+    cs, table = _table_and_set(ipc=10, classes=2)
+    pruned, record = prune(cs, table, "ccs", 1)
+    assert record["options"] == {"hard_cut": 0.3}  # YOCO's beta for CIFAR-10 10 -> 1
+    assert pruned.meta.extra["selection"]["indices"] == record["indices"] and pruned.meta.ipc == 1
+    assert prune(cs, table, "ccs", 1, hard_cut=0.0)[1]["options"] == {"hard_cut": 0.0}
+    assert prune(cs, table, "yoco", 2)[1]["options"] == {}
+    with pytest.raises(YocoError, match="ssp features"):
+        prune(cs, dataclasses.replace(table, features={}), "ssp", 1)
+
+
+def test_prune_refuses_a_table_of_another_set():
+    cs, table = _table_and_set()
+    other, _ = _table_and_set(ipc=5)
+    with pytest.raises(YocoError, match="15 images|score rows"):
+        prune(other, table, "yoco", 1)
