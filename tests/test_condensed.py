@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 import safetensors.torch
@@ -218,3 +219,136 @@ def test_pixels_straying_a_little_outside_unit_range_are_accepted() -> None:
     # IDC's saved data.pt is not clamped after the last update
     images = torch.rand(2, 1, 4, 4) * 1.1 - 0.05
     CondensedSet(images, torch.tensor([0, 1]), CondensedMeta(dataset="toy", num_classes=2))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Untrusted metadata: every field type-checked and bounded, every refusal one short line naming the file
+
+
+def write_with_meta(path, meta: object, images: torch.Tensor | None = None) -> None:
+    """A condensed-set file whose header carries ``meta`` (any JSON value) as its metadata."""
+    import json
+
+    images = torch.rand(4, 1, 4, 4) if images is None else images
+    labels = torch.tensor([0, 0, 1, 1])
+    save_file({"images": images, "labels": labels}, str(path),
+              metadata={"yoco_format": "1", "meta": meta if isinstance(meta, str) else json.dumps(meta)})
+
+
+GOOD_META = {"dataset": "toy", "num_classes": 2, "method": "idc", "ipc": 2, "factor": 1, "normalized": False,
+             "mean": None, "std": None, "extra": {}}
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"num_classes": "10"}, "num_classes must be an integer in 1..100000, got a string '10'"),
+        ({"num_classes": True}, "num_classes must be an integer in 1..100000, got a boolean True"),
+        ({"num_classes": 50_000_000}, "num_classes must be an integer in 1..100000, got an integer 50000000"),
+        ({"num_classes": 0}, "num_classes must be an integer in 1..100000"),
+        ({"num_classes": 2.0}, "num_classes must be an integer"),
+        ({"ipc": "5"}, "ipc must be an integer in 0..1000000000, got a string '5'"),
+        ({"ipc": -1}, "ipc must be an integer in 0"),
+        ({"factor": 0}, "factor must be an integer in 1..1000000000, got an integer 0"),
+        ({"factor": "2"}, "factor must be an integer"),
+        ({"normalized": "yes"}, "normalized must be true or false, got a string 'yes'"),
+        ({"normalized": 1}, "normalized must be true or false"),
+        ({"allow_empty_classes": "no"}, "allow_empty_classes must be true or false"),
+        ({"mean": "0.5"}, "mean must be null or a list of 1..4096 finite numbers"),
+        ({"mean": ["0.5"]}, "mean must be null or a list"),
+        ({"std": [True]}, "std must be null or a list"),
+        ({"std": []}, "std must be null or a list"),
+        ({"dataset": 10}, "dataset must be a string of at most 1000 characters, got an integer 10"),
+        ({"method": None}, "method must be a string"),
+        ({"extra": [1, 2]}, "extra must be a JSON object, got a list"),
+    ],
+)
+def test_ill_typed_metadata_is_refused_naming_the_file(tmp_path, changes, message) -> None:
+    path = tmp_path / "set.safetensors"
+    write_with_meta(path, {**GOOD_META, **changes})
+    with pytest.raises(YocoError, match=f"^{re.escape(str(path))}: metadata {re.escape(message)}"):
+        load(path)
+
+
+def test_well_typed_metadata_still_loads(tmp_path) -> None:
+    path = tmp_path / "set.safetensors"
+    write_with_meta(path, {**GOOD_META, "mean": [0, 0.5], "from_the_future": {"x": 1}},
+                    images=torch.rand(4, 2, 4, 4))
+    with pytest.raises(YocoError, match="metadata mean has 2 values for 2 channels|std"):
+        load(path)  # mean without std is fine to store, but a normalised set would need both
+    write_with_meta(path, {**GOOD_META, "mean": [0, 0.5], "std": [1, 2]}, images=torch.rand(4, 2, 4, 4))
+    cs = load(path)
+    assert cs.meta.mean == (0.0, 0.5) and cs.meta.std == (1.0, 2.0) and cs.meta.method == "idc"
+
+
+@pytest.mark.parametrize(
+    ("meta", "message"),
+    [
+        ("[1, 2]", "metadata must be a JSON object, found a list"),
+        ('"toy"', "metadata must be a JSON object, found a string"),
+        ("null", "metadata must be a JSON object, found null"),
+        ("{not json", "metadata is not valid JSON"),
+        ("[" * 100_000, "metadata is not valid JSON"),
+        ('{"dataset": "toy", "num_classes": ' + "9" * 5000 + "}", "metadata is not valid JSON"),
+        ('{"dataset": "toy"}', "metadata has no 'num_classes'"),
+        ('{"num_classes": 2}', "metadata has no 'dataset'"),
+        ('{"dataset": "toy", "num_classes": 2, "mean": [NaN], "std": [1]}', "mean must be null or a list"),
+    ],
+    ids=["list", "string", "null", "syntax", "nesting", "digits", "no-classes", "no-dataset", "nan"],
+)
+def test_metadata_that_is_not_an_object_or_not_json(tmp_path, meta, message) -> None:
+    path = tmp_path / "set.safetensors"
+    write_with_meta(path, meta)
+    with pytest.raises(YocoError, match=f"^{re.escape(str(path))}: {re.escape(message)}") as err:
+        load(path)
+    assert "\n" not in str(err.value) and len(str(err.value)) < 400
+
+
+def test_huge_class_counts_and_lists_keep_messages_short(tmp_path) -> None:
+    path = tmp_path / "set.safetensors"
+    write_with_meta(path, {**GOOD_META, "num_classes": 50_000_000, "mean": ["x"] * 100_000})
+    with pytest.raises(YocoError, match="num_classes") as err:
+        load(path)
+    assert len(str(err.value)) < 300
+    write_with_meta(path, {**GOOD_META, "mean": ["x"] * 100_000})
+    with pytest.raises(YocoError, match="a list of 100000 items") as err:
+        load(path)
+    assert len(str(err.value)) < 300
+    # a legal class count with almost every class empty names a few, not all of them
+    write_with_meta(path, {**GOOD_META, "num_classes": 100_000})
+    with pytest.raises(YocoError, match=r"class\(es\) \[2, 3, 4, .*, 11, \.\.\. \(99998 in all\)\] have no") as err:
+        load(path)
+    assert len(str(err.value)) < 300
+
+
+def test_class_count_bound_holds_in_memory_too() -> None:
+    meta = CondensedMeta(dataset="toy", num_classes=50_000_000, allow_empty_classes=True)
+    with pytest.raises(YocoError, match=r"num_classes must lie in 1\.\.100000, got 50000000"):
+        CondensedSet(torch.rand(2, 1, 4, 4), torch.tensor([0, 1]), meta, source="s")
+
+
+@pytest.mark.parametrize(
+    ("shape", "message"),
+    [((2, 0, 4, 4), r"images have no channels \(shape \[2, 0, 4, 4\]"),
+     ((2, 1, 0, 4), r"images are empty, 0x4 pixels"),
+     ((2, 3, 4, 0), r"images are empty, 4x0 pixels")],
+    ids=["no-channels", "no-rows", "no-columns"],
+)
+def test_empty_image_axes_are_refused(tmp_path, shape, message) -> None:
+    path = tmp_path / "set.safetensors"
+    write_with_meta(path, GOOD_META, images=torch.rand(*shape) if 0 not in shape[2:] else torch.zeros(shape))
+    # two images per class: reuse the header's labels by matching N
+    with pytest.raises(YocoError, match=f"{re.escape(str(path))}: (4 images but|{message})"):
+        load(path)
+    meta = CondensedMeta(dataset="toy", num_classes=2)
+    with pytest.raises(YocoError, match=f"some/file: {message}"):
+        CondensedSet(torch.zeros(shape), torch.tensor([0, 1]), meta, source="some/file")
+
+
+def test_non_finite_statistics_are_refused_in_memory() -> None:
+    meta = CondensedMeta(dataset="toy", num_classes=1, normalized=True, mean=(float("nan"),), std=(0.5,))
+    with pytest.raises(YocoError, match="s: metadata mean holds NaN or infinite values"):
+        CondensedSet(torch.rand(2, 1, 4, 4), torch.zeros(2), meta, source="s")
+    meta = CondensedMeta(dataset="toy", num_classes=1, normalized=True, mean=(0.5, 0.5), std=(0.5, -1.0))
+    with pytest.raises(YocoError, match="s: metadata std must be positive, got -1 for channel 1"):
+        CondensedSet(torch.rand(2, 2, 4, 4), torch.zeros(2), meta, source="s")

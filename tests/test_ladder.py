@@ -7,8 +7,8 @@ import pytest
 import torch
 from helpers import separable_images, tiny_real, write_mnist_like
 
-from yoco import ladder
-from yoco.data.condensed import CondensedMeta, CondensedSet
+from yoco import evaluate
+from yoco.data.condensed import CondensedMeta, CondensedSet, load
 from yoco.dynamics import DynamicsConfig
 from yoco.errors import YocoError
 from yoco.evaluate import EvalConfig
@@ -31,13 +31,13 @@ def _setup(tmp_path):
 
 def _count_evals(monkeypatch):
     calls = []
-    real_eval = ladder.evaluate_condensed
+    real_eval = evaluate.evaluate_condensed
 
     def counting(*a, **k):
         calls.append(1)
         return real_eval(*a, **k)
 
-    monkeypatch.setattr(ladder, "evaluate_condensed", counting)
+    monkeypatch.setattr(evaluate, "evaluate_condensed", counting)
     return calls
 
 
@@ -62,8 +62,8 @@ def test_tiny_ladder_end_to_end_and_resume(tmp_path, monkeypatch):
     assert f"lbpe_easy_balance,2,2,{';'.join(f'{100 * a:.2f}' for a in r['repeats'])}," in csv
     assert (out / "ladder.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # pruned sets: balanced keeps ipc per class
-    kept = json.loads((out / "pruned" / "lbpe_easy_balance-ipc2.json").read_text())
-    assert kept["class_counts"] == [2] * 10
+    (pruned,) = (out / "pruned").glob("lbpe_easy_balance-ipc2-*.safetensors")
+    assert load(pruned).meta.extra["selection"]["class_counts"] == [2] * 10
 
     # interrupted ladder: drop two finished cells, rerun, only those two are trained again
     cells = sorted((out / "cells").glob("*.json"))
@@ -97,16 +97,16 @@ def test_other_source_refused_without_force(tmp_path):
 def test_failed_cell_is_reported_and_rest_completes(tmp_path, monkeypatch):
     cs, cfg, root = _setup(tmp_path)
     cfg = dataclasses.replace(cfg, rules=("random_balance", "yoco"), ipcs=(1,), repeat=1, reference=False)
-    real_eval = ladder.evaluate_condensed
+    real_eval = evaluate.evaluate_condensed
 
     def flaky(cs_, *a, **k):
         if "random_balance" in cs_.meta.method:
             raise RuntimeError("simulated out-of-memory")
         return real_eval(cs_, *a, **k)
 
-    monkeypatch.setattr(ladder, "evaluate_condensed", flaky)
+    monkeypatch.setattr(evaluate, "evaluate_condensed", flaky)
     doc = run_ladder(cs, cfg, tmp_path / "run", data_root=root, device="cpu", progress=False)
-    assert doc["failed_cells"] == 1
+    assert doc["failed_cells"] == 1 and doc["failed"] == ["random_balance IPC 1 seed 0"]
     md = (tmp_path / "run" / "results.md").read_text()
     assert "failed" in md and "simulated out-of-memory" in md
     ok = next(r for r in doc["rows"] if r["rule"] == "lbpe_easy_balance")

@@ -1,6 +1,8 @@
-"""The ``yoco`` command: thin wrappers that parse arguments, call the library, and print.
+"""The ``yoco`` command: each sub-command declares its arguments beside its handler and maps them onto the
+library; defaults live in the library's configs (an option left out means "the config's default", never 0).
 
-User errors (:class:`~yoco.errors.YocoError`) print one line and exit with status 2; no traceback.
+Every command checks its outputs before any work starts (an output may not overwrite an input or another
+output, and its folder must be writable). User errors print one line and exit with status 2; no traceback.
 """
 
 from __future__ import annotations
@@ -10,462 +12,560 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from yoco.errors import YocoError
+from yoco.registry import Registry
 
 log = logging.getLogger("yoco")
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+Handler = Callable[[argparse.Namespace], int]
 
 
-def command(name: str) -> Callable[[Callable[[argparse.Namespace], int]], Callable[[argparse.Namespace], int]]:
-    def wrap(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-        COMMANDS[name] = fn
-        return fn
+@dataclass(frozen=True)
+class Command:
+    """A sub-command: ``arguments(parser)`` declares its options and returns the handler that runs it."""
+
+    name: str
+    help: str
+    arguments: Callable[[argparse.ArgumentParser], Handler]
+
+
+COMMANDS: Registry[Command] = Registry("command")
+
+
+def command(name: str, help: str) -> Callable[[Callable[[argparse.ArgumentParser], Handler]], Command]:
+    """Register ``fn(parser) -> handler`` as the sub-command ``name``."""
+
+    def wrap(fn: Callable[[argparse.ArgumentParser], Handler]) -> Command:
+        return COMMANDS.add(name, Command(name, help, fn), description=help)
 
     return wrap
+
+
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Shows an option's default when it has a real one (not None, not a flag's False)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default not in (None, False, argparse.SUPPRESS) and "%(default)" not in text and action.option_strings:
+            text += " (default: %(default)s)"
+        return text
+
+
+def positive(text: str) -> int:
+    """argparse type: a whole number >= 1 (zero never means "the default")."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def natural(text: str) -> int:
+    """argparse type: a whole number >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _ipcs(text: str) -> tuple[int, ...]:
+    values = tuple(positive(v.strip()) for v in text.split(",") if v.strip())
+    if not values:
+        raise argparse.ArgumentTypeError("give at least one target IPC, e.g. 1,2,5")
+    return values
+
+
+def _names(text: str) -> tuple[str, ...]:
+    values = tuple(v.strip() for v in text.split(",") if v.strip())
+    if not values:
+        raise argparse.ArgumentTypeError("give at least one name")
+    return values
+
+
+def _option(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    try:
+        parsed: Any = float(value) if any(ch in value for ch in ".eE") else int(value)
+    except ValueError:
+        parsed = value.strip()
+    return key.strip(), parsed
+
+
+def given(**kw: Any) -> dict[str, Any]:
+    """The keyword arguments that were given (not None): what overrides a config's defaults."""
+    return {k: v for k, v in kw.items() if v is not None}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Shared option groups
+
+
+def _device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="where networks train: auto = CUDA when available")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _dataset(p: argparse.ArgumentParser, required: bool = True) -> None:
+    from yoco.data.datasets import dataset_names
+
+    p.add_argument("--dataset", required=required, default=None, metavar="NAME",
+                   help="real dataset: " + ", ".join(dataset_names()))
+    p.add_argument("--data-root", default=None, metavar="DIR",
+                   help="folder holding the dataset files (default: the dataset's own; see `yoco datasets`)")
+    p.add_argument("--resolution", type=positive, default=None, metavar="PX",
+                   help="resize to PX x PX (ImageNet subsets: default 224)")
 
 
 def _real(args: argparse.Namespace):
     from yoco.data.datasets import load_dataset
 
-    return load_dataset(args.dataset, root=args.data_root, resolution=getattr(args, "resolution", None))
+    return load_dataset(args.dataset, root=args.data_root, resolution=args.resolution)
 
 
-def _eval_config(args: argparse.Namespace):
-    from yoco.evaluate import EvalConfig
+def _training(p: argparse.ArgumentParser, repeat_help: str) -> None:
+    from yoco.models import model_names
 
-    return EvalConfig(model=args.model, width=args.width, epochs=args.epochs, repeat=args.repeat, seed=args.seed,
-                      test_points=args.test_points, device=args.device)
-
-
-@command("datasets")
-def cmd_datasets(args: argparse.Namespace) -> int:
-    from yoco.data.datasets import dataset_status
-
-    overrides = {args.dataset: args.data_root} if args.dataset and args.data_root else None
-    rows = dataset_status(overrides)
-    width = max(len(r["name"]) for r in rows)
-    for r in rows:
-        mark = "found" if r["found"] else "missing"
-        print(f"{r['name']:<{width}}  {mark:<7}  {r['root']}  {r.get('description', '')}")
-    return 0
+    p.add_argument("--model", default=None, help=f"network ({', '.join(model_names())}); default: the "
+                   "protocol's for the dataset (convnet3; resnet10_ap for ImageNet subsets)")
+    p.add_argument("--width", type=positive, default=None, help="network width (default: the model's, 128)")
+    p.add_argument("--epochs", type=positive, default=None,
+                   help="training epochs (default: the protocol's, 1000 for CIFAR/MNIST-like data)")
+    p.add_argument("--repeat", type=positive, default=None, help=repeat_help)
+    p.add_argument("--seed", type=natural, default=None, help="first training seed (default: 0)")
 
 
-@command("show")
-def cmd_show(args: argparse.Namespace) -> int:
+# ----------------------------------------------------------------------------------------------------------
+# Commands
+
+
+@command("datasets", "list the known real datasets and whether each is found")
+def _datasets(p: argparse.ArgumentParser) -> Handler:
+    p.add_argument("--dataset", default=None, metavar="NAME", help="check this dataset at --data-root")
+    p.add_argument("--data-root", default=None, metavar="DIR", help="folder to look in for --dataset")
+
+    def run(a: argparse.Namespace) -> int:
+        from yoco.data.datasets import dataset_status
+
+        rows = dataset_status({a.dataset: a.data_root} if a.dataset and a.data_root else None)
+        width = max(len(r["name"]) for r in rows)
+        for r in rows:
+            print(f"{r['name']:<{width}}  {'found' if r['found'] else 'missing':<7}  {r['root']}  "
+                  f"{r.get('description', '')}")
+        return 0
+
+    return run
+
+
+@command("show", "summarise a condensed set and write a PNG grid of its images per class")
+def _show(p: argparse.ArgumentParser) -> Handler:
+    p.add_argument("condensed", help="a yoco condensed-set file (.safetensors)")
+    p.add_argument("--png", default=None, help="grid image path (default: CONDENSED with .png)")
+    p.add_argument("--per-class", type=positive, default=10, help="images shown per class")
+
+    def run(a: argparse.Namespace) -> int:
+        from yoco.data.condensed import load
+        from yoco.io import check_outputs
+        from yoco.report import save_image_grid, summarize
+
+        png = Path(a.png) if a.png else Path(a.condensed).with_suffix(".png")
+        check_outputs([png], [a.condensed])
+        cs = load(a.condensed)
+        print(summarize(cs))
+        save_image_grid(cs, png, per_class=a.per_class)
+        print(f"grid: {png}")
+        return 0
+
+    return run
+
+
+@command("import", "convert a published condensed set (IDC, DREAM, MTT, DSA, KIP) to yoco's format")
+def _import(p: argparse.ArgumentParser) -> Handler:
+    from yoco.data.formats import FORMATS
+
+    p.add_argument("path", help="the published file (data.pt, images_best.pt, res_*.pt, .npz)")
+    p.add_argument("--format", required=True, choices=list(FORMATS),
+                   help="; ".join(f"{k}: {v.summary}" for k, v in FORMATS.items()))
+    p.add_argument("--dataset", required=True, help="the real dataset it was condensed from")
+    p.add_argument("--out", required=True, help="output .safetensors path")
+    p.add_argument("--num-classes", type=positive, default=None,
+                   help="default: the width of one-hot labels, else the largest label + 1")
+    p.add_argument("--factor", type=positive, default=None,
+                   help="multi-formation factor (default: the format's: IDC/DREAM 2, others 1)")
+    p.add_argument("--normalized", choices=["yes", "no"], default=None,
+                   help="are the stored images standardised (default: the format's: IDC/DREAM no, others yes)")
+    p.add_argument("--experiment", type=natural, default=0, help="which experiment of a DSA res_*.pt file")
+    p.add_argument("--labels", default=None, help="MTT labels_best.pt (default: beside the images)")
+
+    def run(a: argparse.Namespace) -> int:
+        from yoco.data.condensed import save
+        from yoco.data.formats import import_condensed
+        from yoco.io import check_outputs
+        from yoco.report import summarize
+
+        check_outputs([a.out], [a.path] + ([a.labels] if a.labels else []))
+        normalized = None if a.normalized is None else a.normalized == "yes"
+        cs = import_condensed(a.path, a.format, dataset=a.dataset, num_classes=a.num_classes, factor=a.factor,
+                              normalized=normalized, experiment=a.experiment, labels_path=a.labels)
+        save(cs, a.out)
+        print(summarize(cs))
+        print(f"wrote {a.out}")
+        return 0
+
+    return run
+
+
+@command("sample", "take random real images per class as a starting (\"condensed\") set")
+def _sample(p: argparse.ArgumentParser) -> Handler:
+    _dataset(p)
+    p.add_argument("--ipc", type=positive, required=True, help="images per class")
+    p.add_argument("--seed", type=natural, default=0, help="which random subset")
+    p.add_argument("--out", required=True, help="output .safetensors path")
+
+    def run(a: argparse.Namespace) -> int:
+        from yoco.data.condensed import save
+        from yoco.data.subset import random_real_subset
+        from yoco.io import check_outputs
+        from yoco.report import summarize
+
+        check_outputs([a.out])
+        cs = random_real_subset(_real(a), a.ipc, seed=a.seed)
+        save(cs, a.out)
+        print(summarize(cs))
+        print(f"wrote {a.out}")
+        return 0
+
+    return run
+
+
+@command("evaluate", "train fresh networks on a condensed set and test them on the real test set")
+def _evaluate(p: argparse.ArgumentParser) -> Handler:
+    p.add_argument("condensed", help="a yoco condensed-set file")
+    _dataset(p)
+    _training(p, "independent runs, seeds seed .. seed+repeat-1 (default: 3)")
+    p.add_argument("--test-points", type=positive, default=None,
+                   help="times the network is tested during training (default: the protocol's 4)")
+    p.add_argument("--out", default=None, help="result JSON (default: CONDENSED with .eval.json)")
+    _device(p)
+
+    def run(a: argparse.Namespace) -> int:
+        from yoco.data.condensed import load
+        from yoco.evaluate import EvalConfig, check_compatible, evaluate_condensed
+        from yoco.io import check_outputs, file_sha256, write_json
+        from yoco.report import accuracy_line
+
+        out = Path(a.out) if a.out else Path(a.condensed).with_suffix(".eval.json")
+        check_outputs([out], [a.condensed])
+        cs = load(a.condensed)
+        real = _real(a)
+        check_compatible(cs, real)
+        cfg = EvalConfig(**given(model=a.model, width=a.width, epochs=a.epochs, repeat=a.repeat, seed=a.seed,
+                                 test_points=a.test_points), device=a.device)
+        result = evaluate_condensed(cs, real, cfg, progress=not a.quiet)
+        result["file"] = {"path": str(a.condensed), "sha256": file_sha256(a.condensed)}
+        write_json(out, result)
+        print(f"{real.name} test accuracy over {len(result['runs'])} run(s): {accuracy_line(result)}")
+        print(f"wrote {out}")
+        return 0
+
+    return run
+
+
+@command("condense", "condense a real dataset with IDC (gradient matching, multi-formation)")
+def _condense(p: argparse.ArgumentParser) -> Handler:
+    from yoco.condense import PRESETS
+
+    _dataset(p)
+    p.add_argument("--ipc", type=positive, required=True, help="stored images per class")
+    p.add_argument("--preset", default=None, choices=list(PRESETS),
+                   help="IDC settings (default: the dataset's published preset; cpu-quick: a CPU smoke run)")
+    p.add_argument("--factor", type=positive, default=None, help="multi-formation factor (default: the preset's, 2)")
+    p.add_argument("--iterations", type=positive, default=None, help="outer iterations (published: 2000)")
+    p.add_argument("--inner", type=positive, default=None, help="inner matching steps per iteration (published: 100)")
+    p.add_argument("--width", type=positive, default=None, help="matching network width (published: 128)")
+    p.add_argument("--engine", choices=["batched", "sequential"], default=None,
+                   help="batched: all classes in one gradient evaluation (default); sequential: IDC's loop")
+    p.add_argument("--seed", type=natural, default=None, help="default: 0")
+    p.add_argument("--checkpoint-every", type=natural, default=None,
+                   help="outer iterations between checkpoints (OUT.ckpt; default 50, 0 = off)")
+    p.add_argument("--eval-every", type=natural, default=None, help="evaluate the current set every N iterations")
+    p.add_argument("--eval-epochs", type=positive, default=300, help="epochs of those periodic evaluations")
+    p.add_argument("--resume", action="store_true", help="continue from OUT.ckpt")
+    p.add_argument("--out", required=True, help="output .safetensors path")
+    _device(p)
+
+    def run(a: argparse.Namespace) -> int:
+        from yoco.condense import checkpoint_path, condense, resolve_config
+        from yoco.evaluate import EvalConfig, evaluate_condensed
+        from yoco.io import check_outputs
+        from yoco.report import summarize
+
+        check_outputs([a.out, checkpoint_path(a.out)])
+        real = _real(a)
+        cfg = resolve_config(real.name, a.preset, **given(
+            ipc=a.ipc, factor=a.factor, iterations=a.iterations, inner=a.inner, width=a.width, engine=a.engine,
+            seed=a.seed, checkpoint_every=a.checkpoint_every, eval_every=a.eval_every))
+        eval_fn = None
+        if cfg.eval_every:
+            quick_eval = EvalConfig(epochs=a.eval_epochs, repeat=1, test_points=1, device=a.device)
+
+            def eval_fn(cs):
+                return evaluate_condensed(cs, real, quick_eval, progress=False)["last_mean"]
+
+        cs = condense(real, cfg, a.out, device=a.device, resume=a.resume, progress=not a.quiet, eval_fn=eval_fn)
+        print(summarize(cs))
+        print(f"wrote {a.out}")
+        return 0
+
+    return run
+
+
+@command("dynamics", "train networks on a condensed set and record every image's outputs per epoch")
+def _dynamics(p: argparse.ArgumentParser) -> Handler:
+    p.add_argument("condensed", help="a yoco condensed-set file")
+    p.add_argument("--out", required=True, help="dynamics file (.safetensors)")
+    p.add_argument("--runs", type=positive, default=None, help="independent training runs; scores average them "
+                   "(default: 3)")
+    p.add_argument("--epochs", type=positive, default=None, help="default: the protocol's 1000")
+    p.add_argument("--model", default=None, help="default: the evaluation network of the set's dataset")
+    p.add_argument("--width", type=positive, default=None, help="default: the model's, 128")
+    p.add_argument("--seed", type=natural, default=None, help="first training seed (default: 0)")
+    p.add_argument("--record", choices=["train", "clean"], default=None,
+                   help="outputs of the augmented training pass (as the paper; default) or one clean pass per epoch")
+    _device(p)
+
+    def run(a: argparse.Namespace) -> int:
+        from yoco.data.condensed import load
+        from yoco.dynamics import DynamicsConfig, record_dynamics, save_dynamics
+        from yoco.io import check_outputs
+
+        check_outputs([a.out], [a.condensed])
+        cs = load(a.condensed)
+        cfg = DynamicsConfig(**given(model=a.model, width=a.width, epochs=a.epochs, runs=a.runs, seed=a.seed,
+                                     record=a.record))
+        dyn = record_dynamics(cs, cfg, device=a.device, progress=not a.quiet)
+        save_dynamics(dyn, a.out)
+        acc = dyn.train_acc[:, -1].mean()
+        print(f"recorded {dyn.runs} run(s) x {dyn.epochs} epochs x {dyn.num_samples} images; "
+              f"final train accuracy {100 * float(acc):.1f}%")
+        print(f"wrote {a.out}")
+        return 0
+
+    return run
+
+
+@command("score", "compute every importance score from recorded dynamics into a score table")
+def _score(p: argparse.ArgumentParser) -> Handler:
+    p.add_argument("dynamics", help="a dynamics file written by `yoco dynamics`")
+    p.add_argument("--out", required=True, help="score table (.safetensors: scores, labels and SSP's features)")
+    p.add_argument("--csv", default=None, help="also export the scores as a readable CSV")
+    p.add_argument("--lbpe-epochs", type=positive, default=None,
+                   help="LBPE window E (default: the published one for the set's dataset and method)")
+    p.add_argument("--lbpe-top-k", type=positive, default=None, help="LBPE top-K epochs (default: as E)")
+    p.add_argument("--el2n-epochs", type=positive, default=None, help="EL2N window (default: 10)")
+    p.add_argument("--seed", type=natural, default=0, help="seeds the random score")
+
+    def run(a: argparse.Namespace) -> int:
+        from yoco.dynamics import load_dynamics
+        from yoco.io import check_outputs
+        from yoco.rules import build_table
+        from yoco.scores import resolve_windows
+
+        if Path(a.out).suffix.lower() == ".csv":
+            raise YocoError(f"{a.out}: the score table is a .safetensors file; use --csv for the CSV export")
+        check_outputs([a.out] + ([a.csv] if a.csv else []), [a.dynamics])
+        dyn = load_dynamics(a.dynamics)
+        windows = resolve_windows(dyn, **given(lbpe_epochs=a.lbpe_epochs, lbpe_top_k=a.lbpe_top_k,
+                                               el2n_epochs=a.el2n_epochs))
+        table = build_table(dyn, **windows, seed=a.seed, config={"dynamics": str(a.dynamics)})
+        table.save(a.out)
+        print(f"wrote {a.out} ({len(table)} images: {', '.join(table.scores)}; features: "
+              f"{', '.join(table.features) or 'none'})")
+        if a.csv:
+            table.to_csv(a.csv)
+            print(f"wrote {a.csv}")
+        return 0
+
+    return run
+
+
+@command("prune", "keep IPC images per class of a condensed set by a rule (yoco = lbpe_easy_balance)")
+def _prune(p: argparse.ArgumentParser) -> Handler:
+    p.add_argument("condensed", help="the condensed set to prune")
+    p.add_argument("--scores", required=True, help="score table from `yoco score` (or a scores CSV: no ssp)")
+    p.add_argument("--rule", required=True, help=_rules_help())
+    p.add_argument("--ipc", type=positive, required=True, help="target stored images per class")
+    p.add_argument("--option", type=_option, action="append", default=[], metavar="NAME=VALUE",
+                   help=f"a rule method's option, e.g. hard_cut=0.2 for ccs ({_options_help()})")
+    p.add_argument("--seed", type=natural, default=0, help="seeds the rules that draw at random (random, ssp, ccs)")
+    p.add_argument("--out", required=True, help="the pruned set (.safetensors; the selection is in its metadata)")
+    p.add_argument("--record", default=None, help="also write the selection (indices, class counts) as JSON")
+
+    def run(a: argparse.Namespace) -> int:
+        from yoco.data.condensed import load, save
+        from yoco.io import check_outputs, write_json
+        from yoco.rules import prune
+        from yoco.scoretable import load_table
+
+        check_outputs([a.out] + ([a.record] if a.record else []), [a.condensed, a.scores])
+        cs = load(a.condensed)
+        table = load_table(a.scores)
+        pruned, record = prune(cs, table, a.rule, a.ipc, seed=a.seed, **dict(a.option))
+        save(pruned, a.out)
+        print(f"kept {len(pruned)} decoded images by {record['rule']} (per class: {record['class_counts']})")
+        print(f"wrote {a.out}")
+        if a.record:
+            write_json(a.record, {**record, "source": str(a.condensed), "pruned": str(a.out)})
+            print(f"wrote {a.record}")
+        return 0
+
+    return run
+
+
+@command("ladder", "prune one condensed set to every target IPC with every rule, evaluate, tabulate, plot")
+def _ladder(p: argparse.ArgumentParser) -> Handler:
+    from yoco.ladder import DEFAULT_RULES, PRESETS
+
+    p.add_argument("condensed", nargs="?", default=None, help="the source condensed set")
+    p.add_argument("--condense", default=None, metavar="ipc=K,...",
+                   help="condense the real dataset first (IDC; keys of `yoco condense`, e.g. ipc=10,iterations=200)")
+    p.add_argument("--dataset", default=None, metavar="NAME", help="real dataset for testing (default: the preset's)")
+    p.add_argument("--data-root", default=None, metavar="DIR", help="folder holding the dataset files")
+    p.add_argument("--preset", default=None, choices=list(PRESETS), help="a paper experiment (dataset, IPCs, window)")
+    p.add_argument("--quick", action="store_true", help="a first look on a CPU, NOT the protocol: width 64, dynamics "
+                   "2 x 150 epochs, evaluation 300 epochs with 2 test points, LBPE window shrunk to fit")
+    p.add_argument("--ipcs", type=_ipcs, default=None, help="target IPCs (default: the preset's, or 1,2,5)")
+    p.add_argument("--rules", type=_names, default=None,
+                   help=f"comma-separated rules (default: {','.join(DEFAULT_RULES)}); {_rules_help()}")
+    p.add_argument("--option", type=_option, action="append", default=[], metavar="NAME=VALUE",
+                   help=f"a rule method's option for every cell ({_options_help()})")
+    p.add_argument("--repeat", type=positive, default=None, help="training seeds per cell (default: 3)")
+    p.add_argument("--seed", type=natural, default=None, help="first training seed (default: 0)")
+    p.add_argument("--subset-seed", type=natural, default=None,
+                   help="seed of the rules that draw at random: random, ssp, ccs (default: 0)")
+    p.add_argument("--epochs", type=positive, default=None, help="evaluation epochs (default: the protocol's)")
+    p.add_argument("--width", type=positive, default=None, help="network width for dynamics and evaluation")
+    p.add_argument("--dynamics-epochs", type=positive, default=None, help="default: 1000")
+    p.add_argument("--dynamics-runs", type=positive, default=None, help="default: 3")
+    p.add_argument("--lbpe-epochs", type=positive, default=None, help="default: the published window for the source")
+    p.add_argument("--lbpe-top-k", type=positive, default=None, help="default: the published window for the source")
+    p.add_argument("--workers", type=positive, default=1, help="evaluations run side by side in local processes")
+    p.add_argument("--ray", default=None, metavar="ADDRESS", help="run evaluations on a Ray cluster")
+    p.add_argument("--force", action="store_true", help="reuse an output folder that holds another ladder")
+    p.add_argument("--out", required=True, help="output folder")
+    _device(p)
+
+    def run(a: argparse.Namespace) -> int:
+        from yoco.ladder import build_config, run_ladder
+
+        cfg = build_config(preset=a.preset, dataset=a.dataset, quick_look=a.quick, ipcs=a.ipcs, rules=a.rules,
+                           repeat=a.repeat, seed=a.seed, subset_seed=a.subset_seed, lbpe_epochs=a.lbpe_epochs,
+                           lbpe_top_k=a.lbpe_top_k, options=dict(a.option) or None, eval_epochs=a.epochs,
+                           width=a.width, dynamics_epochs=a.dynamics_epochs, dynamics_runs=a.dynamics_runs)
+        cs = _ladder_source(a, cfg.dataset)
+        doc = run_ladder(cs, cfg, a.out, data_root=a.data_root, workers=a.workers, ray_address=a.ray,
+                         force=a.force, device=a.device, progress=not a.quiet)
+        return _print_ladder(a.out, doc)
+
+    return run
+
+
+def _ladder_source(a: argparse.Namespace, dataset: str):
     from yoco.data.condensed import load
-    from yoco.report import save_image_grid, summarize
 
-    cs = load(args.condensed)
-    print(summarize(cs))
-    png = Path(args.png) if args.png else Path(args.condensed).with_suffix(".png")
-    save_image_grid(cs, png, per_class=args.per_class)
-    print(f"grid: {png}")
-    return 0
-
-
-@command("import")
-def cmd_import(args: argparse.Namespace) -> int:
-    from yoco.data.condensed import save
-    from yoco.data.formats import import_condensed
-    from yoco.report import summarize
-
-    normalized = None if args.normalized is None else args.normalized == "yes"
-    cs = import_condensed(args.path, args.format, dataset=args.dataset, num_classes=args.num_classes,
-                          factor=args.factor, normalized=normalized, experiment=args.experiment,
-                          labels_path=args.labels)
-    save(cs, args.out)
-    print(summarize(cs))
-    print(f"wrote {args.out}")
-    return 0
-
-
-@command("evaluate")
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    from yoco.data.condensed import load
-    from yoco.evaluate import check_compatible, evaluate_condensed
-    from yoco.io import write_json
-
-    cs = load(args.condensed)
-    real = _real(args)
-    check_compatible(cs, real)
-    result = evaluate_condensed(cs, real, _eval_config(args), progress=not args.quiet)
-    out = Path(args.out) if args.out else Path(args.condensed).with_suffix(".eval.json")
-    write_json(out, result)
-    print(f"{real.name} test accuracy over {args.repeat} run(s): "
-          f"last {100 * result['last_mean']:.2f} ± {100 * result['last_std']:.2f}  "
-          f"(best {100 * result['best_mean']:.2f} ± {100 * result['best_std']:.2f})")
-    print(f"wrote {out}")
-    return 0
-
-
-@command("sample")
-def cmd_sample(args: argparse.Namespace) -> int:
-    from yoco.data.condensed import save
-    from yoco.data.subset import random_real_subset
-    from yoco.report import summarize
-
-    cs = random_real_subset(_real(args), args.ipc, seed=args.seed)
-    save(cs, args.out)
-    print(summarize(cs))
-    print(f"wrote {args.out}")
-    return 0
-
-
-@command("dynamics")
-def cmd_dynamics(args: argparse.Namespace) -> int:
-    from yoco.data.condensed import load
-    from yoco.dynamics import DynamicsConfig, record_dynamics, save_dynamics
-
-    cs = load(args.condensed)
-    cfg = DynamicsConfig(model=args.model, width=args.width, epochs=args.epochs, runs=args.runs, seed=args.seed,
-                         record=args.record)
-    dyn = record_dynamics(cs, cfg, device=args.device, progress=not args.quiet)
-    save_dynamics(dyn, args.out)
-    acc = dyn.train_acc[:, -1].mean()
-    print(f"recorded {dyn.runs} run(s) x {dyn.epochs} epochs x {dyn.num_samples} images; "
-          f"final train accuracy {100 * float(acc):.1f}%")
-    print(f"wrote {args.out}")
-    return 0
-
-
-@command("score")
-def cmd_score(args: argparse.Namespace) -> int:
-    from yoco.dynamics import load_dynamics
-    from yoco.protocol import lbpe_window
-    from yoco.scores import compute_scores
-    from yoco.scoretable import write_scores_csv
-
-    dyn = load_dynamics(args.dynamics)
-    meta = dyn.config.get("condensed_meta", {})
-    e, k = lbpe_window(meta.get("dataset", ""), meta.get("method", ""))
-    kw = {"lbpe_epochs": args.lbpe_epochs or e, "lbpe_top_k": args.lbpe_top_k or k, "el2n_epochs": args.el2n_epochs,
-          "seed": args.seed}
-    scores = compute_scores(dyn, **kw)
-    write_scores_csv(args.out, scores, dyn.labels, {"dynamics": str(args.dynamics), **kw})
-    embed_path = _embeddings_path(args.out)
-    _save_embeddings(dyn, embed_path)
-    print(f"wrote {args.out} ({len(dyn.labels)} rows: {', '.join(scores)}) and {embed_path}")
-    return 0
-
-
-def _embeddings_path(scores_csv: str | Path) -> Path:
-    return Path(scores_csv).with_suffix(".embeddings.safetensors")
-
-
-def _save_embeddings(dyn, path: Path) -> None:
-    from yoco.dynamics import ssp_embeddings
-    from yoco.io import write_tensors
-
-    write_tensors(path, {"embeddings": ssp_embeddings(dyn)})
-
-
-@command("prune")
-def cmd_prune(args: argparse.Namespace) -> int:
-    from yoco.data.condensed import decode, load, save
-    from yoco.io import read_tensors, write_json
-    from yoco.prune import prune_condensed
-    from yoco.scoretable import check_matches, read_scores_csv
-
-    cs = load(args.condensed)
-    scores, labels, config = read_scores_csv(args.scores)
-    check_matches(labels, decode(cs).labels, args.scores)
-    embed_path = _embeddings_path(args.scores)
-    embeddings = read_tensors(embed_path, "embeddings file")[1]["embeddings"] if embed_path.exists() else None
-    pruned, record = prune_condensed(cs, scores, args.rule, args.ipc, embeddings=embeddings,
-                                     hard_cut=args.hard_cut, seed=args.seed)
-    out = Path(args.out)
-    record = {**record, "source": str(args.condensed), "scores": str(args.scores), "score_config": config}
-    save(pruned, out)
-    write_json(out.with_suffix(".json"), record)
-    print(f"kept {len(pruned)} decoded images by {record['rule']} (per class: {record['class_counts']})")
-    print(f"wrote {out} and {out.with_suffix('.json')}")
-    return 0
-
-
-def _ipcs(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise YocoError(f"--ipcs takes comma-separated whole numbers, got {text!r}") from None
-
-
-@command("ladder")
-def cmd_ladder(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from yoco.ladder import LadderConfig, preset_config, quick, run_ladder
-
-    if args.preset:
-        cfg = preset_config(args.preset)
-    else:
-        if not args.dataset:
-            raise YocoError("ladder needs --dataset (or a --preset)")
-        cfg = LadderConfig(dataset=args.dataset)
-    over: dict = {"repeat": args.repeat, "seed": args.seed}
-    if args.dataset:
-        over["dataset"] = args.dataset
-    if args.ipcs:
-        over["ipcs"] = _ipcs(args.ipcs)
-    if args.rules:
-        over["rules"] = tuple(r.strip() for r in args.rules.split(",") if r.strip())
-    if args.lbpe_epochs:
-        over["lbpe_epochs"] = args.lbpe_epochs
-    if args.lbpe_top_k:
-        over["lbpe_top_k"] = args.lbpe_top_k
-    cfg = dataclasses.replace(cfg, **over)
-    if args.quick:
-        cfg = quick(cfg)
-    cfg = _override_training(cfg, args)
-    cs = _ladder_source(args, cfg.dataset)
-    doc = run_ladder(cs, cfg, args.out, data_root=args.data_root, workers=args.workers, ray_address=args.ray,
-                     force=args.force, device=args.device, progress=not args.quiet)
-    _print_ladder(args.out, doc)
-    return 0
-
-
-def _override_training(cfg, args: argparse.Namespace):
-    import dataclasses
-
-    ev, dy = cfg.eval, cfg.dynamics
-    if args.epochs:
-        ev = dataclasses.replace(ev, epochs=args.epochs)
-    if args.width:
-        ev, dy = dataclasses.replace(ev, width=args.width), dataclasses.replace(dy, width=args.width)
-    if args.dynamics_epochs:
-        dy = dataclasses.replace(dy, epochs=args.dynamics_epochs)
-    if args.dynamics_runs:
-        dy = dataclasses.replace(dy, runs=args.dynamics_runs)
-    return dataclasses.replace(cfg, eval=ev, dynamics=dy)
-
-
-def _ladder_source(args: argparse.Namespace, dataset: str):
-    from yoco.data.condensed import load
-
-    if args.condensed and args.condense:
+    if a.condensed and a.condense:
         raise YocoError("give either a condensed set or --condense ipc=K, not both")
-    if args.condensed:
-        return load(args.condensed)
-    if not args.condense:
+    if a.condensed:
+        return load(a.condensed)
+    if not a.condense:
         raise YocoError("ladder needs a condensed set (or --condense ipc=K to condense the real dataset first)")
     from yoco.condense import condense_from_spec
 
-    return condense_from_spec(dataset, args.condense, Path(args.out) / "condensed.safetensors",
-                              data_root=args.data_root, device=args.device, progress=not args.quiet)
+    return condense_from_spec(dataset, a.condense, Path(a.out) / "condensed.safetensors", data_root=a.data_root,
+                              device=a.device, progress=not a.quiet)
 
 
-def _print_ladder(out: str | Path, doc: dict) -> None:
+def _print_ladder(out: str | Path, doc: dict) -> int:
     out = Path(out)
     print((out / "results.md").read_text())
     print(f"plot: {out / 'ladder.png'}   table: {out / 'results.csv'}   all: {out / 'results.json'}")
-    if doc["failed_cells"]:
-        print(f"{doc['failed_cells']} evaluation(s) failed; see results.md")
-
-
-@command("demo")
-def cmd_demo(args: argparse.Namespace) -> int:
-    from yoco.ladder import demo
-
-    doc = demo(args.out, data_root=args.data_root, workers=args.workers, device=args.device, progress=not args.quiet)
-    _print_ladder(args.out, doc)
+    if doc["failed"]:
+        print(f"yoco: {len(doc['failed'])} evaluation(s) failed: {', '.join(doc['failed'])} (errors in results.md; "
+              "rerun the same command to retry them)", file=sys.stderr)
+        return 1
     return 0
 
 
-@command("condense")
-def cmd_condense(args: argparse.Namespace) -> int:
-    import dataclasses
+@command("demo", "the whole job on the shipped Fashion-MNIST condensed set, sized for a 2-core CPU")
+def _demo(p: argparse.ArgumentParser) -> Handler:
+    p.add_argument("--out", default="runs/demo", help="output folder")
+    p.add_argument("--data-root", default=None, metavar="DIR", help="folder holding Fashion-MNIST's IDX files")
+    p.add_argument("--workers", type=positive, default=min(2, os.cpu_count() or 1),
+                   help="parallel evaluation processes")
+    _device(p)
 
-    from yoco.condense import PRESETS, condense, preset_for, quick
-    from yoco.evaluate import EvalConfig, evaluate_condensed
-    from yoco.report import summarize
+    def run(a: argparse.Namespace) -> int:
+        from yoco.ladder import demo
 
-    real = _real(args)
-    if args.preset in (None, "idc"):
-        cfg = preset_for(real.name)
-    elif args.preset == "cpu-quick":
-        cfg = quick(preset_for(real.name))
-    else:
-        cfg = PRESETS[args.preset]
-    over = {k: v for k, v in {"ipc": args.ipc, "factor": args.factor, "iterations": args.iterations,
-                              "inner": args.inner, "width": args.width, "seed": args.seed,
-                              "checkpoint_every": args.checkpoint_every, "eval_every": args.eval_every}.items()
-            if v is not None}
-    cfg = dataclasses.replace(cfg, **over)
-    eval_fn = None
-    if cfg.eval_every:
-        quick_eval = EvalConfig(epochs=args.eval_epochs, repeat=1, test_points=1, device=args.device)
+        doc = demo(a.out, data_root=a.data_root, workers=a.workers, device=a.device, progress=not a.quiet)
+        return _print_ladder(a.out, doc)
 
-        def eval_fn(cs):
-            res = evaluate_condensed(cs, real, quick_eval, progress=False)
-            return res["last_mean"]
-
-    cs = condense(real, cfg, args.out, device=args.device, resume=args.resume, progress=not args.quiet,
-                  eval_fn=eval_fn)
-    print(summarize(cs))
-    print(f"wrote {args.out}")
-    return 0
+    return run
 
 
-def _add_dataset(p: argparse.ArgumentParser, required: bool = True) -> None:
-    from yoco.data.datasets import dataset_names
+def _rules_help() -> str:
+    from yoco.rules import rule_names
 
-    p.add_argument("--dataset", required=required, default=None if required else "fashion-mnist",
-                   help=f"real dataset ({', '.join(dataset_names())})")
-    p.add_argument("--data-root", default=None, help="folder holding the dataset files (default: per dataset)")
+    return ("a rule is <score>[_easy|_hard][_balance|_imbalance]; a bare score takes its classic defaults "
+            "(forgetting = forgetting_hard_imbalance; yoco = lbpe_easy_balance). Known: " + ", ".join(rule_names()))
 
 
-def _add_eval(p: argparse.ArgumentParser) -> None:
-    from yoco.models import model_names
+def _options_help() -> str:
+    from yoco.rules import SELECTORS
 
-    p.add_argument("--model", default=None, help=f"network ({', '.join(model_names())}); default by dataset")
-    p.add_argument("--width", type=int, default=None, help="network width (shorter runs for quick looks)")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the protocol's table)")
-    p.add_argument("--repeat", type=int, default=3, help="independent runs with seeds seed..seed+repeat-1")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--test-points", type=int, default=5, help="how many times to test during training")
+    parts = [f"{name}: {', '.join(f'{k} (default {v})' for k, v in SELECTORS.get(name).options.items())}"
+             for name in SELECTORS.names() if SELECTORS.get(name).options]
+    return "; ".join(parts) + "; ccs's hard_cut defaults to YOCO's table for the dataset and IPCs"
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (also used to render ``--help``)."""
-    parser = argparse.ArgumentParser(prog="yoco", description="Condense once, prune to any size (YOCO).")
+    parser = argparse.ArgumentParser(prog="yoco", description="Condense once, prune to any size (YOCO).",
+                                     formatter_class=_Help)
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    def add(name: str, help: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=help)
-        p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run")
-        p.add_argument("--quiet", action="store_true", help="no progress bars")
-        return p
-
-    p = add("datasets", "list the known real datasets and whether each is found")
-    p.add_argument("--dataset", default=None, help="check this dataset at --data-root")
-    p.add_argument("--data-root", default=None)
-
-    p = add("show", "summarise a condensed set and write a PNG grid of its images per class")
-    p.add_argument("condensed", help="a yoco condensed-set file (.safetensors)")
-    p.add_argument("--png", default=None, help="grid image path (default: beside the set)")
-    p.add_argument("--per-class", type=int, default=10)
-
-    p = add("import", "convert a published condensed set (IDC, DREAM, MTT, DSA, KIP) to yoco's format")
-    p.add_argument("path", help="the published file (data.pt, images_best.pt, res_*.pt, .npz)")
-    p.add_argument("--format", required=True, choices=["idc", "dream", "mtt", "dsa", "kip", "yoco"])
-    p.add_argument("--dataset", required=True, help="the real dataset it was condensed from")
-    p.add_argument("--out", required=True, help="output .safetensors path")
-    p.add_argument("--num-classes", type=int, default=None)
-    p.add_argument("--factor", type=int, default=None, help="multi-formation factor (IDC/DREAM: 2, ImageNet: 3)")
-    p.add_argument("--normalized", choices=["yes", "no"], default=None, help="are the stored images standardised")
-    p.add_argument("--experiment", type=int, default=0, help="which experiment of a DSA res_*.pt file")
-    p.add_argument("--labels", default=None, help="MTT labels_best.pt (default: beside the images)")
-
-    p = add("evaluate", "train fresh networks on a condensed set and test on the real test set")
-    p.add_argument("condensed", help="a yoco condensed-set file")
-    _add_dataset(p)
-    _add_eval(p)
-    p.add_argument("--out", default=None, help="result JSON (default: CONDENSED.eval.json)")
-
-    p = add("sample", "take random real images per class as a starting (\"condensed\") set")
-    _add_dataset(p)
-    p.add_argument("--ipc", type=int, required=True, help="images per class")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True)
-
-
-    p = add("condense", "condense a real dataset with IDC (gradient matching, multi-formation)")
-    _add_dataset(p)
-    p.add_argument("--ipc", type=int, required=True, help="stored images per class")
-    p.add_argument("--factor", type=int, default=None, help="multi-formation factor (default: preset's, 2)")
-    p.add_argument("--preset", default=None, help="idc (published, per dataset), cpu-quick, or a preset name")
-    p.add_argument("--iterations", type=int, default=None, help="outer iterations (published: 2000)")
-    p.add_argument("--inner", type=int, default=None, help="inner matching steps per iteration (published: 100)")
-    p.add_argument("--width", type=int, default=None, help="matching network width (published: 128)")
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--checkpoint-every", type=int, default=None, help="outer iterations between checkpoints")
-    p.add_argument("--eval-every", type=int, default=None, help="evaluate the current set every N iterations")
-    p.add_argument("--eval-epochs", type=int, default=300, help="epochs of those periodic evaluations")
-    p.add_argument("--resume", action="store_true", help="continue from OUT.ckpt")
-    p.add_argument("--out", required=True)
-
-    p = add("dynamics", "train networks on a condensed set and record every image's outputs per epoch")
-    p.add_argument("condensed")
-    p.add_argument("--out", required=True, help="dynamics file (.safetensors)")
-    p.add_argument("--runs", type=int, default=3, help="independent training runs (scores are averaged)")
-    p.add_argument("--epochs", type=int, default=1000)
-    p.add_argument("--model", default="convnet3")
-    p.add_argument("--width", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--record", choices=["train", "clean"], default="train",
-                   help="outputs of the augmented training pass (as the paper) or an extra clean pass per epoch")
-
-    p = add("score", "compute every importance score from recorded dynamics into a CSV")
-    p.add_argument("dynamics")
-    p.add_argument("--out", required=True, help="scores CSV (embeddings for ssp are written beside it)")
-    p.add_argument("--lbpe-epochs", type=int, default=None, help="LBPE window E (default: by dataset and method)")
-    p.add_argument("--lbpe-top-k", type=int, default=None, help="LBPE top-K epochs (default: by dataset and method)")
-    p.add_argument("--el2n-epochs", type=int, default=10)
-    p.add_argument("--seed", type=int, default=0)
-
-    p = add("prune", "keep IPC images per class of a condensed set by a rule (yoco = lbpe_easy_balance)")
-    p.add_argument("condensed")
-    p.add_argument("--scores", required=True, help="CSV written by `yoco score`")
-    p.add_argument("--rule", required=True, help=_rules_help())
-    p.add_argument("--ipc", type=int, required=True, help="target stored images per class")
-    p.add_argument("--hard-cut", type=float, default=None, help="CCS hard-cut ratio (default: the paper's table)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True)
-
-    p = add("ladder", "prune one condensed set to every target IPC with every rule, evaluate, tabulate, plot")
-    p.add_argument("condensed", nargs="?", default=None, help="the source condensed set")
-    p.add_argument("--condense", default=None, metavar="ipc=K", help="condense the real dataset first (IDC)")
-    p.add_argument("--dataset", default=None, help="real dataset for testing (default: the preset's)")
-    p.add_argument("--data-root", default=None)
-    p.add_argument("--preset", default=None, help=_presets_help())
-    p.add_argument("--quick", action="store_true", help="short CPU settings for a first look (not the protocol)")
-    p.add_argument("--ipcs", default=None, help="target IPCs, e.g. 1,2,5")
-    p.add_argument("--rules", default=None, help=_rules_help())
-    p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, default=None, help="evaluation epochs (default: protocol)")
-    p.add_argument("--width", type=int, default=None, help="network width for dynamics and evaluation")
-    p.add_argument("--dynamics-epochs", type=int, default=None)
-    p.add_argument("--dynamics-runs", type=int, default=None)
-    p.add_argument("--lbpe-epochs", type=int, default=None)
-    p.add_argument("--lbpe-top-k", type=int, default=None)
-    p.add_argument("--workers", type=int, default=1, help="evaluations run side by side in local processes")
-    p.add_argument("--ray", default=None, metavar="ADDRESS", help="run evaluations on a Ray cluster")
-    p.add_argument("--force", action="store_true", help="reuse an output folder of another ladder")
-    p.add_argument("--out", required=True, help="output folder")
-
-    p = add("demo", "the whole job on the shipped Fashion-MNIST condensed set, sized for a 2-core CPU")
-    p.add_argument("--out", default="runs/demo")
-    p.add_argument("--data-root", default=None)
-    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
-                   help="parallel evaluation processes (default: 2, or 1 on a one-core machine)")
+    for name in COMMANDS.names():
+        cmd = COMMANDS.get(name)
+        p = sub.add_parser(name, help=cmd.help, description=cmd.help, formatter_class=_Help)
+        p.set_defaults(handler=cmd.arguments(p))
     return parser
-
-
-def _presets_help() -> str:
-    from yoco.ladder import PRESETS
-
-    return "paper experiment: " + ", ".join(PRESETS)
-
-
-def _rules_help() -> str:
-    from yoco.select import rule_names
-
-    return ("a rule <score>[_easy|_hard][_balance|_imbalance] (a bare score takes its classic defaults, e.g. "
-            "forgetting, el2n, ccs); for the ladder a comma-separated list. Known: " + ", ".join(rule_names()))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``yoco`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
     try:
-        return COMMANDS[args.command](args)
+        return args.handler(args)
     except YocoError as exc:
         print(f"yoco: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a full disk or a vanished folder while writing: atomic writes left nothing behind
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"yoco: error: {where}{exc.strerror or exc}; nothing half-written was kept", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("yoco: interrupted; finished files are complete, nothing half-written was kept", file=sys.stderr)

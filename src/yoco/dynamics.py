@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,15 @@ class Dynamics:
     source: str = "<memory>"
 
     def __post_init__(self) -> None:
-        r, e, n, c = self.log_probs.shape
+        """Check that every tensor is a tensor of the documented rank, shape and kind of dtype."""
+        for name in _TENSORS:
+            if not isinstance(getattr(self, name), torch.Tensor):
+                raise YocoError(f"{self.source}: {name} must be a tensor, got {type(getattr(self, name)).__name__}")
+        lp = self.log_probs
+        if lp.dim() != 4 or 0 in lp.shape:
+            raise YocoError(f"{self.source}: log_probs must be 4-D [runs, epochs, N, C] with no empty axis, "
+                            f"got shape {list(lp.shape)}")
+        r, e, n, c = lp.shape
         expect = {
             "train_acc": (self.train_acc, (r, e)),
             "labels": (self.labels, (n,)),
@@ -54,8 +63,18 @@ class Dynamics:
         for name, (t, shape) in expect.items():
             if tuple(t.shape) != shape:
                 raise YocoError(f"{self.source}: {name} has shape {list(t.shape)}, expected {list(shape)}")
-        if self.embeddings.dim() != 3 or tuple(self.embeddings.shape[:2]) != (r, n):
-            raise YocoError(f"{self.source}: embeddings must be [runs={r}, N={n}, D], got {list(self.embeddings.shape)}")
+        emb = self.embeddings
+        if emb.dim() != 3 or tuple(emb.shape[:2]) != (r, n) or emb.shape[2] == 0:
+            raise YocoError(f"{self.source}: embeddings must be [runs={r}, N={n}, D >= 1], got {list(emb.shape)}")
+        for name in ("log_probs", "train_acc", "final_log_probs", "embeddings"):
+            t = getattr(self, name)
+            if not t.is_floating_point():
+                raise YocoError(f"{self.source}: {name} must be floating-point, got {t.dtype}")
+        if self.labels.is_floating_point() or self.labels.is_complex() or self.labels.dtype == torch.bool:
+            raise YocoError(f"{self.source}: labels must be integer class indices, got {self.labels.dtype}")
+        lo, hi = int(self.labels.min()), int(self.labels.max())
+        if lo < 0 or hi >= c:
+            raise YocoError(f"{self.source}: labels span {lo}..{hi}, expected 0..{c - 1} (log_probs has {c} classes)")
 
     @property
     def runs(self) -> int:
@@ -90,14 +109,45 @@ def save_dynamics(dyn: Dynamics, path: str | Path) -> Path:
 
 
 def load_dynamics(path: str | Path) -> Dynamics:
-    """Read a file written by :func:`save_dynamics`."""
+    """Read a file written by :func:`save_dynamics`.
+
+    Every problem is a :class:`YocoError` naming the file: a config that is not a JSON object, a tensor of the
+    wrong rank, shape or dtype, labels outside the classes, or NaN where values must be finite.
+    """
     path = Path(path)
     header, tensors = read_tensors(path, "dynamics file")
     missing = [k for k in _TENSORS if k not in tensors]
     if missing or "yoco_dynamics" not in header:
         raise YocoError(f"{path}: not a yoco dynamics file (missing {missing or 'header'})")
-    tensors = {k: tensors[k] for k in _TENSORS}
-    return Dynamics(**tensors, config=json.loads(header.get("config", "{}")), source=str(path))
+    config = _parse_config(header.get("config", "{}"), path)
+    dyn = Dynamics(**{k: tensors[k] for k in _TENSORS}, config=config, source=str(path))
+    for name in ("log_probs", "final_log_probs"):  # -inf is a probability of zero; NaN and +inf are corrupt
+        if _any(getattr(dyn, name), lambda t: torch.isnan(t) | torch.isposinf(t)):
+            raise YocoError(f"{path}: {name} holds NaN or +inf values (log-probabilities are at most 0); "
+                            "the recorded training diverged or the file is corrupt")
+    for name in ("train_acc", "embeddings"):
+        if _any(getattr(dyn, name), lambda t: ~torch.isfinite(t)):
+            raise YocoError(f"{path}: {name} holds NaN or infinite values")
+    dyn.labels = dyn.labels.to(torch.int64)
+    return dyn
+
+
+def _parse_config(text: str, path: Path) -> dict[str, Any]:
+    """The header's config: a JSON object, or a one-line YocoError naming the file."""
+    try:
+        config = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise YocoError(f"{path}: the config in the header is not valid JSON ({detail})") from None
+    if not isinstance(config, dict):
+        raise YocoError(f"{path}: the config in the header must be a JSON object, found {type(config).__name__}")
+    return config
+
+
+def _any(t: torch.Tensor, bad: Callable[[torch.Tensor], torch.Tensor], chunk: int = 1 << 24) -> bool:
+    """Whether ``bad`` (elementwise) holds anywhere in ``t``, in chunks so a large tensor needs no big mask."""
+    flat = t.reshape(-1)
+    return any(bool(bad(part).any()) for part in flat.split(chunk))
 
 
 @dataclass

@@ -6,6 +6,7 @@ Ctrl-C or a crash never leaves a half-written file behind and never destroys an 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -87,6 +88,15 @@ def read_tensors(path: str | Path, what: str) -> tuple[dict[str, str], dict[str,
     except (SafetensorError, OSError, ValueError) as exc:
         raise YocoError(f"{path}: not a yoco {what} ({exc})") from None
     return header, tensors
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file's bytes, read in chunks: ties a result to the exact file it was computed from."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def check_outputs(outputs: Iterable[str | Path], inputs: Iterable[str | Path] = ()) -> list[Path]:

@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw, ImageFont
 from yoco.data.condensed import CondensedSet
 from yoco.errors import YocoError
 from yoco.io import atomic_write, write_json, write_text
+from yoco.rules import YOCO_RULE
 
 logger = logging.getLogger(__name__)
 
@@ -96,26 +97,56 @@ def _floats(values: tuple[float, ...] | None) -> str:
     return "?" if values is None else "(" + ", ".join(f"{v:.4f}" for v in values) + ")"
 
 
+def accuracy_line(result: dict) -> str:
+    """``last 78.44 ± 0.22 (best 78.59 ± 0.42)`` of an evaluation result; one run reads ``(1 run)``."""
+    n = len(result["runs"])
+    return (f"last {_fmt(result['last_mean'], result['last_std'], n)}  "
+            f"(best {_fmt(result['best_mean'], result['best_std'], n)})")
+
+
+def summarize_cells(cells: list[dict]) -> list[dict]:
+    """Group cell results by (rule, ipc): each repeat, mean and std (np.std) of last and best accuracy."""
+    groups: dict[tuple[str, int | None], list[dict]] = {}
+    for c in cells:
+        groups.setdefault((c["rule"], c["ipc"]), []).append(c)
+    rows = []
+    for (rule, ipc), cs in groups.items():
+        ok = [c for c in cs if c["status"] == "ok"]
+        last = np.array([c["last"] for c in ok]) if ok else np.array([])
+        best = np.array([c["best"] for c in ok]) if ok else np.array([])
+        rows.append({
+            "rule": rule, "ipc": ipc, "repeats": [c["last"] for c in ok], "seeds": [c["seed"] for c in ok],
+            "last_mean": float(last.mean()) if ok else None, "last_std": float(last.std()) if ok else None,
+            "best_mean": float(best.mean()) if ok else None, "best_std": float(best.std()) if ok else None,
+            "failed": [f"seed {c['seed']}: {c['error']}" for c in cs if c["status"] != "ok"],
+        })
+    return rows
+
+
 def write_ladder_reports(out: str | Path, cells: list[dict], config: dict) -> dict:
     """Write ``results.json``, ``results.csv``, ``results.md`` and ``ladder.png`` for a finished ladder.
 
-    Returns the JSON document (rows of rule x IPC with each repeat, mean and std, plus the config).
+    Returns the JSON document (rows of rule x IPC with each repeat, mean and std, plus the config); ``failed``
+    names every cell that failed. A ladder run with settings other than the protocol's (``config["departures"]``)
+    says so in the table's heading and the plot's title.
     """
-    from yoco.ladder import summarize_cells
-
     out = Path(out)
     rows = summarize_cells(cells)
-    doc = {"rows": rows, "config": config, "cells": len(cells),
-           "failed_cells": sum(c["status"] != "ok" for c in cells)}
+    failed = [f"{c['rule']} IPC {c['ipc']} seed {c['seed']}" for c in cells if c["status"] != "ok"]
+    departures = list(config.get("departures", []))
+    doc = {"rows": rows, "config": config, "cells": len(cells), "failed_cells": len(failed), "failed": failed}
     write_json(out / "results.json", doc)
     write_text(out / "results.csv", ladder_csv(rows))
-    write_text(out / "results.md", ladder_markdown(rows))
-    save_ladder_plot(rows, out / "ladder.png", title=f"{config.get('dataset', '')}: accuracy after pruning")
+    write_text(out / "results.md", ladder_markdown(rows, departures))
+    title = f"{config.get('dataset', '')}: accuracy after pruning"
+    save_ladder_plot(rows, out / "ladder.png", title=title + (" (NOT the full protocol)" if departures else ""))
     return doc
 
 
-def _fmt(mean: float | None, std: float | None) -> str:
-    return "failed" if mean is None else f"{100 * mean:.2f} ± {100 * std:.2f}"
+def _fmt(mean: float | None, std: float | None, n: int = 2) -> str:
+    if mean is None:
+        return "failed"
+    return f"{100 * mean:.2f} (1 run)" if n == 1 else f"{100 * mean:.2f} ± {100 * std:.2f}"
 
 
 def ladder_csv(rows: list[dict]) -> str:
@@ -130,8 +161,11 @@ def ladder_csv(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def ladder_markdown(rows: list[dict]) -> str:
-    """The paper's layout: rules as rows, target IPCs as columns, last-epoch accuracy mean ± std, best in bold."""
+def ladder_markdown(rows: list[dict], departures: list[str] | None = None) -> str:
+    """The paper's layout: rules as rows, target IPCs as columns, last-epoch accuracy mean ± std, best in bold.
+
+    ``departures`` (how the settings depart from the protocol) head the table when there are any.
+    """
     ipcs = sorted({r["ipc"] for r in rows if r["ipc"] is not None})
     rules = list(dict.fromkeys(r["rule"] for r in rows if r["ipc"] is not None))
     cell = {(r["rule"], r["ipc"]): r for r in rows}
@@ -142,7 +176,7 @@ def ladder_markdown(rows: list[dict]) -> str:
         parts = []
         for k in ipcs:
             r = cell.get((rule, k))
-            text = "-" if r is None else _fmt(r["last_mean"], r["last_std"])
+            text = "-" if r is None else _fmt(r["last_mean"], r["last_std"], len(r["repeats"]))
             if r is not None and r["last_mean"] is not None and r["last_mean"] == best[k]:
                 text = f"**{text}**"
             parts.append(text)
@@ -150,9 +184,13 @@ def ladder_markdown(rows: list[dict]) -> str:
     src = [r for r in rows if r["ipc"] is None]
     note = "Test accuracy (%) at the last epoch, mean ± std over repeats; best per column in bold."
     if src:
-        note += f" Unpruned source set: {_fmt(src[0]['last_mean'], src[0]['last_std'])}."
+        note += f" Unpruned source set: {_fmt(src[0]['last_mean'], src[0]['last_std'], len(src[0]['repeats']))}."
     failed = [f"- {r['rule']} IPC {r['ipc']}: {e}" for r in rows for e in r["failed"]]
-    return "\n".join(lines) + "\n\n" + note + "\n" + ("\nFailed cells:\n" + "\n".join(failed) + "\n" if failed else "")
+    head = ""
+    if departures:
+        head = "**NOT the full protocol:** " + "; ".join(departures) + ".\n\n"
+    return head + "\n".join(lines) + "\n\n" + note + "\n" + (
+        "\nFailed cells:\n" + "\n".join(failed) + "\n" if failed else "")
 
 
 def save_ladder_plot(rows: list[dict], path: str | Path, title: str = "") -> Path:
@@ -169,9 +207,8 @@ def save_ladder_plot(rows: list[dict], path: str | Path, title: str = "") -> Pat
         if not pts:
             continue
         k, m, s = (np.array(v, dtype=float) for v in zip(*pts))
-        style = {"lw": 2.5, "color": "black"} if rule == "lbpe_easy_balance" else {"lw": 1.2}
-        line, = ax.plot(k, 100 * m, marker="o", label="yoco (lbpe_easy_balance)" if rule == "lbpe_easy_balance" else rule,
-                        **style)
+        style = {"lw": 2.5, "color": "black"} if rule == YOCO_RULE else {"lw": 1.2}
+        line, = ax.plot(k, 100 * m, marker="o", label=f"yoco ({rule})" if rule == YOCO_RULE else rule, **style)
         ax.fill_between(k, 100 * (m - s), 100 * (m + s), alpha=0.15, color=line.get_color())
     for r in rows:
         if r["ipc"] is None and r["last_mean"] is not None:

@@ -12,6 +12,7 @@ rows after float16 rounding (a log-softmax row is left unchanged up to that roun
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -20,9 +21,12 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from yoco import protocol
 from yoco.dynamics import Dynamics
 from yoco.errors import YocoError
 from yoco.registry import Registry
+
+log = logging.getLogger(__name__)
 
 Harder = Literal["high", "low"]
 Direction = Literal["easy", "hard"]
@@ -135,6 +139,35 @@ def compute_scores(
             raise YocoError(f"{dyn.source}: score {spec.name} is NaN for {len(bad)} image(s) (first: "
                             f"{bad[:5].tolist()}); the dynamics hold NaN or all -inf outputs")
         out[spec.name] = value
+    return out
+
+
+def resolve_windows(dyn: Dynamics, *, lbpe_epochs: int | None = None, lbpe_top_k: int | None = None,
+                    el2n_epochs: int | None = None) -> dict[str, int]:
+    """The score windows for ``dyn``: the given ones, else the published ones for its source (dataset, method).
+
+    A default window longer than the recorded dynamics is shrunk to fit, with a warning naming the flag that
+    sets it; a window that was asked for and does not fit is an error naming the flag.
+    """
+    meta = dyn.config.get("condensed_meta", {}) if isinstance(dyn.config, dict) else {}
+    e_pub, k_pub = protocol.lbpe_window(str(meta.get("dataset", "")), str(meta.get("method", "")))
+    asked = {"lbpe_epochs": lbpe_epochs, "lbpe_top_k": lbpe_top_k, "el2n_epochs": el2n_epochs}
+    out = {"lbpe_epochs": lbpe_epochs or e_pub, "lbpe_top_k": lbpe_top_k or k_pub,
+           "el2n_epochs": el2n_epochs or protocol.EL2N_EPOCHS}
+    for name in ("lbpe_epochs", "el2n_epochs"):
+        if out[name] > dyn.epochs:
+            flag = "--" + name.replace("_", "-")
+            if asked[name] is not None:
+                raise YocoError(f"{dyn.source}: the dynamics hold {dyn.epochs} epochs, shorter than {flag} "
+                                f"{out[name]}; record longer dynamics or choose a shorter window")
+            log.warning("%s: the dynamics hold %d epochs; %s shrunk from %d to %d (set %s to choose)", dyn.source,
+                        dyn.epochs, name, out[name], dyn.epochs, flag)
+            out[name] = dyn.epochs
+    if out["lbpe_top_k"] > out["lbpe_epochs"]:
+        if asked["lbpe_top_k"] is not None:
+            raise YocoError(f"--lbpe-top-k {out['lbpe_top_k']} is larger than the LBPE window of "
+                            f"{out['lbpe_epochs']} epochs")
+        out["lbpe_top_k"] = out["lbpe_epochs"]
     return out
 
 

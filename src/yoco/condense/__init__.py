@@ -17,6 +17,7 @@ from yoco.condense.idc import (
     matching_loss,
     preset_for,
     quick,
+    resolve_config,
 )
 
 __all__ = [
@@ -36,4 +37,5 @@ __all__ = [
     "matching_loss",
     "preset_for",
     "quick",
+    "resolve_config",
 ]

@@ -141,20 +141,31 @@ def config_from_spec(dataset: str, spec: str) -> IDCConfig:
         if not sep:
             raise YocoError(f"condense spec {spec!r}: expected key=value items, got {item!r}")
         pairs[key.strip().replace("-", "_")] = value.strip()
-    base = preset_for(dataset)
-    name = pairs.pop("preset", None)
-    if name == "cpu-quick":
-        base = quick(base)
-    elif name is not None:
-        if name not in PRESETS:
-            raise YocoError(f"unknown IDC preset {name!r}; known: {', '.join(PRESETS)}")
-        base = PRESETS[name]
+    base = resolve_config(dataset, pairs.pop("preset", None))
     fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
     overrides: dict[str, Any] = {}
     for key, value in pairs.items():
         if key not in fields:
             raise YocoError(f"condense spec: unknown field {key!r}; known: preset, {', '.join(fields)}")
         overrides[key] = _parse_value(key, value, type(fields[key]))
+    return dataclasses.replace(base, **overrides)
+
+
+def resolve_config(dataset: str, preset: str | None = None, **overrides: Any) -> IDCConfig:
+    """The IDC config for ``dataset``: its published preset (or ``preset``; ``cpu-quick`` shrinks the dataset's own
+    preset with :func:`quick`), then ``overrides`` of single fields."""
+    if preset in (None, "idc"):
+        base = preset_for(dataset)
+    elif preset == "cpu-quick":
+        base = quick(preset_for(dataset))
+    elif preset in PRESETS:
+        base = PRESETS[preset]
+    else:
+        raise YocoError(f"unknown IDC preset {preset!r}; known: {', '.join(PRESETS)}")
+    fields = {f.name for f in dataclasses.fields(IDCConfig)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise YocoError(f"unknown IDC setting(s) {unknown}; known: {', '.join(sorted(fields))}")
     return dataclasses.replace(base, **overrides)
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,13 +46,97 @@ class CondensedMeta:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> CondensedMeta:
-        names = {f.name for f in dataclasses.fields(cls)}
-        kw = {k: v for k, v in d.items() if k in names}
-        for key in ("mean", "std"):
-            if kw.get(key) is not None:
-                kw[key] = tuple(float(v) for v in kw[key])
+    def from_dict(cls, d: Any, source: str = "<metadata>") -> CondensedMeta:
+        """Metadata from its JSON form, every field type-checked and bounded; unknown keys are ignored.
+
+        Raises :class:`YocoError` naming ``source`` for a missing or ill-typed field, before anything is
+        allocated from the values (a file claiming 50 million classes is refused here).
+        """
+        if not isinstance(d, dict):
+            raise YocoError(f"{source}: metadata must be a JSON object, found {_json_kind(d)}")
+        kw: dict[str, Any] = {}
+        for key in ("dataset", "num_classes"):
+            if key not in d:
+                raise YocoError(f"{source}: metadata has no {key!r}")
+        for key, check in _META_FIELDS.items():
+            if key in d:
+                kw[key] = check(d[key], key, source)
         return cls(**kw)
+
+
+MAX_CLASSES = 100_000  # more classes than any real dataset; bounds what a file's metadata can make us allocate
+MAX_COUNT = 10**9  # bound for ipc and factor: keeps every number a message may print short
+MAX_CHANNELS = 4096  # bound on the length of mean/std
+MAX_NAME = 1000  # bound on the length of the dataset and method strings
+
+
+def _json_kind(value: Any) -> str:
+    """A short name for a JSON value's type, for messages (never the value itself, which may be huge)."""
+    kinds = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
+             dict: "an object", type(None): "null"}
+    return kinds.get(type(value), type(value).__name__)
+
+
+def _brief(value: Any, limit: int = 40) -> str:
+    """``repr(value)`` cut to ``limit`` characters, so a message never embeds a huge value."""
+    if isinstance(value, (list, dict)) and len(value) > 8:
+        return f"{_json_kind(value)} of {len(value)} items"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _meta_str(value: Any, key: str, source: str) -> str:
+    if not isinstance(value, str) or len(value) > MAX_NAME:
+        raise YocoError(f"{source}: metadata {key} must be a string of at most {MAX_NAME} characters, "
+                        f"got {_json_kind(value)} {_brief(value)}")
+    return value
+
+
+def _meta_int(low: int, high: int) -> Callable[[Any, str, str], int]:
+    def check(value: Any, key: str, source: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise YocoError(f"{source}: metadata {key} must be an integer in {low}..{high}, "
+                            f"got {_json_kind(value)} {_brief(value)}")
+        return value
+
+    return check
+
+
+def _meta_bool(value: Any, key: str, source: str) -> bool:
+    if not isinstance(value, bool):
+        raise YocoError(f"{source}: metadata {key} must be true or false, got {_json_kind(value)} {_brief(value)}")
+    return value
+
+
+def _meta_stats(value: Any, key: str, source: str) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    ok = (isinstance(value, list) and 0 < len(value) <= MAX_CHANNELS
+          and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value))
+    if not ok:
+        raise YocoError(f"{source}: metadata {key} must be null or a list of 1..{MAX_CHANNELS} finite numbers "
+                        f"(one per channel), got {_json_kind(value)} {_brief(value)}")
+    return tuple(float(v) for v in value)
+
+
+def _meta_dict(value: Any, key: str, source: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise YocoError(f"{source}: metadata {key} must be a JSON object, got {_json_kind(value)} {_brief(value)}")
+    return value
+
+
+_META_FIELDS: dict[str, Callable[[Any, str, str], Any]] = {
+    "dataset": _meta_str,
+    "num_classes": _meta_int(1, MAX_CLASSES),
+    "method": _meta_str,
+    "ipc": _meta_int(0, MAX_COUNT),
+    "factor": _meta_int(1, MAX_COUNT),
+    "normalized": _meta_bool,
+    "mean": _meta_stats,
+    "std": _meta_stats,
+    "allow_empty_classes": _meta_bool,
+    "extra": _meta_dict,
+}
 
 
 @dataclass
@@ -129,17 +215,22 @@ def validate(cs: CondensedSet) -> None:
         raise YocoError(f"{src}: {x.shape[0]} images but {y.shape[0]} labels")
     if x.shape[0] == 0:
         raise YocoError(f"{src}: the set holds no images")
-    if m.num_classes < 1:
-        raise YocoError(f"{src}: num_classes must be at least 1, got {m.num_classes}")
+    if x.shape[1] == 0:
+        raise YocoError(f"{src}: images have no channels (shape {list(x.shape)}; expected [N, C, H, W] with C >= 1)")
+    if x.shape[2] == 0 or x.shape[3] == 0:
+        raise YocoError(f"{src}: images are empty, {x.shape[2]}x{x.shape[3]} pixels (shape {list(x.shape)})")
+    if not 1 <= m.num_classes <= MAX_CLASSES:
+        raise YocoError(f"{src}: num_classes must lie in 1..{MAX_CLASSES}, got {_brief(m.num_classes)}")
     if int(y.min()) < 0 or int(y.max()) >= m.num_classes:
         raise YocoError(
             f"{src}: labels must lie in [0, {m.num_classes - 1}], got range [{int(y.min())}, {int(y.max())}]"
         )
     empty = [c for c, n in enumerate(torch.bincount(y, minlength=m.num_classes).tolist()) if n == 0]
     if empty and not m.allow_empty_classes:
-        raise YocoError(f"{src}: class(es) {empty} have no images")
-    if m.factor < 1:
-        raise YocoError(f"{src}: factor must be >= 1, got {m.factor}")
+        shown = ", ".join(map(str, empty[:10])) + (f", ... ({len(empty)} in all)" if len(empty) > 10 else "")
+        raise YocoError(f"{src}: class(es) [{shown}] have no images")
+    if not 1 <= m.factor <= MAX_COUNT:
+        raise YocoError(f"{src}: factor must lie in 1..{MAX_COUNT}, got {_brief(m.factor)}")
     h, w = x.shape[-2:]
     if h % m.factor or w % m.factor:
         raise YocoError(f"{src}: factor {m.factor} does not divide the image size {h}x{w}")
@@ -151,8 +242,11 @@ def validate(cs: CondensedSet) -> None:
         v = getattr(m, key)
         if v is not None and len(v) != x.shape[1]:
             raise YocoError(f"{src}: metadata {key} has {len(v)} values for {x.shape[1]} channels")
+        if v is not None and not all(math.isfinite(s) for s in v):
+            raise YocoError(f"{src}: metadata {key} holds NaN or infinite values")
     if m.std is not None and min(m.std) <= 0:
-        raise YocoError(f"{src}: metadata std must be positive, got {list(m.std)}")
+        channel = min(range(len(m.std)), key=lambda i: m.std[i])
+        raise YocoError(f"{src}: metadata std must be positive, got {m.std[channel]:g} for channel {channel}")
     lo, hi = pixel_range(cs)
     if lo < -PIXEL_LIMIT or hi > 1 + PIXEL_LIMIT:
         stored = "standardised images" if m.normalized else "pixels declared in [0, 1]"
@@ -236,13 +330,26 @@ def save(cs: CondensedSet, path: str | Path) -> Path:
 
 
 def load(path: str | Path) -> CondensedSet:
-    """Read a condensed set written by :func:`save`; never executes code from the file."""
+    """Read a condensed set written by :func:`save`; never executes code from the file.
+
+    Every problem with the file (unreadable, foreign, bad metadata, bad tensors) is a :class:`YocoError`
+    naming it.
+    """
     path = Path(path)
     header, tensors = read_tensors(path, "condensed-set file")
     if "meta" not in header or "images" not in tensors or "labels" not in tensors:
         raise YocoError(f"{path}: not a yoco condensed-set file (missing images, labels or metadata)")
-    try:
-        meta = CondensedMeta.from_dict(json.loads(header["meta"]))
-    except (json.JSONDecodeError, TypeError, AttributeError) as exc:
-        raise YocoError(f"{path}: metadata is unreadable ({exc})") from None
+    meta = CondensedMeta.from_dict(_parse_json(header["meta"], path, "metadata"), source=str(path))
+    for name in ("images", "labels"):
+        if tensors[name].is_complex():
+            raise YocoError(f"{path}: {name} must be real numbers, found {tensors[name].dtype}")
     return CondensedSet(tensors["images"], tensors["labels"], meta, source=str(path))
+
+
+def _parse_json(text: str, path: Path, what: str) -> Any:
+    """``json.loads`` whose every failure (bad syntax, absurd nesting, huge integers) is a one-line YocoError."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise YocoError(f"{path}: {what} is not valid JSON ({detail})") from None

@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -45,6 +45,7 @@ IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-
              "t10k-labels-idx1-ubyte")
 IDX_IMAGES, IDX_LABELS = 0x00000803, 0x00000801
 CIFAR_ROW = 3 * 32 * 32
+MAX_ARRAY_BYTES = 2 * 1024**3  # a file declaring a larger array is refused before memory is allocated for it
 # Other spellings people use for the same datasets.
 ALIASES = {"fashion": "fashion-mnist", "fashionmnist": "fashion-mnist", "fmnist": "fashion-mnist",
            "cifar-10": "cifar10", "cifar-100": "cifar100", "imagenet-10": "imagenet10", "imagenet-100": "imagenet100"}
@@ -296,23 +297,31 @@ def _pixel_stats(images: torch.Tensor, chunk: int = 4096) -> tuple[tuple[float, 
     return tuple(mean.tolist()), tuple(std.tolist())
 
 
-def _read_file(path: Path) -> bytes:
-    """The bytes of ``path``, gunzipped when they start with the gzip magic (whatever the file is called)."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise YocoError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise YocoError(f"{path}: corrupt or truncated gzip data ({exc})") from None
-    return raw
+def _open_data(path: Path) -> BinaryIO:
+    """``path`` opened for reading, through gunzip when it starts with the gzip magic (whatever it is called).
+
+    Reading the stream decompresses on demand, so a reader that bounds what it reads bounds memory too.
+    """
+    with open(path, "rb") as fh:
+        gz = fh.read(2) == b"\x1f\x8b"
+    return gzip.open(path, "rb") if gz else open(path, "rb")  # the caller closes it
+
+
+def _some(names: Any, limit: int = 10) -> str:
+    """Up to ``limit`` of ``names``, sorted and comma-separated, for messages that must stay one short line."""
+    shown = sorted(str(n) for n in names)
+    return ", ".join(shown[:limit]) + (f", ... ({len(shown)} in all)" if len(shown) > limit else "")
 
 
 def _labels(values: Any, n_classes: int, path: Path) -> torch.Tensor:
     """Integer labels as int64, checked to lie in ``0..n_classes-1``."""
-    y = torch.as_tensor(np.asarray(values).reshape(-1).astype(np.int64))
+    try:
+        a = np.asarray(values)
+    except (ValueError, TypeError, OverflowError):
+        a = np.asarray(None)  # ragged or odd: refused below as not integers
+    if a.dtype.kind not in "biu":
+        raise YocoError(f"{path}: labels must be integers, found {a.dtype} values")
+    y = torch.as_tensor(a.reshape(-1).astype(np.int64))
     if y.numel() and (int(y.min()) < 0 or int(y.max()) >= n_classes):
         raise YocoError(f"{path}: labels span {int(y.min())}..{int(y.max())}, expected 0..{n_classes - 1}")
     return y
@@ -325,27 +334,41 @@ def _labels(values: Any, n_classes: int, path: Path) -> torch.Tensor:
 def read_idx(path: str | Path, magic: int) -> np.ndarray:
     """Read an IDX file of unsigned bytes (gzipped or not), checking its magic number and length.
 
-    ``magic`` is 0x00000803 for image files ([N, H, W]) and 0x00000801 for label files ([N]).
+    ``magic`` is 0x00000803 for image files ([N, H, W]) and 0x00000801 for label files ([N]). The header is
+    checked before the data is read: a size above :data:`MAX_ARRAY_BYTES` is refused, so a corrupt or
+    hostile header (or a gzip bomb) cannot make it allocate more.
     """
     path = Path(path)
-    raw = _read_file(path)
     ndim = magic & 0xFF
     header = 4 + 4 * ndim
-    if len(raw) < 4:
-        raise YocoError(f"{path}: truncated IDX file ({len(raw)} bytes, no header)")
-    found = struct.unpack(">I", raw[:4])[0]
-    if found != magic:
-        kind = "images" if magic == IDX_IMAGES else "labels"
-        raise YocoError(f"{path}: IDX magic number is 0x{found:08x}, expected 0x{magic:08x} ({kind} as unsigned bytes)")
-    if len(raw) < header:
-        raise YocoError(f"{path}: truncated IDX file ({len(raw)} bytes, the header alone needs {header})")
-    dims = struct.unpack(f">{ndim}I", raw[4:header])
-    size = math.prod(dims)
-    if len(raw) - header != size:
-        what = "truncated IDX file" if len(raw) - header < size else "IDX file longer than its header says"
+    try:
+        with _open_data(path) as fh:
+            head = fh.read(header)
+            if len(head) < 4:
+                raise YocoError(f"{path}: truncated IDX file ({len(head)} bytes, no header)")
+            found = struct.unpack(">I", head[:4])[0]
+            if found != magic:
+                kind = "images" if magic == IDX_IMAGES else "labels"
+                raise YocoError(f"{path}: IDX magic number is 0x{found:08x}, expected 0x{magic:08x} ({kind} as "
+                                "unsigned bytes)")
+            if len(head) < header:
+                raise YocoError(f"{path}: truncated IDX file ({len(head)} bytes, the header alone needs {header})")
+            dims = struct.unpack(f">{ndim}I", head[4:])
+            size = math.prod(dims)
+            if size > MAX_ARRAY_BYTES:
+                raise YocoError(f"{path}: IDX header declares {' x '.join(map(str, dims))} = {size} bytes, more "
+                                f"than the {MAX_ARRAY_BYTES} allowed; the file is corrupt")
+            data = fh.read(size + 1)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise YocoError(f"{path}: corrupt or truncated gzip data ({exc})") from None
+    except OSError as exc:
+        raise YocoError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if len(data) != size:
+        what = "truncated IDX file" if len(data) < size else "IDX file longer than its header says"
+        found_size = f"{len(data)}" if len(data) <= size else "more"
         raise YocoError(f"{path}: {what}: header says {' x '.join(map(str, dims))} = {size} bytes of data, "
-                        f"found {len(raw) - header}")
-    return np.frombuffer(raw, dtype=np.uint8, count=size, offset=header).reshape(dims).copy()
+                        f"found {found_size}")
+    return np.frombuffer(data, dtype=np.uint8).reshape(dims).copy()
 
 
 def _idx_finder(torchvision_folder: str) -> Finder:
@@ -409,11 +432,58 @@ def _numpy_multiarray() -> Any:
         return importlib.import_module("numpy.core.multiarray")
 
 
+class _CheckedArray(np.ndarray):
+    """An ndarray whose pickled state is checked before numpy applies it.
+
+    numpy trusts that state: an object array whose state lists fewer items than its shape reads out of bounds
+    and crashes the interpreter. Only plain (non-object) arrays whose data is exactly as long as their shape
+    and dtype say are let through.
+    """
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, tuple) or len(state) not in (4, 5):
+            raise pickle.UnpicklingError("unexpected numpy array state")
+        shape, dtype, _, data = state[-4:]
+        if not isinstance(dtype, np.dtype) or dtype.hasobject:
+            raise pickle.UnpicklingError("numpy object arrays are not allowed")
+        if not isinstance(shape, tuple) or not all(isinstance(d, int) and d >= 0 for d in shape):
+            raise pickle.UnpicklingError("invalid numpy array shape")
+        if not isinstance(data, (bytes, bytearray)) or len(data) != math.prod(shape) * dtype.itemsize:
+            raise pickle.UnpicklingError("numpy array data does not match its shape and dtype")
+        super().__setstate__(state)
+
+
+def _new_array(subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
+    """Stands in for ``numpy.core.multiarray._reconstruct``: an empty array whose state will be checked."""
+    if subtype is not np.ndarray:
+        raise pickle.UnpicklingError("only plain numpy arrays are allowed")
+    return _numpy_multiarray()._reconstruct(_CheckedArray, (0,), b"b")
+
+
+def _new_scalar(dtype: Any, *args: Any) -> Any:
+    """Stands in for ``numpy.core.multiarray.scalar``, refusing object dtypes."""
+    if not isinstance(dtype, np.dtype) or dtype.hasobject:
+        raise pickle.UnpicklingError("numpy object scalars are not allowed")
+    return _numpy_multiarray().scalar(dtype, *args)
+
+
+def _no_count(make: type) -> Callable[..., Any]:
+    """``bytes``/``bytearray`` without the ``make(n)`` form, which turns a few bytes of pickle into n zeros."""
+
+    def build(*args: Any) -> Any:
+        if args and isinstance(args[0], int):
+            raise pickle.UnpicklingError(f"{make.__name__}(<count>) is not allowed")
+        return make(*args)
+
+    return build
+
+
 class _CifarUnpickler(pickle.Unpickler):
     """Unpickler that can rebuild numpy arrays and plain containers and nothing else.
 
     A CIFAR batch is a dict of lists, strings and one uint8 array; any other global the pickle asks for (a
-    function to call, a class to build) is refused before anything runs.
+    function to call, a class to build) is refused before anything runs, and numpy arrays are rebuilt only
+    from a state that describes a plain array of exactly the data given (see :class:`_CheckedArray`).
     """
 
     PLAIN = frozenset({"list", "dict", "tuple", "set", "frozenset", "bytes", "bytearray", "str", "int", "float",
@@ -425,11 +495,12 @@ class _CifarUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str) -> Any:
         if module in ("numpy.core.multiarray", "numpy._core.multiarray") and name in ("_reconstruct", "scalar"):
-            return getattr(_numpy_multiarray(), name)
+            return _new_array if name == "_reconstruct" else _new_scalar
         if module == "numpy" and name in ("ndarray", "dtype"):
             return getattr(np, name)
         if module in ("builtins", "__builtin__") and name in self.PLAIN:
-            return getattr(builtins, name)
+            make = getattr(builtins, name)
+            return _no_count(make) if make in (bytes, bytearray) else make
         if (module, name) == ("_codecs", "encode"):
             # Python 3 writes bytes in protocol-2 pickles as _codecs.encode(text, "latin1").
             return _latin1_encode
@@ -444,7 +515,11 @@ def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
 
 
 def read_cifar_pickle(path: str | Path) -> dict[str, Any]:
-    """Read one CIFAR python batch with the restricted unpickler; keys are returned as ``str``."""
+    """Read one CIFAR python batch with the restricted unpickler; keys are returned as ``str``.
+
+    Every failure is a :class:`YocoError` naming the file; nothing in the file can run code, crash numpy or
+    make it allocate much more than the file's size.
+    """
     path = Path(path)
     try:
         with open(path, "rb") as fh:
@@ -457,7 +532,8 @@ def read_cifar_pickle(path: str | Path) -> dict[str, Any]:
         raise YocoError(f"{path}: not a readable CIFAR batch ({type(exc).__name__}: {exc})") from None
     if not isinstance(obj, dict):
         raise YocoError(f"{path}: expected a pickled dict, found {type(obj).__name__}")
-    return {(k.decode("latin1") if isinstance(k, bytes) else str(k)): v for k, v in obj.items()}
+    return {(k.decode("latin1") if isinstance(k, bytes) else str(k)): v.view(np.ndarray)
+            if isinstance(v, _CheckedArray) else v for k, v in obj.items()}
 
 
 def _text(v: Any) -> str:
@@ -468,7 +544,7 @@ def _cifar_batch(path: Path, label_key: str, n_classes: int) -> tuple[torch.Tens
     d = read_cifar_pickle(path)
     for key in ("data", label_key):
         if key not in d:
-            raise YocoError(f"{path}: no {key!r} entry (found {', '.join(sorted(d))})")
+            raise YocoError(f"{path}: no {key!r} entry (found {_some(d)})")
     data = d["data"]
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != CIFAR_ROW:
         shape = list(getattr(data, "shape", [])) if isinstance(data, np.ndarray) else type(data).__name__
@@ -503,8 +579,12 @@ def _load_cifar(folder: Path, train_files: Sequence[str], test_file: str, meta_f
     paths = [_cifar_file(folder, f) for f in (*train_files, test_file, meta_file)]
     meta = read_cifar_pickle(paths[-1])
     if names_key not in meta:
-        raise YocoError(f"{paths[-1]}: no {names_key!r} entry (found {', '.join(sorted(meta))})")
-    classes = [_text(n) for n in meta[names_key]]
+        raise YocoError(f"{paths[-1]}: no {names_key!r} entry (found {_some(meta)})")
+    names = meta[names_key]
+    if not isinstance(names, (list, tuple)) or not names or not all(isinstance(n, (str, bytes)) for n in names):
+        raise YocoError(f"{paths[-1]}: {names_key!r} must be a non-empty list of class names, found "
+                        f"{type(names).__name__}")
+    classes = [_text(n) for n in names]
     train = [_cifar_batch(p, label_key, len(classes)) for p in paths[:-2]]
     test_x, test_y = _cifar_batch(paths[-2], label_key, len(classes))
     return Splits(torch.cat([x for x, _ in train]), torch.cat([y for _, y in train]), test_x, test_y, classes)
@@ -543,24 +623,52 @@ def _svhn_find(root: Path) -> Path:
     raise YocoError(f"{root} {problem}: expected {' and '.join(SVHN_FILES)} (the cropped-digits format) in {root}")
 
 
-def _svhn_split(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+MAT_ITEMSIZE = {"logical": 1, "int8": 1, "uint8": 1, "int16": 2, "uint16": 2, "int32": 4, "uint32": 4,
+                "single": 4, "int64": 8, "uint64": 8, "double": 8}
+
+
+def read_svhn_mat(path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """One SVHN split (``train_32x32.mat`` or ``test_32x32.mat``): uint8 images ``[N, 3, H, W]`` and int64
+    labels (10, the digit 0, becomes 0).
+
+    The variables' sizes are read from their headers first: a variable of the wrong kind, or one declaring more
+    than :data:`MAX_ARRAY_BYTES`, is refused before anything is allocated for it.
+    """
     import scipy.io
 
+    path = Path(path)
     if not path.is_file():
         raise YocoError(f"{path}: missing (SVHN needs both {' and '.join(SVHN_FILES)})")
     try:
+        declared = {name: (shape, kind) for name, shape, kind in scipy.io.whosmat(str(path))}
+        if "X" not in declared or "y" not in declared:
+            raise YocoError(f"{path}: expected variables X and y, found {_some(declared) or 'none'}")
+        for name, allowed in (("X", ("uint8",)), ("y", tuple(MAT_ITEMSIZE))):
+            shape, kind = declared[name]
+            if kind not in allowed:
+                raise YocoError(f"{path}: variable {name} is a MATLAB {kind} array, expected {' or '.join(allowed)}")
+            if math.prod(shape) * MAT_ITEMSIZE[kind] > MAX_ARRAY_BYTES:
+                raise YocoError(f"{path}: variable {name} declares shape {list(shape)}, more than the "
+                                f"{MAX_ARRAY_BYTES} bytes allowed; the file is corrupt")
         mat = scipy.io.loadmat(str(path), variable_names=["X", "y"])
-    except (OSError, ValueError, NotImplementedError, TypeError) as exc:
-        raise YocoError(f"{path}: not a readable .mat file ({exc})") from None
-    if "X" not in mat or "y" not in mat:
-        raise YocoError(f"{path}: expected variables X and y")
-    x, y = mat["X"], np.asarray(mat["y"]).reshape(-1)
-    if x.ndim != 4 or x.shape[2] != 3 or x.dtype != np.uint8:
-        raise YocoError(f"{path}: X must be uint8 [H, W, 3, N], found {x.dtype} {list(x.shape)}")
+    except YocoError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - scipy raises many types (struct, zlib, index...) for a corrupt file
+        detail = str(exc).splitlines()[0][:200] if str(exc) else "no details"
+        raise YocoError(f"{path}: not a readable .mat file ({type(exc).__name__}: {detail})") from None
+    x, y = mat.get("X"), mat.get("y")
+    if not isinstance(x, np.ndarray) or x.ndim != 4 or x.shape[2] != 3 or x.dtype != np.uint8:
+        found = f"{x.dtype} {list(x.shape)}" if isinstance(x, np.ndarray) else type(x).__name__
+        raise YocoError(f"{path}: X must be uint8 [H, W, 3, N], found {found}")
+    if not isinstance(y, np.ndarray) or y.dtype.kind not in "biuf":
+        raise YocoError(f"{path}: y must be a numeric array of labels")
+    y = y.reshape(-1)
     if len(y) != x.shape[3]:
         raise YocoError(f"{path}: {len(y)} labels but {x.shape[3]} images")
+    if y.dtype.kind == "f" and not (np.isfinite(y).all() and (y == np.round(y)).all()):
+        raise YocoError(f"{path}: labels must be whole numbers 1..10, found fractional, NaN or infinite values")
     if y.size and (y.min() < 0 or y.max() > 10):
-        raise YocoError(f"{path}: labels span {y.min()}..{y.max()}, expected 1..10 (10 is the digit 0)")
+        raise YocoError(f"{path}: labels span {y.min():g}..{y.max():g}, expected 1..10 (10 is the digit 0)")
     y = np.where(y == 10, 0, y)
     images = torch.from_numpy(np.ascontiguousarray(x.transpose(3, 2, 0, 1)))
     return images, torch.from_numpy(y.astype(np.int64))
@@ -570,8 +678,8 @@ def _svhn_split(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
           mean=NORMALIZATION["svhn"][0], std=NORMALIZATION["svhn"][1], flip=False)
 def load_svhn(folder: Path, resolution: int | None) -> Splits:
     """SVHN from ``train_32x32.mat`` and ``test_32x32.mat`` (label 10 is the digit 0)."""
-    train_x, train_y = _svhn_split(folder / SVHN_FILES[0])
-    test_x, test_y = _svhn_split(folder / SVHN_FILES[1])
+    train_x, train_y = read_svhn_mat(folder / SVHN_FILES[0])
+    test_x, test_y = read_svhn_mat(folder / SVHN_FILES[1])
     return Splits(train_x, train_y, test_x, test_y, DIGITS)
 
 
@@ -589,15 +697,43 @@ def imagenet_classes(name: str) -> list[str]:
 
 
 def _image_files(folder: Path) -> list[Path]:
-    """The image files in ``folder`` (recursively, sorted), by extension."""
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    """The image files in the class folder ``folder`` (recursively, sorted), by extension.
+
+    Links are never followed out of the split folder holding ``folder``: a link to a directory is skipped (it
+    could loop, like ``self -> .``, or pull in another class's images), and so is a link to a file outside it.
+    """
+    if folder.is_symlink():
+        raise YocoError(f"{folder}: class folder is a symbolic link; yoco follows no links to folders inside a "
+                        "dataset (they can loop or leave it), so put the folder itself there")
+    split = folder.parent.resolve()
+    files: list[Path] = []
+    skipped: list[str] = []
+    for top, dirs, names in os.walk(folder):  # os.walk never descends into linked directories
+        skipped += [d for d in dirs if os.path.islink(os.path.join(top, d))]
+        for name in names:
+            p = Path(top, name)
+            if p.suffix.lower() not in IMAGE_EXTENSIONS:
+                continue
+            if p.is_symlink() and not p.resolve().is_relative_to(split):
+                skipped.append(name)
+            elif p.is_file():
+                files.append(p)
+    if skipped:
+        logger.warning("%s: skipped %d symbolic link(s) to folders or to files outside %s (%s)", folder,
+                       len(skipped), split, _some(skipped, 5))
     if not files:
         raise YocoError(f"{folder}: class folder has no images (looked for {', '.join(IMAGE_EXTENSIONS)})")
-    return files
+    return sorted(files)
 
 
 def _class_dirs(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    """The class folders in ``folder``, sorted: its sub-folders, less hidden ones and links (never followed)."""
+    entries = [p for p in folder.iterdir() if not p.name.startswith(".") and p.is_dir()]
+    links = [p.name for p in entries if p.is_symlink()]
+    if links:
+        logger.warning("%s: ignoring linked folder(s) %s; yoco follows no links to folders inside a dataset "
+                       "(they can loop or leave it)", folder, _some(links, 5))
+    return sorted(p.name for p in entries if not p.is_symlink())
 
 
 def _resize_center_crop(im: Any, size: int) -> Any:
@@ -741,7 +877,11 @@ def load_imagefolder(root: Path, resolution: int | None) -> Splits:
     test_classes = _class_dirs(test_dir)
     unknown = sorted(set(test_classes) - set(classes))
     if unknown:
-        raise YocoError(f"{test_dir}: class folders {', '.join(unknown)} are not in {train_dir}")
+        raise YocoError(f"{test_dir}: class folders {_some(unknown)} are not in {train_dir}")
+    missing = [c for c in classes if c not in test_classes]
+    if missing:
+        raise YocoError(f"{test_dir}: no folder for class(es) {_some(missing)}, which {train_dir} has; every "
+                        "class needs test images")
     paths = [p for c in classes for p in _image_files(train_dir / c)]
     paths += [p for c in test_classes for p in _image_files(test_dir / c)]
     sizes, grey = _probe(paths)

@@ -11,8 +11,10 @@ Nothing in a file is ever executed: ``.pt`` files are opened with ``torch.load(w
 from __future__ import annotations
 
 import logging
+import math
 import pickle
 import re
+import reprlib
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 KIP_IMAGE_KEYS = ("images", "x", "support_images", "x_train", "image")
 KIP_LABEL_KEYS = ("labels", "y", "support_labels", "y_train", "label")
+MAX_ARRAY_BYTES = 2 * 1024**3  # an archived array declaring more than this is refused before anything is read
 
 
 @dataclass
@@ -128,7 +131,13 @@ def import_condensed(
         raise YocoError(f"{path}: give both mean and std, or neither")
 
     req = Request(experiment, Path(labels_path) if labels_path is not None else None)
-    found = spec.read(path, req)
+    try:
+        found = spec.read(path, req)
+    except YocoError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a corrupt file can make a third-party reader raise anything
+        raise YocoError(f"{path}: cannot read as a {spec.name!r} file ({type(exc).__name__}: "
+                        f"{_first_line(exc)})") from None
     if isinstance(found, CondensedSet):
         return _check_own(found, dataset, num_classes, factor, normalized, mean, std)
 
@@ -211,10 +220,11 @@ def _guess_from_contents(path: Path) -> str | None:
             pass
     try:
         with zipfile.ZipFile(path) as zf:
-            if any(n.endswith(".npy") for n in zf.namelist()):
-                return "kip"
-    except (zipfile.BadZipFile, OSError):
-        pass
+            npz = any(n.endswith(".npy") for n in zf.namelist())
+    except Exception:  # noqa: BLE001 - a corrupt zip directory can raise anything; it is just not a .npz
+        npz = False
+    if npz:
+        return "kip"
     try:
         obj = _torch_load(path)
     except YocoError:
@@ -274,11 +284,20 @@ def _first_line(exc: BaseException) -> str:
     return lines[0][:200] if lines else "no details"
 
 
+def _from_numpy(a: np.ndarray) -> torch.Tensor:
+    """A tensor of ``a`` in native byte order (torch refuses big-endian arrays, which numpy files may hold)."""
+    if not a.dtype.isnative:
+        a = a.astype(a.dtype.newbyteorder("="))
+    return torch.from_numpy(np.ascontiguousarray(a))
+
+
 def _as_images(obj: Any, src: str) -> torch.Tensor:
     if isinstance(obj, np.ndarray):
-        obj = torch.from_numpy(np.ascontiguousarray(obj))
+        obj = _from_numpy(obj)
     if not torch.is_tensor(obj):
         raise YocoError(f"{src}: expected an image tensor [N, C, H, W], found {describe(obj)}")
+    if obj.layout != torch.strided:
+        raise YocoError(f"{src}: expected a dense image tensor, found a {obj.layout} one")
     if not obj.is_floating_point():
         raise YocoError(f"{src}: expected floating-point images, found {describe(obj)}")
     if obj.dim() != 4:
@@ -289,9 +308,11 @@ def _as_images(obj: Any, src: str) -> torch.Tensor:
 def _as_labels(obj: Any, src: str) -> tuple[torch.Tensor, int | None]:
     """Integer labels ``[N]``, and the class count when the labels were one-hot or soft ``[N, C]``."""
     if isinstance(obj, np.ndarray):
-        obj = torch.from_numpy(np.ascontiguousarray(obj))
+        obj = _from_numpy(obj)
     if not torch.is_tensor(obj):
         raise YocoError(f"{src}: expected a label tensor [N] or [N, C], found {describe(obj)}")
+    if obj.layout != torch.strided:
+        raise YocoError(f"{src}: expected a dense label tensor, found a {obj.layout} one")
     obj = obj.detach()
     if obj.dim() == 2 and obj.shape[1] == 1:
         obj = obj[:, 0]
@@ -355,7 +376,7 @@ def _check_own(
     }
     for key, (want, have, ok) in given.items():
         if not ok:
-            raise YocoError(f"{cs.source}: the file says {key}={have!r} but {want!r} was given")
+            raise YocoError(f"{cs.source}: the file says {key}={reprlib.repr(have)} but {reprlib.repr(want)} was given")
     return cs
 
 
@@ -464,28 +485,31 @@ def read_dsa(path: Path, req: Request) -> Raw:
     f"({'/'.join(KIP_LABEL_KEYS)})",
 )
 def read_kip(path: Path, req: Request) -> Raw:
-    """KIP's ``.npz``: images (NHWC as JAX writes them, or NCHW) and one-hot, possibly centred, labels."""
+    """KIP's ``.npz``: images (NHWC as JAX writes them, or NCHW) and one-hot, possibly centred, labels.
+
+    Each array's ``.npy`` header is checked before the array is read: object arrays (pickles) are refused, and
+    so is an array declaring more than :data:`MAX_ARRAY_BYTES` or a size its archive member does not hold.
+    """
     if not zipfile.is_zipfile(path):
         raise YocoError(f"{path}: expected a .npz archive (zip of .npy arrays){_hint(path, 'kip')}")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            keys = list(npz.files)
+        with zipfile.ZipFile(path) as zf:
+            members = {info.filename[: -len(".npy")]: info for info in zf.infolist()
+                       if info.filename.endswith(".npy")}
+            keys = list(members)
             ikey = next((k for k in KIP_IMAGE_KEYS if k in keys), None)
             lkey = next((k for k in KIP_LABEL_KEYS if k in keys), None)
             if ikey is None or lkey is None:
+                found = f"{keys[:20]}{' ...' if len(keys) > 20 else ''}"
                 raise YocoError(
                     f"{path}: expected an image array named one of {list(KIP_IMAGE_KEYS)} and a label array "
-                    f"named one of {list(KIP_LABEL_KEYS)}, found keys {keys}{_hint(path, 'kip')}"
+                    f"named one of {list(KIP_LABEL_KEYS)}, found keys {found}{_hint(path, 'kip')}"
                 )
-            images, labels = npz[ikey], npz[lkey]
-    except ValueError as exc:
-        if "pickle" in str(exc):
-            raise YocoError(
-                f"refusing to execute code from {path}: it holds pickled objects ({exc})"
-            ) from None
-        raise YocoError(f"{path}: not a readable .npz archive ({exc})") from None
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise YocoError(f"{path}: not a readable .npz archive ({exc})") from None
+            images, labels = _read_npy(zf, members[ikey], path), _read_npy(zf, members[lkey], path)
+    except YocoError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - zipfile, zlib and numpy raise many types for a corrupt archive
+        raise YocoError(f"{path}: not a readable .npz archive ({type(exc).__name__}: {_first_line(exc)})") from None
     if images.ndim == 3:  # grayscale without a channel axis
         images = images[:, None]
     if images.ndim == 4 and images.shape[-1] in (1, 3):  # NHWC as JAX writes it; wins when both axes fit
@@ -496,6 +520,32 @@ def read_kip(path: Path, req: Request) -> Raw:
             f"shape {list(images.shape)}"
         )
     return Raw(images, labels, {"images_key": ikey, "labels_key": lkey})
+
+
+def _read_npy(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> np.ndarray:
+    """One ``.npy`` member of an archive; its header is checked before memory is allocated for the array."""
+    name = info.filename
+    with zf.open(info) as fh:
+        version = np.lib.format.read_magic(fh)
+        if version not in ((1, 0), (2, 0)):
+            raise YocoError(f"{path}: {name} is a .npy file of version {version}, expected 1.0 or 2.0")
+        fmt = np.lib.format
+        shape, _, dtype = (fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0)(fh)
+        data_size = info.file_size - fh.tell()
+    if dtype.hasobject:
+        raise YocoError(f"refusing to execute code from {path}: {name} holds pickled objects")
+    if dtype.kind not in "biuf" or dtype.itemsize > 8:
+        raise YocoError(f"{path}: {name} holds {dtype} values; expected an array of plain numbers")
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes > MAX_ARRAY_BYTES:
+        raise YocoError(f"{path}: {name} declares a {dtype} array of shape {reprlib.repr(list(shape))}, "
+                        f"{nbytes / 2**30:.3g} GiB, more than the {MAX_ARRAY_BYTES / 2**30:g} GiB allowed; "
+                        "refusing to read it")
+    if nbytes != data_size:
+        raise YocoError(f"{path}: {name} declares {nbytes} bytes of array data but its archive member holds "
+                        f"{data_size}; the archive is corrupt")
+    with zf.open(info) as fh:
+        return np.lib.format.read_array(fh, allow_pickle=False)
 
 
 @register("yoco", factor=1, normalized=False, summary="yoco's own .safetensors file")

@@ -1,0 +1,37 @@
+"""The size ladder: one condensed set in, a family of smaller ones out, each evaluated, for every rule.
+
+``config`` (what decides the numbers, presets), ``cache`` (one caching rule, the folder lock), ``cells``
+(evaluation runs and where they execute), ``run`` (the stage sequence and the demo).
+"""
+
+from yoco.ladder.cache import key
+from yoco.ladder.cells import Cell, execute, run_cell
+from yoco.ladder.config import (
+    DEFAULT_RULES,
+    DEMO_SET,
+    PRESETS,
+    LadderConfig,
+    build_config,
+    demo_config,
+    preset_config,
+    quick,
+)
+from yoco.ladder.run import demo, fingerprint, run_ladder
+
+__all__ = [
+    "DEFAULT_RULES",
+    "DEMO_SET",
+    "PRESETS",
+    "Cell",
+    "LadderConfig",
+    "build_config",
+    "demo",
+    "demo_config",
+    "execute",
+    "fingerprint",
+    "key",
+    "preset_config",
+    "quick",
+    "run_cell",
+    "run_ladder",
+]

@@ -1,0 +1,129 @@
+"""Evaluation cells and where they run: in this process, in local worker processes, or on a Ray cluster.
+
+A :class:`Cell` is one training run of one pruned set: plain data (paths, names, seeds, the evaluation config),
+so a worker process or a Ray task can run it. :func:`run_cell` never raises: a failure is recorded in the
+cell's result file and the rest of the ladder carries on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from yoco.errors import YocoError
+from yoco.io import write_json
+from yoco.ladder.cache import read_json
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One evaluation run: ``rule`` at ``ipc`` (None: the unpruned source), trained with ``seed``."""
+
+    rule: str
+    ipc: int | None
+    seed: int
+    set_path: str
+    dataset: str
+    data_root: str | None
+    eval: dict[str, Any]
+    key: str
+    out: str
+    threads: int = 0
+
+    @property
+    def name(self) -> str:
+        return f"{self.rule}-ipc{self.ipc}-seed{self.seed}" if self.ipc is not None else f"source-seed{self.seed}"
+
+    def done(self) -> bool:
+        """Finished with this cell's key (a changed setting, a failure or a truncated file reruns it)."""
+        old = read_json(Path(self.out))
+        return old is not None and old.get("key") == self.key and old.get("status") == "ok"
+
+    def result(self) -> dict[str, Any]:
+        """The cell's result file, checked against its key; a missing or stale file reads as failed."""
+        old = read_json(Path(self.out))
+        if old is None or old.get("key") != self.key:
+            return {"status": "failed", "error": "no result (the cell did not run)", "rule": self.rule,
+                    "ipc": self.ipc, "seed": self.seed, "key": self.key}
+        return old
+
+
+@lru_cache(maxsize=2)
+def _dataset(name: str, root: str | None):
+    from yoco.data.datasets import load_dataset
+
+    return load_dataset(name, root=root)
+
+
+def run_cell(cell: Cell) -> dict[str, Any]:
+    """Evaluate one pruned set with one seed and write its JSON; never raises (errors are recorded)."""
+    from yoco.data.condensed import load
+    from yoco.evaluate import EvalConfig, evaluate_condensed
+
+    if cell.threads:
+        torch.set_num_threads(cell.threads)
+    t0 = time.perf_counter()
+    try:
+        cs = load(cell.set_path)
+        real = _dataset(cell.dataset, cell.data_root)
+        cfg = EvalConfig(**{**cell.eval, "repeat": 1, "seed": cell.seed})
+        res = evaluate_condensed(cs, real, cfg, progress=False)
+        result = {"status": "ok", "last": res["last_mean"], "best": res["best_mean"], "curve": res["runs"][0]["curve"],
+                  "sha256": res["sha256"], "config": res["config"]}
+    except Exception as exc:  # noqa: BLE001 - a failed cell is reported in the table, the ladder goes on
+        result = {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()}
+    result.update({"rule": cell.rule, "ipc": cell.ipc, "seed": cell.seed, "key": cell.key,
+                   "seconds": time.perf_counter() - t0})
+    write_json(cell.out, result)
+    return result
+
+
+def execute(cells: list[Cell], workers: int = 1, ray_address: str | None = None, progress: bool = True) -> None:
+    """Run ``cells`` here (``workers`` 1), in ``workers`` local processes, or on the Ray cluster at ``ray_address``.
+
+    Worker processes and Ray tasks get one thread each (local workers: the cores shared out), so the same seeds
+    give the same numbers whichever way the cells run.
+    """
+    from tqdm.auto import tqdm
+
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise YocoError(f"workers must be a whole number >= 1, got {workers!r}")
+    bar = tqdm(total=len(cells), desc="ladder", disable=not progress or not cells, dynamic_ncols=True)
+    if ray_address:
+        for _ in _ray_map(cells, ray_address):
+            bar.update()
+    elif workers == 1:
+        for c in cells:
+            run_cell(c)
+            bar.update()
+    else:
+        import multiprocessing as mp
+
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            futures = [pool.submit(run_cell, dataclasses.replace(c, threads=threads)) for c in cells]
+            for _ in as_completed(futures):
+                bar.update()
+    bar.close()
+
+
+def _ray_map(cells: list[Cell], address: str):
+    try:
+        import ray
+    except ImportError:
+        raise YocoError("--ray needs the ray package: pip install 'yoco[ray]'") from None
+    ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+    remote = ray.remote(run_cell)
+    pending = [remote.remote(dataclasses.replace(c, threads=1)) for c in cells]
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1)
+        yield ray.get(done[0])

@@ -1,0 +1,163 @@
+"""What decides a ladder's numbers: :class:`LadderConfig`, the paper presets, the quick and demo settings."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from yoco import protocol
+from yoco.dynamics import DynamicsConfig
+from yoco.errors import YocoError
+from yoco.evaluate import EvalConfig
+from yoco.rules import option_names, parse_rule
+
+DEFAULT_RULES = ("yoco", "random_balance", "forgetting", "el2n", "aum", "entropy", "ssp", "ccs")
+PRESETS = protocol.PAPER_LADDERS
+
+
+@dataclass
+class LadderConfig:
+    """Everything that decides a ladder's numbers (serialised into every result file).
+
+    ``None`` score windows follow the published ones for the source (:func:`yoco.scores.resolve_windows`).
+
+    ``seed`` seeds the training runs (each cell is trained with seeds ``seed .. seed + repeat - 1``);
+    ``subset_seed`` seeds the rules that draw at random (random, ssp, ccs), so the spread between subsets can
+    be measured apart from the training noise. ``options`` are rule-method options (``{"hard_cut": 0.2}`` for
+    CCS); ``None`` LBPE window entries follow :func:`yoco.protocol.lbpe_window` for the source.
+    """
+
+    dataset: str
+    ipcs: tuple[int, ...] = (1, 2, 5)
+    rules: tuple[str, ...] = DEFAULT_RULES
+    repeat: int = protocol.EVAL_REPEATS
+    seed: int = 0
+    subset_seed: int = 0
+    dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    lbpe_epochs: int | None = None
+    lbpe_top_k: int | None = None
+    el2n_epochs: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    reference: bool = True
+
+    def __post_init__(self) -> None:
+        self.ipcs = tuple(self.ipcs)
+        self.rules = tuple(self.rules)
+        if not self.ipcs:
+            raise YocoError("the ladder needs at least one target IPC")
+        bad = [k for k in self.ipcs if isinstance(k, bool) or not isinstance(k, int) or k < 1]
+        if bad:
+            raise YocoError(f"target IPCs must be whole numbers >= 1, got {bad}")
+        if not self.rules:
+            raise YocoError("the ladder needs at least one rule (--rules)")
+        for rule in self.rules:
+            parse_rule(rule)
+        if len({parse_rule(r).name for r in self.rules}) != len(self.rules):
+            raise YocoError(f"the same rule is listed twice in {list(self.rules)}")
+        _at_least("repeat", self.repeat, 1)
+        for name in ("lbpe_epochs", "lbpe_top_k", "el2n_epochs"):
+            if getattr(self, name) is not None:
+                _at_least(name, getattr(self, name), 1)
+        known = {o for opts in option_names().values() for o in opts}
+        unknown = sorted(set(self.options) - known)
+        if unknown:
+            raise YocoError(f"unknown rule option(s) {unknown}; options by method: {option_names()}")
+        # every cell is one evaluation run seeded from the ladder's own seed range: the saved eval config says so
+        self.eval = dataclasses.replace(self.eval, repeat=self.repeat, seed=self.seed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def departures(self) -> list[str]:
+        """How these settings depart from the published protocol (empty: the full protocol)."""
+        out = []
+        dyn, ev, base = self.dynamics, self.eval, DynamicsConfig()
+        if dyn.epochs != base.epochs or dyn.runs != base.runs:
+            out.append(f"dynamics {dyn.runs} x {dyn.epochs} epochs (protocol {base.runs} x {base.epochs})")
+        if ev.epochs is not None:
+            out.append(f"evaluation {ev.epochs} epochs (protocol 1000 for this size)")
+        for what, width in (("dynamics", dyn.width), ("evaluation", ev.width)):
+            if width is not None:
+                out.append(f"{what} network width {width} (protocol 128)")
+        if ev.test_points != protocol.EVAL_TEST_POINTS:
+            out.append(f"{ev.test_points} test points (protocol {protocol.EVAL_TEST_POINTS})")
+        return out
+
+
+def _at_least(name: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise YocoError(f"{name} must be a whole number >= {low}, got {value!r}")
+
+
+def quick(cfg: LadderConfig, width: int = 64, dyn_epochs: int = 150, eval_epochs: int = 300) -> LadderConfig:
+    """A first look on a CPU: narrower networks and far fewer epochs (numbers are NOT the protocol's).
+
+    Sets the network width (64), dynamics to 2 runs x 150 epochs, evaluation to 300 epochs with 2 test points,
+    and shrinks LBPE's window to fit the shorter dynamics (E at most half of them, K at most 10).
+    """
+    window = max(1, min(cfg.lbpe_epochs or dyn_epochs, dyn_epochs // 2))
+    return dataclasses.replace(
+        cfg,
+        dynamics=dataclasses.replace(cfg.dynamics, width=width, epochs=dyn_epochs, runs=2),
+        eval=dataclasses.replace(cfg.eval, width=width, epochs=eval_epochs, test_points=2),
+        lbpe_epochs=window,
+        lbpe_top_k=min(cfg.lbpe_top_k or 10, 10, window),
+    )
+
+
+def preset_config(name: str, **overrides: Any) -> LadderConfig:
+    """The ladder config of a paper experiment (:data:`yoco.protocol.PAPER_LADDERS`), with overrides."""
+    if name not in PRESETS:
+        raise YocoError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
+    p = PRESETS[name]
+    e, k = protocol.lbpe_window(p["dataset"], p["method"])
+    return LadderConfig(**{"dataset": p["dataset"], "ipcs": p["ipcs"], "lbpe_epochs": e, "lbpe_top_k": k,
+                           **overrides})
+
+
+def build_config(*, preset: str | None = None, dataset: str | None = None, quick_look: bool = False,
+                 ipcs: tuple[int, ...] | None = None, rules: tuple[str, ...] | None = None,
+                 repeat: int | None = None, seed: int | None = None, subset_seed: int | None = None,
+                 lbpe_epochs: int | None = None, lbpe_top_k: int | None = None,
+                 options: dict[str, Any] | None = None, eval_epochs: int | None = None, width: int | None = None,
+                 dynamics_epochs: int | None = None, dynamics_runs: int | None = None) -> LadderConfig:
+    """A ladder config from a preset or a dataset, then the given settings (``None``: keep the default).
+
+    Order: the preset (or the dataset's defaults), the top-level settings, ``quick_look`` (:func:`quick`), then
+    the training overrides, so an explicit ``eval_epochs`` or ``width`` wins over the quick settings.
+    """
+    top = {k: v for k, v in {"ipcs": ipcs, "rules": rules, "repeat": repeat, "seed": seed, "subset_seed": subset_seed,
+                             "lbpe_epochs": lbpe_epochs, "lbpe_top_k": lbpe_top_k, "options": options}.items()
+           if v is not None}
+    if preset:
+        cfg = preset_config(preset, **({"dataset": dataset} if dataset else {}), **top)
+    elif dataset:
+        cfg = LadderConfig(dataset=dataset, **top)
+    else:
+        raise YocoError("the ladder needs --dataset (or a --preset)")
+    if quick_look:
+        cfg = quick(cfg)
+    ev, dy = cfg.eval, cfg.dynamics
+    if eval_epochs is not None:
+        ev = dataclasses.replace(ev, epochs=eval_epochs)
+    if width is not None:
+        ev, dy = dataclasses.replace(ev, width=width), dataclasses.replace(dy, width=width)
+    if dynamics_epochs is not None:
+        dy = dataclasses.replace(dy, epochs=dynamics_epochs)
+    if dynamics_runs is not None:
+        dy = dataclasses.replace(dy, runs=dynamics_runs)
+    return dataclasses.replace(cfg, eval=ev, dynamics=dy)
+
+
+DEMO_SET = Path(__file__).resolve().parent.parent / "assets" / "fashion-mnist-idc-ipc10.safetensors"
+
+
+def demo_config() -> LadderConfig:
+    """The README's main job: Fashion-MNIST IPC 10 -> 1, 2, 5 with every rule, sized for ~15 min on 2 cores.
+
+    The shipped set decodes to 400 images, so the demo's networks are narrower (width 32) than ``--quick``'s.
+    """
+    return quick(LadderConfig(dataset="fashion-mnist", ipcs=(1, 2, 5), repeat=2), width=32)

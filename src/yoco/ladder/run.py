@@ -1,0 +1,130 @@
+"""The ladder's stages: dynamics (once) -> score table (once) -> for every (rule, target IPC): prune -> cells.
+
+Every stage goes through :func:`yoco.ladder.cache.cached`, so rerunning an interrupted or changed ladder
+redoes only what is missing or affected, and a folder is locked while a ladder runs in it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any
+
+from yoco.data.condensed import CondensedSet, content_sha256, load, save
+from yoco.dynamics import Dynamics, load_dynamics, record_dynamics, save_dynamics
+from yoco.errors import YocoError
+from yoco.evaluate import check_compatible
+from yoco.ladder.cache import FolderLock, cached, claim, key
+from yoco.ladder.cells import Cell, _dataset, execute
+from yoco.ladder.config import DEMO_SET, LadderConfig, demo_config
+from yoco.report import write_ladder_reports
+from yoco.rules import build_table, parse_rule, prune
+from yoco.scores import resolve_windows
+from yoco.scoretable import ScoreTable, load_table
+
+log = logging.getLogger(__name__)
+
+
+def fingerprint(cs: CondensedSet) -> str:
+    """Short content hash of a condensed set (images, labels, metadata): the prefix of its content sha256."""
+    return content_sha256(cs)[:16]
+
+
+def run_ladder(
+    cs: CondensedSet,
+    cfg: LadderConfig,
+    out_dir: str | Path,
+    *,
+    data_root: str | None = None,
+    workers: int = 1,
+    ray_address: str | None = None,
+    force: bool = False,
+    device: str = "auto",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run (or resume) the whole ladder into ``out_dir`` and write results.{csv,json,md} and ladder.png.
+
+    Returns the results document; its ``failed`` lists the cells that failed (the rest complete regardless).
+    """
+    out = Path(out_dir)
+    with FolderLock(out):
+        source_fp = fingerprint(cs)
+        real = _dataset(cfg.dataset, data_root)
+        check_compatible(cs, real)
+        bad = [k for k in cfg.ipcs if cs.meta.ipc and k >= cs.meta.ipc]
+        if bad:
+            raise YocoError(f"target IPCs {bad} must be below the source IPC {cs.meta.ipc}")
+        claim(out, source_fp, cfg.dataset, cfg.to_dict(), force)
+        cache = out / "cache"
+
+        dyn_key = key(source_fp, cfg.dynamics.to_dict())
+
+        def make_dynamics() -> Dynamics:
+            log.info("recording training dynamics (%d runs x %d epochs)", cfg.dynamics.runs, cfg.dynamics.epochs)
+            dyn = record_dynamics(cs, cfg.dynamics, device=device, progress=progress)
+            dyn.config["cache_key"] = dyn_key
+            return dyn
+
+        dyn = cached(cache / f"dynamics-{dyn_key}.safetensors", dyn_key, make_dynamics, save_dynamics, load_dynamics,
+                     lambda d: d.config.get("cache_key"))
+
+        windows = resolve_windows(dyn, lbpe_epochs=cfg.lbpe_epochs, lbpe_top_k=cfg.lbpe_top_k,
+                                  el2n_epochs=cfg.el2n_epochs)
+        score_kw = {**windows, "seed": cfg.subset_seed}
+        table_key = key(dyn_key, score_kw)
+        table = cached(cache / f"scores-{table_key}.safetensors", table_key,
+                       lambda: build_table(dyn, **score_kw, config={"dynamics": dyn_key, "cache_key": table_key}),
+                       lambda t, p: t.save(p), load_table, lambda t: t.config.get("cache_key"))
+
+        eval_cfg = {**cfg.eval.to_dict(), "device": device}
+        cells: list[Cell] = []
+        if cfg.reference:
+            src_path = cache / f"source-{source_fp}.safetensors"
+            cached(src_path, source_fp, lambda: cs, save, load, fingerprint)
+            cells += _cells(out, "source", None, src_path, source_fp, cfg, eval_cfg, data_root)
+        for rule in cfg.rules:
+            name = parse_rule(rule).name
+            for ipc in cfg.ipcs:
+                pkey = key(table_key, name, ipc, cfg.options, cfg.subset_seed)
+                path = out / "pruned" / f"{name}-ipc{ipc}-{pkey}.safetensors"
+                cached(path, pkey, lambda n=name, k=ipc, pk=pkey: _pruned(cs, table, n, k, cfg, pk), save, load,
+                       lambda p: p.meta.extra.get("cache_key"))
+                cells += _cells(out, name, ipc, path, pkey, cfg, eval_cfg, data_root)
+
+        todo = [c for c in cells if not c.done()]
+        log.info("%d evaluation cells, %d already done, %d to run", len(cells), len(cells) - len(todo), len(todo))
+        execute(todo, workers, ray_address, progress)
+        results = [c.result() for c in cells]
+        doc = write_ladder_reports(out, results, {**cfg.to_dict(), "source": cs.source, "source_fingerprint": source_fp,
+                                                  "source_sha256": content_sha256(cs), "departures": cfg.departures()})
+    return doc
+
+
+def _pruned(cs: CondensedSet, table: ScoreTable, rule: str, ipc: int, cfg: LadderConfig, pkey: str) -> CondensedSet:
+    pruned, _ = prune(cs, table, rule, ipc, seed=cfg.subset_seed, **cfg.options)
+    pruned.meta.extra["cache_key"] = pkey
+    return pruned
+
+
+def _cells(out: Path, rule: str, ipc: int | None, set_path: Path, set_key: str, cfg: LadderConfig,
+           eval_cfg: dict[str, Any], data_root: str | None) -> list[Cell]:
+    cells = []
+    for s in range(cfg.seed, cfg.seed + cfg.repeat):
+        k = key(set_key, eval_cfg, s)
+        cell = Cell(rule, ipc, s, str(set_path), cfg.dataset, data_root, eval_cfg, k, "")
+        cells.append(dataclasses.replace(cell, out=str(out / "cells" / f"{cell.name}-{k}.json")))
+    return cells
+
+
+def demo(out: str | Path, *, data_root: str | None = None, workers: int = 1, device: str = "auto",
+         progress: bool = True) -> dict[str, Any]:
+    """Run the demo ladder on the shipped condensed Fashion-MNIST set (random real images if it is absent)."""
+    if DEMO_SET.exists():
+        cs = load(DEMO_SET)
+    else:
+        from yoco.data.subset import random_real_subset
+
+        log.warning("shipped condensed set %s not found; using 10 random real images per class", DEMO_SET)
+        cs = random_real_subset(_dataset("fashion-mnist", data_root), 10, seed=0)
+    return run_ladder(cs, demo_config(), out, data_root=data_root, workers=workers, device=device, progress=progress)

@@ -1,0 +1,184 @@
+"""Every command through the CLI on tiny data, and the failure modes a hostile user finds: one-line errors,
+exit status 2, and nothing lost or half-written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import tiny_real, write_mnist_like
+
+from yoco import cli
+from yoco.data.condensed import CondensedMeta, CondensedSet, load, save
+
+FAST_LADDER = ["--ipcs", "1", "--rules", "yoco,ccs", "--repeat", "1", "--epochs", "2", "--width", "8",
+               "--dynamics-epochs", "4", "--dynamics-runs", "1", "--lbpe-epochs", "3", "--lbpe-top-k", "2",
+               "--device", "cpu", "--quiet"]
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> dict[str, Path]:
+    """MNIST-format files of a tiny separable dataset, and a 4-per-class set of it (16x16, 10 classes)."""
+    real = tiny_real(n_per_class=8, num_classes=10, size=16)
+    write_mnist_like(tmp_path / "data", real)
+    g = torch.Generator().manual_seed(0)
+    idx = torch.cat([torch.nonzero(real.train_labels == c).flatten()[:4] for c in range(10)])
+    meta = CondensedMeta("mnist", 10, method="real", ipc=4, factor=1)
+    cs = CondensedSet(real.train_images[idx].float() / 255 + 0 * torch.rand(1, generator=g), real.train_labels[idx],
+                      meta, source="set")
+    save(cs, tmp_path / "set.safetensors")
+    return {"tmp": tmp_path, "root": tmp_path / "data", "set": tmp_path / "set.safetensors"}
+
+
+def run(*argv: str | Path) -> int:
+    return cli.main([str(a) for a in argv])
+
+
+def error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err and err[-1].startswith("yoco: error: ") and "Traceback" not in "\n".join(err)
+    return err[-1]
+
+
+def test_every_command_runs_end_to_end(world, capsys):
+    t, root, s = world["tmp"], world["root"], world["set"]
+    assert run("datasets", "--dataset", "mnist", "--data-root", root) == 0
+    assert "mnist" in capsys.readouterr().out
+    assert run("show", s, "--png", t / "grid.png") == 0 and (t / "grid.png").read_bytes()[:4] == b"\x89PNG"
+    torch.save([load(s).images, load(s).labels], t / "data.pt")
+    assert run("import", t / "data.pt", "--format", "idc", "--dataset", "mnist", "--factor", "1",
+               "--out", t / "imported.safetensors") == 0
+    assert torch.equal(load(t / "imported.safetensors").images, load(s).images)
+    assert run("sample", "--dataset", "mnist", "--data-root", root, "--ipc", "2", "--out", t / "s2.safetensors") == 0
+    assert run("evaluate", s, "--dataset", "mnist", "--data-root", root, "--epochs", "2", "--width", "8",
+               "--repeat", "1", "--device", "cpu", "--quiet", "--out", t / "eval.json") == 0
+    res = json.loads((t / "eval.json").read_text())
+    assert len(res["runs"]) == 1 and len(res["file"]["sha256"]) == 64 and "(1 run)" in capsys.readouterr().out
+    assert run("condense", "--dataset", "mnist", "--data-root", root, "--ipc", "1", "--preset", "cpu-quick",
+               "--iterations", "1", "--inner", "1", "--width", "8", "--device", "cpu", "--quiet",
+               "--out", t / "idc.safetensors") == 0
+    assert load(t / "idc.safetensors").meta.method == "idc"
+    assert run("dynamics", s, "--epochs", "4", "--runs", "1", "--width", "8", "--device", "cpu", "--quiet",
+               "--out", t / "dyn.safetensors") == 0
+    assert run("score", t / "dyn.safetensors", "--lbpe-epochs", "3", "--lbpe-top-k", "2", "--el2n-epochs", "2",
+               "--out", t / "scores.safetensors", "--csv", t / "scores.csv") == 0
+    assert run("prune", s, "--scores", t / "scores.safetensors", "--rule", "ssp", "--ipc", "1",
+               "--out", t / "p1.safetensors", "--record", t / "p1.json") == 0
+    assert load(t / "p1.safetensors").meta.extra["selection"]["rule"] == "ssp_imbalance"
+    assert json.loads((t / "p1.json").read_text())["ipc"] == 1
+    assert run("prune", s, "--scores", t / "scores.csv", "--rule", "ccs", "--option", "hard_cut=0.2", "--ipc", "2",
+               "--out", t / "p2.safetensors") == 0
+    assert load(t / "p2.safetensors").meta.extra["selection"]["options"] == {"hard_cut": 0.2}
+    capsys.readouterr()
+    assert run("ladder", s, "--dataset", "mnist", "--data-root", root, *FAST_LADDER, "--out", t / "lad") == 0
+    out = capsys.readouterr().out
+    assert "lbpe_easy_balance" in out and "NOT the full protocol" in out and "(1 run)" in out
+
+
+def test_demo_runs_on_the_shipped_set_path(world, monkeypatch, capsys):
+    from yoco.ladder import config as ladder_config
+    from yoco.ladder import run as ladder_run
+
+    tiny = ladder_config.quick(ladder_config.LadderConfig(dataset="mnist", ipcs=(1,), rules=("yoco",), repeat=1),
+                               width=8, dyn_epochs=4, eval_epochs=2)
+    monkeypatch.setattr(ladder_run, "demo_config", lambda: tiny)
+    monkeypatch.setattr(ladder_run, "DEMO_SET", world["set"])
+    assert run("demo", "--out", world["tmp"] / "demo", "--data-root", world["root"], "--workers", "1",
+               "--device", "cpu", "--quiet") == 0
+    assert (world["tmp"] / "demo" / "results.md").exists()
+
+
+@pytest.mark.parametrize("argv", [
+    ["prune", "{set}", "--scores", "{scores}", "--rule", "yoco", "--ipc", "1", "--out", "{set}"],
+    ["prune", "{set}", "--scores", "{scores}", "--rule", "yoco", "--ipc", "1", "--out", "{tmp}/p.safetensors",
+     "--record", "{tmp}/p.safetensors"],
+    ["show", "{set}", "--png", "{set}"],
+    ["evaluate", "{set}", "--dataset", "mnist", "--data-root", "{root}", "--out", "{set}"],
+    ["dynamics", "{set}", "--out", "{set}"],
+    ["score", "{scores}", "--out", "{scores}"],
+])
+def test_an_output_that_is_an_input_is_refused_and_the_input_kept(world, capsys, argv):
+    scores = world["tmp"] / "scores.safetensors"
+    scores.write_bytes(b"precious")
+    paths = {"set": world["set"], "scores": scores, "tmp": world["tmp"], "root": world["root"]}
+    before = {p: p.read_bytes() for p in (world["set"], scores)}
+    assert run(*[a.format(**paths) for a in argv]) == 2
+    line = error_line(capsys)
+    assert "refusing to overwrite" in line or "asked for twice" in line
+    assert {p: p.read_bytes() for p in before} == before
+
+
+def test_unwritable_outputs_are_refused_before_any_work(world, capsys, monkeypatch):
+    t = world["tmp"]
+    (t / "afile").write_text("x")
+    called = []
+    monkeypatch.setattr("yoco.dynamics.record_dynamics", lambda *a, **k: called.append(1))
+    assert run("dynamics", world["set"], "--out", t / "afile" / "dyn.safetensors") == 2
+    assert "is not a folder" in error_line(capsys)
+    (t / "adir").mkdir()
+    assert run("dynamics", world["set"], "--out", t / "adir") == 2
+    assert "existing folder" in error_line(capsys)
+    monkeypatch.setattr("os.access", lambda *a, **k: False)  # a read-only folder (root ignores permissions)
+    assert run("dynamics", world["set"], "--out", t / "new" / "dyn.safetensors") == 2
+    assert "not writable" in error_line(capsys)
+    assert not called
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing(world, capsys, monkeypatch):
+    import safetensors.torch
+
+    def full(*a, **k):
+        raise OSError(28, "No space left on device", str(a[1]) if len(a) > 1 else None)
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full)
+    out = world["tmp"] / "s.safetensors"
+    assert run("sample", "--dataset", "mnist", "--data-root", world["root"], "--ipc", "1", "--out", out) == 2
+    assert "No space left on device" in error_line(capsys)
+    assert not out.exists() and not list(world["tmp"].glob(".s.safetensors.*"))
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["evaluate", "{set}", "--dataset", "mnist", "--repeat", "0"], "must be at least 1"),
+    (["evaluate", "{set}", "--dataset", "mnist", "--epochs", "-1"], "must be at least 1"),
+    (["evaluate", "{set}", "--dataset", "mnist", "--epochs", "0"], "must be at least 1"),
+    (["evaluate", "{set}", "--dataset", "mnist", "--width", "0"], "must be at least 1"),
+    (["dynamics", "{set}", "--out", "{tmp}/d", "--epochs", "0"], "must be at least 1"),
+    (["dynamics", "{set}", "--out", "{tmp}/d", "--runs", "0"], "must be at least 1"),
+    (["score", "{tmp}/d", "--out", "{tmp}/s", "--lbpe-top-k", "0"], "must be at least 1"),
+    (["ladder", "{set}", "--dataset", "mnist", "--repeat", "0", "--out", "{tmp}/l"], "must be at least 1"),
+    (["ladder", "{set}", "--dataset", "mnist", "--rules", "", "--out", "{tmp}/l"], "at least one name"),
+])
+def test_zero_never_means_default(world, capsys, argv, words):
+    with pytest.raises(SystemExit) as exit_:
+        run(*[a.format(set=world["set"], tmp=world["tmp"]) for a in argv])
+    assert exit_.value.code == 2 and words in capsys.readouterr().err
+
+
+def test_help_shows_defaults_and_device_only_where_it_matters(capsys):
+    with pytest.raises(SystemExit):
+        run("ladder", "--help")
+    text = capsys.readouterr().out
+    assert "(default: auto)" in text and "--quick" in text and "width 64" in text and "default: 1000" in text
+    with pytest.raises(SystemExit):
+        run("prune", "--help")
+    text = capsys.readouterr().out
+    assert "--device" not in text and "--quiet" not in text and "hard_cut" in text
+
+
+def test_ladder_with_failed_cells_exits_non_zero_and_names_them(world, capsys, monkeypatch):
+    from yoco import evaluate
+
+    real_eval = evaluate.evaluate_condensed
+
+    def flaky(cs, *a, **k):
+        if "ccs" in cs.meta.method:
+            raise RuntimeError("simulated crash")
+        return real_eval(cs, *a, **k)
+
+    monkeypatch.setattr(evaluate, "evaluate_condensed", flaky)
+    rc = run("ladder", world["set"], "--dataset", "mnist", "--data-root", world["root"], *FAST_LADDER,
+             "--out", world["tmp"] / "lad")
+    err = capsys.readouterr().err
+    assert rc == 1 and "1 evaluation(s) failed: ccs_imbalance IPC 1 seed 0" in err
