@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 from yoco.dynamics import Dynamics
 from yoco.errors import YocoError
 from yoco.protocol import ccs_hard_cut
-from yoco.scores import compute_scores
 from yoco.rules import (
     Rule,
     allocate,
@@ -26,6 +25,7 @@ from yoco.rules import (
     select,
     strata,
 )
+from yoco.scores import compute_scores
 
 
 def dynamics(probs: torch.Tensor, labels: torch.Tensor) -> Dynamics:
@@ -453,7 +453,7 @@ def test_prune_records_the_selection_in_the_set_and_ccs_takes_its_table_beta():
 
 
 def test_prune_refuses_a_table_of_another_set():
-    cs, table = _table_and_set()
+    _, table = _table_and_set()
     other, _ = _table_and_set(ipc=5)
     with pytest.raises(YocoError, match="15 images|score rows"):
         prune(other, table, "yoco", 1)
