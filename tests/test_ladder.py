@@ -141,3 +141,64 @@ def test_saved_eval_config_follows_the_ladder_repeat_and_seed():
     assert (cfg.eval.repeat, cfg.eval.seed) == (2, 4)
     moved = dataclasses.replace(cfg, repeat=7)
     assert moved.to_dict()["eval"]["repeat"] == 7
+
+
+def test_a_second_ladder_on_a_locked_folder_is_refused(tmp_path):
+    from yoco.ladder.cache import FolderLock
+
+    cs, cfg, root = _setup(tmp_path)
+    out = tmp_path / "run"
+    with FolderLock(out), pytest.raises(YocoError, match="another yoco ladder is running in this folder \\(pid"):
+        run_ladder(cs, cfg, out, data_root=root, device="cpu", progress=False)
+    assert not (out / "ladder.json").exists()
+
+
+def test_two_settings_in_one_folder_never_read_each_others_files(tmp_path):
+    cs, cfg, root = _setup(tmp_path)
+    cfg = dataclasses.replace(cfg, rules=("yoco",), ipcs=(1,), repeat=1, reference=False)
+    out = tmp_path / "run"
+    a = run_ladder(cs, cfg, out, data_root=root, device="cpu", progress=False)
+    other = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, epochs=4))
+    b = run_ladder(cs, other, out, data_root=root, device="cpu", progress=False)
+    again = run_ladder(cs, cfg, out, data_root=root, device="cpu", progress=False)
+    assert again["rows"] == a["rows"]  # the first settings' cells, untouched by the second run
+    assert b["config"]["eval"]["epochs"] == 4 and len(list((out / "cells").glob("*.json"))) == 2
+
+
+def test_truncated_or_corrupt_cached_files_are_made_again(tmp_path, monkeypatch):
+    cs, cfg, root = _setup(tmp_path)
+    cfg = dataclasses.replace(cfg, rules=("yoco",), ipcs=(1,), repeat=1, reference=False)
+    out = tmp_path / "run"
+    first = run_ladder(cs, cfg, out, data_root=root, device="cpu", progress=False)
+    (pruned,) = (out / "pruned").glob("*.safetensors")
+    pruned.write_bytes(pruned.read_bytes()[:100])  # a crash mid-copy, say
+    (cell,) = (out / "cells").glob("*.json")
+    cell.write_text(cell.read_text()[:30])
+    (table,) = (out / "cache").glob("scores-*.safetensors")
+    table.write_bytes(b"garbage")
+    calls = _count_evals(monkeypatch)
+    again = run_ladder(cs, cfg, out, data_root=root, device="cpu", progress=False)
+    assert len(calls) == 1 and again["rows"] == first["rows"]
+    assert load(pruned).meta.extra["cache_key"]
+
+
+def test_a_ladder_that_fails_to_start_leaves_no_claim(tmp_path):
+    cs, cfg, root = _setup(tmp_path)
+    out = tmp_path / "run"
+    wrong = dataclasses.replace(cfg, ipcs=(4,))  # the source holds 4 per class: nothing to prune to
+    with pytest.raises(YocoError, match="below the source IPC 4"):
+        run_ladder(cs, wrong, out, data_root=root, device="cpu", progress=False)
+    assert not (out / "ladder.json").exists()
+
+
+@pytest.mark.parametrize(("change", "words"), [
+    ({"repeat": 0}, "repeat must be a whole number >= 1"),
+    ({"rules": ()}, "at least one rule"),
+    ({"ipcs": ()}, "at least one target IPC"),
+    ({"ipcs": (0,)}, "target IPCs must be whole numbers >= 1"),
+    ({"rules": ("yoco", "lbpe_easy_balance")}, "listed twice"),
+    ({"options": {"hardcut": 0.1}}, "unknown rule option"),
+])
+def test_bad_ladder_settings_are_refused(change, words):
+    with pytest.raises(YocoError, match=words):
+        LadderConfig(dataset="mnist", **change)
