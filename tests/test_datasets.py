@@ -7,6 +7,7 @@ import os
 import pickle
 import re
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -399,15 +400,23 @@ def test_imagefolder_greyscale_sizes_and_test_split(tmp_path: Path) -> None:
     with pytest.raises(YocoError, match=r"needs a test split.*val/<class>"):
         load_dataset("imagefolder", root=tmp_path)
     save_image(tmp_path / "val" / "b" / "0.png", grey)
+    with pytest.raises(YocoError, match=r"val: no folder for class\(es\) a, which .*train has; every class needs"):
+        load_dataset("imagefolder", root=tmp_path)
+    save_image(tmp_path / "val" / "a" / "0.png", grey.T.copy())
     ds = load_dataset("imagefolder", root=tmp_path)
-    assert ds.train_images.shape == (2, 1, 8, 8) and ds.test_labels.tolist() == [1]
+    assert ds.train_images.shape == (2, 1, 8, 8) and ds.test_labels.tolist() == [0, 1]
     assert torch.equal(ds.train_images[0, 0], torch.from_numpy(grey))
     save_image(tmp_path / "val" / "a" / "0.png", np.zeros((5, 7), np.uint8))
     with pytest.raises(YocoError, match="images differ in size.*pass a resolution"):
         load_dataset("imagefolder", root=tmp_path)
     assert load_dataset("imagefolder", root=tmp_path, resolution=4).test_images.shape == (2, 1, 4, 4)
     (tmp_path / "train" / "c").mkdir()
+    save_image(tmp_path / "val" / "c" / "0.png", grey)
     with pytest.raises(YocoError, match=r"train/c: class folder has no images"):
+        load_dataset("imagefolder", root=tmp_path, resolution=4)
+    save_image(tmp_path / "train" / "c" / "0.png", grey)
+    (tmp_path / "val" / "c" / "0.png").unlink()
+    with pytest.raises(YocoError, match=r"val/c: class folder has no images"):
         load_dataset("imagefolder", root=tmp_path, resolution=4)
 
 
@@ -445,3 +454,153 @@ def test_real_fashion_mnist() -> None:
     assert torch.bincount(ds.train_labels).tolist() == [6000] * 10
     assert torch.bincount(ds.test_labels).tolist() == [1000] * 10
     assert float(ds.train_float().mean()) == pytest.approx(ds.mean[0], abs=1e-3)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Hostile or corrupt files: one-line YocoErrors naming the file, bounded memory, no links followed
+
+
+def gzip_of_zeros(head: bytes, zeros: int) -> bytes:
+    """gzip of ``head`` followed by ``zeros`` zero bytes, built in chunks (a small file that inflates hugely)."""
+    co = zlib.compressobj(9, zlib.DEFLATED, 31)
+    parts, chunk = [co.compress(head)], bytes(1 << 20)
+    parts += [co.compress(chunk) for _ in range(zeros >> 20)]
+    return b"".join([*parts, co.flush()])
+
+
+def test_idx_header_claiming_a_huge_array_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "train-images-idx3-ubyte"
+    path.write_bytes(struct.pack(">HBB3I", 0, 8, 3, 2**32 - 1, 28, 28) + bytes(100))
+    with pytest.raises(YocoError, match=r"train-images-idx3-ubyte: IDX header declares 4294967295 x 28 x 28 = "
+                                        r"\d+ bytes, more than the 2147483648 allowed"):
+        datasets.read_idx(path, datasets.IDX_IMAGES)
+
+
+def test_idx_gzip_bomb_is_not_inflated_past_the_header(tmp_path: Path) -> None:
+    import tracemalloc
+
+    path = tmp_path / "t10k-images-idx3-ubyte.gz"
+    path.write_bytes(gzip_of_zeros(struct.pack(">HBB3I", 0, 8, 3, 1, 28, 28), 64 << 20))
+    assert path.stat().st_size < 1 << 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(YocoError, match="IDX file longer than its header says: header says 1 x 28 x 28"):
+            datasets.read_idx(path, datasets.IDX_IMAGES)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20  # the 64 MiB behind the header were never decompressed
+
+
+class _Reduce:
+    """Pickles as ``func(*args)`` followed by ``BUILD state``: a hand-made pickle stream."""
+
+    def __init__(self, func, args, state=None) -> None:
+        self.func, self.args, self.state = func, args, state
+
+    def __reduce__(self):
+        return (self.func, self.args) if self.state is None else (self.func, self.args, self.state)
+
+
+def _numpy_reconstruct():
+    """The function numpy's own array pickles name (numpy.core or numpy._core, by version)."""
+    return datasets._numpy_multiarray()._reconstruct
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    # an object array whose state lists fewer items than its shape: numpy reads past the list (a crash)
+    (_Reduce(_numpy_reconstruct(), (np.ndarray, (0,), b"b"), (1, (10,), np.dtype("O"), False, [1, 2])),
+     "numpy object arrays are not allowed"),
+    (_Reduce(_numpy_reconstruct(), (np.ndarray, (0,), b"b"), (1, (10,), np.dtype("u1"), False, b"ab")),
+     "numpy array data does not match its shape and dtype"),
+    (_Reduce(bytearray, (10**8,)), r"bytearray\(<count>\) is not allowed"),
+    (_Reduce(bytes, (10**8,)), r"bytes\(<count>\) is not allowed"),
+], ids=["object-array", "short-data", "bytearray-count", "bytes-count"])
+def test_cifar_pickles_cannot_crash_numpy_or_allocate_from_counts(tmp_path: Path, value, message) -> None:
+    path = tmp_path / "data_batch_1"
+    dump(path, {b"data": value, b"labels": [0]})
+    with pytest.raises(YocoError, match=f"data_batch_1: not a readable CIFAR batch \\(UnpicklingError: {message}"):
+        datasets.read_cifar_pickle(path)
+
+
+def test_cifar_bad_labels_and_class_names(tmp_path: Path) -> None:
+    folder = tmp_path / "cifar-10-batches-py"
+    write_cifar10(folder)
+    dump(folder / "data_batch_2", {b"data": cifar_rows(2, 0), b"labels": ["cat", "dog"]})
+    with pytest.raises(YocoError, match="data_batch_2: labels must be integers, found <U3 values"):
+        load_dataset("cifar10", root=tmp_path)
+    dump(folder / "data_batch_2", {b"data": cifar_rows(2, 0), b"labels": [[0, 1], [2]]})
+    with pytest.raises(YocoError, match="data_batch_2: labels must be integers, found object values"):
+        load_dataset("cifar10", root=tmp_path)
+    dump(folder / "data_batch_2", {b"data": cifar_rows(2, 0), b"labels": [0, 2**70]})
+    with pytest.raises(YocoError, match="data_batch_2: labels must be integers"):
+        load_dataset("cifar10", root=tmp_path)
+    write_cifar10(tmp_path / "again" / "cifar-10-batches-py")
+    meta = tmp_path / "again" / "cifar-10-batches-py" / "batches.meta"
+    dump(meta, {b"label_names": 10})
+    with pytest.raises(YocoError, match="batches.meta: 'label_names' must be a non-empty list of class names, "
+                                        "found int"):
+        load_dataset("cifar10", root=tmp_path / "again")
+    dump(meta, {f"key{i}".encode(): i for i in range(10_000)})
+    with pytest.raises(YocoError, match=r"batches.meta: no 'label_names' entry \(found key0, key1, .*, \.\.\. "
+                                        r"\(10000 in all\)\)") as err:
+        load_dataset("cifar10", root=tmp_path / "again")
+    assert len(str(err.value)) < 400
+
+
+def test_svhn_corrupt_or_hostile_mat_files(tmp_path: Path) -> None:
+    import scipy.io
+
+    write_svhn(tmp_path)
+    path = tmp_path / "train_32x32.mat"
+    x = np.zeros((32, 32, 3, 4), np.uint8)
+    scipy.io.savemat(str(path), {"X": x, "y": np.array([[1.0], [2.0], [3.0], [10.0]])}, do_compression=True)
+    assert load_dataset("svhn", root=tmp_path).train_labels.tolist() == [1, 2, 3, 0]
+    data = bytearray(path.read_bytes())
+    data[200] ^= 0xFF  # inside the compressed X
+    path.write_bytes(bytes(data))
+    with pytest.raises(YocoError, match=r"train_32x32.mat: not a readable .mat file \("):
+        load_dataset("svhn", root=tmp_path)
+    scipy.io.savemat(str(path), {"X": x, "y": np.array([[1.0], [np.nan], [3.0], [10.0]])})
+    with pytest.raises(YocoError, match="train_32x32.mat: labels must be whole numbers 1..10"):
+        load_dataset("svhn", root=tmp_path)
+    scipy.io.savemat(str(path), {"X": x, "y": np.array(["1", "2", "3", "4"])})
+    with pytest.raises(YocoError, match="train_32x32.mat: variable y is a MATLAB char array, expected logical or"):
+        load_dataset("svhn", root=tmp_path)
+    scipy.io.savemat(str(path), {"X": x, "y": np.array([[1.0], [2.0], [3.0], [10.0]])})
+    data = path.read_bytes().replace(struct.pack("<4i", 32, 32, 3, 4), struct.pack("<4i", 32, 32, 3, 2**31 - 1))
+    path.write_bytes(data)
+    with pytest.raises(YocoError, match=r"train_32x32.mat: variable X declares shape \[32, 32, 3, 2147483647\], "
+                                        "more than the 2147483648 bytes allowed"):
+        load_dataset("svhn", root=tmp_path)
+    scipy.io.savemat(str(path), {"images": x})
+    with pytest.raises(YocoError, match="train_32x32.mat: expected variables X and y, found images"):
+        load_dataset("svhn", root=tmp_path)
+
+
+def test_imagefolder_follows_no_link_that_loops_or_leaves(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    root, outside = tmp_path / "data", tmp_path / "elsewhere"
+    for split in ("train", "test"):
+        for c in ("cat", "dog"):
+            save_image(root / split / c / "0.png", rgb(4, 4, hash((split, c)) % 100))
+    save_image(outside / "bird" / "0.png", rgb(4, 4, 7))
+    (root / "train" / "self").symlink_to(".")  # a loop: train/self/self/... and every class again
+    (root / "train" / "bird").symlink_to(outside / "bird")  # a class pulled in from outside the dataset
+    (root / "train" / "cat" / "up").symlink_to("..")  # a loop inside a class folder
+    (root / "train" / "cat" / "stolen.png").symlink_to(outside / "bird" / "0.png")  # a file from outside
+    (root / "train" / "dog" / "alias.png").symlink_to(root / "train" / "cat" / "0.png")  # inside: allowed
+    with caplog.at_level("WARNING"):
+        ds = load_dataset("imagefolder", root=root)
+    assert ds.classes == ["cat", "dog"]
+    assert ds.train_labels.tolist() == [0, 1, 1] and ds.test_labels.tolist() == [0, 1]
+    assert "ignoring linked folder(s) bird, self" in caplog.text
+    assert "skipped 2 symbolic link(s)" in caplog.text and "stolen.png, up" in caplog.text
+
+
+def test_imagenet_class_folder_that_is_a_link_is_refused(imagenet_tree, tmp_path: Path) -> None:
+    root, _ = imagenet_tree
+    moved = tmp_path / "moved"
+    (root / "val" / WNIDS[1]).rename(moved)
+    (root / "val" / WNIDS[1]).symlink_to(moved)
+    with pytest.raises(YocoError, match=rf"val/{WNIDS[1]}: class folder is a symbolic link; yoco follows no links"):
+        load_dataset("imagenet10", root=root, resolution=8)

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 import torch
 from helpers import tiny_condensed
@@ -53,3 +55,86 @@ def test_bad_files_and_shapes(tmp_path):
     with pytest.raises(YocoError, match="train_acc"):
         Dynamics(torch.zeros(1, 3, 4, 2), torch.zeros(1, 2), torch.zeros(4, dtype=torch.long),
                  torch.zeros(1, 4, 2), torch.zeros(1, 4, 5))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Untrusted dynamics files: every refusal is one line naming the file and what was expected
+
+
+def good_tensors(runs: int = 2, epochs: int = 3, n: int = 5, c: int = 4) -> dict[str, torch.Tensor]:
+    lp = torch.log_softmax(torch.randn(runs, epochs, n, c, generator=torch.Generator().manual_seed(0)), -1)
+    return {"log_probs": lp.half(), "train_acc": torch.rand(runs, epochs), "labels": torch.arange(n) % c,
+            "final_log_probs": lp[:, -1].float(), "embeddings": torch.randn(runs, n, 3)}
+
+
+def write_dynamics(path, tensors: dict[str, torch.Tensor], config: str = '{"epochs": 3}'):
+    from safetensors.torch import save_file
+
+    tensors = {k: v.contiguous().clone() for k, v in tensors.items()}
+    save_file(tensors, str(path), metadata={"yoco_dynamics": "1", "config": config})
+    return path
+
+
+def test_hand_written_good_file_loads(tmp_path):
+    dyn = load_dynamics(write_dynamics(tmp_path / "d.safetensors", good_tensors()))
+    assert (dyn.runs, dyn.epochs, dyn.num_samples, dyn.num_classes) == (2, 3, 5, 4)
+    assert dyn.config == {"epochs": 3} and dyn.labels.dtype == torch.int64
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [("{not json", "the config in the header is not valid JSON"),
+     ("[" * 100_000, "the config in the header is not valid JSON"),
+     ("[1, 2]", "the config in the header must be a JSON object, found list"),
+     ('"epochs"', "the config in the header must be a JSON object, found str")],
+    ids=["syntax", "nesting", "list", "string"],
+)
+def test_bad_config_is_refused_naming_the_file(tmp_path, config, message):
+    path = write_dynamics(tmp_path / "d.safetensors", good_tensors(), config)
+    with pytest.raises(YocoError, match=f"^{re.escape(str(path))}: {re.escape(message)}") as err:
+        load_dynamics(path)
+    assert "\n" not in str(err.value) and len(str(err.value)) < 400
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda t: {**t, "log_probs": t["log_probs"][0]},
+         r"log_probs must be 4-D \[runs, epochs, N, C\] with no empty axis, got shape \[3, 5, 4\]"),
+        (lambda t: {**t, "log_probs": t["log_probs"][None]}, r"log_probs must be 4-D .* got shape \[1, 2, 3, 5, 4\]"),
+        (lambda t: {**t, "log_probs": t["log_probs"][:, :0]}, r"log_probs must be 4-D .* got shape \[2, 0, 5, 4\]"),
+        (lambda t: {**t, "train_acc": t["train_acc"][0]}, r"train_acc has shape \[3\], expected \[2, 3\]"),
+        (lambda t: {**t, "labels": t["labels"][:4]}, r"labels has shape \[4\], expected \[5\]"),
+        (lambda t: {**t, "final_log_probs": t["final_log_probs"][0]},
+         r"final_log_probs has shape \[5, 4\], expected \[2, 5, 4\]"),
+        (lambda t: {**t, "embeddings": t["embeddings"][0]}, r"embeddings must be \[runs=2, N=5, D >= 1\], got \[5, 3\]"),
+        (lambda t: {**t, "embeddings": t["embeddings"][..., :0]}, r"embeddings must be .* got \[2, 5, 0\]"),
+        (lambda t: {**t, "labels": t["labels"].float()}, "labels must be integer class indices, got torch.float32"),
+        (lambda t: {**t, "labels": t["labels"] + 4}, r"labels span 4\.\.7, expected 0\.\.3 \(log_probs has 4 classes\)"),
+        (lambda t: {**t, "log_probs": t["log_probs"].view(torch.int16)}, "log_probs must be floating-point, got torch.int16"),
+        (lambda t: {**t, "train_acc": t["train_acc"].view(torch.int32)}, "train_acc must be floating-point"),
+    ],
+    ids=["lp-3d", "lp-5d", "lp-empty", "acc", "labels-n", "final", "emb-2d", "emb-empty", "labels-float",
+         "labels-range", "lp-int", "acc-int"],
+)
+def test_wrong_ranks_shapes_and_dtypes_name_the_file(tmp_path, change, message):
+    path = write_dynamics(tmp_path / "d.safetensors", change(good_tensors()))
+    with pytest.raises(YocoError, match=f"^{re.escape(str(path))}: {message}"):
+        load_dynamics(path)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_log_probs_are_refused_at_load(tmp_path, bad):
+    t = good_tensors()
+    t["log_probs"][1, 2, 3, 0] = bad
+    path = write_dynamics(tmp_path / "d.safetensors", t)
+    with pytest.raises(YocoError, match=f"^{re.escape(str(path))}: log_probs holds NaN or \\+inf values"):
+        load_dynamics(path)
+    # recording keeps what training produced (a diverged run is saved, then refused when read back)
+    Dynamics(**t)
+    t = good_tensors()
+    t["log_probs"][0, 0, 0, 1] = float("-inf")  # probability zero is a valid log-probability
+    assert load_dynamics(write_dynamics(tmp_path / "ok.safetensors", t)).num_classes == 4
+    t["embeddings"][0, 0, 0] = float("nan")
+    with pytest.raises(YocoError, match="embeddings holds NaN or infinite values"):
+        load_dynamics(write_dynamics(tmp_path / "emb.safetensors", t))

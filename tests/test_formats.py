@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import sys
 import types
@@ -369,3 +370,114 @@ def test_summary_mentions_the_essentials() -> None:
         "min 0.000, max 1.000",
     ):
         assert part in text, part
+
+
+# ----------------------------------------------------------------------------------------------------------
+# KIP archives are checked from their .npy headers before anything is read
+
+
+def npz_with(path: Path, members: dict[str, bytes], compress: bool = False) -> Path:
+    """A zip of raw members (``name -> bytes``), so headers can say what the data does not hold."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
+
+
+def npy(array: np.ndarray, **header: object) -> bytes:
+    """``array`` as .npy bytes; ``header`` entries (shape, descr) replace what its header would say."""
+    import io
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {**np.lib.format.header_data_from_array_1_0(array), **header})
+    return buf.getvalue() + np.ascontiguousarray(array).tobytes()
+
+
+ONE_HOT = np.eye(2)[[0, 0, 1, 1]]
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_kip_header_claiming_a_huge_array_is_refused_before_allocating(tmp_path, compress) -> None:
+    images = npy(np.zeros((4, 4, 4, 3), np.float32), shape=(10**6, 3, 224, 224))
+    path = npz_with(tmp_path / "kip.npz", {"images.npy": images, "labels.npy": npy(ONE_HOT)}, compress)
+    with pytest.raises(YocoError, match=r"kip.npz: images.npy declares a float32 array of shape "
+                                        r"\[1000000, 3, 224, 224\], 561 GiB, more than the 2 GiB allowed"):
+        import_condensed(path, "kip", dataset="toy", normalized=False)
+
+
+def test_kip_header_disagreeing_with_the_member_size_is_refused(tmp_path) -> None:
+    images = npy(np.zeros((4, 4, 4, 3), np.float32), shape=(8, 4, 4, 3))
+    path = npz_with(tmp_path / "kip.npz", {"images.npy": images, "labels.npy": npy(ONE_HOT)})
+    with pytest.raises(YocoError, match="kip.npz: images.npy declares 1536 bytes of array data but its archive "
+                                        "member holds 768; the archive is corrupt"):
+        import_condensed(path, "kip", dataset="toy", normalized=False)
+
+
+@pytest.mark.parametrize(("array", "message"), [
+    (np.zeros((4, 4, 4, 3), dtype=[("r", "<f4")]), r"holds \[\('r', '<f4'\)\] values; expected an array of plain"),
+    (np.zeros((4, 4, 4, 3), np.complex64), "holds complex64 values"),
+    pytest.param(np.zeros((4, 4, 4, 3), np.longdouble), r"holds float\d+ values",
+                 marks=pytest.mark.skipif(np.dtype(np.longdouble).itemsize <= 8, reason="long double is double")),
+    (np.array(["a", "b"]), "holds <U1 values"),
+], ids=["structured", "complex", "longdouble", "text"])
+def test_kip_arrays_of_non_numbers_are_refused(tmp_path, array, message) -> None:
+    path = npz_with(tmp_path / "kip.npz", {"images.npy": npy(array), "labels.npy": npy(ONE_HOT)})
+    with pytest.raises(YocoError, match=f"kip.npz: images.npy {message}"):
+        import_condensed(path, "kip", dataset="toy", normalized=False)
+
+
+def test_kip_big_endian_arrays_and_members_that_are_not_npy(tmp_path) -> None:
+    images, labels = images_and_labels()
+    big = images.permute(0, 2, 3, 1).numpy().astype(">f4")
+    path = npz_with(tmp_path / "kip.npz", {"images.npy": npy(big), "labels.npy": npy(ONE_HOT.astype(">f8"))})
+    cs = import_condensed(path, "kip", dataset="toy", mean=TOY_MEAN, std=TOY_STD)
+    torch.testing.assert_close(cs.images, images)
+    assert cs.labels.tolist() == labels.tolist()
+    # a member named like an array but not a .npy is not taken for one (np.load would return its raw bytes)
+    path = npz_with(tmp_path / "raw.npz", {"images": b"\x00" * 64, "labels.npy": npy(ONE_HOT)})
+    with pytest.raises(YocoError, match=r"raw.npz: expected an image array named one of .* found keys \['labels'\]"):
+        import_condensed(path, "kip", dataset="toy", normalized=False)
+
+
+def test_kip_corrupt_archive_is_one_line_naming_the_file(tmp_path) -> None:
+    images = npy(np.zeros((4, 4, 4, 3), np.float32))
+    path = npz_with(tmp_path / "kip.npz", {"images.npy": images, "labels.npy": npy(ONE_HOT)}, compress=True)
+    data = bytearray(path.read_bytes())
+    at = data.index(b"images.npy") + 40  # inside the deflated images member
+    data[at : at + 8] = b"\xff" * 8
+    path.write_bytes(bytes(data))
+    with pytest.raises(YocoError, match=r"kip.npz: not a readable .npz archive \((error|BadZipFile|ValueError)"):
+        import_condensed(path, "kip", dataset="toy", normalized=False)
+
+
+def test_unexpected_reader_exceptions_become_one_line_errors(tmp_path, monkeypatch) -> None:
+    from yoco.data import formats
+
+    def broken(path, req):
+        raise ValueError("some internal problem\nsecond line")
+
+    monkeypatch.setitem(formats.FORMATS, "idc", dataclasses.replace(formats.FORMATS["idc"], read=broken))
+    torch.save(list(images_and_labels()), tmp_path / "data.pt")
+    with pytest.raises(YocoError, match=r"data.pt: cannot read as format 'idc' \(ValueError: some internal problem\)$"):
+        import_condensed(tmp_path / "data.pt", "idc", dataset="toy")
+
+
+def test_sparse_tensors_are_refused(tmp_path) -> None:
+    images, labels = images_and_labels()
+    torch.save([images.to_sparse(), labels], tmp_path / "data.pt")
+    with pytest.raises(YocoError, match="data.pt: expected a dense image tensor, found a torch.sparse_coo one"):
+        import_condensed(tmp_path / "data.pt", "idc", dataset="toy", normalized=False)
+    torch.save([images, labels.to_sparse()], tmp_path / "data.pt")
+    with pytest.raises(YocoError, match="data.pt: expected a dense label tensor"):
+        import_condensed(tmp_path / "data.pt", "idc", dataset="toy", normalized=False)
+
+
+def test_check_own_messages_stay_short(tmp_path) -> None:
+    images, labels = images_and_labels()
+    meta = CondensedMeta(dataset="t" * 900, num_classes=2)
+    path = save(CondensedSet(images.sigmoid(), labels, meta), tmp_path / "set.safetensors")
+    with pytest.raises(YocoError, match="the file says dataset='tttt.*' but 'toy' was given") as err:
+        import_condensed(path, "yoco", dataset="toy")
+    assert len(str(err.value)) < 300

@@ -4,8 +4,10 @@ Each reader starts from a small valid file written here, which hypothesis then c
 overwritten (often with size-like values: 0xff.., 0x7f..), the file cut short or padded with garbage, and
 format-aware header edits that inflate declared sizes, change dtypes and ranks, or replace JSON metadata with
 arbitrary JSON. Anything other than success or a :class:`YocoError` (a TypeError, a MemoryError, a crash)
-fails the test. Declared-size inflation is part of every format's mutations, so a reader that allocated what
-a header claims would fail here (with a MemoryError) rather than pass by luck.
+fails the test, and so does a file that "succeeds" with contents the reader promises never to return.
+Declared sizes are inflated in every binary format (format-aware where the layout is simple, by overwriting
+bytes with size-like values elsewhere), so a reader that allocated what a header claims would fail here with
+a MemoryError rather than pass by luck.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from yoco.data import condensed, datasets
@@ -187,14 +189,6 @@ def damage_safetensors(data: bytes, how: str, edit: Callable[[dict], None], ops:
     return corrupt(data, ops) if how != "edit" else data
 
 
-@SAFETENSORS
-@given(how=mode, edit=safetensors_edit(("meta",)), ops=byte_ops)
-def test_condensed_load(work: Path, how: str, edit: Callable[[dict], None], ops: list[tuple]) -> None:
-    path = condensed.save(small_set(), work / "set.safetensors")
-    path.write_bytes(damage_safetensors(path.read_bytes(), how, edit, ops))
-    expect_reads_or_refuses(lambda: condensed.load(path), path.name, check_condensed)
-
-
 def check_condensed(cs: CondensedSet) -> None:
     """What every loaded set guarantees, whatever file it came from."""
     m = cs.meta
@@ -206,11 +200,11 @@ def check_condensed(cs: CondensedSet) -> None:
 
 
 @SAFETENSORS
-@given(how=mode, edit=safetensors_edit(("config", "yoco_dynamics")), ops=byte_ops)
-def test_load_dynamics(work: Path, how: str, edit: Callable[[dict], None], ops: list[tuple]) -> None:
-    path = save_dynamics(small_dynamics(), work / "dyn.safetensors")
+@given(how=mode, edit=safetensors_edit(("meta",)), ops=byte_ops)
+def test_condensed_load(work: Path, how: str, edit: Callable[[dict], None], ops: list[tuple]) -> None:
+    path = condensed.save(small_set(), work / "set.safetensors")
     path.write_bytes(damage_safetensors(path.read_bytes(), how, edit, ops))
-    expect_reads_or_refuses(lambda: load_dynamics(path), path.name, check_dynamics)
+    expect_reads_or_refuses(lambda: condensed.load(path), path.name, check_condensed)
 
 
 def check_dynamics(dyn: Dynamics) -> None:
@@ -219,6 +213,14 @@ def check_dynamics(dyn: Dynamics) -> None:
     assert not torch.isnan(dyn.log_probs).any() and not torch.isnan(dyn.final_log_probs).any()
     assert dyn.labels.dtype == torch.int64 and 0 <= int(dyn.labels.min()) and int(dyn.labels.max()) < dyn.num_classes
     assert dyn.final_log_probs.shape == (dyn.runs, dyn.num_samples, dyn.num_classes)
+
+
+@SAFETENSORS
+@given(how=mode, edit=safetensors_edit(("config", "yoco_dynamics")), ops=byte_ops)
+def test_load_dynamics(work: Path, how: str, edit: Callable[[dict], None], ops: list[tuple]) -> None:
+    path = save_dynamics(small_dynamics(), work / "dyn.safetensors")
+    path.write_bytes(damage_safetensors(path.read_bytes(), how, edit, ops))
+    expect_reads_or_refuses(lambda: load_dynamics(path), path.name, check_dynamics)
 
 
 meta_dict = st.fixed_dictionaries({"dataset": json_value, "num_classes": json_value},
@@ -259,6 +261,7 @@ def write_pt_format(folder: Path, fmt: str) -> tuple[Path, list[Path]]:
     return path, [path]
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # torch warns about odd contents before refusing them
 @FUZZ
 @given(fmt=st.sampled_from(["idc", "dream", "mtt", "dsa"]), ops=byte_ops, which=st.integers(0, 1))
 def test_import_pt_formats(work: Path, fmt: str, ops: list[tuple], which: int) -> None:
@@ -285,9 +288,14 @@ def npy_header(draw: st.DrawFn) -> dict:
     return {"descr": descr, "fortran_order": draw(st.booleans()), "shape": shape}
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # the format guess for the hint tries torch.load
 @FUZZ
 @given(ops=st.one_of(st.just([]), byte_ops), header=st.one_of(st.none(), npy_header()),
        member=st.sampled_from(["images", "labels"]), compress=st.booleans())
+@example(ops=[], header={"descr": ">f4", "fortran_order": False, "shape": (4, 4, 4, 3)}, member="images",
+         compress=False)  # big-endian: torch refuses such arrays unless they are converted
+@example(ops=[], header={"descr": "<f4", "fortran_order": False, "shape": (10**6, 3, 224, 224)}, member="images",
+         compress=True)  # 561 GiB declared: np.load would try to allocate it
 def test_import_kip(work: Path, ops: list[tuple], header: dict | None, member: str, compress: bool) -> None:
     g = np.random.default_rng(0)
     arrays = {"images": g.standard_normal((4, 4, 4, 3)).astype(np.float32), "labels": np.eye(2)[[0, 0, 1, 1]]}
@@ -299,17 +307,6 @@ def test_import_kip(work: Path, ops: list[tuple], header: dict | None, member: s
     path.write_bytes(corrupt(path.read_bytes(), ops))
     expect_reads_or_refuses(lambda: import_condensed(path, "kip", dataset="toy", mean=(0.5,) * 3,
                                                      std=(0.5,) * 3), path.name, check_condensed)
-
-
-def test_kip_refuses_an_inflated_header_before_reading(tmp_path: Path) -> None:
-    """The 561 GiB member the fuzzer may generate is refused by its header, not by a failed allocation."""
-    header = {"descr": "<f4", "fortran_order": False, "shape": (10**6, 3, 224, 224)}
-    path = tmp_path / "big.npz"
-    with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr("images.npy", npy_bytes(np.zeros(3, np.float32), header))
-        zf.writestr("labels.npy", npy_bytes(np.zeros(3, np.int64)))
-    with pytest.raises(YocoError, match=r"big.npz: images.npy declares a float32 array .* 561 GiB"):
-        import_condensed(path, "kip", dataset="toy", normalized=False)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -352,12 +349,11 @@ def test_read_idx(work: Path, ops: list[tuple], dims, gz: bool, labels: bool) ->
         data, magic = idx_bytes(rng.integers(0, 256, (5, 28, 28)), dims), datasets.IDX_IMAGES
     path = work / "train-images-idx3-ubyte"
     path.write_bytes(corrupt(gzip.compress(data) if gz else data, ops))
-    expect_reads_or_refuses(lambda: datasets.read_idx(path, magic), path.name,
-                            lambda a: assert_(a.dtype == np.uint8 and a.ndim == magic & 0xFF))
+    expect_reads_or_refuses(lambda: datasets.read_idx(path, magic), path.name, check_idx)
 
 
-def assert_(condition: bool) -> None:
-    assert condition
+def check_idx(a: np.ndarray) -> None:
+    assert a.dtype == np.uint8 and a.ndim in (1, 3) and a.flags.writeable
 
 
 def write_cifar10(folder: Path) -> None:
@@ -392,6 +388,12 @@ def mat_bytes(compress: bool) -> bytes:
     return buf.getvalue()
 
 
+def check_svhn(split: tuple[torch.Tensor, torch.Tensor]) -> None:
+    x, y = split
+    assert x.dtype == torch.uint8 and x.dim() == 4 and x.shape[1] == 3 and y.dtype == torch.int64
+    assert len(y) == len(x) and (len(y) == 0 or 0 <= int(y.min()) <= int(y.max()) <= 9)
+
+
 @FUZZ
 @given(ops=st.one_of(st.just([]), byte_ops), compress=st.booleans(),
        n=st.one_of(st.none(), st.sampled_from([0, 2, 4, 2**20, 2**31 - 1, -1])))
@@ -404,10 +406,17 @@ def test_read_svhn_mat(work: Path, ops: list[tuple], compress: bool, n: int | No
     expect_reads_or_refuses(lambda: datasets.read_svhn_mat(path), path.name, check_svhn)
 
 
-def check_svhn(split: tuple[torch.Tensor, torch.Tensor]) -> None:
-    x, y = split
-    assert x.dtype == torch.uint8 and x.dim() == 4 and x.shape[1] == 3 and y.dtype == torch.int64
-    assert len(y) == len(x) and (len(y) == 0 or 0 <= int(y.min()) <= int(y.max()) <= 9)
+@pytest.mark.xfail(strict=True, reason="known gaps in scoretable.read_scores_csv, which this change does not touch: "
+                   "RecursionError and ValueError from json.loads, csv.Error for an oversized field")
+@pytest.mark.parametrize("text", [
+    "# config: " + "[" * 100_000 + "\nindex,label,a\n0,0,1\n",
+    "# config: " + "1" * 5000 + "\nindex,label,a\n0,0,1\n",
+    "index,label,a\n0,0," + "1" * 200_000 + "\n",
+], ids=["nested-config", "huge-int-config", "huge-field"])
+def test_read_scores_csv_known_gaps(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "scores.csv"
+    path.write_text(text)
+    expect_reads_or_refuses(lambda: read_scores_csv(path), path.name)
 
 
 def test_mutations_really_change_the_files() -> None:

@@ -168,6 +168,25 @@ def _datasets(p: argparse.ArgumentParser) -> Handler:
     return run
 
 
+@command("download", "fetch a real dataset from its official source (checksum-verified, resumable)")
+def _download(p: argparse.ArgumentParser) -> Handler:
+    from yoco.data.download import SOURCES
+
+    p.add_argument("name", choices=list(SOURCES), help="the dataset")
+    p.add_argument("--data-root", default=None, metavar="DIR",
+                   help="where to put it (default: $YOCO_DATA/NAME or ~/.yoco/data/NAME, where yoco looks)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    def run(a: argparse.Namespace) -> int:
+        from yoco.data.download import download
+
+        folder = download(a.name, a.data_root, progress=not a.quiet)
+        print(f"{a.name} is in {folder}")
+        return 0
+
+    return run
+
+
 @command("show", "summarise a condensed set and write a PNG grid of its images per class")
 def _show(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("condensed", help="a yoco condensed-set file (.safetensors)")

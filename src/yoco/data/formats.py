@@ -136,7 +136,7 @@ def import_condensed(
     except YocoError:
         raise
     except Exception as exc:  # noqa: BLE001 - a corrupt file can make a third-party reader raise anything
-        raise YocoError(f"{path}: cannot read as a {spec.name!r} file ({type(exc).__name__}: "
+        raise YocoError(f"{path}: cannot read as format {spec.name!r} ({type(exc).__name__}: "
                         f"{_first_line(exc)})") from None
     if isinstance(found, CondensedSet):
         return _check_own(found, dataset, num_classes, factor, normalized, mean, std)
