@@ -202,3 +202,19 @@ def test_a_ladder_that_fails_to_start_leaves_no_claim(tmp_path):
 def test_bad_ladder_settings_are_refused(change, words):
     with pytest.raises(YocoError, match=words):
         LadderConfig(dataset="mnist", **change)
+
+
+def test_gain_over_random_against_several_random_subsets(tmp_path):
+    cs, cfg, root = _setup(tmp_path)
+    cfg = dataclasses.replace(cfg, rules=("yoco", "random_balance"), ipcs=(1,), repeat=1, reference=False,
+                              random_subsets=3)
+    doc = run_ladder(cs, cfg, tmp_path / "run", data_root=root, device="cpu", progress=False)
+    rows = {r["rule"]: r for r in doc["rows"]}
+    rnd, yoco = rows["random_balance"], rows["lbpe_easy_balance"]
+    assert len(rnd["repeats"]) == 3 and rnd["subsets"] == [0, 1, 2]  # three subsets, one training seed each
+    assert yoco["gain_over_random"] == pytest.approx(yoco["last_mean"] - rnd["last_mean"])
+    assert yoco["random_std"] == pytest.approx(rnd["last_std"])
+    md = (tmp_path / "run" / "results.md").read_text()
+    assert "Gain over random balanced subsets" in md and "3 subset(s) x 1 training seed(s)" in md
+    header = (tmp_path / "run" / "results.csv").read_text().splitlines()[0]
+    assert "gain_over_random,random_std" in header

@@ -473,6 +473,9 @@ def _ladder(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--seed", type=natural, default=None, help="first training seed (default: 0)")
     p.add_argument("--subset-seed", type=natural, default=None,
                    help="seed of the rules that draw at random: random, ssp, ccs (default: 0)")
+    p.add_argument("--random-subsets", type=positive, default=None,
+                   help="random balanced subsets (subset seeds from --subset-seed) that the gain-over-random column "
+                   "is measured against (default: 1)")
     p.add_argument("--epochs", type=positive, default=None, help="evaluation epochs (default: the protocol's)")
     p.add_argument("--width", type=positive, default=None, help="network width for dynamics and evaluation")
     p.add_argument("--dynamics-epochs", type=positive, default=None, help="default: 1000")
@@ -489,7 +492,8 @@ def _ladder(p: argparse.ArgumentParser) -> Handler:
         from yoco.ladder import build_config, run_ladder
 
         cfg = build_config(preset=a.preset, dataset=a.dataset, quick_look=a.quick, ipcs=a.ipcs, rules=a.rules,
-                           repeat=a.repeat, seed=a.seed, subset_seed=a.subset_seed, lbpe_epochs=a.lbpe_epochs,
+                           repeat=a.repeat, seed=a.seed, subset_seed=a.subset_seed,
+                           random_subsets=a.random_subsets, lbpe_epochs=a.lbpe_epochs,
                            lbpe_top_k=a.lbpe_top_k, options=dict(a.option) or None, eval_epochs=a.epochs,
                            width=a.width, dynamics_epochs=a.dynamics_epochs, dynamics_runs=a.dynamics_runs)
         cs = _ladder_source(a, cfg.dataset)

@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw, ImageFont
 from yoco.data.condensed import CondensedSet
 from yoco.errors import YocoError
 from yoco.io import atomic_write, write_json, write_text
-from yoco.rules import YOCO_RULE
+from yoco.rules import RANDOM_REFERENCE, YOCO_RULE
 
 logger = logging.getLogger(__name__)
 
@@ -116,10 +116,16 @@ def summarize_cells(cells: list[dict]) -> list[dict]:
         best = np.array([c["best"] for c in ok]) if ok else np.array([])
         rows.append({
             "rule": rule, "ipc": ipc, "repeats": [c["last"] for c in ok], "seeds": [c["seed"] for c in ok],
+            "subsets": sorted({c.get("subset") for c in ok if c.get("subset") is not None}),
             "last_mean": float(last.mean()) if ok else None, "last_std": float(last.std()) if ok else None,
             "best_mean": float(best.mean()) if ok else None, "best_std": float(best.std()) if ok else None,
             "failed": [f"seed {c['seed']}: {c['error']}" for c in cs if c["status"] != "ok"],
         })
+    reference = {r["ipc"]: r for r in rows if r["rule"] == RANDOM_REFERENCE and r["last_mean"] is not None}
+    for r in rows:
+        ref = reference.get(r["ipc"])
+        r["gain_over_random"] = None if ref is None or r["last_mean"] is None else r["last_mean"] - ref["last_mean"]
+        r["random_std"] = None if ref is None else ref["last_std"]
     return rows
 
 
@@ -150,11 +156,13 @@ def _fmt(mean: float | None, std: float | None, n: int = 2) -> str:
 
 
 def ladder_csv(rows: list[dict]) -> str:
-    """One line per (rule, ipc): repeats, mean and std of the last and best test accuracy (in %)."""
-    lines = ["rule,ipc,n_ok,repeats_last,last_mean,last_std,best_mean,best_std,failed"]
+    """One line per (rule, ipc): repeats, mean and std of the last and best test accuracy, and the gain of the last
+    accuracy over the random balanced subsets at the same IPC with their std (all in %)."""
+    lines = ["rule,ipc,n_ok,repeats_last,last_mean,last_std,best_mean,best_std,gain_over_random,random_std,failed"]
     for r in rows:
         reps = ";".join(f"{100 * a:.2f}" for a in r["repeats"])
-        nums = [r["last_mean"], r["last_std"], r["best_mean"], r["best_std"]]
+        nums = [r["last_mean"], r["last_std"], r["best_mean"], r["best_std"], r.get("gain_over_random"),
+                r.get("random_std")]
         vals = ",".join("" if v is None else f"{100 * v:.4f}" for v in nums)
         err = " | ".join(r["failed"]).replace(",", ";").replace("\n", " ")
         lines.append(f"{r['rule']},{'' if r['ipc'] is None else r['ipc']},{len(r['repeats'])},{reps},{vals},{err}")
@@ -185,6 +193,20 @@ def ladder_markdown(rows: list[dict], departures: list[str] | None = None) -> st
     note = "Test accuracy (%) at the last epoch, mean ± std over repeats; best per column in bold."
     if src:
         note += f" Unpruned source set: {_fmt(src[0]['last_mean'], src[0]['last_std'], len(src[0]['repeats']))}."
+    ref = {r["ipc"]: r for r in rows if r["rule"] == RANDOM_REFERENCE and r["last_mean"] is not None}
+    if ref:
+        n_ref = max(len(r["repeats"]) for r in ref.values())
+        subsets = max(len(r.get("subsets") or [0]) for r in ref.values())
+        note += (f"\n\nGain over random balanced subsets at the same IPC (points; the reference is the mean of "
+                 f"{subsets} subset(s) x {n_ref // max(subsets, 1)} training seed(s), its std beside it):\n\n")
+        note += "| rule | " + " | ".join(f"IPC {k}" for k in ipcs) + " |\n| --- |" + " --- |" * len(ipcs) + "\n"
+        for rule in rules:
+            parts = []
+            for k in ipcs:
+                r = cell.get((rule, k))
+                g = None if r is None else r.get("gain_over_random")
+                parts.append("-" if g is None else f"{100 * g:+.2f} (random ± {100 * r['random_std']:.2f})")
+            note += f"| {rule} | " + " | ".join(parts) + " |\n"
     failed = [f"- {r['rule']} IPC {r['ipc']}: {e}" for r in rows for e in r["failed"]]
     head = ""
     if departures:

@@ -39,6 +39,7 @@ DIRECTIONS = ("easy", "hard")
 BALANCES = ("balance", "imbalance")
 ALIASES = {"yoco": "lbpe_easy_balance"}
 YOCO_RULE = ALIASES["yoco"]
+RANDOM_REFERENCE = "random_balance"  # what "gain over random" is measured against
 
 
 @dataclass(frozen=True)

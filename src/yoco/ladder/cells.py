@@ -37,11 +37,15 @@ class Cell:
     eval: dict[str, Any]
     key: str
     out: str
+    subset: int | None = None
     threads: int = 0
 
     @property
     def name(self) -> str:
-        return f"{self.rule}-ipc{self.ipc}-seed{self.seed}" if self.ipc is not None else f"source-seed{self.seed}"
+        if self.ipc is None:
+            return f"source-seed{self.seed}"
+        sub = f"-sub{self.subset}" if self.subset is not None else ""
+        return f"{self.rule}-ipc{self.ipc}{sub}-seed{self.seed}"
 
     def done(self) -> bool:
         """Finished with this cell's key (a changed setting, a failure or a truncated file reruns it)."""
@@ -53,7 +57,7 @@ class Cell:
         old = read_json(Path(self.out))
         if old is None or old.get("key") != self.key:
             return {"status": "failed", "error": "no result (the cell did not run)", "rule": self.rule,
-                    "ipc": self.ipc, "seed": self.seed, "key": self.key}
+                    "ipc": self.ipc, "seed": self.seed, "subset": self.subset, "key": self.key}
         return old
 
 
@@ -81,7 +85,7 @@ def run_cell(cell: Cell) -> dict[str, Any]:
                   "sha256": res["sha256"], "config": res["config"]}
     except Exception as exc:  # noqa: BLE001 - a failed cell is reported in the table, the ladder goes on
         result = {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()}
-    result.update({"rule": cell.rule, "ipc": cell.ipc, "seed": cell.seed, "key": cell.key,
+    result.update({"rule": cell.rule, "ipc": cell.ipc, "seed": cell.seed, "subset": cell.subset, "key": cell.key,
                    "seconds": time.perf_counter() - t0})
     write_json(cell.out, result)
     return result

@@ -25,7 +25,9 @@ class LadderConfig:
 
     ``seed`` seeds the training runs (each cell is trained with seeds ``seed .. seed + repeat - 1``);
     ``subset_seed`` seeds the rules that draw at random (random, ssp, ccs), so the spread between subsets can
-    be measured apart from the training noise. ``options`` are rule-method options (``{"hard_cut": 0.2}`` for
+    be measured apart from the training noise; ``random_subsets`` random balanced subsets (subset seeds
+    ``subset_seed ..``) make the reference that every rule's "gain over random" is measured against, with the
+    spread between subsets in its std. ``options`` are rule-method options (``{"hard_cut": 0.2}`` for
     CCS); ``None`` LBPE window entries follow :func:`yoco.protocol.lbpe_window` for the source.
     """
 
@@ -42,6 +44,7 @@ class LadderConfig:
     el2n_epochs: int | None = None
     options: dict[str, Any] = field(default_factory=dict)
     reference: bool = True
+    random_subsets: int = 1
 
     def __post_init__(self) -> None:
         self.ipcs = tuple(self.ipcs)
@@ -58,6 +61,7 @@ class LadderConfig:
         if len({parse_rule(r).name for r in self.rules}) != len(self.rules):
             raise YocoError(f"the same rule is listed twice in {list(self.rules)}")
         _at_least("repeat", self.repeat, 1)
+        _at_least("random_subsets", self.random_subsets, 1)
         for name in ("lbpe_epochs", "lbpe_top_k", "el2n_epochs"):
             if getattr(self, name) is not None:
                 _at_least(name, getattr(self, name), 1)
@@ -121,6 +125,7 @@ def preset_config(name: str, **overrides: Any) -> LadderConfig:
 def build_config(*, preset: str | None = None, dataset: str | None = None, quick_look: bool = False,
                  ipcs: tuple[int, ...] | None = None, rules: tuple[str, ...] | None = None,
                  repeat: int | None = None, seed: int | None = None, subset_seed: int | None = None,
+                 random_subsets: int | None = None,
                  lbpe_epochs: int | None = None, lbpe_top_k: int | None = None,
                  options: dict[str, Any] | None = None, eval_epochs: int | None = None, width: int | None = None,
                  dynamics_epochs: int | None = None, dynamics_runs: int | None = None) -> LadderConfig:
@@ -130,6 +135,7 @@ def build_config(*, preset: str | None = None, dataset: str | None = None, quick
     the training overrides, so an explicit ``eval_epochs`` or ``width`` wins over the quick settings.
     """
     top = {k: v for k, v in {"ipcs": ipcs, "rules": rules, "repeat": repeat, "seed": seed, "subset_seed": subset_seed,
+                             "random_subsets": random_subsets,
                              "lbpe_epochs": lbpe_epochs, "lbpe_top_k": lbpe_top_k, "options": options}.items()
            if v is not None}
     if preset:

@@ -19,7 +19,7 @@ from yoco.ladder.cache import FolderLock, cached, claim, key
 from yoco.ladder.cells import Cell, _dataset, execute
 from yoco.ladder.config import DEMO_SET, LadderConfig, demo_config
 from yoco.report import write_ladder_reports
-from yoco.rules import build_table, parse_rule, prune
+from yoco.rules import RANDOM_REFERENCE, build_table, parse_rule, prune
 from yoco.scores import resolve_windows
 from yoco.scoretable import ScoreTable, load_table
 
@@ -85,12 +85,14 @@ def run_ladder(
             cells += _cells(out, "source", None, src_path, source_fp, cfg, eval_cfg, data_root)
         for rule in cfg.rules:
             name = parse_rule(rule).name
+            subsets = cfg.random_subsets if name == RANDOM_REFERENCE else 1
             for ipc in cfg.ipcs:
-                pkey = key(table_key, name, ipc, cfg.options, cfg.subset_seed)
-                path = out / "pruned" / f"{name}-ipc{ipc}-{pkey}.safetensors"
-                cached(path, pkey, lambda n=name, k=ipc, pk=pkey: _pruned(cs, table, n, k, cfg, pk), save, load,
-                       lambda p: p.meta.extra.get("cache_key"))
-                cells += _cells(out, name, ipc, path, pkey, cfg, eval_cfg, data_root)
+                for sub in range(cfg.subset_seed, cfg.subset_seed + subsets):
+                    pkey = key(table_key, name, ipc, cfg.options, sub)
+                    path = out / "pruned" / f"{name}-ipc{ipc}-sub{sub}-{pkey}.safetensors"
+                    cached(path, pkey, lambda n=name, k=ipc, s=sub, pk=pkey: _pruned(cs, table, n, k, cfg, s, pk),
+                           save, load, lambda p: p.meta.extra.get("cache_key"))
+                    cells += _cells(out, name, ipc, path, pkey, cfg, eval_cfg, data_root, sub)
 
         todo = [c for c in cells if not c.done()]
         log.info("%d evaluation cells, %d already done, %d to run", len(cells), len(cells) - len(todo), len(todo))
@@ -101,18 +103,19 @@ def run_ladder(
     return doc
 
 
-def _pruned(cs: CondensedSet, table: ScoreTable, rule: str, ipc: int, cfg: LadderConfig, pkey: str) -> CondensedSet:
-    pruned, _ = prune(cs, table, rule, ipc, seed=cfg.subset_seed, **cfg.options)
+def _pruned(cs: CondensedSet, table: ScoreTable, rule: str, ipc: int, cfg: LadderConfig, subset: int,
+            pkey: str) -> CondensedSet:
+    pruned, _ = prune(cs, table, rule, ipc, seed=subset, **cfg.options)
     pruned.meta.extra["cache_key"] = pkey
     return pruned
 
 
 def _cells(out: Path, rule: str, ipc: int | None, set_path: Path, set_key: str, cfg: LadderConfig,
-           eval_cfg: dict[str, Any], data_root: str | None) -> list[Cell]:
+           eval_cfg: dict[str, Any], data_root: str | None, subset: int | None = None) -> list[Cell]:
     cells = []
     for s in range(cfg.seed, cfg.seed + cfg.repeat):
         k = key(set_key, eval_cfg, s)
-        cell = Cell(rule, ipc, s, str(set_path), cfg.dataset, data_root, eval_cfg, k, "")
+        cell = Cell(rule, ipc, s, str(set_path), cfg.dataset, data_root, eval_cfg, k, "", subset=subset)
         cells.append(dataclasses.replace(cell, out=str(out / "cells" / f"{cell.name}-{k}.json")))
     return cells
 
