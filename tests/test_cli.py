@@ -182,3 +182,25 @@ def test_ladder_with_failed_cells_exits_non_zero_and_names_them(world, capsys, m
              "--out", world["tmp"] / "lad")
     err = capsys.readouterr().err
     assert rc == 1 and "1 evaluation(s) failed: ccs_imbalance IPC 1 seed 0" in err
+
+
+def test_config_file_sets_options_the_command_line_overrides_and_is_kept(world, capsys):
+    t = world["tmp"]
+    (t / "eval.toml").write_text('dataset = "mnist"\ndata-root = "%s"\nepochs = 2\nwidth = 8\nrepeat = 2\n'
+                                 'device = "cpu"\nquiet = true\n' % world["root"])
+    out = t / "e.json"
+    assert run("evaluate", world["set"], "--config", t / "eval.toml", "--repeat", "1", "--out", out) == 0
+    res = json.loads(out.read_text())
+    assert len(res["runs"]) == 1 and res["config"]["train"]["epochs"] == 2  # file's epochs, command line's repeat
+    assert (t / "e.json.config.toml").read_text() == (t / "eval.toml").read_text()
+    (t / "bad.toml").write_text("epoch = 2\n")
+    assert run("evaluate", world["set"], "--dataset", "mnist", "--config", t / "bad.toml") == 2
+    assert "unknown option 'epoch'" in error_line(capsys)
+    (t / "worse.toml").write_text("epochs = [\n")
+    assert run("evaluate", world["set"], "--dataset", "mnist", "--config", t / "worse.toml") == 2
+    assert "not valid TOML" in error_line(capsys)
+    (t / "lad.toml").write_text('ipcs = [1]\nrules = ["yoco"]\noption = {hard_cut = 0.2}\n')
+    assert run("ladder", world["set"], "--dataset", "mnist", "--data-root", world["root"], *FAST_LADDER,
+               "--config", t / "lad.toml", "--out", t / "lad") == 0
+    assert (t / "lad" / "config.toml").exists()
+    assert json.loads((t / "lad" / "results.json").read_text())["config"]["options"] == {"hard_cut": 0.2}

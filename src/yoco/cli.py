@@ -146,6 +146,16 @@ def _training(p: argparse.ArgumentParser, repeat_help: str) -> None:
     p.add_argument("--seed", type=natural, default=None, help="first training seed (default: 0)")
 
 
+def _keep_config(a: argparse.Namespace, beside: Path) -> None:
+    """Copy the ``--config`` file (if any) beside the results, so they say what produced them."""
+    if getattr(a, "config", None):
+        from yoco.io import write_text
+
+        src = Path(a.config)
+        target = beside / f"config{src.suffix}" if beside.is_dir() else beside.with_name(f"{beside.name}.config{src.suffix}")
+        write_text(target, src.read_text(encoding="utf-8-sig"))
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Commands
 
@@ -294,6 +304,7 @@ def _evaluate(p: argparse.ArgumentParser) -> Handler:
         result = evaluate_condensed(cs, real, cfg, progress=not a.quiet)
         result["file"] = {"path": str(a.condensed), "sha256": file_sha256(a.condensed)}
         write_json(out, result)
+        _keep_config(a, out)
         print(f"{real.name} test accuracy over {len(result['runs'])} run(s): {accuracy_line(result)}")
         print(f"wrote {out}")
         return 0
@@ -343,6 +354,7 @@ def _condense(p: argparse.ArgumentParser) -> Handler:
                 return evaluate_condensed(cs, real, quick_eval, progress=False)["last_mean"]
 
         cs = condense(real, cfg, a.out, device=a.device, resume=a.resume, progress=not a.quiet, eval_fn=eval_fn)
+        _keep_config(a, Path(a.out))
         print(summarize(cs))
         print(f"wrote {a.out}")
         return 0
@@ -499,6 +511,7 @@ def _ladder(p: argparse.ArgumentParser) -> Handler:
         cs = _ladder_source(a, cfg.dataset)
         doc = run_ladder(cs, cfg, a.out, data_root=a.data_root, workers=a.workers, ray_address=a.ray,
                          force=a.force, device=a.device, progress=not a.quiet)
+        _keep_config(a, Path(a.out))
         return _print_ladder(a.out, doc)
 
     return run
@@ -562,22 +575,88 @@ def _options_help() -> str:
     return "; ".join(parts) + "; ccs's hard_cut defaults to YOCO's table for the dataset and IPCs"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser (also used to render ``--help``)."""
+CONFIGURABLE = ("evaluate", "condense", "ladder")  # the commands that take --config FILE
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The full argument parser (also used to render ``--help``) and each command's sub-parser."""
     parser = argparse.ArgumentParser(prog="yoco", description="Condense once, prune to any size (YOCO).",
                                      formatter_class=_Help)
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    subs = {}
     for name in COMMANDS.names():
         cmd = COMMANDS.get(name)
         p = sub.add_parser(name, help=cmd.help, description=cmd.help, formatter_class=_Help)
         p.set_defaults(handler=cmd.arguments(p))
-    return parser
+        if name in CONFIGURABLE:
+            p.add_argument("--config", default=None, metavar="FILE",
+                           help="TOML (or YAML) file of this command's options, by their long names; options given "
+                           "on the command line win; the file is copied beside the results")
+        subs[name] = p
+    return parser, subs
+
+
+def _apply_config(sub: argparse.ArgumentParser, path: str) -> None:
+    """Make the options in ``path`` the sub-parser's defaults (no longer required), so the command line wins."""
+    from yoco.io import read_config
+
+    values = read_config(path)
+    actions = {a.dest: a for a in sub._actions if a.option_strings}
+    defaults: dict[str, Any] = {}
+    for raw_key, value in values.items():
+        dest = str(raw_key).replace("-", "_")
+        action = actions.get(dest)
+        if action is None or dest in ("config", "help"):
+            known = sorted(d.replace("_", "-") for d in actions if d not in ("config", "help"))
+            raise YocoError(f"{path}: unknown option {raw_key!r}; known: {', '.join(known)}")
+        defaults[dest] = _config_value(path, raw_key, value, action)
+        action.required = False
+    sub.set_defaults(**defaults)
+
+
+def _config_path(argv: Sequence[str]) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg == "--config" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--config="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _config_value(path: str, key: str, value: Any, action: argparse.Action) -> Any:
+    """A config-file value as argparse would have parsed it from the command line."""
+    if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+        if not isinstance(value, bool):
+            raise YocoError(f"{path}: {key} must be true or false, got {value!r}")
+        return value
+    if isinstance(action, argparse._AppendAction):
+        items = value if isinstance(value, list) else [value]
+        if isinstance(value, dict):
+            items = [f"{k}={v}" for k, v in value.items()]
+        return [action.type(str(v)) if action.type else str(v) for v in items]
+    text = ",".join(str(v) for v in value) if isinstance(value, list) else str(value)
+    try:
+        parsed = action.type(text) if action.type else text
+    except (argparse.ArgumentTypeError, ValueError) as exc:
+        raise YocoError(f"{path}: {key}: {exc}") from None
+    if action.choices is not None and parsed not in action.choices:
+        raise YocoError(f"{path}: {key} must be one of {', '.join(map(str, action.choices))}, got {parsed!r}")
+    return parsed
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``yoco`` console script."""
-    parser = build_parser()
+    parser, subs = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    name = next((a for a in argv if not a.startswith("-")), None)
+    config = _config_path(argv)
+    if name in CONFIGURABLE and config:
+        try:
+            _apply_config(subs[name], config)
+        except YocoError as exc:
+            print(f"yoco: error: {exc}", file=sys.stderr)
+            return 2
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")

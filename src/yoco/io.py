@@ -99,6 +99,33 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def read_config(path: str | Path) -> dict[str, Any]:
+    """A TOML file (or YAML, when PyYAML is installed) of option names and values, as a dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise YocoError(f"{path}: no such config file")
+    text = path.read_text(encoding="utf-8-sig")
+    if path.suffix.lower() in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise YocoError(f"{path}: YAML config files need PyYAML (pip install pyyaml); TOML needs nothing") from None
+        try:
+            values = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise YocoError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    else:
+        import tomllib
+
+        try:
+            values = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise YocoError(f"{path}: not valid TOML ({exc})") from None
+    if not isinstance(values, dict):
+        raise YocoError(f"{path}: a config file must map option names to values")
+    return values
+
+
 def check_outputs(outputs: Iterable[str | Path], inputs: Iterable[str | Path] = ()) -> list[Path]:
     """Refuse, before any work starts, outputs that would destroy an input or each other, or cannot be written.
 
