@@ -186,8 +186,8 @@ def test_ladder_with_failed_cells_exits_non_zero_and_names_them(world, capsys, m
 
 def test_config_file_sets_options_the_command_line_overrides_and_is_kept(world, capsys):
     t = world["tmp"]
-    (t / "eval.toml").write_text('dataset = "mnist"\ndata-root = "%s"\nepochs = 2\nwidth = 8\nrepeat = 2\n'
-                                 'device = "cpu"\nquiet = true\n' % world["root"])
+    (t / "eval.toml").write_text('dataset = "mnist"\ndata-root = "{}"\nepochs = 2\nwidth = 8\nrepeat = 2\n'
+                                 'device = "cpu"\nquiet = true\n'.format(world["root"]))
     out = t / "e.json"
     assert run("evaluate", world["set"], "--config", t / "eval.toml", "--repeat", "1", "--out", out) == 0
     res = json.loads(out.read_text())
