@@ -21,6 +21,7 @@ from yoco.data.datasets import load_dataset
 from yoco.data.subset import random_real_subset
 from yoco.evaluate import EvalConfig, evaluate_condensed
 from yoco.io import write_json
+from yoco.train import TrainConfig
 
 OUT = Path(__file__).parent / "results" / "random_real"
 
@@ -35,7 +36,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
     real = load_dataset("fashion-mnist")
-    cfg = EvalConfig(repeat=args.repeat, epochs=args.epochs, device=args.device)
+    cfg = EvalConfig(repeat=args.repeat, train=TrainConfig(epochs=args.epochs))
     table = []
     for ipc in (int(v) for v in args.ipcs.split(",")):
         results = []
@@ -44,7 +45,7 @@ def main() -> None:
             if path.exists() and json.loads(path.read_text())["config"]["train"]["epochs"] == (args.epochs or 1000):
                 results.append(json.loads(path.read_text()))
                 continue
-            res = evaluate_condensed(random_real_subset(real, ipc, seed=subset), real, cfg)
+            res = evaluate_condensed(random_real_subset(real, ipc, seed=subset), real, cfg, device=args.device)
             write_json(path, {**res, "subset_seed": subset})
             results.append(res)
         last = np.array([[r["last"] for r in res["runs"]] for res in results])

@@ -9,12 +9,13 @@ from yoco.cli import main
 from yoco.data.condensed import CondensedMeta, CondensedSet, save
 from yoco.errors import YocoError
 from yoco.evaluate import EvalConfig, check_compatible, evaluate_condensed
+from yoco.train import TrainConfig
 
-QUICK = EvalConfig(model="convnet", width=16, epochs=20, repeat=2, test_points=2, device="cpu")
+QUICK = EvalConfig(model="convnet", width=16, repeat=2, test_points=2, train=TrainConfig(epochs=20))
 
 
 def test_short_run_learns_separable_set_and_reports_mean_std():
-    res = evaluate_condensed(tiny_condensed(), tiny_real(), QUICK, progress=False)
+    res = evaluate_condensed(tiny_condensed(), tiny_real(), QUICK, device="cpu", progress=False)
     assert len(res["runs"]) == 2 and [r["seed"] for r in res["runs"]] == [0, 1]
     assert res["last_mean"] > 0.6  # chance 0.25
     lasts = torch.tensor([r["last"] for r in res["runs"]])
@@ -25,15 +26,16 @@ def test_short_run_learns_separable_set_and_reports_mean_std():
 
 
 def test_same_seed_same_accuracy_on_cpu():
-    cfg = dataclasses.replace(QUICK, repeat=1, epochs=6)
-    a = evaluate_condensed(tiny_condensed(), tiny_real(), cfg, progress=False)
-    b = evaluate_condensed(tiny_condensed(), tiny_real(), cfg, progress=False)
+    cfg = dataclasses.replace(QUICK, repeat=1, train=TrainConfig(epochs=6))
+    a = evaluate_condensed(tiny_condensed(), tiny_real(), cfg, device="cpu", progress=False)
+    b = evaluate_condensed(tiny_condensed(), tiny_real(), cfg, device="cpu", progress=False)
     assert a["runs"][0]["curve"] == b["runs"][0]["curve"]
 
 
 def test_factor_two_set_is_decoded_before_training():
     cs = tiny_condensed(ipc=2, factor=2)
-    res = evaluate_condensed(cs, tiny_real(), dataclasses.replace(QUICK, repeat=1, epochs=2), progress=False)
+    res = evaluate_condensed(cs, tiny_real(), dataclasses.replace(QUICK, repeat=1, train=TrainConfig(epochs=2)),
+                             device="cpu", progress=False)
     assert res["decoded_images"] == 4 * len(cs)
 
 
@@ -71,7 +73,7 @@ def test_cli_evaluate_writes_json_and_interrupt_leaves_nothing(tmp_path, monkeyp
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(ev, "train", interrupted)
+    monkeypatch.setattr(ev, "train_networks", interrupted)
     out2 = tmp_path / "eval2.json"
     assert main(["evaluate", *argv[:-1], str(out2)]) == 130
     assert not out2.exists()

@@ -13,6 +13,7 @@ from yoco.dynamics import DynamicsConfig
 from yoco.errors import YocoError
 from yoco.evaluate import EvalConfig
 from yoco.ladder import LadderConfig, run_ladder
+from yoco.train import TrainConfig
 
 
 def _setup(tmp_path):
@@ -23,7 +24,7 @@ def _setup(tmp_path):
     cfg = LadderConfig(
         dataset="mnist", ipcs=(1, 2), rules=("yoco", "forgetting"), repeat=2,
         dynamics=DynamicsConfig(model="convnet", width=8, epochs=6, runs=2, batch_size=16),
-        eval=EvalConfig(model="convnet", width=8, epochs=3, test_points=1, device="cpu"),
+        eval=EvalConfig(model="convnet", width=8, test_points=1, train=TrainConfig(epochs=3)),
         lbpe_epochs=4, lbpe_top_k=2, el2n_epochs=2,
     )
     return cs, cfg, str(tmp_path / "data")
@@ -77,7 +78,7 @@ def test_tiny_ladder_end_to_end_and_resume(tmp_path, monkeypatch):
     # a changed evaluation config reruns the cells, not the dynamics
     calls.clear()
     dyn_files = sorted((out / "cache").glob("dynamics-*"))
-    cfg3 = dataclasses.replace(cfg, ipcs=(1,), eval=dataclasses.replace(cfg.eval, epochs=2))
+    cfg3 = dataclasses.replace(cfg, ipcs=(1,), eval=dataclasses.replace(cfg.eval, train=TrainConfig(epochs=2)))
     run_ladder(cs, cfg3, out, data_root=root, device="cpu", progress=False)
     assert len(calls) == 2 * 1 * 2 + 2
     assert sorted((out / "cache").glob("dynamics-*")) == dyn_files
@@ -158,11 +159,11 @@ def test_two_settings_in_one_folder_never_read_each_others_files(tmp_path):
     cfg = dataclasses.replace(cfg, rules=("yoco",), ipcs=(1,), repeat=1, reference=False)
     out = tmp_path / "run"
     a = run_ladder(cs, cfg, out, data_root=root, device="cpu", progress=False)
-    other = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, epochs=4))
+    other = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, train=TrainConfig(epochs=4)))
     b = run_ladder(cs, other, out, data_root=root, device="cpu", progress=False)
     again = run_ladder(cs, cfg, out, data_root=root, device="cpu", progress=False)
     assert again["rows"] == a["rows"]  # the first settings' cells, untouched by the second run
-    assert b["config"]["eval"]["epochs"] == 4 and len(list((out / "cells").glob("*.json"))) == 2
+    assert b["config"]["eval"]["train"]["epochs"] == 4 and len(list((out / "cells").glob("*.json"))) == 2
 
 
 def test_truncated_or_corrupt_cached_files_are_made_again(tmp_path, monkeypatch):

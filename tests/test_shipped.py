@@ -10,6 +10,7 @@ import torch
 from yoco.data.condensed import decode, load
 from yoco.evaluate import EvalConfig, evaluate_condensed
 from yoco.ladder import DEMO_SET
+from yoco.train import TrainConfig
 
 FASHION_ROOT = Path("/usr/share/datasets/fashion-mnist")
 
@@ -32,6 +33,7 @@ def test_shipped_set_trains_a_network_well_above_chance() -> None:
 
     real = load_dataset("fashion-mnist")
     torch.set_num_threads(2)
-    res = evaluate_condensed(load(DEMO_SET), real, EvalConfig(epochs=15, width=32, repeat=1, test_points=1,
-                                                               device="cpu"), progress=False)
+    res = evaluate_condensed(load(DEMO_SET), real, EvalConfig(width=32, repeat=1, test_points=1,
+                                                               train=TrainConfig(epochs=15)), device="cpu",
+                             progress=False)
     assert res["last_mean"] > 0.6

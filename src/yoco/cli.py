@@ -293,15 +293,16 @@ def _evaluate(p: argparse.ArgumentParser) -> Handler:
         from yoco.evaluate import EvalConfig, check_compatible, evaluate_condensed
         from yoco.io import check_outputs, file_sha256, write_json
         from yoco.report import accuracy_line
+        from yoco.train import TrainConfig
 
         out = Path(a.out) if a.out else Path(a.condensed).with_suffix(".eval.json")
         check_outputs([out], [a.condensed])
         cs = load(a.condensed)
         real = _real(a)
         check_compatible(cs, real)
-        cfg = EvalConfig(**given(model=a.model, width=a.width, epochs=a.epochs, repeat=a.repeat, seed=a.seed,
-                                 test_points=a.test_points), device=a.device)
-        result = evaluate_condensed(cs, real, cfg, progress=not a.quiet)
+        cfg = EvalConfig(**given(model=a.model, width=a.width, repeat=a.repeat, seed=a.seed,
+                                 test_points=a.test_points), train=TrainConfig(epochs=a.epochs))
+        result = evaluate_condensed(cs, real, cfg, device=a.device, progress=not a.quiet)
         result["file"] = {"path": str(a.condensed), "sha256": file_sha256(a.condensed)}
         write_json(out, result)
         _keep_config(a, out)
@@ -340,6 +341,7 @@ def _condense(p: argparse.ArgumentParser) -> Handler:
         from yoco.evaluate import EvalConfig, evaluate_condensed
         from yoco.io import check_outputs
         from yoco.report import summarize
+        from yoco.train import TrainConfig
 
         check_outputs([a.out, checkpoint_path(a.out)])
         real = _real(a)
@@ -348,10 +350,10 @@ def _condense(p: argparse.ArgumentParser) -> Handler:
             seed=a.seed, checkpoint_every=a.checkpoint_every, eval_every=a.eval_every))
         eval_fn = None
         if cfg.eval_every:
-            quick_eval = EvalConfig(epochs=a.eval_epochs, repeat=1, test_points=1, device=a.device)
+            quick_eval = EvalConfig(repeat=1, test_points=1, train=TrainConfig(epochs=a.eval_epochs))
 
             def eval_fn(cs):
-                return evaluate_condensed(cs, real, quick_eval, progress=False)["last_mean"]
+                return evaluate_condensed(cs, real, quick_eval, device=a.device, progress=False)["last_mean"]
 
         cs = condense(real, cfg, a.out, device=a.device, resume=a.resume, progress=not a.quiet, eval_fn=eval_fn)
         _keep_config(a, Path(a.out))

@@ -31,27 +31,63 @@ class TrainConfig:
     Augmentation per batch: ``base_aug`` (``"imagenet"``: :class:`~yoco.augment.ImageNetAug`, which needs the
     set's ``mean``/``std`` to work in pixel space), then DSA ``dsa`` with per-sample parameters (``flip`` False
     drops mirroring), then ``mix`` (CutMix or mixup) with probability ``mix_p``.
+
+    ``None`` in ``epochs``, ``base_aug``, ``dsa``, ``flip`` or ``mix_p`` means "the protocol's for the set";
+    :meth:`resolve` fills them in before :func:`train` runs.
     """
 
-    epochs: int = protocol.DYNAMICS_EPOCHS
+    epochs: int | None = None
     batch_size: int = protocol.BATCH_SIZE
     lr: float = protocol.LR
     momentum: float = protocol.MOMENTUM
     weight_decay: float = protocol.WEIGHT_DECAY
     milestones: tuple[float, ...] = protocol.MILESTONES
     gamma: float = protocol.GAMMA
-    base_aug: str = "none"
-    dsa: str = protocol.EVAL_DSA
-    flip: bool = True
+    base_aug: str | None = None
+    dsa: str | None = None
+    flip: bool | None = None
     mix: str = protocol.MIX
-    mix_p: float = protocol.MIX_P
+    mix_p: float | None = None
     mix_beta: float = protocol.MIX_BETA
     seed: int = 0
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
 
+    def __post_init__(self) -> None:
+        self.milestones = tuple(self.milestones)
+        if self.mean is not None:
+            self.mean = tuple(self.mean)
+        if self.std is not None:
+            self.std = tuple(self.std)
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise YocoError(f"training {name} must be a whole number >= 1, got {value!r}")
+        if self.lr < 0 or self.weight_decay < 0 or not 0 <= self.momentum < 1:
+            raise YocoError(f"training lr and weight decay must be >= 0 and momentum in [0, 1), got lr {self.lr}, "
+                            f"weight decay {self.weight_decay}, momentum {self.momentum}")
+        if self.mix_p is not None and not 0.0 <= self.mix_p <= 1.0:
+            raise YocoError(f"mix_p must be a probability, got {self.mix_p}")
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        """Rebuild a config from :meth:`to_dict` (JSON turns tuples into lists)."""
+        return cls(**{**d, "milestones": tuple(d.get("milestones", protocol.MILESTONES))})
+
+    def resolve(self, dataset: str, purpose: str, *, epochs: int, mean: tuple[float, ...],
+                std: tuple[float, ...], flip: bool) -> TrainConfig:
+        """This config with every "protocol" field filled in for ``dataset`` (``purpose``: eval or dynamics)."""
+        aug = protocol.augmentation(dataset, purpose)
+        return dataclasses.replace(
+            self, epochs=self.epochs if self.epochs is not None else epochs,
+            base_aug=self.base_aug if self.base_aug is not None else aug["base_aug"],
+            dsa=self.dsa if self.dsa is not None else aug["dsa"],
+            flip=self.flip if self.flip is not None else flip,
+            mix_p=self.mix_p if self.mix_p is not None else aug["mix_p"],
+            mean=tuple(mean) if self.mean is None else self.mean, std=tuple(std) if self.std is None else self.std)
 
 
 @dataclass
@@ -117,6 +153,10 @@ def train(
     """
     if images.shape[0] != labels.shape[0] or images.shape[0] == 0:
         raise YocoError(f"cannot train on {images.shape[0]} images with {labels.shape[0]} labels")
+    if cfg.epochs is None:
+        raise YocoError("training epochs are not set; give epochs or call TrainConfig.resolve for a dataset")
+    generic = protocol.augmentation("")  # fields left to "the protocol" with no dataset: the CIFAR-like recipe
+    cfg = dataclasses.replace(cfg, **{k: v for k, v in generic.items() if getattr(cfg, k) is None})
     if cfg.mix not in ("cutmix", "mixup", "none"):
         raise YocoError(f"unknown mix {cfg.mix!r}; choose cutmix, mixup or none")
     g = torch.Generator().manual_seed(cfg.seed)
@@ -160,7 +200,7 @@ def train(
 
 
 def _base_augmentation(cfg: TrainConfig) -> ImageNetAug | None:
-    if cfg.base_aug == "none":
+    if cfg.base_aug in ("none", None):
         return None
     if cfg.base_aug != "imagenet":
         raise YocoError(f"unknown base augmentation {cfg.base_aug!r}; choose none or imagenet")

@@ -443,7 +443,8 @@ def _net_train_config(cfg: IDCConfig, flip: bool, epochs: int, seed: int) -> Tra
     # milestones: the network trains at a constant rate between matching steps.
     ops = [o for o in parse_strategy(cfg.match_dsa) if not (o == "cutout" and cfg.net_mix == "cutmix")]
     return TrainConfig(epochs=epochs, batch_size=cfg.batch_real, lr=cfg.net_lr, weight_decay=cfg.net_weight_decay,
-                       milestones=(), dsa="_".join(ops) or "none", flip=flip, mix=cfg.net_mix, seed=seed)
+                       milestones=(), base_aug="none", dsa="_".join(ops) or "none", flip=flip, mix=cfg.net_mix,
+                       mix_p=protocol.MIX_P, seed=seed)
 
 
 def _net_optimizer(net: nn.Module, cfg: IDCConfig) -> torch.optim.Optimizer:

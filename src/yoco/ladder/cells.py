@@ -38,6 +38,7 @@ class Cell:
     key: str
     out: str
     subset: int | None = None
+    device: str = "auto"
     threads: int = 0
 
     @property
@@ -80,7 +81,7 @@ def run_cell(cell: Cell) -> dict[str, Any]:
         cs = load(cell.set_path)
         real = _dataset(cell.dataset, cell.data_root)
         cfg = EvalConfig(**{**cell.eval, "repeat": 1, "seed": cell.seed})
-        res = evaluate_condensed(cs, real, cfg, progress=False)
+        res = evaluate_condensed(cs, real, cfg, device=cell.device, progress=False)
         result = {"status": "ok", "last": res["last_mean"], "best": res["best_mean"], "curve": res["runs"][0]["curve"],
                   "sha256": res["sha256"], "config": res["config"]}
     except Exception as exc:  # noqa: BLE001 - a failed cell is reported in the table, the ladder goes on

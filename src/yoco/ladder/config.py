@@ -81,8 +81,8 @@ class LadderConfig:
         dyn, ev, base = self.dynamics, self.eval, DynamicsConfig()
         if dyn.epochs != base.epochs or dyn.runs != base.runs:
             out.append(f"dynamics {dyn.runs} x {dyn.epochs} epochs (protocol {base.runs} x {base.epochs})")
-        if ev.epochs is not None:
-            out.append(f"evaluation {ev.epochs} epochs (protocol 1000 for this size)")
+        if ev.train.epochs is not None:
+            out.append(f"evaluation {ev.train.epochs} epochs (protocol: by dataset and set size, 1000 here)")
         for what, width in (("dynamics", dyn.width), ("evaluation", ev.width)):
             if width is not None:
                 out.append(f"{what} network width {width} (protocol 128)")
@@ -106,7 +106,8 @@ def quick(cfg: LadderConfig, width: int = 64, dyn_epochs: int = 150, eval_epochs
     return dataclasses.replace(
         cfg,
         dynamics=dataclasses.replace(cfg.dynamics, width=width, epochs=dyn_epochs, runs=2),
-        eval=dataclasses.replace(cfg.eval, width=width, epochs=eval_epochs, test_points=2),
+        eval=dataclasses.replace(cfg.eval, width=width, test_points=2,
+                                 train=dataclasses.replace(cfg.eval.train, epochs=eval_epochs)),
         lbpe_epochs=window,
         lbpe_top_k=min(cfg.lbpe_top_k or 10, 10, window),
     )
@@ -148,7 +149,7 @@ def build_config(*, preset: str | None = None, dataset: str | None = None, quick
         cfg = quick(cfg)
     ev, dy = cfg.eval, cfg.dynamics
     if eval_epochs is not None:
-        ev = dataclasses.replace(ev, epochs=eval_epochs)
+        ev = dataclasses.replace(ev, train=dataclasses.replace(ev.train, epochs=eval_epochs))
     if width is not None:
         ev, dy = dataclasses.replace(ev, width=width), dataclasses.replace(dy, width=width)
     if dynamics_epochs is not None:

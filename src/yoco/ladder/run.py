@@ -77,12 +77,12 @@ def run_ladder(
                        lambda: build_table(dyn, **score_kw, config={"dynamics": dyn_key, "cache_key": table_key}),
                        lambda t, p: t.save(p), load_table, lambda t: t.config.get("cache_key"))
 
-        eval_cfg = {**cfg.eval.to_dict(), "device": device}
+        eval_cfg = cfg.eval.to_dict()
         cells: list[Cell] = []
         if cfg.reference:
             src_path = cache / f"source-{source_fp}.safetensors"
             cached(src_path, source_fp, lambda: cs, save, load, fingerprint)
-            cells += _cells(out, "source", None, src_path, source_fp, cfg, eval_cfg, data_root)
+            cells += _cells(out, "source", None, src_path, source_fp, cfg, eval_cfg, data_root, device)
         for rule in cfg.rules:
             name = parse_rule(rule).name
             subsets = cfg.random_subsets if name == RANDOM_REFERENCE else 1
@@ -92,7 +92,7 @@ def run_ladder(
                     path = out / "pruned" / f"{name}-ipc{ipc}-sub{sub}-{pkey}.safetensors"
                     cached(path, pkey, lambda n=name, k=ipc, s=sub, pk=pkey: _pruned(cs, table, n, k, cfg, s, pk),
                            save, load, lambda p: p.meta.extra.get("cache_key"))
-                    cells += _cells(out, name, ipc, path, pkey, cfg, eval_cfg, data_root, sub)
+                    cells += _cells(out, name, ipc, path, pkey, cfg, eval_cfg, data_root, device, sub)
 
         todo = [c for c in cells if not c.done()]
         log.info("%d evaluation cells, %d already done, %d to run", len(cells), len(cells) - len(todo), len(todo))
@@ -111,11 +111,12 @@ def _pruned(cs: CondensedSet, table: ScoreTable, rule: str, ipc: int, cfg: Ladde
 
 
 def _cells(out: Path, rule: str, ipc: int | None, set_path: Path, set_key: str, cfg: LadderConfig,
-           eval_cfg: dict[str, Any], data_root: str | None, subset: int | None = None) -> list[Cell]:
+           eval_cfg: dict[str, Any], data_root: str | None, device: str, subset: int | None = None) -> list[Cell]:
     cells = []
     for s in range(cfg.seed, cfg.seed + cfg.repeat):
-        k = key(set_key, eval_cfg, s)
-        cell = Cell(rule, ipc, s, str(set_path), cfg.dataset, data_root, eval_cfg, k, "", subset=subset)
+        k = key(set_key, eval_cfg, device, s)
+        cell = Cell(rule, ipc, s, str(set_path), cfg.dataset, data_root, eval_cfg, k, "", subset=subset,
+                    device=device)
         cells.append(dataclasses.replace(cell, out=str(out / "cells" / f"{cell.name}-{k}.json")))
     return cells
 

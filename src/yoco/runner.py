@@ -1,0 +1,150 @@
+"""The one runner of fresh networks: train N networks from scratch on a decoded condensed set.
+
+Evaluation (test accuracy at a few points) and training dynamics (every image's outputs every epoch) are the
+same job with different hooks: decode the set, standardise it, build each network under its own seed, train it
+with the shared loop of :mod:`yoco.train`. This module is the only place where that happens.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from yoco import protocol
+from yoco.data.condensed import CondensedSet, decode
+from yoco.errors import YocoError
+from yoco.models import create_model
+from yoco.train import Batch, TrainConfig, resolve_device, seeded, train
+
+BatchHook = Callable[[int, Batch], None]  # (run index, batch)
+EpochHook = Callable[[int, int, nn.Module], None]  # (run index, epoch, model)
+
+
+@dataclass
+class Networks:
+    """Which networks to train and how: the model (None: the protocol's for the dataset), its width (None: the
+    model's), how many independent runs, the first seed (run ``r`` uses ``seed + r``), and the training recipe."""
+
+    model: str | None = None
+    width: int | None = None
+    runs: int = 1
+    seed: int = 0
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.train, dict):
+            self.train = TrainConfig.from_dict(self.train)
+        for name in ("runs", "width"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise YocoError(f"{name} must be a whole number >= 1, got {value!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise YocoError(f"seed must be a whole number >= 0, got {self.seed!r}")
+
+
+@dataclass
+class Prepared:
+    """A decoded set on its device, standardised, with what the training recipe needs to know about it."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    num_classes: int
+    dataset: str
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    flip: bool
+
+    @property
+    def images_per_class(self) -> int:
+        return math.ceil(len(self.labels) / self.num_classes)
+
+
+def prepare(cs: CondensedSet, device: torch.device, *, mean: tuple[float, ...] | None = None,
+            std: tuple[float, ...] | None = None, flip: bool | None = None) -> Prepared:
+    """Decode ``cs`` and standardise it with ``mean``/``std`` (default: its dataset's, see :func:`input_stats`)."""
+    dec = decode(cs)
+    d_mean, d_std, d_flip = input_stats(dec)
+    mean, std = tuple(mean or d_mean), tuple(std or d_std)
+    if len(mean) != dec.images.shape[1]:
+        raise YocoError(f"{cs.source}: images have {dec.images.shape[1]} channel(s) but the normalisation of "
+                        f"{cs.meta.dataset!r} has {len(mean)}; is the set from another dataset?")
+    x = dec.normalized_images(mean, std).to(device)
+    return Prepared(x, dec.labels.to(device), dec.num_classes, cs.meta.dataset, mean, std,
+                    d_flip if flip is None else flip)
+
+
+def input_stats(cs: CondensedSet) -> tuple[tuple[float, ...], tuple[float, ...], bool]:
+    """Normalisation (mean, std) and whether flips are allowed for networks trained on ``cs``.
+
+    The source dataset's constants when it is known, else the set's own metadata, else its pixel statistics.
+    """
+    from yoco.data.datasets import dataset_flip, dataset_names, normalization
+
+    if cs.meta.dataset in dataset_names() and cs.meta.dataset != "imagefolder":
+        mean, std = normalization(cs.meta.dataset)
+        return tuple(mean), tuple(std), dataset_flip(cs.meta.dataset)
+    if cs.meta.mean is not None and cs.meta.std is not None:
+        return tuple(cs.meta.mean), tuple(cs.meta.std), True
+    px = cs.pixels()
+    return tuple(px.mean((0, 2, 3)).tolist()), tuple(px.std((0, 2, 3)).clamp_min(1e-3).tolist()), True
+
+
+def recipe(data: Prepared, nets: Networks, purpose: str) -> TrainConfig:
+    """The training config of ``nets`` with the protocol's choices for ``data`` filled in."""
+    epochs = protocol.eval_epochs(data.dataset, data.images_per_class, data.num_classes)
+    if purpose == "dynamics":
+        epochs = protocol.DYNAMICS_EPOCHS
+    return nets.train.resolve(data.dataset, purpose, epochs=epochs, mean=data.mean, std=data.std, flip=data.flip)
+
+
+def model_name(nets: Networks, dataset: str) -> str:
+    """The network to build: the given one, else the protocol's evaluation network for ``dataset``."""
+    return nets.model or protocol.eval_model(dataset)
+
+
+@dataclass
+class Trained:
+    """What :func:`train_networks` returns: the networks, the resolved recipe, each run's training seconds."""
+
+    models: list[nn.Module]
+    config: TrainConfig
+    seconds: list[float]
+
+
+def train_networks(data: Prepared, nets: Networks, purpose: str = "eval", *, on_batch: BatchHook | None = None,
+                   on_epoch: EpochHook | None = None, progress: bool = True, desc: str = "train") -> Trained:
+    """Train ``nets.runs`` fresh networks on ``data`` (run ``r`` built and trained with seed ``nets.seed + r``).
+
+    ``purpose`` picks the protocol's recipe (``eval`` or ``dynamics``). Hooks receive the run index first.
+    """
+    cfg = recipe(data, nets, purpose)
+    name = model_name(nets, data.dataset)
+    kw: dict[str, Any] = {"width": nets.width} if nets.width is not None else {}
+    c, h, w = data.images.shape[1:]
+    models, seconds = [], []
+    for r in range(nets.runs):
+        t0 = time.perf_counter()
+        seed = nets.seed + r
+        with seeded(seed):
+            model = create_model(name, data.num_classes, c, (h, w), **kw).to(data.images.device)
+        hooks: dict[str, Any] = {}
+        if on_batch is not None:
+            hooks["on_batch"] = lambda b, r=r: on_batch(r, b)
+        if on_epoch is not None:
+            hooks["on_epoch"] = lambda e, m, r=r: on_epoch(r, e, m)
+        train(model, data.images, data.labels, dataclasses.replace(cfg, seed=seed), progress=progress,
+              desc=f"{desc} {r + 1}/{nets.runs}", **hooks)
+        models.append(model)
+        seconds.append(time.perf_counter() - t0)
+    return Trained(models, cfg, seconds)
+
+
+__all__ = ["Networks", "Prepared", "Trained", "input_stats", "model_name", "prepare", "recipe", "resolve_device",
+           "train_networks"]
