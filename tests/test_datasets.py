@@ -604,3 +604,26 @@ def test_imagenet_class_folder_that_is_a_link_is_refused(imagenet_tree, tmp_path
     (root / "val" / WNIDS[1]).symlink_to(moved)
     with pytest.raises(YocoError, match=rf"val/{WNIDS[1]}: class folder is a symbolic link; yoco follows no links"):
         load_dataset("imagenet10", root=root, resolution=8)
+
+
+def test_cifar_pickle_memo_index_cannot_grow_the_memo_table(tmp_path: Path) -> None:
+    """CPython's unpickler grows its memo table to a PUT's index and zero-fills it: 4 bytes can claim 64 GB."""
+    import tracemalloc
+
+    path = tmp_path / "data_batch_1"
+    # PROTO 2, EMPTY_DICT, LONG_BINPUT 20_000_000 (a 320 MB memo table), STOP
+    path.write_bytes(b"\x80\x02}r" + struct.pack("<I", 20_000_000) + b".")
+    tracemalloc.start()
+    try:
+        with pytest.raises(YocoError, match=r"data_batch_1: not a readable CIFAR batch \(UnpicklingError: memo "
+                                            r"index 20000000 at byte 3 is out of range\)"):
+            datasets.read_cifar_pickle(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20
+    # a length prefix running past the end of the file is refused before the unpickler allocates it
+    path.write_bytes(b"\x80\x03B" + struct.pack("<I", 0xFFFFFFF0) + b"abc.")
+    with pytest.raises(YocoError, match=r"data_batch_1: not a readable CIFAR batch \(ValueError: expected "
+                                        r"4294967280 bytes"):
+        datasets.read_cifar_pickle(path)

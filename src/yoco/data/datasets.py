@@ -14,10 +14,12 @@ from __future__ import annotations
 import builtins
 import gzip
 import importlib
+import io
 import logging
 import math
 import os
 import pickle
+import pickletools
 import struct
 import zlib
 from collections.abc import Callable, Sequence
@@ -514,6 +516,20 @@ def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
     return text.encode("latin1")
 
 
+def _check_pickle_stream(raw: bytes) -> None:
+    """Walk a pickle's opcodes without building anything, refusing the two ways a few bytes of pickle make
+    CPython's unpickler allocate far more than the file holds.
+
+    A memo index (``PUT``/``BINPUT``/``LONG_BINPUT``) grows the memo table to that index and zero-fills it, so
+    one 4-byte index can claim 64 GB; a pickler numbers them 0, 1, 2... so an index is never more than the
+    opcodes before it. A length prefix (``BINBYTES``, ``LONG4``...) that runs past the end of the data is
+    refused here (``pickletools`` reads the bytes it announces) rather than allocated by the unpickler.
+    """
+    for count, (op, arg, pos) in enumerate(pickletools.genops(io.BytesIO(raw)), start=1):
+        if op.name in ("PUT", "BINPUT", "LONG_BINPUT") and not (isinstance(arg, int) and 0 <= arg < count):
+            raise pickle.UnpicklingError(f"memo index {arg} at byte {pos} is out of range")
+
+
 def read_cifar_pickle(path: str | Path) -> dict[str, Any]:
     """Read one CIFAR python batch with the restricted unpickler; keys are returned as ``str``.
 
@@ -522,14 +538,17 @@ def read_cifar_pickle(path: str | Path) -> dict[str, Any]:
     """
     path = Path(path)
     try:
-        with open(path, "rb") as fh:
-            obj = _CifarUnpickler(fh, path).load()
-    except YocoError:
-        raise
+        raw = path.read_bytes()
     except OSError as exc:
         raise YocoError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        _check_pickle_stream(raw)
+        obj = _CifarUnpickler(io.BytesIO(raw), path).load()
+    except YocoError:
+        raise
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a corrupt file
-        raise YocoError(f"{path}: not a readable CIFAR batch ({type(exc).__name__}: {exc})") from None
+        detail = str(exc).splitlines()[0][:200] if str(exc) else "no details"
+        raise YocoError(f"{path}: not a readable CIFAR batch ({type(exc).__name__}: {detail})") from None
     if not isinstance(obj, dict):
         raise YocoError(f"{path}: expected a pickled dict, found {type(obj).__name__}")
     return {(k.decode("latin1") if isinstance(k, bytes) else str(k)): v.view(np.ndarray)

@@ -7,23 +7,19 @@ from collections.abc import Callable
 from torch import nn
 
 from yoco.errors import YocoError
+from yoco.registry import Registry
 
-_MODELS: dict[str, Callable[..., nn.Module]] = {}
+MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
 
 
 def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator: make ``fn(num_classes, channels, image_size, **kw)`` available as ``name``."""
-
-    def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        _MODELS[name] = fn
-        return fn
-
-    return wrap
+    return MODELS.register(name)
 
 
 def model_names() -> list[str]:
     """Names accepted by :func:`create_model`."""
-    return sorted(_MODELS)
+    return sorted(MODELS.names())
 
 
 def create_model(
@@ -33,10 +29,9 @@ def create_model(
 
     Every model exposes ``features(x) -> [B, D]`` (penultimate embedding) and ``classifier``.
     """
-    if name not in _MODELS:
-        raise YocoError(f"unknown model {name!r}; known models: {', '.join(model_names())}")
+    build = MODELS.get(name)
     size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-    return _MODELS[name](num_classes=num_classes, channels=channels, image_size=size, **kwargs)
+    return build(num_classes=num_classes, channels=channels, image_size=size, **kwargs)
 
 
 class Classifier(nn.Module):
