@@ -1,25 +1,31 @@
-"""Cost of one IDC outer iteration, split into its parts, next to a plain forward/backward (issue: condensation).
+"""Cost of one IDC inner step, the batched engine beside IDC's sequential per-class loop, in one run.
 
-For Fashion-MNIST (the real files) and a CIFAR-10-sized set (random uint8 images of CIFAR-10's shapes, since
-only the sizes matter for time), with each dataset's IDC preset at IPC 10, factor 2: seconds per inner step of
-data preparation (sampling, decoding, DSA), gradient matching (both gradients and the double backward to the
-images), the image update and the real-data network pass, and the ratio of the matching part to one ordinary
-forward/backward of the same network on the same batches. Writes benchmarks/results/condense_cost.json
-(or --out).
+For Fashion-MNIST (the real files) and a CIFAR-10-sized set (random uint8 images of CIFAR-10's shapes, since only
+the sizes matter for time), each dataset's IDC preset at IPC 10, factor 2: seconds per inner step of the matching
+part (every class drawn, augmented, matched and its images stepped) and of the real-data network pass, for
+``--engines`` (default both), interleaved round by round so both see the same machine load. FLOPs of one
+matching step are counted with ``torch.utils.flop_counter`` and compared with the machine's measured rate on a
+2048^3 float32 matmul, taken in the same run. Writes benchmarks/results/condense_cost.json (or --out).
 
-    python benchmarks/bench_condense.py [--steps 3] [--device auto] [--out FILE]
+    python benchmarks/bench_condense.py [--steps 3] [--rounds 2] [--device auto] [--out FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import time
 from pathlib import Path
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
+from yoco.augment import DSA
+from yoco.condense import idc
 from yoco.condense.idc import PRESETS, matching_cost_breakdown
 from yoco.data.datasets import RealDataset, load_dataset
 from yoco.io import write_json
+from yoco.train import resolve_device
 
 OUT = Path(__file__).parent / "results"
 
@@ -34,24 +40,67 @@ def cifar10_sized(per_class: int = 600) -> RealDataset:
                        flip=True, root="<random>")
 
 
+def matmul_rate(device: torch.device, n: int = 2048, reps: int = 5) -> float:
+    """Measured float32 matmul rate of ``device`` in FLOP/s (best of ``reps``)."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    best = float("inf")
+    for _ in range(reps + 1):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best
+
+
+def matching_flops(real: RealDataset, cfg: idc.IDCConfig, device: torch.device) -> int:
+    """FLOPs of one matching step (all classes: forward, both gradients, the double backward)."""
+    g = torch.Generator().manual_seed(0)
+    syn = idc.init_synthetic(real, cfg.ipc, cfg.factor, cfg.init).images.to(device)
+    net = idc._build_net(cfg, real, 0, device)
+    pool, dsa = idc._RealPool(real, device), DSA(cfg.match_dsa, flip=real.flip)
+    with FlopCounterMode(display=False) as counter:
+        idc.inner_step_batched(net, pool, syn, None, 1e-4, cfg, dsa, g)
+    return int(counter.get_total_flops())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=3, help="timed inner steps per round (after one warm-up)")
+    ap.add_argument("--rounds", type=int, default=2, help="alternating rounds of the engines")
+    ap.add_argument("--engines", default="sequential,batched")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", default=str(OUT / "condense_cost.json"))
     args = ap.parse_args()
+    dev = resolve_device(args.device)
+    engines = args.engines.split(",")
     cases = [("fashion-mnist", load_dataset("fashion-mnist"), PRESETS["fashion-mnist"]),
              ("cifar10-sized", cifar10_sized(), PRESETS["cifar10"])]
+    rate = matmul_rate(dev)
     rows = {}
     for name, real, cfg in cases:
-        rows[name] = {"config": cfg.to_dict(), **matching_cost_breakdown(real, cfg, args.device, steps=args.steps)}
-    write_json(args.out, {"device": args.device, "threads": torch.get_num_threads(), "rows": rows})
-    parts = ("data", "match", "update", "net_train", "plain")
-    print(f"{'set':<14}" + "".join(f"{p + ' s':>12}" for p in parts) + f"{'inner s':>10}{'outer s':>10}{'match/plain':>12}{'inner/plain':>12}")
+        flops = matching_flops(real, cfg, dev)
+        times: dict[str, list[dict]] = {e: [] for e in engines}
+        for _ in range(args.rounds):
+            for engine in engines:
+                times[engine].append(matching_cost_breakdown(real, dataclasses.replace(cfg, engine=engine), dev,
+                                                             steps=args.steps))
+        rows[name] = {"config": cfg.to_dict(), "matching_flops": flops, "runs": times}
+    write_json(args.out, {"device": str(dev), "threads": torch.get_num_threads(), "matmul_flops_per_s": rate,
+                          "rows": rows})
+    print(f"device {dev}, {torch.get_num_threads()} threads, measured matmul {rate / 1e9:.1f} GFLOP/s")
+    print(f"{'set':<14}{'engine':<12}{'match s':>9}{'net s':>8}{'inner s':>9}{'GFLOP':>8}{'GFLOP/s':>9}"
+          f"{'of matmul':>10}{'speed-up':>9}")
     for name, r in rows.items():
-        print(f"{name:<14}" + "".join(f"{r[p + '_s']:>12.3f}" for p in parts)
-              + f"{r['inner_step_s']:>10.2f}{r['outer_iteration_s']:>10.1f}{r['match_over_plain']:>12.2f}"
-              + f"{r['inner_step_s'] / r['plain_s']:>12.2f}")
+        base = min(t["match_s"] for t in r["runs"][engines[0]])
+        for engine in engines:
+            match = min(t["match_s"] for t in r["runs"][engine])
+            net = min(t["net_train_s"] for t in r["runs"][engine])
+            achieved = r["matching_flops"] / match
+            print(f"{name:<14}{engine:<12}{match:>9.3f}{net:>8.3f}{match + net:>9.3f}"
+                  f"{r['matching_flops'] / 1e9:>8.1f}{achieved / 1e9:>9.1f}{achieved / rate:>10.0%}{base / match:>9.2f}")
 
 
 if __name__ == "__main__":
