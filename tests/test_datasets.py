@@ -588,13 +588,14 @@ def test_imagefolder_follows_no_link_that_loops_or_leaves(tmp_path: Path, caplog
     (root / "train" / "bird").symlink_to(outside / "bird")  # a class pulled in from outside the dataset
     (root / "train" / "cat" / "up").symlink_to("..")  # a loop inside a class folder
     (root / "train" / "cat" / "stolen.png").symlink_to(outside / "bird" / "0.png")  # a file from outside
+    (root / "train" / "cat" / "loop.png").symlink_to("loop.png")  # a link to itself
     (root / "train" / "dog" / "alias.png").symlink_to(root / "train" / "cat" / "0.png")  # inside: allowed
     with caplog.at_level("WARNING"):
         ds = load_dataset("imagefolder", root=root)
     assert ds.classes == ["cat", "dog"]
     assert ds.train_labels.tolist() == [0, 1, 1] and ds.test_labels.tolist() == [0, 1]
     assert "ignoring linked folder(s) bird, self" in caplog.text
-    assert "skipped 2 symbolic link(s)" in caplog.text and "stolen.png, up" in caplog.text
+    assert "skipped 3 symbolic link(s)" in caplog.text and "loop.png, stolen.png, up" in caplog.text
 
 
 def test_imagenet_class_folder_that_is_a_link_is_refused(imagenet_tree, tmp_path: Path) -> None:

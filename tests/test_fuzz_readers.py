@@ -94,9 +94,24 @@ json_value = st.one_of(
 mode = st.sampled_from(["edit", "edit", "edit", "bytes", "both"])
 
 
+MAX_GROWTH_KB = 512 * 1024  # how much a reader may raise the process's peak memory while reading a tiny file
+
+
+def peak_kb() -> int:
+    """The process's peak resident memory in KB (0 where the platform cannot say)."""
+    try:
+        import resource
+    except ImportError:
+        return 0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def expect_reads_or_refuses(call: Callable[[], object], named: Path | str,
                             check: Callable[[Any], None] | None = None) -> None:
-    """``call()`` returns something ``check`` accepts, or raises a one-line, short YocoError naming ``named``."""
+    """``call()`` returns something ``check`` accepts, or raises a one-line, short YocoError naming ``named``;
+    either way without raising the process's peak memory by more than :data:`MAX_GROWTH_KB` (the files are a
+    few kilobytes, so more means something allocated what a corrupt header claimed)."""
+    before = peak_kb()
     try:
         result = call()
     except YocoError as exc:
@@ -106,6 +121,7 @@ def expect_reads_or_refuses(call: Callable[[], object], named: Path | str,
     else:
         if check is not None:
             check(result)
+    assert peak_kb() - before < MAX_GROWTH_KB, f"peak memory grew by {peak_kb() - before} KB"
 
 
 @pytest.fixture(scope="module")

@@ -123,7 +123,7 @@ def load_dynamics(path: str | Path) -> Dynamics:
     dyn = Dynamics(**{k: tensors[k] for k in _TENSORS}, config=config, source=str(path))
     for name in ("log_probs", "final_log_probs"):  # -inf is a probability of zero; NaN and +inf are corrupt
         if _any(getattr(dyn, name), lambda t: torch.isnan(t) | torch.isposinf(t)):
-            raise YocoError(f"{path}: {name} holds NaN or +inf values (log-probabilities are at most 0); "
+            raise YocoError(f"{path}: {name} holds NaN or +inf values (a log-probability is finite or -inf); "
                             "the recorded training diverged or the file is corrupt")
     for name in ("train_acc", "embeddings"):
         if _any(getattr(dyn, name), lambda t: ~torch.isfinite(t)):

@@ -23,6 +23,11 @@ from yoco.io import read_tensors, write_tensors
 
 FORMAT_VERSION = "1"
 
+MAX_CLASSES = 100_000  # more classes than any real dataset; bounds what a file's metadata can make us allocate
+MAX_COUNT = 10**9  # bound for ipc and factor: keeps every number a message may print short
+MAX_CHANNELS = 4096  # bound on the length of mean/std
+MAX_NAME = 1000  # bound on the length of the dataset and method strings
+
 
 @dataclass
 class CondensedMeta:
@@ -62,12 +67,6 @@ class CondensedMeta:
             if key in d:
                 kw[key] = check(d[key], key, source)
         return cls(**kw)
-
-
-MAX_CLASSES = 100_000  # more classes than any real dataset; bounds what a file's metadata can make us allocate
-MAX_COUNT = 10**9  # bound for ipc and factor: keeps every number a message may print short
-MAX_CHANNELS = 4096  # bound on the length of mean/std
-MAX_NAME = 1000  # bound on the length of the dataset and method strings
 
 
 def _json_kind(value: Any) -> str:
@@ -340,9 +339,6 @@ def load(path: str | Path) -> CondensedSet:
     if "meta" not in header or "images" not in tensors or "labels" not in tensors:
         raise YocoError(f"{path}: not a yoco condensed-set file (missing images, labels or metadata)")
     meta = CondensedMeta.from_dict(_parse_json(header["meta"], path, "metadata"), source=str(path))
-    for name in ("images", "labels"):
-        if tensors[name].is_complex():
-            raise YocoError(f"{path}: {name} must be real numbers, found {tensors[name].dtype}")
     return CondensedSet(tensors["images"], tensors["labels"], meta, source=str(path))
 
 

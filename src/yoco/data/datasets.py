@@ -309,6 +309,12 @@ def _open_data(path: Path) -> BinaryIO:
     return gzip.open(path, "rb") if gz else open(path, "rb")  # the caller closes it
 
 
+def _first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, cut to 200 characters, for one-line errors."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0][:200] if lines else "no details"
+
+
 def _some(names: Any, limit: int = 10) -> str:
     """Up to ``limit`` of ``names``, sorted and comma-separated, for messages that must stay one short line."""
     shown = sorted(str(n) for n in names)
@@ -547,8 +553,7 @@ def read_cifar_pickle(path: str | Path) -> dict[str, Any]:
     except YocoError:
         raise
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a corrupt file
-        detail = str(exc).splitlines()[0][:200] if str(exc) else "no details"
-        raise YocoError(f"{path}: not a readable CIFAR batch ({type(exc).__name__}: {detail})") from None
+        raise YocoError(f"{path}: not a readable CIFAR batch ({type(exc).__name__}: {_first_line(exc)})") from None
     if not isinstance(obj, dict):
         raise YocoError(f"{path}: expected a pickled dict, found {type(obj).__name__}")
     return {(k.decode("latin1") if isinstance(k, bytes) else str(k)): v.view(np.ndarray)
@@ -673,8 +678,7 @@ def read_svhn_mat(path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
     except YocoError:
         raise
     except Exception as exc:  # noqa: BLE001 - scipy raises many types (struct, zlib, index...) for a corrupt file
-        detail = str(exc).splitlines()[0][:200] if str(exc) else "no details"
-        raise YocoError(f"{path}: not a readable .mat file ({type(exc).__name__}: {detail})") from None
+        raise YocoError(f"{path}: not a readable .mat file ({type(exc).__name__}: {_first_line(exc)})") from None
     x, y = mat.get("X"), mat.get("y")
     if not isinstance(x, np.ndarray) or x.ndim != 4 or x.shape[2] != 3 or x.dtype != np.uint8:
         found = f"{x.dtype} {list(x.shape)}" if isinstance(x, np.ndarray) else type(x).__name__
@@ -733,7 +737,7 @@ def _image_files(folder: Path) -> list[Path]:
             p = Path(top, name)
             if p.suffix.lower() not in IMAGE_EXTENSIONS:
                 continue
-            if p.is_symlink() and not p.resolve().is_relative_to(split):
+            if p.is_symlink() and not _inside(p, split):
                 skipped.append(name)
             elif p.is_file():
                 files.append(p)
@@ -743,6 +747,14 @@ def _image_files(folder: Path) -> list[Path]:
     if not files:
         raise YocoError(f"{folder}: class folder has no images (looked for {', '.join(IMAGE_EXTENSIONS)})")
     return sorted(files)
+
+
+def _inside(link: Path, folder: Path) -> bool:
+    """Whether the symbolic link ``link`` resolves to a path inside ``folder`` (a looping link does not)."""
+    try:
+        return link.resolve().is_relative_to(folder)
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop, on Python < 3.13
+        return False
 
 
 def _class_dirs(folder: Path) -> list[str]:
@@ -780,8 +792,8 @@ def _decode(path: Path, mode: str, size: int | None) -> np.ndarray:
             if size is not None:
                 im = _resize_center_crop(im, size)
             a = np.asarray(im, dtype=np.uint8)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise YocoError(f"{path}: cannot read the image ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - Pillow raises many types (struct, index, EOF...) for a corrupt image
+        raise YocoError(f"{path}: cannot read the image ({type(exc).__name__}: {_first_line(exc)})") from None
     return a[:, :, None] if a.ndim == 2 else a
 
 
@@ -796,8 +808,8 @@ def _probe(paths: Sequence[Path]) -> tuple[dict[tuple[int, int], Path], bool]:
             with Image.open(p) as im:
                 sizes.setdefault((im.size[1], im.size[0]), p)
                 grey = grey and im.mode in ("1", "L", "LA")
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-            raise YocoError(f"{p}: cannot read the image ({exc})") from None
+        except Exception as exc:  # noqa: BLE001 - Pillow raises many types for a corrupt image
+            raise YocoError(f"{p}: cannot read the image ({type(exc).__name__}: {_first_line(exc)})") from None
     return sizes, grey
 
 

@@ -524,18 +524,17 @@ def read_kip(path: Path, req: Request) -> Raw:
 
 def _read_npy(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> np.ndarray:
     """One ``.npy`` member of an archive; its header is checked before memory is allocated for the array."""
-    name = info.filename
+    name, npy = info.filename, np.lib.format
     with zf.open(info) as fh:
-        version = np.lib.format.read_magic(fh)
+        version = npy.read_magic(fh)
         if version not in ((1, 0), (2, 0)):
             raise YocoError(f"{path}: {name} is a .npy file of version {version}, expected 1.0 or 2.0")
-        fmt = np.lib.format
-        shape, _, dtype = (fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0)(fh)
+        shape, _, dtype = (npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0)(fh)
         data_size = info.file_size - fh.tell()
     if dtype.hasobject:
         raise YocoError(f"refusing to execute code from {path}: {name} holds pickled objects")
     if dtype.kind not in "biuf" or dtype.itemsize > 8:
-        raise YocoError(f"{path}: {name} holds {dtype} values; expected an array of plain numbers")
+        raise YocoError(f"{path}: {name} holds {str(dtype)[:60]} values; expected an array of plain numbers")
     nbytes = math.prod(shape) * dtype.itemsize
     if nbytes > MAX_ARRAY_BYTES:
         raise YocoError(f"{path}: {name} declares a {dtype} array of shape {reprlib.repr(list(shape))}, "
@@ -545,7 +544,7 @@ def _read_npy(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> np.ndar
         raise YocoError(f"{path}: {name} declares {nbytes} bytes of array data but its archive member holds "
                         f"{data_size}; the archive is corrupt")
     with zf.open(info) as fh:
-        return np.lib.format.read_array(fh, allow_pickle=False)
+        return npy.read_array(fh, allow_pickle=False)
 
 
 @register("yoco", factor=1, normalized=False, summary="yoco's own .safetensors file")
