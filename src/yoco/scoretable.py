@@ -82,12 +82,16 @@ def read_scores_csv(path: str | Path) -> tuple[dict[str, torch.Tensor], torch.Te
         if lines[start].startswith(CONFIG_PREFIX):
             try:
                 config = json.loads(lines[start][len(CONFIG_PREFIX):])
-            except json.JSONDecodeError as exc:
-                raise YocoError(f"{path}: line {start + 1}: config is not valid JSON ({exc})") from None
+            except (json.JSONDecodeError, RecursionError, ValueError) as exc:
+                raise YocoError(f"{path}: line {start + 1}: config is not valid JSON "
+                                f"({type(exc).__name__}: {str(exc)[:80]})") from None
             if not isinstance(config, dict):
                 raise YocoError(f"{path}: line {start + 1}: config must be a JSON object")
         start += 1
-    rows = [[field.strip() for field in row] for row in csv.reader(lines[start:])]  # "1, 0.5" as saved by some tools
+    try:
+        rows = [[field.strip() for field in row] for row in csv.reader(lines[start:])]  # "1, 0.5" from some tools
+    except csv.Error as exc:
+        raise YocoError(f"{path}: not a readable CSV ({exc})") from None
     if not rows:
         raise YocoError(f"{path}: empty scores file (expected a header index,label,<scores...>)")
     header = rows[0]

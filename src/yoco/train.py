@@ -9,6 +9,7 @@ IDC's protocol). Hooks see every batch's outputs (for training dynamics) and the
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -133,6 +134,52 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return dev
 
 
+class _Recipe:
+    """One network's augmentation and batch order, every draw from its own generator in a fixed order.
+
+    Per epoch a permutation; per batch the base augmentation, DSA, the mixing coin and the mix. Sharing it keeps
+    the single-network loop and the batched one drawing exactly the same numbers for the same seed.
+    """
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        if cfg.mix not in ("cutmix", "mixup", "none"):
+            raise YocoError(f"unknown mix {cfg.mix!r}; choose cutmix, mixup or none")
+        self.cfg = cfg
+        self.g = torch.Generator().manual_seed(cfg.seed)
+        self.dsa = DSA(cfg.dsa, flip=cfg.flip)
+        self.base = _base_augmentation(cfg)
+        self.mix = {"cutmix": cutmix, "mixup": mixup}.get(cfg.mix)
+
+    def order(self, n: int) -> torch.Tensor:
+        return torch.randperm(n, generator=self.g)
+
+    def batch(self, images: torch.Tensor, labels: torch.Tensor, idx: torch.Tensor
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+        """The augmented batch ``idx`` as ``(x, y_a, y_b, lam)``; without mixing ``y_b`` is ``y_a`` and lam 1."""
+        dev_idx = to_device(idx, images.device)
+        x, y = images[dev_idx], labels[dev_idx]
+        if self.base is not None:
+            x = self.base(x, generator=self.g)
+        x = self.dsa(x, generator=self.g)
+        if self.mix is not None and float(torch.rand((), generator=self.g)) < self.cfg.mix_p:
+            return self.mix(x, y, generator=self.g, beta=self.cfg.mix_beta)
+        return x, y, y, 1.0
+
+
+def _loss(out: torch.Tensor, ya: torch.Tensor, yb: torch.Tensor, lam: float) -> torch.Tensor:
+    if lam == 1.0:
+        return F.cross_entropy(out, ya)
+    return lam * F.cross_entropy(out, ya) + (1 - lam) * F.cross_entropy(out, yb)
+
+
+def _filled(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` ready to train: epochs required; augmentation left to "the protocol" takes the CIFAR-like recipe."""
+    if cfg.epochs is None:
+        raise YocoError("training epochs are not set; give epochs or call TrainConfig.resolve for a dataset")
+    generic = protocol.augmentation("")
+    return dataclasses.replace(cfg, **{k: v for k, v in generic.items() if getattr(cfg, k) is None})
+
+
 def train(
     model: nn.Module,
     images: torch.Tensor,
@@ -153,16 +200,8 @@ def train(
     """
     if images.shape[0] != labels.shape[0] or images.shape[0] == 0:
         raise YocoError(f"cannot train on {images.shape[0]} images with {labels.shape[0]} labels")
-    if cfg.epochs is None:
-        raise YocoError("training epochs are not set; give epochs or call TrainConfig.resolve for a dataset")
-    generic = protocol.augmentation("")  # fields left to "the protocol" with no dataset: the CIFAR-like recipe
-    cfg = dataclasses.replace(cfg, **{k: v for k, v in generic.items() if getattr(cfg, k) is None})
-    if cfg.mix not in ("cutmix", "mixup", "none"):
-        raise YocoError(f"unknown mix {cfg.mix!r}; choose cutmix, mixup or none")
-    g = torch.Generator().manual_seed(cfg.seed)
-    dsa = DSA(cfg.dsa, flip=cfg.flip)
-    base = _base_augmentation(cfg)
-    mix = {"cutmix": cutmix, "mixup": mixup}.get(cfg.mix)
+    cfg = _filled(cfg)
+    recipe = _Recipe(cfg)
     opt = optimizer or torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                        weight_decay=cfg.weight_decay)
     n = images.shape[0]
@@ -171,32 +210,110 @@ def train(
     for epoch in bar:
         for group in opt.param_groups:
             group["lr"] = lr_at(cfg, epoch)
-        perm = torch.randperm(n, generator=g)
+        perm = recipe.order(n)
         for start in range(0, n, cfg.batch_size):
             idx = perm[start : start + cfg.batch_size]
-            dev_idx = to_device(idx, images.device)
-            x, y = images[dev_idx], labels[dev_idx]
-            if base is not None:
-                x = base(x, generator=g)
-            x = dsa(x, generator=g)
-            if mix is not None and float(torch.rand((), generator=g)) < cfg.mix_p:
-                x, ya, yb, lam = mix(x, y, generator=g, beta=cfg.mix_beta)
-                out = model(x)
-                loss = lam * F.cross_entropy(out, ya) + (1 - lam) * F.cross_entropy(out, yb)
-            else:
-                out = model(x)
-                loss = F.cross_entropy(out, y)
+            x, ya, yb, lam = recipe.batch(images, labels, idx)
+            out = model(x)
+            loss = _loss(out, ya, yb, lam)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             if on_batch is not None:
-                on_batch(Batch(epoch, idx, out.detach(), y))
+                on_batch(Batch(epoch, idx, out.detach(), labels[to_device(idx, labels.device)]))
         if on_epoch is not None:
             on_epoch(epoch, model)
             model.train()
         if progress:
             bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr_at(cfg, epoch):.2g}", refresh=False)
     return model
+
+
+def batchable(model: nn.Module) -> bool:
+    """Whether ``model`` can be trained batched with others: no buffers (batch norm's running statistics)."""
+    return not any(True for _ in model.buffers())
+
+
+def train_batched(
+    models: list[nn.Module],
+    images: list[torch.Tensor],
+    labels: list[torch.Tensor],
+    cfgs: list[TrainConfig],
+    *,
+    on_batch: Callable[[int, Batch], None] | None = None,
+    on_epoch: Callable[[int, int, nn.Module], None] | None = None,
+    progress: bool = True,
+    desc: str = "train",
+) -> list[nn.Module]:
+    """Train N independent networks as one batched computation; the same numbers as N calls of :func:`train`.
+
+    Network ``i`` trains on ``images[i]``/``labels[i]`` (all the same size) with ``cfgs[i]`` (configs may differ
+    only in their seed): its own initialisation, batch order, augmentation draws and mixing, exactly as
+    :func:`train` would draw them. The N forward/backward passes run as one ``torch.func.vmap`` over the stacked
+    parameters, and one SGD step over the stacked parameters is N independent steps (SGD is elementwise), so
+    the result equals N separate runs up to float rounding of the batched kernels. Models must have no buffers
+    (:func:`batchable`). The trained weights are written back into ``models``; hooks get the network index first.
+    """
+    from torch.func import functional_call, stack_module_state, vmap
+
+    n_nets = len(models)
+    if not (n_nets == len(images) == len(labels) == len(cfgs)) or n_nets == 0:
+        raise YocoError("train_batched needs one image set, label set and config per network")
+    cfgs = [_filled(c) for c in cfgs]
+    shared = [dataclasses.replace(c, seed=0) for c in cfgs]
+    if any(c != shared[0] for c in shared):
+        raise YocoError("batched networks must share their training config (all but the seed)")
+    sizes = {int(x.shape[0]) for x in images}
+    if len(sizes) != 1 or any(int(x.shape[0]) != int(y.shape[0]) for x, y in zip(images, labels, strict=True)):
+        raise YocoError(f"batched networks must train on sets of one size, got sizes {sorted(sizes)}")
+    if not all(batchable(m) for m in models):
+        raise YocoError("batched training needs models without buffers (no batch norm); train them one by one")
+    cfg, n = cfgs[0], sizes.pop()
+    params, _ = stack_module_state(models)
+    params = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
+    template = copy.deepcopy(models[0]).to("meta")
+
+    def forward(p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        return functional_call(template, p, (x,))
+
+    batched_forward = vmap(forward)
+    opt = torch.optim.SGD(list(params.values()), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    recipes = [_Recipe(c) for c in cfgs]
+    for m in models:
+        m.train()
+
+    def write_back(i: int) -> nn.Module:
+        with torch.no_grad():
+            for name, p in models[i].named_parameters():
+                p.copy_(params[name][i])
+        return models[i]
+
+    bar = tqdm(range(cfg.epochs), desc=f"{desc} x{n_nets}", disable=not progress, leave=False, dynamic_ncols=True)
+    for epoch in bar:
+        for group in opt.param_groups:
+            group["lr"] = lr_at(cfg, epoch)
+        perms = [r.order(n) for r in recipes]
+        for start in range(0, n, cfg.batch_size):
+            idx = [p[start : start + cfg.batch_size] for p in perms]
+            batches = [r.batch(images[i], labels[i], idx[i]) for i, r in enumerate(recipes)]
+            out = batched_forward(params, torch.stack([b[0] for b in batches]))
+            loss = sum(_loss(out[i], ya, yb, lam) for i, (_, ya, yb, lam) in enumerate(batches))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if on_batch is not None:
+                logits = out.detach()
+                for i in range(n_nets):
+                    on_batch(i, Batch(epoch, idx[i], logits[i], labels[i][to_device(idx[i], labels[i].device)]))
+        if on_epoch is not None:
+            for i in range(n_nets):
+                on_epoch(i, epoch, write_back(i))
+                models[i].train()
+        if progress:
+            bar.set_postfix(loss=f"{float(loss) / n_nets:.3f}", lr=f"{lr_at(cfg, epoch):.2g}", refresh=False)
+    for i in range(n_nets):
+        write_back(i)
+    return models
 
 
 def _base_augmentation(cfg: TrainConfig) -> ImageNetAug | None:
