@@ -6,8 +6,9 @@ from helpers import tiny_condensed
 
 from yoco.dynamics import Dynamics, DynamicsConfig, load_dynamics, record_dynamics, save_dynamics
 from yoco.errors import YocoError
+from yoco.train import TrainConfig
 
-CFG = DynamicsConfig(model="convnet", width=8, epochs=5, runs=2, batch_size=8)
+CFG = DynamicsConfig(model="convnet", width=8, runs=2, train=TrainConfig(epochs=5, batch_size=8))
 
 
 @pytest.mark.parametrize("record", ["train", "clean"])
@@ -41,7 +42,7 @@ def test_save_load_round_trip_and_size(tmp_path):
     back = load_dynamics(path)
     for name in ("log_probs", "train_acc", "labels", "final_log_probs", "embeddings"):
         assert torch.equal(getattr(back, name), getattr(dyn, name))
-    assert back.config["epochs"] == 5
+    assert back.config["train"]["epochs"] == 5
     # float16 storage: 1000 epochs x 400 images x 10 classes would be 8 MB
     assert path.stat().st_size < dyn.log_probs.numel() * 2 + 200_000
 

@@ -78,3 +78,17 @@ def test_cli_evaluate_writes_json_and_interrupt_leaves_nothing(tmp_path, monkeyp
     assert main(["evaluate", *argv[:-1], str(out2)]) == 130
     assert not out2.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["eval.json", "set.safetensors"]
+
+
+def test_batched_runner_gives_the_separate_runs_accuracies(monkeypatch):
+    # the runner batches the repeats on a GPU; forced on here, it must give what separate runs give
+    from yoco import runner
+
+    cfg = dataclasses.replace(QUICK, repeat=2, train=TrainConfig(epochs=4))
+    apart = evaluate_condensed(tiny_condensed(), tiny_real(), cfg, device="cpu", progress=False)
+    real_train = runner.train_networks
+    monkeypatch.setattr("yoco.evaluate.train_networks", lambda *a, **k: real_train(*a, **k, batched=True))
+    together = evaluate_condensed(tiny_condensed(), tiny_real(), cfg, device="cpu", progress=False)
+    for a, b in zip(apart["runs"], together["runs"]):
+        assert [c[0] for c in a["curve"]] == [c[0] for c in b["curve"]]
+        assert all(abs(x[1] - y[1]) <= 0.05 for x, y in zip(a["curve"], b["curve"]))

@@ -23,7 +23,7 @@ def _setup(tmp_path):
     cs = CondensedSet(x, y, CondensedMeta("mnist", 10, method="test", ipc=4, factor=1), source="src")
     cfg = LadderConfig(
         dataset="mnist", ipcs=(1, 2), rules=("yoco", "forgetting"), repeat=2,
-        dynamics=DynamicsConfig(model="convnet", width=8, epochs=6, runs=2, batch_size=16),
+        dynamics=DynamicsConfig(model="convnet", width=8, runs=2, train=TrainConfig(epochs=6, batch_size=16)),
         eval=EvalConfig(model="convnet", width=8, test_points=1, train=TrainConfig(epochs=3)),
         lbpe_epochs=4, lbpe_top_k=2, el2n_epochs=2,
     )

@@ -88,3 +88,43 @@ def test_short_runs_start_at_base_lr():
     assert milestone_epochs(TrainConfig(epochs=1)) == []
     assert lr_at(TrainConfig(epochs=1, lr=0.01), 0) == pytest.approx(0.01)
     assert milestone_epochs(TrainConfig(epochs=3)) == [2, 2]
+
+
+def test_batched_networks_equal_separate_runs():
+    # the same seeds, data and recipe: each network of a batched run is the network a separate run trains
+    from yoco.train import train_batched
+
+    x, y = separable_images(n_per_class=6)
+    cfgs = [TrainConfig(epochs=3, batch_size=10, seed=s) for s in (0, 1, 2)]
+
+    def fresh(seed: int):
+        with seeded(10 + seed):
+            return create_model("convnet", 4, 1, 16, width=8, depth=2)
+
+    alone, seen_alone = [], []
+    for i, cfg in enumerate(cfgs):
+        m = fresh(i)
+        train(m, x, y, cfg, progress=False, on_batch=lambda b, i=i: seen_alone.append((i, b.epoch, b.indices.tolist())))
+        alone.append(m)
+    seen_batched = []
+    batched = train_batched([fresh(i) for i in range(3)], [x] * 3, [y] * 3, cfgs, progress=False,
+                            on_batch=lambda i, b: seen_batched.append((i, b.epoch, b.indices.tolist())))
+    assert sorted(seen_batched) == sorted(seen_alone)  # the same batches, in each network's own order
+    for a, b in zip(alone, batched):
+        for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
+            assert torch.allclose(pa, pb, atol=1e-4, rtol=1e-3), name
+    assert not torch.allclose(batched[0].classifier.weight, batched[1].classifier.weight)
+
+
+def test_batched_refuses_batch_norm_and_mixed_recipes():
+    from yoco.errors import YocoError
+    from yoco.train import batchable, train_batched
+
+    x, y = separable_images(n_per_class=2)
+    bn = create_model("resnet18", 4, 1, 16, width=8)
+    assert not batchable(bn)
+    with pytest.raises(YocoError, match="without buffers"):
+        train_batched([bn, bn], [x, x], [y, y], [TrainConfig(epochs=1)] * 2, progress=False)
+    net = create_model("convnet", 4, 1, 16, width=8, depth=2)
+    with pytest.raises(YocoError, match="share their training config"):
+        train_batched([net, net], [x, x], [y, y], [TrainConfig(epochs=1), TrainConfig(epochs=2)], progress=False)

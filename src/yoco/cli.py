@@ -382,11 +382,12 @@ def _dynamics(p: argparse.ArgumentParser) -> Handler:
         from yoco.data.condensed import load
         from yoco.dynamics import DynamicsConfig, record_dynamics, save_dynamics
         from yoco.io import check_outputs
+        from yoco.train import TrainConfig
 
         check_outputs([a.out], [a.condensed])
         cs = load(a.condensed)
-        cfg = DynamicsConfig(**given(model=a.model, width=a.width, epochs=a.epochs, runs=a.runs, seed=a.seed,
-                                     record=a.record))
+        cfg = DynamicsConfig(**given(model=a.model, width=a.width, runs=a.runs, seed=a.seed, record=a.record),
+                             train=TrainConfig(epochs=a.epochs))
         dyn = record_dynamics(cs, cfg, device=a.device, progress=not a.quiet)
         save_dynamics(dyn, a.out)
         acc = dyn.train_acc[:, -1].mean()

@@ -17,11 +17,11 @@ import torch
 import torch.nn.functional as F
 
 from yoco import protocol
-from yoco.data.condensed import CondensedSet, decode
+from yoco.data.condensed import CondensedSet
 from yoco.errors import YocoError
 from yoco.io import read_tensors, write_tensors
-from yoco.models import create_model
-from yoco.train import Batch, TrainConfig, predict, resolve_device, seeded, train
+from yoco.runner import Networks, model_name, prepare, train_networks
+from yoco.train import Batch, TrainConfig, predict, resolve_device
 
 
 @dataclass
@@ -96,11 +96,6 @@ class Dynamics:
 _TENSORS = ("log_probs", "train_acc", "labels", "final_log_probs", "embeddings")
 
 
-def ssp_embeddings(dyn: Dynamics) -> torch.Tensor:
-    """Per-image embeddings SSP clusters: each run's final-model features L2-normalised, runs concatenated."""
-    return torch.cat(list(F.normalize(dyn.embeddings, dim=-1)), dim=-1)
-
-
 def save_dynamics(dyn: Dynamics, path: str | Path) -> Path:
     """Write ``dyn`` as one safetensors file (atomically), the config in its header."""
     tensors = {name: getattr(dyn, name) for name in _TENSORS}
@@ -152,10 +147,11 @@ def _any(t: torch.Tensor, bad: Callable[[torch.Tensor], torch.Tensor], chunk: in
 
 @dataclass
 class DynamicsConfig:
-    """YOCO's dynamics protocol: 1000 epochs, batch 64, SGD 0.01, DSA + CutMix, with the evaluation network.
+    """YOCO's dynamics protocol: 3 runs x 1000 epochs, batch 64, SGD 0.01, DSA + CutMix, the evaluation network.
 
-    ``None`` fields follow :mod:`yoco.protocol` for the set's dataset: the model is the evaluation network
-    (ConvNet-3; ResNet-AP-10 on ImageNet subsets, as YOCO records them), the augmentation the dynamics recipe.
+    ``model``/``width`` None: the protocol's evaluation network for the set's dataset (ConvNet-3; ResNet-AP-10
+    on ImageNet subsets, as YOCO records them); ``train`` holds the training recipe, whose ``None`` fields follow
+    the dynamics recipe of :mod:`yoco.protocol` (epochs 1000).
 
     ``record="train"`` stores the outputs of the training forward pass (augmented, possibly mixed inputs:
     what the reference code records); ``record="clean"`` adds one no-augmentation pass per epoch instead.
@@ -163,15 +159,25 @@ class DynamicsConfig:
 
     model: str | None = None
     width: int | None = None
-    epochs: int = protocol.DYNAMICS_EPOCHS
     runs: int = protocol.DYNAMICS_RUNS
     seed: int = 0
-    batch_size: int = protocol.BATCH_SIZE
-    lr: float = protocol.LR
-    dsa: str | None = None
-    mix: str = protocol.MIX
-    mix_p: float | None = None
     record: str = "train"
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.train, dict):
+            self.train = TrainConfig.from_dict(self.train)
+        if self.record not in ("train", "clean"):
+            raise YocoError(f"unknown record mode {self.record!r}; choose train or clean")
+        self.networks()  # validates runs, width and seed
+
+    @property
+    def epochs(self) -> int:
+        """Training epochs of each run (the protocol's 1000 unless ``train.epochs`` says otherwise)."""
+        return self.train.epochs if self.train.epochs is not None else protocol.DYNAMICS_EPOCHS
+
+    def networks(self) -> Networks:
+        return Networks(self.model, self.width, self.runs, self.seed, self.train)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -180,57 +186,24 @@ class DynamicsConfig:
 def record_dynamics(cs: CondensedSet, cfg: DynamicsConfig, device: str | torch.device = "auto",
                     progress: bool = True) -> Dynamics:
     """Train ``cfg.runs`` fresh networks on the decoded ``cs`` and record every image's log-softmax each epoch."""
-    if cfg.record not in ("train", "clean"):
-        raise YocoError(f"unknown record mode {cfg.record!r}; choose train or clean")
-    dev = resolve_device(device)
-    dec = decode(cs)
-    mean, std, flip = input_stats(dec)
-    x = dec.normalized_images(mean, std).to(dev)
-    y = dec.labels.to(dev)
-    n, c = len(dec), dec.num_classes
-    kw = {"width": cfg.width} if cfg.width else {}
-    model_name = cfg.model or protocol.eval_model(cs.meta.dataset)
-    aug = protocol.augmentation(cs.meta.dataset, "dynamics")
-    tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, base_aug=aug["base_aug"],
-                       dsa=aug["dsa"] if cfg.dsa is None else cfg.dsa, flip=flip, mix=cfg.mix,
-                       mix_p=aug["mix_p"] if cfg.mix_p is None else cfg.mix_p, mean=mean, std=std)
+    data = prepare(cs, resolve_device(device))
+    nets = cfg.networks()
+    x, n, c = data.images, len(data.labels), data.num_classes
     log_probs = torch.empty(cfg.runs, cfg.epochs, n, c, dtype=torch.float16)
-    finals, embeds = [], []
-    for r in range(cfg.runs):
-        seed = cfg.seed + r
-        with seeded(seed):
-            model = create_model(model_name, c, x.shape[1], tuple(x.shape[-2:]), **kw).to(dev)
-        buf = log_probs[r]
 
-        def on_batch(b: Batch, buf: torch.Tensor = buf) -> None:
-            buf[b.epoch, b.indices] = F.log_softmax(b.logits.float(), 1).to("cpu", torch.float16)
+    def on_batch(run: int, b: Batch) -> None:
+        log_probs[run, b.epoch, b.indices] = F.log_softmax(b.logits.float(), 1).to("cpu", torch.float16)
 
-        def on_epoch(epoch: int, m: torch.nn.Module, buf: torch.Tensor = buf) -> None:
-            buf[epoch] = F.log_softmax(predict(m, x), 1).to(torch.float16)
+    def on_epoch(run: int, epoch: int, m: torch.nn.Module) -> None:
+        log_probs[run, epoch] = F.log_softmax(predict(m, x), 1).to(torch.float16)
 
-        hooks = {"on_batch": on_batch} if cfg.record == "train" else {"on_epoch": on_epoch}
-        train(model, x, y, dataclasses.replace(tcfg, seed=seed), progress=progress,
-              desc=f"dynamics {r + 1}/{cfg.runs}", **hooks)
-        finals.append(F.log_softmax(predict(model, x), 1))
-        embeds.append(predict(model, x, features=True))
-    labels = dec.labels
+    hooks = {"on_batch": on_batch} if cfg.record == "train" else {"on_epoch": on_epoch}
+    trained = train_networks(data, nets, "dynamics", progress=progress, desc="dynamics", **hooks)
+    finals = [F.log_softmax(predict(m, x), 1) for m in trained.models]
+    embeds = [predict(m, x, features=True) for m in trained.models]
+    labels = data.labels.cpu()
     train_acc = (log_probs.argmax(-1) == labels).float().mean(-1)
-    config = {**cfg.to_dict(), "model": model_name, "train": tcfg.to_dict(), "condensed": cs.source, "condensed_meta": cs.meta.to_dict(),
-              "mean": list(mean), "std": list(std)}
+    config = {**cfg.to_dict(), "model": model_name(nets, data.dataset), "train": trained.config.to_dict(),
+              "condensed": cs.source, "condensed_meta": cs.meta.to_dict(), "mean": list(data.mean),
+              "std": list(data.std)}
     return Dynamics(log_probs, train_acc, labels, torch.stack(finals), torch.stack(embeds), config)
-
-
-def input_stats(cs: CondensedSet) -> tuple[tuple[float, ...], tuple[float, ...], bool]:
-    """Normalisation (mean, std) and whether flips are allowed for networks trained on ``cs``.
-
-    The source dataset's constants when it is known, else the set's own metadata, else its pixel statistics.
-    """
-    from yoco.data.datasets import dataset_flip, dataset_names, normalization
-
-    if cs.meta.dataset in dataset_names() and cs.meta.dataset != "imagefolder":
-        mean, std = normalization(cs.meta.dataset)
-        return tuple(mean), tuple(std), dataset_flip(cs.meta.dataset)
-    if cs.meta.mean is not None and cs.meta.std is not None:
-        return tuple(cs.meta.mean), tuple(cs.meta.std), True
-    px = cs.pixels()
-    return tuple(px.mean((0, 2, 3)).tolist()), tuple(px.std((0, 2, 3)).clamp_min(1e-3).tolist()), True

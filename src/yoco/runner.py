@@ -21,7 +21,7 @@ from yoco import protocol
 from yoco.data.condensed import CondensedSet, decode
 from yoco.errors import YocoError
 from yoco.models import create_model
-from yoco.train import Batch, TrainConfig, resolve_device, seeded, train
+from yoco.train import Batch, TrainConfig, batchable, resolve_device, seeded, train, train_batched
 
 BatchHook = Callable[[int, Batch], None]  # (run index, batch)
 EpochHook = Callable[[int, int, nn.Module], None]  # (run index, epoch, model)
@@ -119,21 +119,35 @@ class Trained:
 
 
 def train_networks(data: Prepared, nets: Networks, purpose: str = "eval", *, on_batch: BatchHook | None = None,
-                   on_epoch: EpochHook | None = None, progress: bool = True, desc: str = "train") -> Trained:
+                   on_epoch: EpochHook | None = None, progress: bool = True, desc: str = "train",
+                   batched: bool | None = None) -> Trained:
     """Train ``nets.runs`` fresh networks on ``data`` (run ``r`` built and trained with seed ``nets.seed + r``).
 
     ``purpose`` picks the protocol's recipe (``eval`` or ``dynamics``). Hooks receive the run index first.
+    ``batched`` trains the runs as one batched computation (:func:`yoco.train.train_batched`: the same numbers
+    up to float rounding); ``None`` batches on a GPU, where one small network leaves the card idle, and not on
+    a CPU, where the batched kernels measured slower (BENCHMARKS.md).
     """
     cfg = recipe(data, nets, purpose)
     name = model_name(nets, data.dataset)
     kw: dict[str, Any] = {"width": nets.width} if nets.width is not None else {}
     c, h, w = data.images.shape[1:]
-    models, seconds = [], []
+    models = []
     for r in range(nets.runs):
+        with seeded(nets.seed + r):
+            models.append(create_model(name, data.num_classes, c, (h, w), **kw).to(data.images.device))
+    if batched is None:
+        batched = data.images.device.type == "cuda" and nets.runs > 1
+    if batched and nets.runs > 1 and all(batchable(m) for m in models):
+        t0 = time.perf_counter()
+        cfgs = [dataclasses.replace(cfg, seed=nets.seed + r) for r in range(nets.runs)]
+        train_batched(models, [data.images] * nets.runs, [data.labels] * nets.runs, cfgs, on_batch=on_batch,
+                      on_epoch=on_epoch, progress=progress, desc=desc)
+        return Trained(models, cfg, [(time.perf_counter() - t0) / nets.runs] * nets.runs)
+    seconds = []
+    for r, model in enumerate(models):
         t0 = time.perf_counter()
         seed = nets.seed + r
-        with seeded(seed):
-            model = create_model(name, data.num_classes, c, (h, w), **kw).to(data.images.device)
         hooks: dict[str, Any] = {}
         if on_batch is not None:
             hooks["on_batch"] = lambda b, r=r: on_batch(r, b)
@@ -141,7 +155,6 @@ def train_networks(data: Prepared, nets: Networks, purpose: str = "eval", *, on_
             hooks["on_epoch"] = lambda e, m, r=r: on_epoch(r, e, m)
         train(model, data.images, data.labels, dataclasses.replace(cfg, seed=seed), progress=progress,
               desc=f"{desc} {r + 1}/{nets.runs}", **hooks)
-        models.append(model)
         seconds.append(time.perf_counter() - t0)
     return Trained(models, cfg, seconds)
 

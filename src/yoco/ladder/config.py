@@ -105,7 +105,8 @@ def quick(cfg: LadderConfig, width: int = 64, dyn_epochs: int = 150, eval_epochs
     window = max(1, min(cfg.lbpe_epochs or dyn_epochs, dyn_epochs // 2))
     return dataclasses.replace(
         cfg,
-        dynamics=dataclasses.replace(cfg.dynamics, width=width, epochs=dyn_epochs, runs=2),
+        dynamics=dataclasses.replace(cfg.dynamics, width=width, runs=2,
+                                     train=dataclasses.replace(cfg.dynamics.train, epochs=dyn_epochs)),
         eval=dataclasses.replace(cfg.eval, width=width, test_points=2,
                                  train=dataclasses.replace(cfg.eval.train, epochs=eval_epochs)),
         lbpe_epochs=window,
@@ -153,7 +154,7 @@ def build_config(*, preset: str | None = None, dataset: str | None = None, quick
     if width is not None:
         ev, dy = dataclasses.replace(ev, width=width), dataclasses.replace(dy, width=width)
     if dynamics_epochs is not None:
-        dy = dataclasses.replace(dy, epochs=dynamics_epochs)
+        dy = dataclasses.replace(dy, train=dataclasses.replace(dy.train, epochs=dynamics_epochs))
     if dynamics_runs is not None:
         dy = dataclasses.replace(dy, runs=dynamics_runs)
     return dataclasses.replace(cfg, eval=ev, dynamics=dy)
