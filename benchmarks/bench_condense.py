@@ -24,7 +24,7 @@ from yoco.augment import DSA
 from yoco.condense import idc
 from yoco.condense.idc import PRESETS, matching_cost_breakdown
 from yoco.data.datasets import RealDataset, load_dataset
-from yoco.io import write_json
+from yoco.files import write_json
 from yoco.train import resolve_device
 
 OUT = Path(__file__).parent / "results"

@@ -20,7 +20,7 @@ import numpy as np
 from yoco.data.datasets import load_dataset
 from yoco.data.subset import random_real_subset
 from yoco.evaluate import EvalConfig, evaluate_condensed
-from yoco.io import write_json
+from yoco.files import write_json
 from yoco.train import TrainConfig
 
 OUT = Path(__file__).parent / "results" / "random_real"

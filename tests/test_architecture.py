@@ -16,7 +16,7 @@ ROOT = Path(yoco.__file__).parent
 LAYERS = [
     ["errors"],
     ["registry", "protocol"],
-    ["io"],
+    ["files"],
     ["data"],
     ["models"],
     ["augment"],

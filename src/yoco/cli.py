@@ -149,7 +149,7 @@ def _training(p: argparse.ArgumentParser, repeat_help: str) -> None:
 def _keep_config(a: argparse.Namespace, beside: Path) -> None:
     """Copy the ``--config`` file (if any) beside the results, so they say what produced them."""
     if getattr(a, "config", None):
-        from yoco.io import write_text
+        from yoco.files import write_text
 
         src = Path(a.config)
         target = beside / f"config{src.suffix}" if beside.is_dir() else beside.with_name(f"{beside.name}.config{src.suffix}")
@@ -205,7 +205,7 @@ def _show(p: argparse.ArgumentParser) -> Handler:
 
     def run(a: argparse.Namespace) -> int:
         from yoco.data.condensed import load
-        from yoco.io import check_outputs
+        from yoco.files import check_outputs
         from yoco.report import save_image_grid, summarize
 
         png = Path(a.png) if a.png else Path(a.condensed).with_suffix(".png")
@@ -240,7 +240,7 @@ def _import(p: argparse.ArgumentParser) -> Handler:
     def run(a: argparse.Namespace) -> int:
         from yoco.data.condensed import save
         from yoco.data.formats import import_condensed
-        from yoco.io import check_outputs
+        from yoco.files import check_outputs
         from yoco.report import summarize
 
         check_outputs([a.out], [a.path] + ([a.labels] if a.labels else []))
@@ -265,7 +265,7 @@ def _sample(p: argparse.ArgumentParser) -> Handler:
     def run(a: argparse.Namespace) -> int:
         from yoco.data.condensed import save
         from yoco.data.subset import random_real_subset
-        from yoco.io import check_outputs
+        from yoco.files import check_outputs
         from yoco.report import summarize
 
         check_outputs([a.out])
@@ -291,7 +291,7 @@ def _evaluate(p: argparse.ArgumentParser) -> Handler:
     def run(a: argparse.Namespace) -> int:
         from yoco.data.condensed import load
         from yoco.evaluate import EvalConfig, check_compatible, evaluate_condensed
-        from yoco.io import check_outputs, file_sha256, write_json
+        from yoco.files import check_outputs, file_sha256, write_json
         from yoco.report import accuracy_line
         from yoco.train import TrainConfig
 
@@ -339,7 +339,7 @@ def _condense(p: argparse.ArgumentParser) -> Handler:
     def run(a: argparse.Namespace) -> int:
         from yoco.condense import checkpoint_path, condense, resolve_config
         from yoco.evaluate import EvalConfig, evaluate_condensed
-        from yoco.io import check_outputs
+        from yoco.files import check_outputs
         from yoco.report import summarize
         from yoco.train import TrainConfig
 
@@ -381,7 +381,7 @@ def _dynamics(p: argparse.ArgumentParser) -> Handler:
     def run(a: argparse.Namespace) -> int:
         from yoco.data.condensed import load
         from yoco.dynamics import DynamicsConfig, record_dynamics, save_dynamics
-        from yoco.io import check_outputs
+        from yoco.files import check_outputs
         from yoco.train import TrainConfig
 
         check_outputs([a.out], [a.condensed])
@@ -412,7 +412,7 @@ def _score(p: argparse.ArgumentParser) -> Handler:
 
     def run(a: argparse.Namespace) -> int:
         from yoco.dynamics import load_dynamics
-        from yoco.io import check_outputs
+        from yoco.files import check_outputs
         from yoco.rules import build_table
         from yoco.scores import resolve_windows
 
@@ -448,7 +448,7 @@ def _prune(p: argparse.ArgumentParser) -> Handler:
 
     def run(a: argparse.Namespace) -> int:
         from yoco.data.condensed import load, save
-        from yoco.io import check_outputs, write_json
+        from yoco.files import check_outputs, write_json
         from yoco.rules import prune
         from yoco.scoretable import load_table
 
@@ -602,7 +602,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
 
 def _apply_config(sub: argparse.ArgumentParser, path: str) -> None:
     """Make the options in ``path`` the sub-parser's defaults (no longer required), so the command line wins."""
-    from yoco.io import read_config
+    from yoco.files import read_config
 
     values = read_config(path)
     actions = {a.dest: a for a in sub._actions if a.option_strings}

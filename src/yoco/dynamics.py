@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from yoco import protocol
 from yoco.data.condensed import CondensedSet
 from yoco.errors import YocoError
-from yoco.io import read_tensors, write_tensors
+from yoco.files import read_tensors, write_tensors
 from yoco.runner import Networks, model_name, prepare, train_networks
 from yoco.train import Batch, TrainConfig, predict, resolve_device
 

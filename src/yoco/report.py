@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from yoco.data.condensed import CondensedSet
 from yoco.errors import YocoError
-from yoco.io import atomic_write, write_json, write_text
+from yoco.files import atomic_write, write_json, write_text
 from yoco.rules import RANDOM_REFERENCE, YOCO_RULE
 
 logger = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from yoco.errors import YocoError
-from yoco.io import read_tensors, write_tensors, write_text
+from yoco.files import read_tensors, write_tensors, write_text
 
 CONFIG_PREFIX = "# config: "
 

@@ -45,7 +45,7 @@ from yoco import protocol
 from yoco.augment import DSA, parse_strategy
 from yoco.data.condensed import CondensedMeta, CondensedSet, decode_images, normalize, save
 from yoco.errors import YocoError
-from yoco.io import read_tensors, write_tensors
+from yoco.files import read_tensors, write_tensors
 from yoco.models import create_model, model_names
 from yoco.train import TrainConfig, resolve_device, seeded, train
 

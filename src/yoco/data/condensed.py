@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from yoco.errors import YocoError
-from yoco.io import read_tensors, write_tensors
+from yoco.files import read_tensors, write_tensors
 
 FORMAT_VERSION = "1"
 

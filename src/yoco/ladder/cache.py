@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Self, TypeVar
 
 from yoco.errors import YocoError
-from yoco.io import write_json
+from yoco.files import write_json
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from yoco.errors import YocoError
-from yoco.io import write_json
+from yoco.files import write_json
 from yoco.ladder.cache import read_json
 
 

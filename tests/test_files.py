@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from yoco.errors import YocoError
-from yoco.io import read_tensors, write_json, write_tensors, write_text
+from yoco.files import read_tensors, write_json, write_tensors, write_text
 
 
 def test_written_files_follow_the_umask_not_mkstemps_0600(tmp_path) -> None:
