@@ -287,7 +287,7 @@ def test_content_errors_name_the_file(tmp_path, stats, labels, kwargs, message) 
 
 def test_bad_requests(tmp_path, stats) -> None:
     torch.save(list(images_and_labels()), tmp_path / "data.pt")
-    with pytest.raises(YocoError, match=r"unknown condensed-set format 'zip'.*'idc'"):
+    with pytest.raises(YocoError, match=r"unknown condensed-set format 'zip'; known condensed-set formats: idc, dream"):
         import_condensed(tmp_path / "data.pt", "zip", dataset="toy")
     with pytest.raises(YocoError, match="'experiment' only applies"):
         import_condensed(tmp_path / "data.pt", "idc", dataset="toy", experiment=1)
@@ -458,7 +458,7 @@ def test_unexpected_reader_exceptions_become_one_line_errors(tmp_path, monkeypat
     def broken(path, req):
         raise ValueError("some internal problem\nsecond line")
 
-    monkeypatch.setitem(formats.FORMATS, "idc", dataclasses.replace(formats.FORMATS["idc"], read=broken))
+    monkeypatch.setitem(formats.FORMATS._entries, "idc", dataclasses.replace(formats.FORMATS.get("idc"), read=broken))
     torch.save(list(images_and_labels()), tmp_path / "data.pt")
     with pytest.raises(YocoError, match=r"data.pt: cannot read as format 'idc' \(ValueError: some internal problem\)$"):
         import_condensed(tmp_path / "data.pt", "idc", dataset="toy")

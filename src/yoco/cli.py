@@ -118,10 +118,10 @@ def _device(p: argparse.ArgumentParser) -> None:
 
 
 def _dataset(p: argparse.ArgumentParser, required: bool = True) -> None:
-    from yoco.data.datasets import dataset_names
+    from yoco.data.datasets import DATASETS
 
     p.add_argument("--dataset", required=required, default=None, metavar="NAME",
-                   help="real dataset: " + ", ".join(dataset_names()))
+                   help="real dataset: " + ", ".join(DATASETS.names()))
     p.add_argument("--data-root", default=None, metavar="DIR",
                    help="folder holding the dataset files (default: the dataset's own; see `yoco datasets`)")
     p.add_argument("--resolution", type=positive, default=None, metavar="PX",
@@ -224,8 +224,7 @@ def _import(p: argparse.ArgumentParser) -> Handler:
     from yoco.data.formats import FORMATS
 
     p.add_argument("path", help="the published file (data.pt, images_best.pt, res_*.pt, .npz)")
-    p.add_argument("--format", required=True, choices=list(FORMATS),
-                   help="; ".join(f"{k}: {v.summary}" for k, v in FORMATS.items()))
+    p.add_argument("--format", required=True, choices=FORMATS.names(), help=FORMATS.help())
     p.add_argument("--dataset", required=True, help="the real dataset it was condensed from")
     p.add_argument("--out", required=True, help="output .safetensors path")
     p.add_argument("--num-classes", type=positive, default=None,

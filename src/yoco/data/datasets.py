@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from yoco.errors import YocoError
 from yoco.protocol import IMAGENET_MEAN, IMAGENET_STD, NORMALIZATION
+from yoco.registry import Registry
 
 logger = logging.getLogger(__name__)
 
@@ -159,7 +160,7 @@ class DatasetSpec:
     hint: str = ""
 
 
-DATASETS: dict[str, DatasetSpec] = {}
+DATASETS: Registry[DatasetSpec] = Registry("dataset")
 
 
 def register(name: str, *, find: Finder, description: str, mean: tuple[float, ...] | None = None,
@@ -173,24 +174,21 @@ def register(name: str, *, find: Finder, description: str, mean: tuple[float, ..
     """
 
     def wrap(fn: Loader) -> Loader:
-        DATASETS[name] = DatasetSpec(name, fn, find, description, mean, std, flip,
-                                     Path(root) if root is not None else None, hint)
+        DATASETS.add(name, DatasetSpec(name, fn, find, description, mean, std, flip,
+                                       Path(root) if root is not None else None, hint),
+                     description=description, aliases=tuple(a for a, n in ALIASES.items() if n == name))
         return fn
 
     return wrap
 
 
 def _spec(name: str) -> DatasetSpec:
-    key = str(name).strip().lower()
-    key = ALIASES.get(key, key)
-    if key not in DATASETS:
-        raise YocoError(f"unknown dataset {name!r}; known datasets: {', '.join(dataset_names())}")
-    return DATASETS[key]
+    return DATASETS.get(str(name).strip().lower())
 
 
 def dataset_names() -> list[str]:
     """The registered dataset names, in registration order."""
-    return list(DATASETS)
+    return DATASETS.names()
 
 
 def default_root(name: str) -> Path:
@@ -227,7 +225,8 @@ def dataset_status(root_overrides: dict[str, str] | None = None) -> list[dict]:
     """
     overrides = {_spec(k).name: v for k, v in (root_overrides or {}).items() if v}
     rows = []
-    for name, spec in DATASETS.items():
+    for name in DATASETS.names():
+        spec = DATASETS.get(name)
         root = Path(overrides[name]).expanduser() if name in overrides else default_root(name)
         try:
             spec.find(root)

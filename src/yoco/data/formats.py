@@ -27,6 +27,7 @@ import torch
 from yoco.data import condensed
 from yoco.data.condensed import CondensedMeta, CondensedSet
 from yoco.errors import YocoError
+from yoco.registry import Registry
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class Format:
     uses: frozenset[str] = frozenset()
 
 
-FORMATS: dict[str, Format] = {}
+FORMATS: Registry[Format] = Registry("condensed-set format")
 
 
 def register(
@@ -83,7 +84,8 @@ def register(
     """Decorator that adds a reader to :data:`FORMATS` under ``name``."""
 
     def deco(read: Reader) -> Reader:
-        FORMATS[name] = Format(name, read, factor, normalized, summary, default_file, frozenset(uses))
+        FORMATS.add(name, Format(name, read, factor, normalized, summary, default_file, frozenset(uses)),
+                    description=summary)
         return read
 
     return deco
@@ -91,7 +93,7 @@ def register(
 
 def format_names() -> list[str]:
     """Names accepted by :func:`import_condensed`, in registration order."""
-    return list(FORMATS)
+    return FORMATS.names()
 
 
 def import_condensed(
@@ -117,8 +119,6 @@ def import_condensed(
     """
     path = Path(path)
     spec = FORMATS.get(fmt.lower())
-    if spec is None:
-        raise YocoError(f"unknown condensed-set format {fmt!r}; expected one of {format_names()}")
     if experiment != 0 and "experiment" not in spec.uses:
         raise YocoError(f"{path}: 'experiment' only applies to a results file with several runs (dsa)")
     if labels_path is not None and "labels_path" not in spec.uses:
@@ -186,7 +186,7 @@ def detect_format(path: str | Path) -> str:
     path = Path(path)
     name = path.name.lower()
     if path.is_dir():
-        for spec in FORMATS.values():
+        for spec in map(FORMATS.get, FORMATS.names()):
             if spec.default_file and (path / spec.default_file).is_file():
                 return spec.name
         raise YocoError(f"{path}: no known condensed-set file in this folder")
