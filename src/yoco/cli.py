@@ -55,26 +55,22 @@ class _Help(argparse.RawDescriptionHelpFormatter):
         return text
 
 
-def positive(text: str) -> int:
-    """argparse type: a whole number >= 1 (zero never means "the default")."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _whole(low: int) -> Callable[[str], int]:
+    """An argparse type: a whole number >= ``low`` (zero never silently means "the default")."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    return parse
 
 
-def natural(text: str) -> int:
-    """argparse type: a whole number >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
+positive, natural = _whole(1), _whole(0)
 
 
 def _ipcs(text: str) -> tuple[int, ...]:

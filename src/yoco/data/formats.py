@@ -291,13 +291,19 @@ def _from_numpy(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a))
 
 
-def _as_images(obj: Any, src: str) -> torch.Tensor:
+def _dense(obj: Any, src: str, what: str, shape: str) -> torch.Tensor:
+    """``obj`` as a dense torch tensor (numpy arrays converted), or a YocoError saying what was found."""
     if isinstance(obj, np.ndarray):
         obj = _from_numpy(obj)
     if not torch.is_tensor(obj):
-        raise YocoError(f"{src}: expected an image tensor [N, C, H, W], found {describe(obj)}")
+        raise YocoError(f"{src}: expected {what} tensor {shape}, found {describe(obj)}")
     if obj.layout != torch.strided:
-        raise YocoError(f"{src}: expected a dense image tensor, found a {obj.layout} one")
+        raise YocoError(f"{src}: expected a dense {what.split()[-1]} tensor, found a {obj.layout} one")
+    return obj
+
+
+def _as_images(obj: Any, src: str) -> torch.Tensor:
+    obj = _dense(obj, src, "an image", "[N, C, H, W]")
     if not obj.is_floating_point():
         raise YocoError(f"{src}: expected floating-point images, found {describe(obj)}")
     if obj.dim() != 4:
@@ -307,13 +313,7 @@ def _as_images(obj: Any, src: str) -> torch.Tensor:
 
 def _as_labels(obj: Any, src: str) -> tuple[torch.Tensor, int | None]:
     """Integer labels ``[N]``, and the class count when the labels were one-hot or soft ``[N, C]``."""
-    if isinstance(obj, np.ndarray):
-        obj = _from_numpy(obj)
-    if not torch.is_tensor(obj):
-        raise YocoError(f"{src}: expected a label tensor [N] or [N, C], found {describe(obj)}")
-    if obj.layout != torch.strided:
-        raise YocoError(f"{src}: expected a dense label tensor, found a {obj.layout} one")
-    obj = obj.detach()
+    obj = _dense(obj, src, "a label", "[N] or [N, C]").detach()
     if obj.dim() == 2 and obj.shape[1] == 1:
         obj = obj[:, 0]
     if obj.dim() == 2:
