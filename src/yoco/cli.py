@@ -152,6 +152,17 @@ def _keep_config(a: argparse.Namespace, beside: Path) -> None:
         write_text(target, src.read_text(encoding="utf-8-sig"))
 
 
+def _saved(cs, out: str | Path) -> int:
+    """Write a condensed set, then say what it holds and where it went."""
+    from yoco.data.condensed import save
+    from yoco.report import summarize
+
+    save(cs, out)
+    print(summarize(cs))
+    print(f"wrote {out}")
+    return 0
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Commands
 
@@ -233,19 +244,14 @@ def _import(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--labels", default=None, help="MTT labels_best.pt (default: beside the images)")
 
     def run(a: argparse.Namespace) -> int:
-        from yoco.data.condensed import save
         from yoco.data.formats import import_condensed
         from yoco.files import check_outputs
-        from yoco.report import summarize
 
         check_outputs([a.out], [a.path] + ([a.labels] if a.labels else []))
         normalized = None if a.normalized is None else a.normalized == "yes"
         cs = import_condensed(a.path, a.format, dataset=a.dataset, num_classes=a.num_classes, factor=a.factor,
                               normalized=normalized, experiment=a.experiment, labels_path=a.labels)
-        save(cs, a.out)
-        print(summarize(cs))
-        print(f"wrote {a.out}")
-        return 0
+        return _saved(cs, a.out)
 
     return run
 
@@ -258,17 +264,12 @@ def _sample(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--out", required=True, help="output .safetensors path")
 
     def run(a: argparse.Namespace) -> int:
-        from yoco.data.condensed import save
         from yoco.data.subset import random_real_subset
         from yoco.files import check_outputs
-        from yoco.report import summarize
 
         check_outputs([a.out])
         cs = random_real_subset(_real(a), a.ipc, seed=a.seed)
-        save(cs, a.out)
-        print(summarize(cs))
-        print(f"wrote {a.out}")
-        return 0
+        return _saved(cs, a.out)
 
     return run
 
