@@ -139,3 +139,12 @@ def test_non_finite_log_probs_are_refused_at_load(tmp_path, bad):
     t["embeddings"][0, 0, 0] = float("nan")
     with pytest.raises(YocoError, match="embeddings holds NaN or infinite values"):
         load_dynamics(write_dynamics(tmp_path / "emb.safetensors", t))
+
+
+def test_a_set_whose_channels_do_not_match_its_dataset_is_refused():
+    from yoco.data.condensed import CondensedMeta, CondensedSet
+    from yoco.errors import YocoError
+
+    cs = CondensedSet(torch.rand(4, 3, 8, 8), torch.tensor([0, 1, 2, 3]), CondensedMeta("mnist", 4), source="rgb.st")
+    with pytest.raises(YocoError, match="rgb.st: images have 3 channel\\(s\\) but the normalisation of 'mnist' has 1"):
+        record_dynamics(cs, CFG, device="cpu", progress=False)
