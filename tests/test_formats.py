@@ -481,3 +481,38 @@ def test_check_own_messages_stay_short(tmp_path) -> None:
     with pytest.raises(YocoError, match="the file says dataset='tttt.*' but 'toy' was given") as err:
         import_condensed(path, "yoco", dataset="toy")
     assert len(str(err.value)) < 300
+
+
+def test_soft_labels_travel_from_import_to_training_scores_and_pruning(tmp_path) -> None:
+    # MTT/DATM ship label distributions: import keeps them, decode copies them to the tiles, the networks learn
+    # them, the scores read them, pruning keeps them and balances by the arg-max class
+    from yoco.data.condensed import decode, load
+    from yoco.dynamics import DynamicsConfig, record_dynamics
+    from yoco.rules import build_table, class_counts, prune
+    from yoco.train import TrainConfig
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(8, 3, 8, 8, generator=g) * 0.2 + 0.4
+    logits = torch.randn(8, 2, generator=g) + 3 * torch.nn.functional.one_hot(torch.arange(8) % 2, 2)
+    soft = torch.softmax(logits, 1)
+    torch.save(images, tmp_path / "images_best.pt")
+    torch.save(soft, tmp_path / "labels_best.pt")
+    cs = import_condensed(tmp_path / "images_best.pt", "mtt", dataset="toy", normalized=False, factor=2)
+    assert cs.soft is not None and torch.allclose(cs.soft, soft) and cs.labels.tolist() == soft.argmax(1).tolist()
+    assert cs.meta.extra["soft_labels"] == "label distributions"
+    save(cs, tmp_path / "s.safetensors")
+    back = load(tmp_path / "s.safetensors")
+    assert torch.equal(back.soft, cs.soft)
+    dec = decode(cs)
+    assert torch.equal(dec.soft, cs.soft.repeat_interleave(4, dim=0))
+    torch.save(logits, tmp_path / "labels_best.pt")  # logits, as some methods store them: softmax, temperature 1
+    assert torch.allclose(import_condensed(tmp_path / "images_best.pt", "mtt", dataset="toy", normalized=False).soft,
+                          soft)
+    cs.meta.mean, cs.meta.std = (0.5, 0.5, 0.5), (0.2, 0.2, 0.2)
+    dyn = record_dynamics(cs, DynamicsConfig(model="convnet", width=8, runs=1, train=TrainConfig(epochs=3)),
+                          device="cpu", progress=False)
+    assert torch.allclose(dyn.targets, dec.soft)
+    table = build_table(dyn, lbpe_epochs=3, lbpe_top_k=2, el2n_epochs=2)
+    pruned, record = prune(cs, table, "yoco", 1)
+    assert class_counts(pruned.labels, range(len(pruned)), 2) == [4, 4]
+    assert torch.allclose(pruned.soft, dec.soft[record["indices"]])

@@ -291,3 +291,15 @@ def test_csv_saved_by_a_spreadsheet_is_read(tmp_path):
     path.write_bytes("\ufeffindex, label, lbpe\r\n0, 1, 0.5\r\n1, 0, 0.25\r\n".encode("utf-8"))
     scores, labels, config = read_scores_csv(path)
     assert scores["lbpe"].tolist() == [0.5, 0.25] and labels.tolist() == [1, 0] and config == {}
+
+
+def test_soft_targets_replace_the_one_hot_in_the_l2_error():
+    # a set with soft labels: LBPE/EL2N measure the error against the taught distribution
+    probs = torch.tensor([[0.7, 0.3], [0.2, 0.8]]).expand(1, 4, 2, 2).clone()
+    dyn = make_dyn(probs, [0, 1])
+    hard = compute_scores(dyn, ["el2n"], el2n_epochs=4)["el2n"]
+    dyn.targets = torch.tensor([[0.7, 0.3], [0.5, 0.5]])
+    soft = compute_scores(dyn, ["el2n"], el2n_epochs=4)["el2n"]
+    assert hard[0] == pytest.approx(math.sqrt(0.3**2 * 2), abs=1e-3)
+    assert soft[0] == pytest.approx(0.0, abs=1e-3)  # the network matches its target distribution exactly
+    assert soft[1] == pytest.approx(math.sqrt(0.3**2 * 2), abs=1e-3)

@@ -35,6 +35,8 @@ class Dynamics:
         final_log_probs: float32 ``[runs, N, C]`` of the final model on the un-augmented images.
         embeddings: float32 ``[runs, N, D]`` penultimate features of the final model.
         config: how the dynamics were produced (serialised into the file).
+        targets: float32 ``[N, C]`` soft labels the networks learned, for sets that have them (else None);
+            ``labels`` are then their arg-max classes.
     """
 
     log_probs: torch.Tensor
@@ -44,6 +46,7 @@ class Dynamics:
     embeddings: torch.Tensor
     config: dict[str, Any] = field(default_factory=dict)
     source: str = "<memory>"
+    targets: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         """Check that every tensor is a tensor of the documented rank, shape and kind of dtype."""
@@ -75,6 +78,12 @@ class Dynamics:
         lo, hi = int(self.labels.min()), int(self.labels.max())
         if lo < 0 or hi >= c:
             raise YocoError(f"{self.source}: labels span {lo}..{hi}, expected 0..{c - 1} (log_probs has {c} classes)")
+        if self.targets is not None:
+            q = self.targets
+            if not isinstance(q, torch.Tensor) or q.shape != (n, c) or not q.is_floating_point():
+                raise YocoError(f"{self.source}: targets must be float [N={n}, C={c}] label distributions")
+            if not torch.isfinite(q).all() or (q < 0).any() or not torch.allclose(q.sum(1), torch.ones(n), atol=1e-3):
+                raise YocoError(f"{self.source}: targets must be probability distributions")
 
     @property
     def runs(self) -> int:
@@ -100,6 +109,8 @@ def save_dynamics(dyn: Dynamics, path: str | Path) -> Path:
     """Write ``dyn`` as one safetensors file (atomically), the config in its header."""
     tensors = {name: getattr(dyn, name) for name in _TENSORS}
     tensors["log_probs"] = tensors["log_probs"].to(torch.float16)
+    if dyn.targets is not None:
+        tensors["targets"] = dyn.targets
     return write_tensors(path, tensors, {"yoco_dynamics": "1", "config": json.dumps(dyn.config)})
 
 
@@ -115,7 +126,8 @@ def load_dynamics(path: str | Path) -> Dynamics:
     if missing or "yoco_dynamics" not in header:
         raise YocoError(f"{path}: not a yoco dynamics file (missing {missing or 'header'})")
     config = _parse_config(header.get("config", "{}"), path)
-    dyn = Dynamics(**{k: tensors[k] for k in _TENSORS}, config=config, source=str(path))
+    dyn = Dynamics(**{k: tensors[k] for k in _TENSORS}, config=config, source=str(path),
+                   targets=tensors.get("targets"))
     for name in ("log_probs", "final_log_probs"):  # -inf is a probability of zero; NaN and +inf are corrupt
         if _any(getattr(dyn, name), lambda t: torch.isnan(t) | torch.isposinf(t)):
             raise YocoError(f"{path}: {name} holds NaN or +inf values (a log-probability is finite or -inf); "
@@ -206,4 +218,5 @@ def record_dynamics(cs: CondensedSet, cfg: DynamicsConfig, device: str | torch.d
     config = {**cfg.to_dict(), "model": model_name(nets, data.dataset), "train": trained.config.to_dict(),
               "condensed": cs.source, "condensed_meta": cs.meta.to_dict(), "mean": list(data.mean),
               "std": list(data.std)}
-    return Dynamics(log_probs, train_acc, labels, torch.stack(finals), torch.stack(embeds), config)
+    targets = data.soft.cpu() if data.soft is not None else None
+    return Dynamics(log_probs, train_acc, labels, torch.stack(finals), torch.stack(embeds), config, targets=targets)

@@ -90,6 +90,10 @@ def summarize(cs: CondensedSet) -> str:
         f"per class: {per_class}",
         f"pixels:    min {float(pix.min()):.3f}, max {float(pix.max()):.3f}, mean {float(pix.mean()):.3f}",
     ]
+    if cs.soft is not None:
+        top = cs.soft.max(1).values
+        lines.append(f"labels:    soft ({m.extra.get('soft_labels', 'label distributions')}); the arg-max class holds "
+                     f"{float(top.mean()):.2f} of the mass on average")
     return "\n".join(lines)
 
 

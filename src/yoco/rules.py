@@ -355,7 +355,8 @@ def prune(cs: CondensedSet, table: ScoreTable, rule: str | Rule, ipc: int, *, se
         allow_empty_classes=r.balance == "imbalance",
         extra={**dec.meta.extra, "pruned_from_ipc": cs.meta.ipc, "selection": record},
     )
-    pruned = CondensedSet(dec.images[idx], dec.labels[idx], meta, source=f"{cs.source}[{r.name}@ipc{ipc}]")
+    soft = dec.soft[idx] if dec.soft is not None else None
+    pruned = CondensedSet(dec.images[idx], dec.labels[idx], meta, source=f"{cs.source}[{r.name}@ipc{ipc}]", soft=soft)
     return pruned, record
 
 

@@ -60,6 +60,12 @@ class Prepared:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     flip: bool
+    soft: torch.Tensor | None = None
+
+    @property
+    def targets(self) -> torch.Tensor:
+        """What the networks learn: the soft labels when the set has them, else the class indices."""
+        return self.soft if self.soft is not None else self.labels
 
     @property
     def images_per_class(self) -> int:
@@ -76,8 +82,9 @@ def prepare(cs: CondensedSet, device: torch.device, *, mean: tuple[float, ...] |
         raise YocoError(f"{cs.source}: images have {dec.images.shape[1]} channel(s) but the normalisation of "
                         f"{cs.meta.dataset!r} has {len(mean)}; is the set from another dataset?")
     x = dec.normalized_images(mean, std).to(device)
+    soft = dec.soft.to(device) if dec.soft is not None else None
     return Prepared(x, dec.labels.to(device), dec.num_classes, cs.meta.dataset, mean, std,
-                    d_flip if flip is None else flip)
+                    d_flip if flip is None else flip, soft)
 
 
 def input_stats(cs: CondensedSet) -> tuple[tuple[float, ...], tuple[float, ...], bool]:
@@ -141,7 +148,7 @@ def train_networks(data: Prepared, nets: Networks, purpose: str = "eval", *, on_
     if batched and nets.runs > 1 and all(batchable(m) for m in models):
         t0 = time.perf_counter()
         cfgs = [dataclasses.replace(cfg, seed=nets.seed + r) for r in range(nets.runs)]
-        train_batched(models, [data.images] * nets.runs, [data.labels] * nets.runs, cfgs, on_batch=on_batch,
+        train_batched(models, [data.images] * nets.runs, [data.targets] * nets.runs, cfgs, on_batch=on_batch,
                       on_epoch=on_epoch, progress=progress, desc=desc)
         return Trained(models, cfg, [(time.perf_counter() - t0) / nets.runs] * nets.runs)
     seconds = []
@@ -153,7 +160,7 @@ def train_networks(data: Prepared, nets: Networks, purpose: str = "eval", *, on_
             hooks["on_batch"] = lambda b, r=r: on_batch(r, b)
         if on_epoch is not None:
             hooks["on_epoch"] = lambda e, m, r=r: on_epoch(r, e, m)
-        train(model, data.images, data.labels, dataclasses.replace(cfg, seed=seed), progress=progress,
+        train(model, data.images, data.targets, dataclasses.replace(cfg, seed=seed), progress=progress,
               desc=f"{desc} {r + 1}/{nets.runs}", **hooks)
         seconds.append(time.perf_counter() - t0)
     return Trained(models, cfg, seconds)

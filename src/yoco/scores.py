@@ -8,6 +8,10 @@ the least hard images, ``hard`` the hardest.
 
 The float16 log-probabilities are turned into float64 probabilities with a softmax, which renormalises the
 rows after float16 rounding (a log-softmax row is left unchanged up to that rounding).
+
+Sets with soft labels: LBPE and EL2N measure the L2 error against the image's label distribution (what the
+networks were taught) instead of the one-hot class; forgetting, AUM and the accuracy that picks LBPE's epochs
+use the distribution's arg-max class as "the" label; entropy does not read labels.
 """
 
 from __future__ import annotations
@@ -176,11 +180,15 @@ def uniform_scores(n: int, seed: int) -> torch.Tensor:
     return torch.rand(n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
 
-def l2_error(log_probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """``||onehot(y) - softmax||_2`` over the last axis of ``log_probs [..., N, C]``, in float64: ``[..., N]``."""
+def l2_error(log_probs: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
+    """``||target - softmax||_2`` over the last axis of ``log_probs [..., N, C]``, in float64: ``[..., N]``.
+
+    The target is ``onehot(labels)``, or the soft labels ``targets [N, C]`` of a set that has them: the error
+    is then measured against the distribution the networks were taught.
+    """
     probs = torch.softmax(log_probs.to(torch.float64), dim=-1)
-    onehot = F.one_hot(labels, probs.shape[-1]).to(torch.float64)
-    return torch.linalg.vector_norm(probs - onehot, dim=-1)
+    target = (F.one_hot(labels, probs.shape[-1]) if targets is None else targets).to(torch.float64)
+    return torch.linalg.vector_norm(probs - target, dim=-1)
 
 
 def _need_epochs(dyn: Dynamics, epochs: int, what: str) -> None:
@@ -213,7 +221,7 @@ def lbpe(dyn: Dynamics, cfg: ScoreConfig) -> torch.Tensor:
     for r in range(dyn.runs):
         acc = dyn.train_acc[r, :e].to(torch.float64)
         top = torch.sort(-acc, stable=True).indices[:k]
-        rows.append(l2_error(dyn.log_probs[r, top], dyn.labels).sum(0))
+        rows.append(l2_error(dyn.log_probs[r, top], dyn.labels, dyn.targets).sum(0))
     return torch.stack(rows)
 
 
@@ -226,7 +234,7 @@ def el2n(dyn: Dynamics, cfg: ScoreConfig) -> torch.Tensor:
     for r in range(dyn.runs):
         total = torch.zeros(dyn.num_samples, dtype=torch.float64)
         for chunk in _chunks(dyn, r, e):
-            total += l2_error(chunk, dyn.labels).sum(0)
+            total += l2_error(chunk, dyn.labels, dyn.targets).sum(0)
         rows.append(total / e)
     return torch.stack(rows)
 

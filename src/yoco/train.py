@@ -167,6 +167,8 @@ class _Recipe:
 
 
 def _loss(out: torch.Tensor, ya: torch.Tensor, yb: torch.Tensor, lam: float) -> torch.Tensor:
+    """Cross-entropy against class indices ``[B]`` or label distributions ``[B, C]`` (soft cross-entropy,
+    which is the KL divergence to the distribution up to a constant), mixed with weight ``lam``."""
     if lam == 1.0:
         return F.cross_entropy(out, ya)
     return lam * F.cross_entropy(out, ya) + (1 - lam) * F.cross_entropy(out, yb)
@@ -194,7 +196,7 @@ def train(
 ) -> nn.Module:
     """Train ``model`` in place on ``images``/``labels`` (already on the model's device, normalised).
 
-    ``on_batch`` receives every batch's logits, computed on the augmented (possibly mixed) inputs;
+    ``labels`` are class indices ``[N]`` or label distributions ``[N, C]`` (soft labels). ``on_batch`` receives every batch's logits, computed on the augmented (possibly mixed) inputs;
     ``on_epoch(epoch, model)`` runs after each epoch. Pass ``optimizer`` to keep momentum across calls
     (condensation trains one network in short bursts). Deterministic on the CPU for a given ``cfg.seed``.
     """

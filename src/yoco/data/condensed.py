@@ -144,22 +144,28 @@ class CondensedSet:
 
     ``images`` are stored as the method produced them: in pixel space ``[0, 1]`` when
     ``meta.normalized`` is false, otherwise standardised with ``meta.mean``/``meta.std``.
+    ``labels`` are class indices ``[N]``; a set with soft labels (MTT/DATM and later methods learn a label
+    distribution per image) also holds them as ``soft`` ``[N, C]`` (rows sum to 1), and ``labels`` is then each
+    row's arg-max class, which is what class balance and the test labels use.
     """
 
     images: torch.Tensor
     labels: torch.Tensor
     meta: CondensedMeta
     source: str = "<memory>"
+    soft: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         self.images = torch.as_tensor(self.images).detach().to(torch.float32).contiguous()
         labels = torch.as_tensor(self.labels).detach()
         if labels.dim() > 1 and labels.shape[1:].numel() != 1:
             raise YocoError(f"{self.source}: labels must be class indices [N], got shape {list(labels.shape)} "
-                            "(soft or one-hot labels are not supported)")
+                            "(pass label distributions as soft=[N, C])")
         if labels.is_floating_point() and not torch.equal(labels, labels.round()):
             raise YocoError(f"{self.source}: labels must be whole class indices, got fractional values")
         self.labels = labels.to(torch.int64).reshape(-1).contiguous()
+        if self.soft is not None:
+            self.soft = torch.as_tensor(self.soft).detach().to(torch.float32).contiguous()
         validate(self)
 
     def __len__(self) -> int:
@@ -243,6 +249,8 @@ def validate(cs: CondensedSet) -> None:
             raise YocoError(f"{src}: metadata {key} has {len(v)} values for {x.shape[1]} channels")
         if v is not None and not all(math.isfinite(s) for s in v):
             raise YocoError(f"{src}: metadata {key} holds NaN or infinite values")
+    if cs.soft is not None:
+        _check_soft(cs)
     if m.std is not None and min(m.std) <= 0:
         channel = min(range(len(m.std)), key=lambda i: m.std[i])
         raise YocoError(f"{src}: metadata std must be positive, got {m.std[channel]:g} for channel {channel}")
@@ -252,6 +260,18 @@ def validate(cs: CondensedSet) -> None:
         hint = " (0-255 pixels? divide by 255)" if not m.normalized and hi > 20 else ""
         raise YocoError(f"{src}: {stored} reach [{lo:.4g}, {hi:.4g}] in pixel space, far outside the expected "
                         f"[0, 1] (give or take {PIXEL_LIMIT:g}){hint}")
+
+
+def _check_soft(cs: CondensedSet) -> None:
+    """Soft labels: ``[N, num_classes]`` distributions whose arg-max is the hard label."""
+    src, q = cs.source, cs.soft
+    if q.dim() != 2 or q.shape != (len(cs.labels), cs.meta.num_classes):
+        raise YocoError(f"{src}: soft labels must be [N={len(cs.labels)}, C={cs.meta.num_classes}], "
+                        f"got {list(q.shape)}")
+    if not torch.isfinite(q).all() or (q < 0).any() or not torch.allclose(q.sum(1), torch.ones(len(q)), atol=1e-3):
+        raise YocoError(f"{src}: soft labels must be probability distributions (non-negative rows summing to 1)")
+    if not torch.equal(q.argmax(1), cs.labels):
+        raise YocoError(f"{src}: labels must be the arg-max class of the soft labels")
 
 
 PIXEL_LIMIT = 10.0  # how far outside [0, 1] a pixel may stray before the set is refused as corrupt or mislabelled
@@ -297,8 +317,9 @@ def decode(cs: CondensedSet) -> CondensedSet:
         return cs
     images = decode_images(cs.images, f)
     labels = cs.labels.repeat_interleave(f * f)
+    soft = cs.soft.repeat_interleave(f * f, dim=0) if cs.soft is not None else None
     meta = dataclasses.replace(cs.meta, factor=1, extra={**cs.meta.extra, "decoded_from_factor": f})
-    return CondensedSet(images, labels, meta, source=cs.source)
+    return CondensedSet(images, labels, meta, source=cs.source, soft=soft)
 
 
 def decode_images(images: torch.Tensor, factor: int) -> torch.Tensor:
@@ -318,6 +339,8 @@ def content_sha256(cs: CondensedSet) -> str:
     h = hashlib.sha256()
     h.update(cs.images.numpy().tobytes())
     h.update(cs.labels.numpy().tobytes())
+    if cs.soft is not None:
+        h.update(cs.soft.numpy().tobytes())
     h.update(json.dumps(cs.meta.to_dict(), sort_keys=True).encode())
     return h.hexdigest()
 
@@ -325,7 +348,10 @@ def content_sha256(cs: CondensedSet) -> str:
 def save(cs: CondensedSet, path: str | Path) -> Path:
     """Write ``cs`` to ``path`` in the project's safetensors format (atomically)."""
     header = {"yoco_format": FORMAT_VERSION, "meta": json.dumps(cs.meta.to_dict())}
-    return write_tensors(path, {"images": cs.images, "labels": cs.labels}, header)
+    tensors = {"images": cs.images, "labels": cs.labels}
+    if cs.soft is not None:
+        tensors["soft_labels"] = cs.soft
+    return write_tensors(path, tensors, header)
 
 
 def load(path: str | Path) -> CondensedSet:
@@ -339,7 +365,7 @@ def load(path: str | Path) -> CondensedSet:
     if "meta" not in header or "images" not in tensors or "labels" not in tensors:
         raise YocoError(f"{path}: not a yoco condensed-set file (missing images, labels or metadata)")
     meta = CondensedMeta.from_dict(_parse_json(header["meta"], path, "metadata"), source=str(path))
-    return CondensedSet(tensors["images"], tensors["labels"], meta, source=str(path))
+    return CondensedSet(tensors["images"], tensors["labels"], meta, source=str(path), soft=tensors.get("soft_labels"))
 
 
 def _parse_json(text: str, path: Path, what: str) -> Any:

@@ -143,7 +143,7 @@ def import_condensed(
 
     src = str(path)
     images = _as_images(found.images, src)
-    labels, width = _as_labels(found.labels, src)
+    labels, width, soft, soft_kind = _as_labels(found.labels, src)
     if width is not None and num_classes is not None and width != num_classes:
         raise YocoError(f"{src}: labels are one-hot over {width} classes but num_classes={num_classes}")
     if num_classes is None:
@@ -161,9 +161,10 @@ def import_condensed(
         normalized=is_normalized,
         mean=tuple(float(v) for v in mean) if mean is not None else None,
         std=tuple(float(v) for v in std) if std is not None else None,
-        extra={"imported_from": spec.name, "file": path.name, **found.extra},
+        extra={"imported_from": spec.name, "file": path.name, **found.extra,
+               **({"soft_labels": soft_kind} if soft_kind else {})},
     )
-    cs = CondensedSet(images, labels, meta, source=src)
+    cs = CondensedSet(images, labels, meta, source=src, soft=soft)
     problem = condensed.normalisation_warning(cs)
     if problem:
         flip = "no" if is_normalized else "yes"
@@ -311,23 +312,37 @@ def _as_images(obj: Any, src: str) -> torch.Tensor:
     return obj.detach().to(torch.float32)
 
 
-def _as_labels(obj: Any, src: str) -> tuple[torch.Tensor, int | None]:
-    """Integer labels ``[N]``, and the class count when the labels were one-hot or soft ``[N, C]``."""
+def _as_labels(obj: Any, src: str) -> tuple[torch.Tensor, int | None, torch.Tensor | None, str | None]:
+    """``(labels [N], class count, soft [N, C] or None, how the soft labels were read)`` of a label tensor.
+
+    ``[N, C]`` labels are one-hot-like (every row the same high value at its class and the same low value
+    elsewhere: one-hot, or KIP's centred one-hot regression targets), which are plain classes; or label distributions (non-negative rows summing to 1),
+    kept as soft labels; or anything else, read as logits and kept as ``softmax`` (temperature 1).
+    """
     obj = _dense(obj, src, "a label", "[N] or [N, C]").detach()
     if obj.dim() == 2 and obj.shape[1] == 1:
         obj = obj[:, 0]
     if obj.dim() == 2:
         if obj.shape[1] == 0:
             raise YocoError(f"{src}: expected labels of shape [N] or [N, C], found {describe(obj)}")
-        soft = obj.to(torch.float32)
-        if not torch.isfinite(soft).all():
+        q = obj.to(torch.float32)
+        if not torch.isfinite(q).all():
             raise YocoError(f"{src}: labels contain NaN or infinite values")
-        return soft.argmax(dim=1), int(obj.shape[1])
+        hard, width = q.argmax(dim=1), int(obj.shape[1])
+        # one-hot-like: every row is the same two values, one high at the class and one low elsewhere
+        code = torch.where(torch.nn.functional.one_hot(hard, width).bool(), q[0, hard[0]], q[0].min())
+        if bool(((q == q.gather(1, hard[:, None])).sum(1) == 1).all()) and torch.equal(q, code):
+            return hard, width, None, None
+        if bool((q >= 0).all()) and torch.allclose(q.sum(1), torch.ones(len(q)), atol=1e-3):
+            q = q / q.sum(1, keepdim=True)
+            return q.argmax(1), width, q, "label distributions"
+        q = torch.softmax(q, dim=1)
+        return q.argmax(1), width, q, "logits, read as softmax (temperature 1)"
     if obj.dim() != 1:
         raise YocoError(f"{src}: expected labels of shape [N] or [N, C], found {describe(obj)}")
     if obj.is_floating_point() and not (torch.isfinite(obj).all() and torch.equal(obj, obj.round())):
         raise YocoError(f"{src}: 1-D labels must be whole class indices, found {describe(obj)}")
-    return obj.to(torch.int64), None
+    return obj.to(torch.int64), None, None, None
 
 
 def _infer_num_classes(labels: torch.Tensor, src: str) -> int:
