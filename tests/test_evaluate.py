@@ -92,3 +92,38 @@ def test_batched_runner_gives_the_separate_runs_accuracies(monkeypatch):
     for a, b in zip(apart["runs"], together["runs"]):
         assert [c[0] for c in a["curve"]] == [c[0] for c in b["curve"]]
         assert all(abs(x[1] - y[1]) <= 0.05 for x, y in zip(a["curve"], b["curve"]))
+
+
+def test_zca_whitens_to_unit_covariance():
+    from yoco.data.zca import fit_zca
+
+    g = torch.Generator().manual_seed(0)
+    mix = torch.randn(12, 12, generator=g)
+    x = (torch.randn(4000, 12, generator=g) @ mix).view(4000, 3, 2, 2)
+    white = fit_zca(x, eps=1e-6)(x).flatten(1)
+    cov = torch.cov(white.T)
+    assert torch.allclose(cov, torch.eye(12), atol=0.05)
+    assert white.shape == (4000, 12)
+
+
+def test_the_sets_recipe_travels_with_it_and_a_protocol_run_says_it_ignores_it(tmp_path, caplog):
+    # an MTT set with its learned learning rate (lr_best.pt) and ZCA-whitened images
+    from yoco.data.formats import import_condensed
+
+    real = tiny_real()
+    cs = tiny_condensed()
+    std = (cs.images - 0.3) / 0.3
+    torch.save(std, tmp_path / "images_best.pt")
+    torch.save(cs.labels, tmp_path / "labels_best.pt")
+    torch.save(torch.tensor(0.03), tmp_path / "lr_best.pt")
+    imported = import_condensed(tmp_path / "images_best.pt", "mtt", dataset="tiny", mean=(0.3,), std=(0.3,), zca=True)
+    assert imported.meta.extra["recipe"]["lr"] == pytest.approx(0.03) and imported.meta.extra["recipe"]["zca"]
+    cfg = dataclasses.replace(QUICK, repeat=1, train=TrainConfig(epochs=2))
+    res = evaluate_condensed(imported, real, cfg, device="cpu", progress=False)
+    assert res["config"]["train"]["lr"] == pytest.approx(0.03)
+    assert "learning rate 0.03" in res["recipe_notes"][0] and "ZCA" in " ".join(res["recipe_notes"])
+    with caplog.at_level("WARNING"):
+        plain = evaluate_condensed(imported, real, dataclasses.replace(cfg, recipe="protocol"), device="cpu",
+                                   progress=False)
+    assert plain["config"]["train"]["lr"] == pytest.approx(0.01)
+    assert "is ignored; evaluating with the protocol's" in caplog.text

@@ -242,6 +242,8 @@ def _import(p: argparse.ArgumentParser) -> Handler:
                    help="are the stored images standardised (default: the format's: IDC/DREAM no, others yes)")
     p.add_argument("--experiment", type=natural, default=0, help="which experiment of a DSA res_*.pt file")
     p.add_argument("--labels", default=None, help="MTT labels_best.pt (default: beside the images)")
+    p.add_argument("--zca", action="store_true", help="the images are ZCA-whitened (MTT's CIFAR sets): evaluation "
+                   "whitens the test set the same way")
 
     def run(a: argparse.Namespace) -> int:
         from yoco.data.formats import import_condensed
@@ -250,7 +252,7 @@ def _import(p: argparse.ArgumentParser) -> Handler:
         check_outputs([a.out], [a.path] + ([a.labels] if a.labels else []))
         normalized = None if a.normalized is None else a.normalized == "yes"
         cs = import_condensed(a.path, a.format, dataset=a.dataset, num_classes=a.num_classes, factor=a.factor,
-                              normalized=normalized, experiment=a.experiment, labels_path=a.labels)
+                              normalized=normalized, experiment=a.experiment, labels_path=a.labels, zca=a.zca)
         return _saved(cs, a.out)
 
     return run
@@ -281,6 +283,9 @@ def _evaluate(p: argparse.ArgumentParser) -> Handler:
     _training(p, "independent runs, seeds seed .. seed+repeat-1 (default: 3)")
     p.add_argument("--test-points", type=positive, default=None,
                    help="times the network is tested during training (default: the protocol's 4)")
+    p.add_argument("--recipe", choices=["set", "protocol"], default="set",
+                   help="set: use the evaluation recipe the set's method published with it (MTT's learned learning "
+                   "rate, ZCA), saying so; protocol: ignore it (with a warning)")
     p.add_argument("--out", default=None, help="result JSON (default: CONDENSED with .eval.json)")
     _device(p)
 
@@ -297,7 +302,7 @@ def _evaluate(p: argparse.ArgumentParser) -> Handler:
         real = _real(a)
         check_compatible(cs, real)
         cfg = EvalConfig(**given(model=a.model, width=a.width, repeat=a.repeat, seed=a.seed,
-                                 test_points=a.test_points), train=TrainConfig(epochs=a.epochs))
+                                 test_points=a.test_points), train=TrainConfig(epochs=a.epochs), recipe=a.recipe)
         result = evaluate_condensed(cs, real, cfg, device=a.device, progress=not a.quiet)
         result["file"] = {"path": str(a.condensed), "sha256": file_sha256(a.condensed)}
         write_json(out, result)

@@ -21,6 +21,7 @@ import torch
 from yoco import protocol
 from yoco.data.condensed import CondensedSet, content_sha256, normalize
 from yoco.data.datasets import RealDataset
+from yoco.data.zca import fit_zca
 from yoco.errors import YocoError
 from yoco.runner import Networks, model_name, prepare, recipe, train_networks
 from yoco.train import TrainConfig, accuracy, resolve_device
@@ -32,7 +33,9 @@ class EvalConfig:
     """How to evaluate: ``repeat`` fresh networks (seeds ``seed ..``), tested ``test_points`` times each.
 
     ``model``/``width`` None: the protocol's network for the dataset; ``train`` holds the training recipe, whose
-    ``None`` fields (epochs, augmentation) follow the protocol for the dataset and set size.
+    ``None`` fields (epochs, augmentation) follow the protocol for the dataset and set size. ``recipe="set"``
+    applies the evaluation recipe the set's method published with it (``meta.extra["recipe"]``: MTT's learned
+    learning rate, ZCA whitening); ``"protocol"`` ignores it, with a warning naming both.
     """
 
     model: str | None = None
@@ -41,8 +44,11 @@ class EvalConfig:
     seed: int = 0
     test_points: int = protocol.EVAL_TEST_POINTS
     train: TrainConfig = field(default_factory=TrainConfig)
+    recipe: str = "set"
 
     def __post_init__(self) -> None:
+        if self.recipe not in ("set", "protocol"):
+            raise YocoError(f"recipe must be 'set' (the set's own evaluation recipe) or 'protocol', got {self.recipe!r}")
         if isinstance(self.train, dict):
             self.train = TrainConfig.from_dict(self.train)
         if isinstance(self.test_points, bool) or not isinstance(self.test_points, int) or self.test_points < 1:
@@ -76,9 +82,13 @@ def evaluate_condensed(cs: CondensedSet, real: RealDataset, cfg: EvalConfig, *, 
     check_compatible(cs, real)
     dev = resolve_device(device)
     data = prepare(cs, dev, mean=real.mean, std=real.std, flip=real.flip)
-    nets = cfg.networks()
+    nets, notes = _apply_set_recipe(cs, cfg)
     epochs = recipe(data, nets, "eval").epochs
-    test_x = normalize(real.test_float(), real.mean, real.std).to(dev)
+    test_x = normalize(real.test_float(), real.mean, real.std)
+    zca_eps = cs.meta.extra.get("recipe", {}).get("zca", {}).get("eps") if cfg.recipe == "set" else None
+    if zca_eps is not None:
+        test_x = fit_zca(normalize(real.train_float(), real.mean, real.std), eps=zca_eps)(test_x)
+    test_x = test_x.to(dev)
     test_y = real.test_labels.to(dev)
     points = sorted({max(1, round(epochs * (i + 1) / cfg.test_points)) - 1 for i in range(cfg.test_points)})
     curves: list[list[tuple[int, float]]] = [[] for _ in range(cfg.repeat)]
@@ -104,7 +114,32 @@ def evaluate_condensed(cs: CondensedSet, real: RealDataset, cfg: EvalConfig, *, 
         "last_mean": float(lasts.mean()), "last_std": float(lasts.std()),
         "best_mean": float(bests.mean()), "best_std": float(bests.std()),
         "runs": runs,
+        "recipe_notes": notes,
         "config": {**cfg.to_dict(), "model": model_name(nets, real.name), "train": trained.config.to_dict(),
                    "device": str(dev), "condensed_meta": cs.meta.to_dict(), "test_points": [p + 1 for p in points]},
         "wall_seconds": time.perf_counter() - t_all,
     }
+
+
+def _apply_set_recipe(cs: CondensedSet, cfg: EvalConfig) -> tuple[Networks, list[str]]:
+    """The networks to train, with the set's published evaluation recipe applied (or, with ``recipe="protocol"``,
+    ignored with a warning); and a note for each choice, logged and kept in the result."""
+    nets, notes = cfg.networks(), []
+    recipe_ = cs.meta.extra.get("recipe", {}) if isinstance(cs.meta.extra.get("recipe"), dict) else {}
+    if not recipe_:
+        return nets, notes
+    described = ", ".join(f"learning rate {recipe_['lr']:g} ({recipe_.get('lr_file', 'learned')})" if k == "lr"
+                          else "ZCA whitening" for k in recipe_ if k in ("lr", "zca"))
+    if cfg.recipe == "protocol":
+        note = (f"{cs.source}: the set's own evaluation recipe ({described}) is ignored; evaluating with the "
+                f"protocol's (learning rate {nets.train.lr:g}, no ZCA)")
+        log.warning(note)
+        return nets, [note]
+    if "lr" in recipe_:
+        nets = dataclasses.replace(nets, train=dataclasses.replace(nets.train, lr=float(recipe_["lr"])))
+    if "zca" in recipe_:
+        notes.append("the test set is ZCA-whitened (fitted on the standardised real training set), as the set's")
+    notes.insert(0, f"evaluating with the set's own recipe: {described}")
+    for n in notes:
+        log.info("%s", n)
+    return nets, notes

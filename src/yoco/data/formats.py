@@ -31,6 +31,7 @@ from yoco.registry import Registry
 
 logger = logging.getLogger(__name__)
 
+ZCA_EPS = 0.1  # MTT's kornia ZCAWhitening(eps=0.1)
 KIP_IMAGE_KEYS = ("images", "x", "support_images", "x_train", "image")
 KIP_LABEL_KEYS = ("labels", "y", "support_labels", "y_train", "label")
 MAX_ARRAY_BYTES = 2 * 1024**3  # an archived array declaring more than this is refused before anything is read
@@ -108,6 +109,7 @@ def import_condensed(
     std: tuple[float, ...] | None = None,
     experiment: int = 0,
     labels_path: str | Path | None = None,
+    zca: bool = False,
 ) -> CondensedSet:
     """Read a published condensed set stored in format ``fmt`` (one of :func:`format_names`).
 
@@ -115,6 +117,9 @@ def import_condensed(
     normalised and ``mean``/``std`` are not given, the statistics of ``dataset`` are used. ``num_classes``
     defaults to the width of one-hot labels, else to the largest label + 1. ``experiment`` picks one run
     of a DSA/DC/DM results file; ``labels_path`` overrides where MTT's ``labels_best.pt`` is looked for.
+    ``zca`` records that the images are ZCA-whitened (MTT's CIFAR sets; the file does not say so): evaluation then
+    whitens the test set the same way. The set's evaluation recipe (ZCA, MTT's learned ``lr_best.pt``) is kept
+    in ``meta.extra["recipe"]``.
     Every problem raises :class:`YocoError` naming the file.
     """
     path = Path(path)
@@ -164,6 +169,10 @@ def import_condensed(
         extra={"imported_from": spec.name, "file": path.name, **found.extra,
                **({"soft_labels": soft_kind} if soft_kind else {})},
     )
+    if zca:
+        if not is_normalized:
+            raise YocoError(f"{src}: ZCA-whitened images are standardised first; zca needs normalized=True")
+        meta.extra["recipe"] = {**meta.extra.get("recipe", {}), "zca": {"eps": ZCA_EPS}}
     cs = CondensedSet(images, labels, meta, source=src, soft=soft)
     problem = condensed.normalisation_warning(cs)
     if problem:
@@ -436,7 +445,7 @@ def _read_pair_file(path: Path, fmt: str) -> Raw:
     normalized=True,
     default_file="images_best.pt",
     uses=("labels_path",),
-    summary="MTT images_best.pt + labels_best.pt beside it",
+    summary="MTT images_best.pt + labels_best.pt (and lr_best.pt, the learned learning rate) beside it",
 )
 def read_mtt(path: Path, req: Request) -> Raw:
     """MTT's ``images_best.pt`` (a tensor) with ``labels_best.pt`` from the same folder."""
@@ -455,7 +464,14 @@ def read_mtt(path: Path, req: Request) -> Raw:
         raise YocoError(f"{labels_path}: expected a label tensor [N], found {describe(labels)}")
     if images.dim() > 0 and labels.shape[0] != images.shape[0]:
         raise YocoError(f"{path}: {images.shape[0]} images but {labels_path} holds {labels.shape[0]} labels")
-    return Raw(images, labels, {"labels_file": labels_path.name})
+    extra: dict[str, Any] = {"labels_file": labels_path.name}
+    lr_path = path.with_name("lr_best.pt")
+    if lr_path.is_file():  # MTT learns the evaluation learning rate with the images
+        lr = _torch_load(lr_path)
+        if not torch.is_tensor(lr) or lr.numel() != 1 or not torch.isfinite(lr).all() or float(lr) <= 0:
+            raise YocoError(f"{lr_path}: expected one positive learning rate, found {describe(lr)}")
+        extra["recipe"] = {"lr": float(lr), "lr_file": lr_path.name}
+    return Raw(images, labels, extra)
 
 
 @register(
