@@ -258,6 +258,30 @@ def _import(p: argparse.ArgumentParser) -> Handler:
     return run
 
 
+@command("export", "write a condensed set as an image folder (root/<class>/<index>.png) for other tools")
+def _export(p: argparse.ArgumentParser) -> Handler:
+    p.add_argument("condensed", help="a yoco condensed-set file")
+    p.add_argument("--out", required=True, help="a new (or empty) folder")
+    p.add_argument("--class-names", action="store_true",
+                   help="name the class folders after the dataset's classes (reads the dataset) instead of 0..C-1")
+    p.add_argument("--data-root", default=None, metavar="DIR", help="where the dataset is, for --class-names")
+
+    def run(a: argparse.Namespace) -> int:
+        from yoco.data.condensed import load
+        from yoco.data.containers import export_imagefolder
+        from yoco.data.datasets import load_dataset
+
+        if Path(a.out).resolve() == Path(a.condensed).resolve():
+            raise YocoError(f"{a.out}: output is the input file {a.condensed}; refusing to overwrite it")
+        cs = load(a.condensed)
+        names = list(load_dataset(cs.meta.dataset, root=a.data_root).classes) if a.class_names else None
+        out = export_imagefolder(cs, a.out, names)
+        print(f"wrote {len(cs)} images to {out} (8-bit PNG, pixel space; re-import with --format imagefolder)")
+        return 0
+
+    return run
+
+
 @command("sample", "take random real images per class as a starting (\"condensed\") set")
 def _sample(p: argparse.ArgumentParser) -> Handler:
     _dataset(p)

@@ -52,6 +52,7 @@ class Request:
 
     experiment: int = 0
     labels_path: Path | None = None
+    dataset: str | None = None
 
 
 Reader = Callable[[Path, Request], "Raw | CondensedSet"]
@@ -68,6 +69,7 @@ class Format:
     summary: str
     default_file: str | None = None
     uses: frozenset[str] = frozenset()
+    folder: bool = False
 
 
 FORMATS: Registry[Format] = Registry("condensed-set format")
@@ -81,11 +83,12 @@ def register(
     summary: str,
     default_file: str | None = None,
     uses: tuple[str, ...] = (),
+    folder: bool = False,
 ) -> Callable[[Reader], Reader]:
-    """Decorator that adds a reader to :data:`FORMATS` under ``name``."""
+    """Decorator that adds a reader to :data:`FORMATS` under ``name`` (``folder``: it reads a folder, not a file)."""
 
     def deco(read: Reader) -> Reader:
-        FORMATS.add(name, Format(name, read, factor, normalized, summary, default_file, frozenset(uses)),
+        FORMATS.add(name, Format(name, read, factor, normalized, summary, default_file, frozenset(uses), folder),
                     description=summary)
         return read
 
@@ -130,12 +133,14 @@ def import_condensed(
         raise YocoError(f"{path}: a separate labels file only applies to format 'mtt'")
     if path.is_dir() and spec.default_file is not None:
         path = path / spec.default_file
-    if not path.is_file():
+    if spec.folder and not path.exists():
+        raise YocoError(f"{path}: no such folder or file")
+    if not spec.folder and not path.is_file():
         raise YocoError(f"{path}: no such file")
     if (mean is None) != (std is None):
         raise YocoError(f"{path}: give both mean and std, or neither")
 
-    req = Request(experiment, Path(labels_path) if labels_path is not None else None)
+    req = Request(experiment, Path(labels_path) if labels_path is not None else None, dataset)
     try:
         found = spec.read(path, req)
     except YocoError:
@@ -582,3 +587,6 @@ def _read_npy(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> np.ndar
 def read_yoco(path: Path, req: Request) -> CondensedSet:
     """The project's own safetensors file (metadata included)."""
     return condensed.load(path)
+
+
+from yoco.data import containers  # noqa: F401  (registers the image-folder and Hugging Face readers)
