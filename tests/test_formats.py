@@ -56,7 +56,7 @@ def no_temp_files(folder: Path) -> bool:
 
 
 def test_registry_lists_every_format() -> None:
-    assert set(format_names()) == {"idc", "dream", "mtt", "dsa", "kip", "yoco"}
+    assert set(format_names()) == {"idc", "dream", "mtt", "dsa", "kip", "yoco", "imagefolder", "hf"}
 
 
 @pytest.mark.parametrize("fmt", ["idc", "dream"])
