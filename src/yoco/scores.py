@@ -39,7 +39,7 @@ Balance = Literal["balance", "imbalance"]
 
 @dataclass(frozen=True)
 class ScoreConfig:
-    """The windows the scores read (SPEC section 4): LBPE's first ``lbpe_epochs`` epochs and top ``lbpe_top_k``.
+    """The windows the scores read (docs/protocol.md): LBPE's first ``lbpe_epochs`` epochs and top ``lbpe_top_k``.
 
     ``el2n_epochs`` is EL2N's window; ``seed`` seeds the ``random`` score.
     """
