@@ -80,18 +80,27 @@ def test_cli_evaluate_writes_json_and_interrupt_leaves_nothing(tmp_path, monkeyp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["eval.json", "set.safetensors"]
 
 
-def test_batched_runner_gives_the_separate_runs_accuracies(monkeypatch):
+def test_batched_runner_gives_the_separate_runs_accuracies():
     # the runner batches the repeats on a GPU; forced on here, it must give what separate runs give
-    from yoco import runner
-
     cfg = dataclasses.replace(QUICK, repeat=2, train=TrainConfig(epochs=4))
-    apart = evaluate_condensed(tiny_condensed(), tiny_real(), cfg, device="cpu", progress=False)
-    real_train = runner.train_networks
-    monkeypatch.setattr("yoco.evaluate.train_networks", lambda *a, **k: real_train(*a, **k, batched=True))
-    together = evaluate_condensed(tiny_condensed(), tiny_real(), cfg, device="cpu", progress=False)
+    apart = evaluate_condensed(tiny_condensed(), tiny_real(), cfg, device="cpu", progress=False, batched=False)
+    together = evaluate_condensed(tiny_condensed(), tiny_real(), cfg, device="cpu", progress=False, batched=True)
     for a, b in zip(apart["runs"], together["runs"]):
         assert [c[0] for c in a["curve"]] == [c[0] for c in b["curve"]]
         assert all(abs(x[1] - y[1]) <= 0.05 for x, y in zip(a["curve"], b["curve"]))
+
+
+def test_several_sets_of_one_size_evaluate_as_one_batch_like_one_by_one():
+    from yoco.evaluate import evaluate_sets
+
+    sets = [tiny_condensed(seed=s) for s in (2, 3, 4)]
+    cfg = dataclasses.replace(QUICK, train=TrainConfig(epochs=3))
+    together = evaluate_sets(sets, tiny_real(), cfg, device="cpu", progress=False, batched=True)
+    for i, cs in enumerate(sets):
+        alone = evaluate_condensed(cs, tiny_real(), dataclasses.replace(cfg, repeat=1, seed=cfg.seed + i),
+                                   device="cpu", progress=False)
+        assert together[i]["sha256"] == alone["sha256"] and together[i]["runs"][0]["seed"] == cfg.seed + i
+        assert abs(together[i]["last_mean"] - alone["last_mean"]) <= 0.05
 
 
 def test_zca_whitens_to_unit_covariance():

@@ -219,3 +219,17 @@ def test_gain_over_random_against_several_random_subsets(tmp_path):
     assert "Gain over random balanced subsets" in md and "3 subset(s) x 1 training seed(s)" in md
     header = (tmp_path / "run" / "results.csv").read_text().splitlines()[0]
     assert "gain_over_random,random_std" in header
+
+
+def test_batched_cells_give_the_cells_one_by_one(tmp_path):
+    # on a GPU the cells of one IPC train together; forced here, the table must match the one-by-one run
+    cs, cfg, root = _setup(tmp_path)
+    cfg = dataclasses.replace(cfg, rules=("yoco", "random_balance"), ipcs=(1,), repeat=2, reference=False)
+    apart = run_ladder(cs, cfg, tmp_path / "apart", data_root=root, device="cpu", progress=False, batch_cells=False)
+    together = run_ladder(cs, cfg, tmp_path / "together", data_root=root, device="cpu", progress=False,
+                          batch_cells=True)
+    cells = [json.loads(p.read_text()) for p in (tmp_path / "together" / "cells").glob("*.json")]
+    assert len(cells) == 4 and all(c["batched"] == 4 for c in cells)
+    for a, b in zip(apart["rows"], together["rows"]):
+        assert a["rule"] == b["rule"] and a["seeds"] == b["seeds"]
+        assert all(abs(x - y) <= 0.05 for x, y in zip(a["repeats"], b["repeats"]))

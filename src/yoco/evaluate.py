@@ -10,6 +10,7 @@ code also logs).
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -72,53 +73,92 @@ def check_compatible(cs: CondensedSet, real: RealDataset) -> None:
 
 
 def evaluate_condensed(cs: CondensedSet, real: RealDataset, cfg: EvalConfig, *, device: str | torch.device = "auto",
-                       progress: bool = True) -> dict[str, Any]:
+                       progress: bool = True, batched: bool | None = None) -> dict[str, Any]:
     """Train ``cfg.repeat`` fresh networks on the decoded ``cs`` and test each on ``real``'s test set.
 
     Returns a JSON-ready dict: one entry per run (seed, last and best test accuracy, the test curve,
     seconds), mean and std (population, ``np.std``) of last and best, the resolved config, and the sha256 of
-    the set's content.
+    the set's content. ``batched`` as in :func:`yoco.runner.train_networks`.
     """
-    check_compatible(cs, real)
-    dev = resolve_device(device)
-    data = prepare(cs, dev, mean=real.mean, std=real.std, flip=real.flip)
-    nets, notes = _apply_set_recipe(cs, cfg)
-    epochs = recipe(data, nets, "eval").epochs
-    test_x = normalize(real.test_float(), real.mean, real.std)
-    zca_eps = cs.meta.extra.get("recipe", {}).get("zca", {}).get("eps") if cfg.recipe == "set" else None
-    if zca_eps is not None:
-        test_x = fit_zca(normalize(real.train_float(), real.mean, real.std), eps=zca_eps)(test_x)
-    test_x = test_x.to(dev)
-    test_y = real.test_labels.to(dev)
-    points = sorted({max(1, round(epochs * (i + 1) / cfg.test_points)) - 1 for i in range(cfg.test_points)})
-    curves: list[list[tuple[int, float]]] = [[] for _ in range(cfg.repeat)]
-
-    def test_point(run: int, epoch: int, m: torch.nn.Module) -> None:
-        if epoch in points:
-            curves[run].append((epoch + 1, accuracy(m, test_x, test_y)))
-
     t_all = time.perf_counter()
-    trained = train_networks(data, nets, "eval", on_epoch=test_point, progress=progress, desc="eval")
-    runs = [{"seed": cfg.seed + r, "last": c[-1][1], "best": max(a for _, a in c), "curve": c, "seconds": sec}
-            for r, (c, sec) in enumerate(zip(curves, trained.seconds, strict=True))]
-    for r, run in enumerate(runs):
-        log.info("run %d/%d: last %.2f%%, best %.2f%%", r + 1, cfg.repeat, 100 * run["last"], 100 * run["best"])
+    runs, info = _evaluate([cs] * cfg.repeat, real, cfg, device, progress, batched)
     lasts = np.array([r["last"] for r in runs])
     bests = np.array([r["best"] for r in runs])
     return {
         "source": cs.source,
         "sha256": content_sha256(cs),
         "dataset": real.name,
-        "decoded_images": len(data.labels),
-        "images_per_class": torch.bincount(data.labels.cpu(), minlength=real.num_classes).tolist(),
+        "decoded_images": info["decoded_images"],
+        "images_per_class": info["images_per_class"][0],
         "last_mean": float(lasts.mean()), "last_std": float(lasts.std()),
         "best_mean": float(bests.mean()), "best_std": float(bests.std()),
         "runs": runs,
-        "recipe_notes": notes,
-        "config": {**cfg.to_dict(), "model": model_name(nets, real.name), "train": trained.config.to_dict(),
-                   "device": str(dev), "condensed_meta": cs.meta.to_dict(), "test_points": [p + 1 for p in points]},
+        "recipe_notes": info["notes"],
+        "config": {**cfg.to_dict(), **info["config"], "condensed_meta": cs.meta.to_dict()},
         "wall_seconds": time.perf_counter() - t_all,
     }
+
+
+def evaluate_sets(sets: list[CondensedSet], real: RealDataset, cfg: EvalConfig, *,
+                  device: str | torch.device = "auto", progress: bool = True, batched: bool | None = None,
+                  seeds: list[int] | None = None) -> list[dict[str, Any]]:
+    """One network per set (set ``i`` trained with ``seeds[i]``, default ``cfg.seed + i``), all sets of one
+    decoded size and evaluation recipe, so that on a GPU they train as one batched computation. Returns one
+    result per set, in the layout of :func:`evaluate_condensed` with a single run."""
+    if not sets:
+        return []
+    runs, info = _evaluate(sets, real, dataclasses.replace(cfg, repeat=len(sets)), device, progress, batched,
+                           seeds)
+    out = []
+    for i, (cs, run) in enumerate(zip(sets, runs, strict=True)):
+        out.append({"source": cs.source, "sha256": content_sha256(cs), "dataset": real.name,
+                    "decoded_images": info["decoded_images"], "images_per_class": info["images_per_class"][i],
+                    "last_mean": run["last"], "last_std": 0.0, "best_mean": run["best"], "best_std": 0.0,
+                    "runs": [run], "recipe_notes": info["notes"],
+                    "config": {**cfg.to_dict(), "repeat": 1, "seed": run["seed"], **info["config"],
+                               "condensed_meta": cs.meta.to_dict()}})
+    return out
+
+
+def _evaluate(sets: list[CondensedSet], real: RealDataset, cfg: EvalConfig, device: str | torch.device,
+              progress: bool, batched: bool | None, seeds: list[int] | None = None
+              ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Train one network per entry of ``sets`` (seeds ``cfg.seed ..`` or ``seeds``) and test each."""
+    seeds = list(seeds) if seeds is not None else [cfg.seed + i for i in range(len(sets))]
+    for cs in {id(c): c for c in sets}.values():
+        check_compatible(cs, real)
+    recipes = {json.dumps(cs.meta.extra.get("recipe", {}), sort_keys=True, default=str) for cs in sets}
+    if len(recipes) != 1:
+        raise YocoError("sets evaluated together must share their evaluation recipe")
+    dev = resolve_device(device)
+    prepared = {id(cs): prepare(cs, dev, mean=real.mean, std=real.std, flip=real.flip) for cs in sets}
+    datas = [prepared[id(cs)] for cs in sets]
+    nets, notes = _apply_set_recipe(sets[0], cfg)
+    epochs = recipe(datas[0], nets, "eval").epochs
+    test_x = normalize(real.test_float(), real.mean, real.std)
+    zca_eps = sets[0].meta.extra.get("recipe", {}).get("zca", {}).get("eps") if cfg.recipe == "set" else None
+    if zca_eps is not None:
+        test_x = fit_zca(normalize(real.train_float(), real.mean, real.std), eps=zca_eps)(test_x)
+    test_x = test_x.to(dev)
+    test_y = real.test_labels.to(dev)
+    points = sorted({max(1, round(epochs * (i + 1) / cfg.test_points)) - 1 for i in range(cfg.test_points)})
+    curves: list[list[tuple[int, float]]] = [[] for _ in sets]
+
+    def test_point(run: int, epoch: int, m: torch.nn.Module) -> None:
+        if epoch in points:
+            curves[run].append((epoch + 1, accuracy(m, test_x, test_y)))
+
+    trained = train_networks(datas, nets, "eval", on_epoch=test_point, progress=progress, desc="eval",
+                             batched=batched, seeds=seeds)
+    runs = [{"seed": seed, "last": c[-1][1], "best": max(a for _, a in c), "curve": c, "seconds": sec}
+            for seed, c, sec in zip(seeds, curves, trained.seconds, strict=True)]
+    for r, run in enumerate(runs):
+        log.info("run %d/%d: last %.2f%%, best %.2f%%", r + 1, len(runs), 100 * run["last"], 100 * run["best"])
+    info = {"notes": notes, "decoded_images": len(datas[0].labels),
+            "images_per_class": [torch.bincount(d.labels.cpu(), minlength=real.num_classes).tolist() for d in datas],
+            "config": {"model": model_name(nets, real.name), "train": trained.config.to_dict(), "device": str(dev),
+                       "test_points": [p + 1 for p in points]}}
+    return runs, info
 
 
 def _apply_set_recipe(cs: CondensedSet, cfg: EvalConfig) -> tuple[Networks, list[str]]:

@@ -125,43 +125,50 @@ class Trained:
     seconds: list[float]
 
 
-def train_networks(data: Prepared, nets: Networks, purpose: str = "eval", *, on_batch: BatchHook | None = None,
-                   on_epoch: EpochHook | None = None, progress: bool = True, desc: str = "train",
-                   batched: bool | None = None) -> Trained:
-    """Train ``nets.runs`` fresh networks on ``data`` (run ``r`` built and trained with seed ``nets.seed + r``).
+def train_networks(data: Prepared | list[Prepared], nets: Networks, purpose: str = "eval", *,
+                   on_batch: BatchHook | None = None, on_epoch: EpochHook | None = None, progress: bool = True,
+                   desc: str = "train", batched: bool | None = None, seeds: list[int] | None = None) -> Trained:
+    """Train ``nets.runs`` fresh networks (run ``r`` built and trained with seed ``nets.seed + r``, or
+    ``seeds[r]``).
 
-    ``purpose`` picks the protocol's recipe (``eval`` or ``dynamics``). Hooks receive the run index first.
-    ``batched`` trains the runs as one batched computation (:func:`yoco.train.train_batched`: the same numbers
-    up to float rounding); ``None`` batches on a GPU, where one small network leaves the card idle, and not on
-    a CPU, where the batched kernels measured slower (BENCHMARKS.md).
+    ``data`` is one prepared set that every run trains on, or one set per run (sets of one size and dataset,
+    e.g. the ladder's pruned sets of one IPC). ``purpose`` picks the protocol's recipe (``eval`` or
+    ``dynamics``). Hooks receive the run index first. ``batched`` trains the runs as one batched computation
+    (:func:`yoco.train.train_batched`: the same numbers up to float rounding); ``None`` batches on a GPU, where
+    one small network leaves the card idle, and not on a CPU, where the batched kernels measured slower.
     """
-    cfg = recipe(data, nets, purpose)
-    name = model_name(nets, data.dataset)
+    sets = data if isinstance(data, list) else [data] * nets.runs
+    seeds = list(seeds) if seeds is not None else [nets.seed + r for r in range(nets.runs)]
+    if len(sets) != nets.runs or len(seeds) != nets.runs:
+        raise YocoError(f"{len(sets)} prepared sets and {len(seeds)} seeds for {nets.runs} runs")
+    first = sets[0]
+    if any(d.images.shape != first.images.shape or d.dataset != first.dataset for d in sets):
+        raise YocoError("networks trained together need sets of one size and dataset")
+    cfg = recipe(first, nets, purpose)
+    name = model_name(nets, first.dataset)
     kw: dict[str, Any] = {"width": nets.width} if nets.width is not None else {}
-    c, h, w = data.images.shape[1:]
+    c, h, w = first.images.shape[1:]
     models = []
-    for r in range(nets.runs):
-        with seeded(nets.seed + r):
-            models.append(create_model(name, data.num_classes, c, (h, w), **kw).to(data.images.device))
+    for seed in seeds:
+        with seeded(seed):
+            models.append(create_model(name, first.num_classes, c, (h, w), **kw).to(first.images.device))
+    cfgs = [dataclasses.replace(cfg, seed=seed) for seed in seeds]
     if batched is None:
-        batched = data.images.device.type == "cuda" and nets.runs > 1
+        batched = first.images.device.type == "cuda" and nets.runs > 1
     if batched and nets.runs > 1 and all(batchable(m) for m in models):
         t0 = time.perf_counter()
-        cfgs = [dataclasses.replace(cfg, seed=nets.seed + r) for r in range(nets.runs)]
-        train_batched(models, [data.images] * nets.runs, [data.targets] * nets.runs, cfgs, on_batch=on_batch,
+        train_batched(models, [d.images for d in sets], [d.targets for d in sets], cfgs, on_batch=on_batch,
                       on_epoch=on_epoch, progress=progress, desc=desc)
         return Trained(models, cfg, [(time.perf_counter() - t0) / nets.runs] * nets.runs)
     seconds = []
-    for r, model in enumerate(models):
+    for r, (model, d) in enumerate(zip(models, sets, strict=True)):
         t0 = time.perf_counter()
-        seed = nets.seed + r
         hooks: dict[str, Any] = {}
         if on_batch is not None:
             hooks["on_batch"] = lambda b, r=r: on_batch(r, b)
         if on_epoch is not None:
             hooks["on_epoch"] = lambda e, m, r=r: on_epoch(r, e, m)
-        train(model, data.images, data.targets, dataclasses.replace(cfg, seed=seed), progress=progress,
-              desc=f"{desc} {r + 1}/{nets.runs}", **hooks)
+        train(model, d.images, d.targets, cfgs[r], progress=progress, desc=f"{desc} {r + 1}/{nets.runs}", **hooks)
         seconds.append(time.perf_counter() - t0)
     return Trained(models, cfg, seconds)
 

@@ -8,6 +8,7 @@ cell's result file and the rest of the ladder carries on.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import time
 import traceback
@@ -92,18 +93,59 @@ def run_cell(cell: Cell) -> dict[str, Any]:
     return result
 
 
-def execute(cells: list[Cell], workers: int = 1, ray_address: str | None = None, progress: bool = True) -> None:
+def run_group(cells: list[Cell]) -> list[dict[str, Any]]:
+    """Evaluate cells of one target IPC and evaluation config as one batched computation (their networks train
+    together on a GPU) and write each cell's JSON; if the group fails, each cell runs on its own instead, so
+    one bad cell still cannot take the others down."""
+    from yoco.data.condensed import load
+    from yoco.evaluate import EvalConfig, evaluate_sets
+
+    first = cells[0]
+    t0 = time.perf_counter()
+    try:
+        sets = [load(c.set_path) for c in cells]
+        real = _dataset(first.dataset, first.data_root)
+        results = evaluate_sets(sets, real, EvalConfig(**{**first.eval, "repeat": 1}), device=first.device,
+                                progress=False, batched=True, seeds=[c.seed for c in cells])
+    except Exception:  # noqa: BLE001 - fall back to one by one, where each failure is recorded on its own cell
+        return [run_cell(c) for c in cells]
+    seconds = (time.perf_counter() - t0) / len(cells)
+    out = []
+    for cell, res in zip(cells, results, strict=True):
+        result = {"status": "ok", "last": res["last_mean"], "best": res["best_mean"], "curve": res["runs"][0]["curve"],
+                  "sha256": res["sha256"], "config": res["config"], "rule": cell.rule, "ipc": cell.ipc,
+                  "seed": cell.seed, "subset": cell.subset, "key": cell.key, "seconds": seconds, "batched": len(cells)}
+        write_json(cell.out, result)
+        out.append(result)
+    return out
+
+
+def groups(cells: list[Cell]) -> list[list[Cell]]:
+    """Cells that can train together: the same target IPC (so sets of one size), evaluation config and device."""
+    by: dict[tuple, list[Cell]] = {}
+    for c in cells:
+        by.setdefault((c.ipc, c.dataset, c.device, json.dumps(c.eval, sort_keys=True, default=str)), []).append(c)
+    return list(by.values())
+
+
+def execute(cells: list[Cell], workers: int = 1, ray_address: str | None = None, progress: bool = True,
+            batch_cells: bool = False) -> None:
     """Run ``cells`` here (``workers`` 1), in ``workers`` local processes, or on the Ray cluster at ``ray_address``.
 
     Worker processes and Ray tasks get one thread each (local workers: the cores shared out), so the same seeds
-    give the same numbers whichever way the cells run.
+    give the same numbers whichever way the cells run. With ``batch_cells`` (in this process) the cells of one
+    target IPC train as one batched computation (:func:`run_group`), which keeps a GPU busy.
     """
     from tqdm.auto import tqdm
 
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise YocoError(f"workers must be a whole number >= 1, got {workers!r}")
     bar = tqdm(total=len(cells), desc="ladder", disable=not progress or not cells, dynamic_ncols=True)
-    if ray_address:
+    if batch_cells and not ray_address and workers == 1:
+        for group in groups(cells):
+            run_group(group)
+            bar.update(len(group))
+    elif ray_address:
         for _ in _ray_map(cells, ray_address):
             bar.update()
     elif workers == 1:

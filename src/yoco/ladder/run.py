@@ -22,6 +22,7 @@ from yoco.report import write_ladder_reports
 from yoco.rules import RANDOM_REFERENCE, build_table, parse_rule, prune
 from yoco.scores import resolve_windows
 from yoco.scoretable import ScoreTable, load_table
+from yoco.train import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +43,12 @@ def run_ladder(
     force: bool = False,
     device: str = "auto",
     progress: bool = True,
+    batch_cells: bool | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) the whole ladder into ``out_dir`` and write results.{csv,json,md} and ladder.png.
 
     Returns the results document; its ``failed`` lists the cells that failed (the rest complete regardless).
+    ``batch_cells`` trains the cells of one target IPC together (default: on a GPU, in this process).
     """
     out = Path(out_dir)
     with FolderLock(out):
@@ -96,7 +99,9 @@ def run_ladder(
 
         todo = [c for c in cells if not c.done()]
         log.info("%d evaluation cells, %d already done, %d to run", len(cells), len(cells) - len(todo), len(todo))
-        execute(todo, workers, ray_address, progress)
+        if batch_cells is None:
+            batch_cells = resolve_device(device).type == "cuda" and workers == 1 and not ray_address
+        execute(todo, workers, ray_address, progress, batch_cells=batch_cells)
         results = [c.result() for c in cells]
         doc = write_ladder_reports(out, results, {**cfg.to_dict(), "source": cs.source, "source_fingerprint": source_fp,
                                                   "source_sha256": content_sha256(cs), "departures": cfg.departures()})
