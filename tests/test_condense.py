@@ -277,7 +277,8 @@ def test_sequential_step_takes_one_image_step_per_class_and_one_dsa_draw_per_cla
 def test_condense_engines_agree(tmp_path):
     real = fake_real()
     cfg = dataclasses.replace(TINY, iterations=2, inner=2, lr_img=0.05, scale_lr_img=False)
-    a = condense(real, cfg, tmp_path / "a.safetensors", device="cpu", progress=False)
+    a = condense(real, dataclasses.replace(cfg, engine="batched"), tmp_path / "a.safetensors", device="cpu",
+                 progress=False)
     b = condense(real, dataclasses.replace(cfg, engine="sequential"), tmp_path / "b.safetensors", device="cpu",
                  progress=False)
     assert not torch.equal(a.images, init_synthetic(real, cfg.ipc, cfg.factor).images)

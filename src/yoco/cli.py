@@ -350,8 +350,10 @@ def _condense(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--iterations", type=positive, default=None, help="outer iterations (published: 2000)")
     p.add_argument("--inner", type=positive, default=None, help="inner matching steps per iteration (published: 100)")
     p.add_argument("--width", type=positive, default=None, help="matching network width (published: 128)")
-    p.add_argument("--engine", choices=["batched", "sequential"], default=None,
-                   help="batched: all classes in one gradient evaluation (default); sequential: IDC's loop")
+    p.add_argument("--engine", choices=["auto", "batched", "sequential"], default=None,
+                   help="batched: every class in one vmapped gradient evaluation, the per-class steps in closed "
+                   "form; sequential: IDC's loop; auto (default): batched on a GPU, sequential on a CPU (faster "
+                   "there); all give the same images up to float rounding")
     p.add_argument("--seed", type=natural, default=None, help="default: 0")
     p.add_argument("--checkpoint-every", type=natural, default=None,
                    help="outer iterations between checkpoints (OUT.ckpt; default 50, 0 = off)")

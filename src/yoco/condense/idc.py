@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 
 INITS = ("mix", "real", "noise")
 METRICS = ("mse", "l1")
-ENGINES = ("batched", "sequential")
+ENGINES = ("auto", "batched", "sequential")
 CHECKPOINT_VERSION = "2"
 # Fields that change how long a run goes, how it reports or how it computes the same numbers, never its
 # trajectory: a resumed run may differ here.
@@ -98,7 +98,7 @@ class IDCConfig:
     width: int = protocol.IDC_BASE["width"]
     init: str = protocol.IDC_BASE["init"]
     init_random: bool = False
-    engine: str = "batched"
+    engine: str = "auto"
     seed: int = 0
     checkpoint_every: int = 50
     eval_every: int = 0
@@ -352,6 +352,41 @@ def _class_loss(net: nn.Module, params: list[nn.Parameter], pool: _RealPool, syn
     return gradient_distance(net, params, both[:n], y_real, both[n:], y_syn, metric=cfg.metric)
 
 
+def _class_losses_vmapped(net: nn.Module, pool: _RealPool, syn: torch.Tensor, draws: list[_ClassDraw],
+                          cfg: IDCConfig, dsa: DSA) -> torch.Tensor:
+    """Every class's gradient distance at once: ``torch.func.vmap`` over the classes of the two per-class weight
+    gradients and their distance (the same numbers as :func:`_class_loss` class by class), differentiable w.r.t.
+    ``syn``. The batches are drawn and augmented per class as in the sequential loop, then stacked."""
+    from torch.func import functional_call, grad, vmap
+
+    names = {id(p): n for n, p in net.named_parameters()}
+    matched = [names[id(p)] for p in matched_params(net)]
+    fixed = {n: p.detach() for n, p in net.named_parameters() if n not in matched}
+    weights = {n: p.detach() for n, p in net.named_parameters() if n in matched}
+    reals, syns = [], []
+    for c, draw in enumerate(draws):
+        x_real = pool.batch(draw.real_idx)
+        dec = decode_images(syn[c * cfg.ipc:(c + 1) * cfg.ipc], cfg.factor)
+        if draw.syn_subset is not None:
+            dec = dec[draw.syn_subset.to(dec.device)]
+        both = dsa(torch.cat([x_real, normalize(dec, pool.mean, pool.std)]), seed=draw.dsa_seed, shared=True)
+        reals.append(both[: x_real.shape[0]])
+        syns.append(both[x_real.shape[0]:])
+    classes = torch.arange(len(draws), device=syn.device)
+
+    def loss(w: dict[str, torch.Tensor], x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        out = functional_call(net, {**fixed, **w}, (x,))
+        return F.cross_entropy(out, c.expand(x.shape[0]))
+
+    def distance(x_real: torch.Tensor, x_syn: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        g_real = grad(loss)(weights, x_real, c)
+        g_syn = grad(loss)(weights, x_syn, c)
+        diffs = [g_real[n].detach() - g_syn[n] for n in matched]
+        return sum((d.pow(2) if cfg.metric == "mse" else d.abs()).sum() for d in diffs)
+
+    return vmap(distance)(torch.stack(reals), torch.stack(syns), classes)
+
+
 def matching_loss(real: RealDataset, syn: CondensedSet, net: nn.Module, cfg: IDCConfig, seed: int = 0) -> float:
     """IDC's objective for ``syn`` on a fixed ``net``: the class-summed gradient distance of one inner step.
 
@@ -417,10 +452,13 @@ def inner_step_batched(net: nn.Module, pool: _RealPool, syn: torch.Tensor, momen
     own = torch.stack([powers[: k - c].sum() for c in range(k)])  # sum_{j=c}^{K-1} m^(j-c)
     per_row = lambda v: v.repeat_interleave(cfg.ipc).to(syn.device, syn.dtype).view(-1, 1, 1, 1)
     at = (syn - lr * per_row(before) * buf).detach().requires_grad_(True)
-    params = matched_params(net)
     draws = [_draw(pool, c, cfg, g) for c in range(k)]
-    total = sum(_class_loss(net, params, pool, at[c * cfg.ipc:(c + 1) * cfg.ipc], c, draws[c], cfg, dsa)
-                for c in range(k))
+    if any(True for _ in net.buffers()):  # batch norm: no vmap over its running statistics; one class at a time
+        params = matched_params(net)
+        total = sum(_class_loss(net, params, pool, at[c * cfg.ipc:(c + 1) * cfg.ipc], c, draws[c], cfg, dsa)
+                    for c in range(k))
+    else:
+        total = _class_losses_vmapped(net, pool, at, draws, cfg, dsa).sum()
     (grad,) = torch.autograd.grad(total, at)
     all_steps = float(powers[1:].sum())  # sum_{j<K} m^(j+1)
     new = syn - lr * (all_steps * buf + per_row(own) * grad)
@@ -485,14 +523,19 @@ class _State:
 
 
 class _ImageStepper:
-    """The stored images and their momentum, stepped by either engine (the only state matching changes)."""
+    """The stored images and their momentum, stepped by either engine (the only state matching changes).
+
+    ``engine="auto"`` is the batched engine on a GPU, where one vmapped evaluation replaces a few hundred small
+    kernel launches per step, and IDC's sequential loop on a CPU, where it measured faster (BENCHMARKS.md).
+    """
 
     def __init__(self, images: torch.Tensor, momentum: torch.Tensor | None, lr: float, cfg: IDCConfig) -> None:
         self.cfg, self.lr = cfg, lr
         self.images = images
         self.momentum = momentum
         self.opt: torch.optim.Optimizer | None = None
-        if cfg.engine == "sequential":
+        engine = cfg.engine if cfg.engine != "auto" else ("batched" if images.device.type == "cuda" else "sequential")
+        if engine == "sequential":
             self.images = images.clone().requires_grad_(True)
             self.opt = torch.optim.SGD([self.images], lr=lr, momentum=cfg.mom_img)
             if momentum is not None:
