@@ -291,3 +291,16 @@ def test_matching_augmentation_is_color_crop_cutout_and_network_update_color_cro
     net = idc._net_train_config(fm, flip=True, epochs=1, seed=0)
     assert (net.dsa, net.mix, net.mix_p) == ("color_crop", "cutmix", 0.5)
     assert idc._net_train_config(PRESETS["mnist"], flip=False, epochs=1, seed=0).mix == "none"
+
+
+def test_a_schedule_spread_over_calls_equals_one_run(tmp_path):
+    # how a long condensation is spread over short GPU loans: keep the checkpoint, call again with more iterations
+    real = fake_real()
+    straight = condense(real, dataclasses.replace(TINY, iterations=4), tmp_path / "a.safetensors", device="cpu",
+                        progress=False)
+    out = tmp_path / "b.safetensors"
+    first = condense(real, dataclasses.replace(TINY, iterations=2), out, device="cpu", progress=False,
+                     keep_checkpoint=True)
+    assert checkpoint_path(out).exists() and len(first.meta.extra["matching_loss"]) == 2
+    second = condense(real, dataclasses.replace(TINY, iterations=4), out, device="cpu", progress=False, resume=True)
+    assert torch.equal(second.images, straight.images)

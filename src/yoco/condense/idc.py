@@ -559,15 +559,16 @@ class _ImageStepper:
 
 
 def condense(real: RealDataset, cfg: IDCConfig, out: str | Path, *, device: str | torch.device = "auto",
-             resume: bool = False, progress: bool = True,
-             eval_fn: Callable[[CondensedSet], Any] | None = None) -> CondensedSet:
+             resume: bool = False, progress: bool = True, eval_fn: Callable[[CondensedSet], Any] | None = None,
+             keep_checkpoint: bool = False) -> CondensedSet:
     """Condense ``real`` with IDC into ``cfg.ipc`` stored images per class and save the set to ``out``.
 
     Every ``cfg.checkpoint_every`` outer iterations the run state goes atomically to ``<out>.ckpt``;
     ``resume=True`` continues from it (bit-exactly on the CPU with the same engine) after checking it was
     written by the same configuration (``iterations`` may grow). With ``eval_fn`` and ``cfg.eval_every > 0``, the
     current set is passed to ``eval_fn`` every ``eval_every`` iterations and the result logged. The checkpoint
-    is removed once the final set is written.
+    is removed once the final set is written, unless ``keep_checkpoint`` (then it holds the final state, so a
+    later call with more ``iterations`` continues the same run: how a schedule is spread over short GPU loans).
     """
     check_config(cfg, real)
     dev = resolve_device(device)
@@ -612,14 +613,16 @@ def condense(real: RealDataset, cfg: IDCConfig, out: str | Path, *, device: str 
         bar.set_postfix(match=f"{losses[-1]:.4g}", refresh=False)
         if done % log_every == 0 or done == cfg.iterations:
             log.info("IDC iteration %d/%d: matching loss %.6g per class", done, cfg.iterations, losses[-1])
-        if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < cfg.iterations:
+        if (cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < cfg.iterations) or (
+                keep_checkpoint and done == cfg.iterations):
             _write_checkpoint(ckpt, cfg, real, _State(*images.state(), done, g.get_state(), losses))
         if eval_fn is not None and cfg.eval_every and done % cfg.eval_every == 0:
             result = eval_fn(_result(images.state()[0], labels, cfg, real, losses, f"{out}@{done}"))
             log.info("IDC iteration %d: evaluation %s", done, _summary(result))
     final = _result(images.state()[0], labels, cfg, real, losses, str(out))
     save(final, out)
-    ckpt.unlink(missing_ok=True)
+    if not keep_checkpoint:
+        ckpt.unlink(missing_ok=True)
     return final
 
 
