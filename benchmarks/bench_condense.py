@@ -56,13 +56,15 @@ def matmul_rate(device: torch.device, n: int = 2048, reps: int = 5) -> float:
 
 
 def matching_flops(real: RealDataset, cfg: idc.IDCConfig, device: torch.device) -> int:
-    """FLOPs of one matching step (all classes: forward, both gradients, the double backward)."""
+    """FLOPs of one matching step (all classes: forward, both gradients, the double backward), counted on IDC's
+    plain per-class loop: the work either engine must do (the counter does not see through vmap's batching)."""
     g = torch.Generator().manual_seed(0)
-    syn = idc.init_synthetic(real, cfg.ipc, cfg.factor, cfg.init).images.to(device)
+    syn = idc.init_synthetic(real, cfg.ipc, cfg.factor, cfg.init).images.to(device).requires_grad_(True)
     net = idc._build_net(cfg, real, 0, device)
     pool, dsa = idc._RealPool(real, device), DSA(cfg.match_dsa, flip=real.flip)
+    opt = torch.optim.SGD([syn], lr=1e-4, momentum=cfg.mom_img)
     with FlopCounterMode(display=False) as counter:
-        idc.inner_step_batched(net, pool, syn, None, 1e-4, cfg, dsa, g)
+        idc.inner_step_sequential(net, pool, syn, opt, cfg, dsa, g)
     return int(counter.get_total_flops())
 
 
