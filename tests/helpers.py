@@ -62,3 +62,17 @@ def write_mnist_like(root, real) -> None:
     write_idx(root / "train-labels-idx1-ubyte.gz", real.train_labels.numpy())
     write_idx(root / "t10k-images-idx3-ubyte.gz", real.test_images[:, 0].numpy())
     write_idx(root / "t10k-labels-idx1-ubyte.gz", real.test_labels.numpy())
+
+
+def fail_evaluations_of(monkeypatch, method_part: str, message: str) -> None:
+    """Make every evaluation of a set whose method contains ``method_part`` raise ``message`` (a crashed cell)."""
+    from yoco import evaluate
+
+    real_eval = evaluate.evaluate_condensed
+
+    def flaky(cs, *a, **k):
+        if method_part in cs.meta.method:
+            raise RuntimeError(message)
+        return real_eval(cs, *a, **k)
+
+    monkeypatch.setattr(evaluate, "evaluate_condensed", flaky)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import tiny_real, write_mnist_like
+from helpers import fail_evaluations_of, tiny_real, write_mnist_like
 
 from yoco import cli
 from yoco.data.condensed import CondensedMeta, CondensedSet, load, save
@@ -168,16 +168,7 @@ def test_help_shows_defaults_and_device_only_where_it_matters(capsys):
 
 
 def test_ladder_with_failed_cells_exits_non_zero_and_names_them(world, capsys, monkeypatch):
-    from yoco import evaluate
-
-    real_eval = evaluate.evaluate_condensed
-
-    def flaky(cs, *a, **k):
-        if "ccs" in cs.meta.method:
-            raise RuntimeError("simulated crash")
-        return real_eval(cs, *a, **k)
-
-    monkeypatch.setattr(evaluate, "evaluate_condensed", flaky)
+    fail_evaluations_of(monkeypatch, "ccs", "simulated crash")
     rc = run("ladder", world["set"], "--dataset", "mnist", "--data-root", world["root"], *FAST_LADDER,
              "--out", world["tmp"] / "lad")
     err = capsys.readouterr().err

@@ -5,7 +5,7 @@ import json
 
 import pytest
 import torch
-from helpers import separable_images, tiny_real, write_mnist_like
+from helpers import fail_evaluations_of, separable_images, tiny_real, write_mnist_like
 
 from yoco import evaluate
 from yoco.data.condensed import CondensedMeta, CondensedSet, load
@@ -98,14 +98,7 @@ def test_other_source_refused_without_force(tmp_path):
 def test_failed_cell_is_reported_and_rest_completes(tmp_path, monkeypatch):
     cs, cfg, root = _setup(tmp_path)
     cfg = dataclasses.replace(cfg, rules=("random_balance", "yoco"), ipcs=(1,), repeat=1, reference=False)
-    real_eval = evaluate.evaluate_condensed
-
-    def flaky(cs_, *a, **k):
-        if "random_balance" in cs_.meta.method:
-            raise RuntimeError("simulated out-of-memory")
-        return real_eval(cs_, *a, **k)
-
-    monkeypatch.setattr(evaluate, "evaluate_condensed", flaky)
+    fail_evaluations_of(monkeypatch, "random_balance", "simulated out-of-memory")
     doc = run_ladder(cs, cfg, tmp_path / "run", data_root=root, device="cpu", progress=False)
     assert doc["failed_cells"] == 1 and doc["failed"] == ["random_balance IPC 1 seed 0"]
     md = (tmp_path / "run" / "results.md").read_text()

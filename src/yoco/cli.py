@@ -152,12 +152,13 @@ def _keep_config(a: argparse.Namespace, beside: Path) -> None:
         write_text(target, src.read_text(encoding="utf-8-sig"))
 
 
-def _saved(cs, out: str | Path) -> int:
-    """Write a condensed set, then say what it holds and where it went."""
+def _saved(cs, out: str | Path, *, written: bool = False) -> int:
+    """Write a condensed set (unless ``written`` already), then say what it holds and where it went."""
     from yoco.data.condensed import save
     from yoco.report import summarize
 
-    save(cs, out)
+    if not written:
+        save(cs, out)
     print(summarize(cs))
     print(f"wrote {out}")
     return 0
@@ -367,7 +368,6 @@ def _condense(p: argparse.ArgumentParser) -> Handler:
         from yoco.condense import checkpoint_path, condense, resolve_config
         from yoco.evaluate import EvalConfig, evaluate_condensed
         from yoco.files import check_outputs
-        from yoco.report import summarize
         from yoco.train import TrainConfig
 
         check_outputs([a.out, checkpoint_path(a.out)])
@@ -384,9 +384,7 @@ def _condense(p: argparse.ArgumentParser) -> Handler:
 
         cs = condense(real, cfg, a.out, device=a.device, resume=a.resume, progress=not a.quiet, eval_fn=eval_fn)
         _keep_config(a, Path(a.out))
-        print(summarize(cs))
-        print(f"wrote {a.out}")
-        return 0
+        return _saved(cs, a.out, written=True)
 
     return run
 
