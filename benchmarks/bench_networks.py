@@ -1,0 +1,131 @@
+"""Networks trained per second: one at a time, batched (one vmapped computation), and in worker processes.
+
+N fresh ConvNet-3s (width 128) are trained on the same 100-image Fashion-MNIST-shaped set (the size of a
+ladder cell) for E epochs with the evaluation recipe (DSA + CutMix, batch 64): one after another in this
+process, as one batched computation (``yoco.train.train_batched``), and split over ``--workers`` processes.
+All in one run, each way timed ``--rounds`` times interleaved; FLOPs of one training step are counted with
+torch's FlopCounterMode and compared with the measured matmul rate.
+
+    python benchmarks/bench_networks.py [--nets 4] [--epochs 20] [--workers 2] [--rounds 2] [--device auto]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+from yoco.files import write_json
+from yoco.models import create_model
+from yoco.train import TrainConfig, resolve_device, seeded, train, train_batched
+
+OUT = Path(__file__).parent / "results"
+
+
+def _data(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(100, 1, 28, 28, generator=g).to(device), (torch.arange(100) % 10).to(device)
+
+
+def _models(n: int, device: torch.device) -> list[torch.nn.Module]:
+    out = []
+    for seed in range(n):
+        with seeded(seed):
+            out.append(create_model("convnet3", 10, 1, 28).to(device))
+    return out
+
+
+def _cfgs(n: int, epochs: int) -> list[TrainConfig]:
+    return [TrainConfig(epochs=epochs, seed=s) for s in range(n)]
+
+
+def one_by_one(n: int, epochs: int, device: str) -> float:
+    dev = torch.device(device)
+    x, y = _data(dev)
+    t0 = time.perf_counter()
+    for model, cfg in zip(_models(n, dev), _cfgs(n, epochs), strict=True):
+        train(model, x, y, cfg, progress=False)
+    _sync(dev)
+    return time.perf_counter() - t0
+
+
+def batched(n: int, epochs: int, device: str) -> float:
+    dev = torch.device(device)
+    x, y = _data(dev)
+    t0 = time.perf_counter()
+    train_batched(_models(n, dev), [x] * n, [y] * n, _cfgs(n, epochs), progress=False)
+    _sync(dev)
+    return time.perf_counter() - t0
+
+
+def _worker(args: tuple[int, int, str, int]) -> float:
+    n, epochs, device, threads = args
+    torch.set_num_threads(threads)
+    return one_by_one(n, epochs, device)
+
+
+def workers(n: int, epochs: int, device: str, k: int) -> float:
+    import multiprocessing as mp
+    import os
+
+    threads = max(1, (os.cpu_count() or 1) // k)
+    share = [n // k + (i < n % k) for i in range(k)]
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(k, mp_context=mp.get_context("spawn")) as pool:
+        list(pool.map(_worker, [(s, epochs, device, threads) for s in share if s]))
+    return time.perf_counter() - t0
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def step_flops(device: torch.device) -> int:
+    """FLOPs of one training step (forward + backward) of ConvNet-3 on a batch of 64."""
+    model = create_model("convnet3", 10, 1, 28).to(device)
+    x, y = torch.randn(64, 1, 28, 28, device=device), torch.arange(64, device=device) % 10
+    with FlopCounterMode(display=False) as counter:
+        F.cross_entropy(model(x), y).backward()
+    return int(counter.get_total_flops())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--nets", type=int, default=4)
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--out", default=str(OUT / "networks.json"))
+    args = ap.parse_args()
+    dev = resolve_device(args.device)
+    from bench_condense import matmul_rate
+
+    rate = matmul_rate(dev)
+    flops = step_flops(dev) * 2 * args.epochs * args.nets  # 100 images: 2 steps (64 + 36) per epoch, counted as 2
+    ways = {"one by one": lambda: one_by_one(args.nets, args.epochs, str(dev)),
+            "batched": lambda: batched(args.nets, args.epochs, str(dev))}
+    if dev.type == "cpu" and args.workers > 1:
+        ways[f"{args.workers} workers"] = lambda: workers(args.nets, args.epochs, str(dev), args.workers)
+    times: dict[str, list[float]] = {k: [] for k in ways}
+    for _ in range(args.rounds):
+        for name, fn in ways.items():
+            times[name].append(fn())
+    write_json(args.out, {"device": str(dev), "threads": torch.get_num_threads(), "nets": args.nets,
+                          "epochs": args.epochs, "matmul_flops_per_s": rate, "flops": flops, "seconds": times})
+    base = min(times["one by one"])
+    print(f"device {dev}, {args.nets} networks x {args.epochs} epochs of 100 images; matmul {rate / 1e9:.1f} GFLOP/s")
+    print(f"{'way':<14}{'seconds':>9}{'nets/s':>9}{'GFLOP/s':>9}{'of matmul':>10}{'vs one by one':>14}")
+    for name, ts in times.items():
+        t = min(ts)
+        print(f"{name:<14}{t:>9.1f}{args.nets / t:>9.3f}{flops / t / 1e9:>9.1f}{flops / t / rate:>10.0%}{base / t:>14.2f}x")
+
+
+if __name__ == "__main__":
+    main()
