@@ -304,3 +304,18 @@ def test_a_schedule_spread_over_calls_equals_one_run(tmp_path):
     assert checkpoint_path(out).exists() and len(first.meta.extra["matching_loss"]) == 2
     second = condense(real, dataclasses.replace(TINY, iterations=4), out, device="cpu", progress=False, resume=True)
     assert torch.equal(second.images, straight.images)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_batched_inner_step_equals_the_sequential_loop_on_cuda():
+    real, cfg, net, start = _engine_setup()
+    dev = torch.device("cuda")
+    net = net.to(dev)
+    pool, dsa = idc._RealPool(real, dev), DSA(cfg.match_dsa, flip=real.flip)
+    seq = start.clone().to(dev).requires_grad_(True)
+    opt = torch.optim.SGD([seq], lr=cfg.lr_img, momentum=cfg.mom_img)
+    bat, buf = start.clone().to(dev), None
+    for _ in range(2):
+        inner_step_sequential(net, pool, seq, opt, cfg, dsa, torch.Generator().manual_seed(1))
+        bat, buf, _ = inner_step_batched(net, pool, bat, buf, cfg.lr_img, cfg, dsa, torch.Generator().manual_seed(1))
+    assert torch.allclose(bat, seq.detach(), atol=1e-4)

@@ -128,3 +128,21 @@ def test_batched_refuses_batch_norm_and_mixed_recipes():
     net = create_model("convnet", 4, 1, 16, width=8, depth=2)
     with pytest.raises(YocoError, match="share their training config"):
         train_batched([net, net], [x, x], [y, y], [TrainConfig(epochs=1), TrainConfig(epochs=2)], progress=False)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_batched_networks_equal_separate_runs_on_cuda():
+    from yoco.train import train_batched
+
+    x, y = (t.cuda() for t in separable_images(n_per_class=6))
+    cfgs = [TrainConfig(epochs=3, batch_size=10, seed=s) for s in (0, 1)]
+
+    def fresh(seed: int):
+        with seeded(seed):
+            return create_model("convnet", 4, 1, 16, width=8, depth=2).cuda()
+
+    alone = [train(fresh(i), x, y, c, progress=False) for i, c in enumerate(cfgs)]
+    together = train_batched([fresh(i) for i in range(2)], [x, x], [y, y], cfgs, progress=False)
+    for a, b in zip(alone, together):
+        for pa, pb in zip(a.parameters(), b.parameters()):
+            assert torch.allclose(pa, pb, atol=1e-3, rtol=1e-2)
