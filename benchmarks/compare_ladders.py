@@ -1,11 +1,10 @@
 """Compare two runs of the same ladder (e.g. one on the CPU, one on a GPU) cell by cell.
 
-Cells with the same name in both folders (same rule, IPC and training seed, so the same pruned subset and
-seed) are paired; per (rule, IPC) the table shows each run's mean ± std of the last accuracy over the paired
+Cells with the same rule, IPC, subset seed and training seed in both folders (so the same pruned subset and
+seed; their file names differ by the key, which includes the device) are paired; per (rule, IPC) the table shows each run's mean ± std of the last accuracy over the paired
 seeds and the difference of the means. Cells missing or failed in either run are left out.
 
-    python benchmarks/compare_ladders.py benchmarks/results/ladder_fm_real10 \\
-        benchmarks/results/ladder_fm_real10_h100
+    python benchmarks/compare_ladders.py runs/ladder_cpu runs/ladder_gpu
 """
 
 from __future__ import annotations
@@ -29,13 +28,17 @@ def main() -> None:
     args = ap.parse_args()
     pairs: dict[tuple[str, int | None], list[tuple[float, float]]] = defaultdict(list)
     devices = set()
-    for fa in sorted(Path(args.a, "cells").glob("*.json")):
-        fb = Path(args.b, "cells", fa.name)
-        if not fb.exists():
-            continue
-        ca, cb = json.loads(fa.read_text()), json.loads(fb.read_text())
-        if ca.get("status") != "ok" or cb.get("status") != "ok":
-            continue
+    def cells(folder: str) -> dict[tuple, dict]:
+        out = {}
+        for f in Path(folder, "cells").glob("*.json"):
+            c = json.loads(f.read_text())
+            if c.get("status") == "ok":
+                out[c["rule"], c["ipc"], c.get("subset"), c["seed"]] = c
+        return out
+
+    a, b = cells(args.a), cells(args.b)
+    for name in sorted(set(a) & set(b), key=str):
+        ca, cb = a[name], b[name]
         devices.add((device_of(ca), device_of(cb)))
         pairs[ca["rule"], ca["ipc"]].append((100 * ca["last"], 100 * cb["last"]))
     da = "/".join(sorted({d for d, _ in devices})) or "a"
