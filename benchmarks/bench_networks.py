@@ -108,7 +108,7 @@ def main() -> None:
     from bench_condense import matmul_rate
 
     rate = matmul_rate(dev)
-    flops = step_flops(dev) * 2 * args.epochs * args.nets  # 100 images: 2 steps (64 + 36) per epoch, counted as 2
+    flops = step_flops(dev) * 100 / 64 * args.epochs * args.nets  # 100 images per epoch (batches of 64 and 36)
     ways = {"one by one": lambda: one_by_one(args.nets, args.epochs, str(dev)),
             "batched": lambda: batched(args.nets, args.epochs, str(dev))}
     if dev.type == "cpu" and args.workers > 1:
