@@ -28,6 +28,17 @@ def test_records_every_image_every_epoch(record):
     assert torch.allclose(acc, dyn.train_acc)
 
 
+@pytest.mark.parametrize("record", ["train", "clean"])
+def test_batched_runs_record_what_separate_runs_record(record):
+    # batched: all runs in one vmapped computation, and in "clean" mode one predict pass for all of them
+    cs = tiny_condensed(ipc=3, factor=2)
+    cfg = DynamicsConfig(**{**CFG.to_dict(), "record": record, "runs": 3})
+    apart = record_dynamics(cs, cfg, device="cpu", progress=False, batched=False)
+    together = record_dynamics(cs, cfg, device="cpu", progress=False, batched=True)
+    assert torch.allclose(apart.log_probs.float(), together.log_probs.float(), atol=2e-2)
+    assert not torch.equal(together.log_probs[0], together.log_probs[2])
+
+
 def test_runs_differ_but_are_reproducible():
     cs = tiny_condensed()
     a = record_dynamics(cs, CFG, device="cpu", progress=False)

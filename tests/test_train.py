@@ -116,6 +116,30 @@ def test_batched_networks_equal_separate_runs():
     assert not torch.allclose(batched[0].classifier.weight, batched[1].classifier.weight)
 
 
+def test_one_test_pass_serves_all_batched_networks():
+    # predict_many runs N networks over the images together (chunks of pairs // N images) and must give each
+    # network's own logits; a batched run hands all its networks to on_epoch at once, so one pass serves them
+    from yoco.train import accuracies, predict, predict_many, train_batched
+
+    x, y = separable_images(n_per_class=6)
+    nets = []
+    for seed in range(3):
+        with seeded(seed):
+            nets.append(create_model("convnet", 4, 1, 16, width=8, depth=2))
+    together = predict_many(nets, x, pairs=7)  # 2 images per chunk: exercises the chunking
+    assert together.shape == (3, len(x), 4)
+    for i, m in enumerate(nets):
+        assert torch.allclose(together[i], predict(m, x), atol=1e-5)
+        assert m.training  # modes restored
+    assert not torch.allclose(together[0], together[1])
+    accs = accuracies(nets, x, y)
+    assert accs == [float((predict(m, x).argmax(1) == y).float().mean()) for m in nets]
+    calls = []
+    train_batched(nets, [x] * 3, [y] * 3, [TrainConfig(epochs=2, batch_size=10, seed=s) for s in range(3)],
+                  progress=False, on_epoch=lambda e, ms: calls.append((e, [id(m) for m in ms])))
+    assert calls == [(0, [id(m) for m in nets]), (1, [id(m) for m in nets])]
+
+
 def test_batched_refuses_batch_norm_and_mixed_recipes():
     from yoco.errors import YocoError
     from yoco.train import batchable, train_batched

@@ -21,7 +21,7 @@ from yoco.data.condensed import CondensedSet
 from yoco.errors import YocoError
 from yoco.files import read_tensors, write_tensors
 from yoco.runner import Networks, model_name, prepare, train_networks
-from yoco.train import Batch, TrainConfig, predict, resolve_device
+from yoco.train import Batch, TrainConfig, predict, predict_many, resolve_device
 
 
 @dataclass
@@ -196,8 +196,9 @@ class DynamicsConfig:
 
 
 def record_dynamics(cs: CondensedSet, cfg: DynamicsConfig, device: str | torch.device = "auto",
-                    progress: bool = True) -> Dynamics:
-    """Train ``cfg.runs`` fresh networks on the decoded ``cs`` and record every image's log-softmax each epoch."""
+                    progress: bool = True, batched: bool | None = None) -> Dynamics:
+    """Train ``cfg.runs`` fresh networks on the decoded ``cs`` and record every image's log-softmax each epoch.
+    ``batched`` as in :func:`yoco.runner.train_networks` (None: batch the runs on a GPU only)."""
     data = prepare(cs, resolve_device(device))
     nets = cfg.networks()
     x, n, c = data.images, len(data.labels), data.num_classes
@@ -206,11 +207,11 @@ def record_dynamics(cs: CondensedSet, cfg: DynamicsConfig, device: str | torch.d
     def on_batch(run: int, b: Batch) -> None:
         log_probs[run, b.epoch, b.indices] = F.log_softmax(b.logits.float(), 1).to("cpu", torch.float16)
 
-    def on_epoch(run: int, epoch: int, m: torch.nn.Module) -> None:
-        log_probs[run, epoch] = F.log_softmax(predict(m, x), 1).to(torch.float16)
+    def on_epoch(runs: list[int], epoch: int, models: list[torch.nn.Module]) -> None:
+        log_probs[runs, epoch] = F.log_softmax(predict_many(models, x), -1).to(torch.float16)
 
     hooks = {"on_batch": on_batch} if cfg.record == "train" else {"on_epoch": on_epoch}
-    trained = train_networks(data, nets, "dynamics", progress=progress, desc="dynamics", **hooks)
+    trained = train_networks(data, nets, "dynamics", progress=progress, desc="dynamics", batched=batched, **hooks)
     finals = [F.log_softmax(predict(m, x), 1) for m in trained.models]
     embeds = [predict(m, x, features=True) for m in trained.models]
     labels = data.labels.cpu()

@@ -25,7 +25,7 @@ from yoco.data.datasets import RealDataset
 from yoco.data.zca import fit_zca
 from yoco.errors import YocoError
 from yoco.runner import Networks, model_name, prepare, recipe, train_networks
-from yoco.train import TrainConfig, accuracy, resolve_device
+from yoco.train import TrainConfig, accuracies, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -144,9 +144,10 @@ def _evaluate(sets: list[CondensedSet], real: RealDataset, cfg: EvalConfig, devi
     points = sorted({max(1, round(epochs * (i + 1) / cfg.test_points)) - 1 for i in range(cfg.test_points)})
     curves: list[list[tuple[int, float]]] = [[] for _ in sets]
 
-    def test_point(run: int, epoch: int, m: torch.nn.Module) -> None:
+    def test_point(runs: list[int], epoch: int, models: list[torch.nn.Module]) -> None:
         if epoch in points:
-            curves[run].append((epoch + 1, accuracy(m, test_x, test_y)))
+            for r, acc in zip(runs, accuracies(models, test_x, test_y), strict=True):
+                curves[r].append((epoch + 1, acc))
 
     trained = train_networks(datas, nets, "eval", on_epoch=test_point, progress=progress, desc="eval",
                              batched=batched, seeds=seeds)

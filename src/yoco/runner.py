@@ -24,7 +24,7 @@ from yoco.models import create_model
 from yoco.train import Batch, TrainConfig, batchable, resolve_device, seeded, train, train_batched
 
 BatchHook = Callable[[int, Batch], None]  # (run index, batch)
-EpochHook = Callable[[int, int, nn.Module], None]  # (run index, epoch, model)
+EpochHook = Callable[[list[int], int, list[nn.Module]], None]  # (run indices, epoch, their models)
 
 
 @dataclass
@@ -136,6 +136,8 @@ def train_networks(data: Prepared | list[Prepared], nets: Networks, purpose: str
     ``dynamics``). Hooks receive the run index first. ``batched`` trains the runs as one batched computation
     (:func:`yoco.train.train_batched`: the same numbers up to float rounding); ``None`` batches on a GPU, where
     one small network leaves the card idle, and not on a CPU, where the batched kernels measured slower.
+    ``on_epoch(runs, epoch, models)`` gets, after each epoch, the runs that reached it: all of them at once when
+    batched (so one test pass serves them, :func:`yoco.train.predict_many`), one at a time otherwise.
     """
     sets = data if isinstance(data, list) else [data] * nets.runs
     seeds = list(seeds) if seeds is not None else [nets.seed + r for r in range(nets.runs)]
@@ -157,8 +159,9 @@ def train_networks(data: Prepared | list[Prepared], nets: Networks, purpose: str
         batched = first.images.device.type == "cuda" and nets.runs > 1
     if batched and nets.runs > 1 and all(batchable(m) for m in models):
         t0 = time.perf_counter()
+        every = (lambda e, ms: on_epoch(list(range(nets.runs)), e, ms)) if on_epoch is not None else None
         train_batched(models, [d.images for d in sets], [d.targets for d in sets], cfgs, on_batch=on_batch,
-                      on_epoch=on_epoch, progress=progress, desc=desc)
+                      on_epoch=every, progress=progress, desc=desc)
         return Trained(models, cfg, [(time.perf_counter() - t0) / nets.runs] * nets.runs)
     seconds = []
     for r, (model, d) in enumerate(zip(models, sets, strict=True)):
@@ -167,7 +170,7 @@ def train_networks(data: Prepared | list[Prepared], nets: Networks, purpose: str
         if on_batch is not None:
             hooks["on_batch"] = lambda b, r=r: on_batch(r, b)
         if on_epoch is not None:
-            hooks["on_epoch"] = lambda e, m, r=r: on_epoch(r, e, m)
+            hooks["on_epoch"] = lambda e, m, r=r: on_epoch([r], e, [m])
         train(model, d.images, d.targets, cfgs[r], progress=progress, desc=f"{desc} {r + 1}/{nets.runs}", **hooks)
         seconds.append(time.perf_counter() - t0)
     return Trained(models, cfg, seconds)

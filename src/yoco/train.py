@@ -226,9 +226,15 @@ def train(
         if on_epoch is not None:
             on_epoch(epoch, model)
             model.train()
-        if progress:
+        if progress and _report(epoch, cfg.epochs):
             bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr_at(cfg, epoch):.2g}", refresh=False)
     return model
+
+
+def _report(epoch: int, epochs: int, every: int = 10) -> bool:
+    """Whether the progress bar reads the loss after ``epoch``: reading it waits for the device, so only every
+    ``every`` epochs and at the end (a small set is one step per epoch, and a sync per step idles a GPU)."""
+    return epoch % every == every - 1 or epoch == epochs - 1
 
 
 def batchable(model: nn.Module) -> bool:
@@ -243,7 +249,7 @@ def train_batched(
     cfgs: list[TrainConfig],
     *,
     on_batch: Callable[[int, Batch], None] | None = None,
-    on_epoch: Callable[[int, int, nn.Module], None] | None = None,
+    on_epoch: Callable[[int, list[nn.Module]], None] | None = None,
     progress: bool = True,
     desc: str = "train",
 ) -> list[nn.Module]:
@@ -254,7 +260,9 @@ def train_batched(
     :func:`train` would draw them. The N forward/backward passes run as one ``torch.func.vmap`` over the stacked
     parameters, and one SGD step over the stacked parameters is N independent steps (SGD is elementwise), so
     the result equals N separate runs up to float rounding of the batched kernels. Models must have no buffers
-    (:func:`batchable`). The trained weights are written back into ``models``; hooks get the network index first.
+    (:func:`batchable`). The trained weights are written back into ``models``. ``on_batch`` gets the network
+    index first; ``on_epoch(epoch, models)`` gets all N networks at once (their weights written back), so that a
+    test pass can serve them together (:func:`predict_many`).
     """
     from torch.func import functional_call, stack_module_state, vmap
 
@@ -308,10 +316,10 @@ def train_batched(
                 for i in range(n_nets):
                     on_batch(i, Batch(epoch, idx[i], logits[i], labels[i][to_device(idx[i], labels[i].device)]))
         if on_epoch is not None:
-            for i in range(n_nets):
-                on_epoch(i, epoch, write_back(i))
-                models[i].train()
-        if progress:
+            on_epoch(epoch, [write_back(i) for i in range(n_nets)])
+            for m in models:
+                m.train()
+        if progress and _report(epoch, cfg.epochs):
             bar.set_postfix(loss=f"{float(loss) / n_nets:.3f}", lr=f"{lr_at(cfg, epoch):.2g}", refresh=False)
     for i in range(n_nets):
         write_back(i)
@@ -341,7 +349,42 @@ def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 500, devic
     return torch.cat(outs)
 
 
+@torch.no_grad()
+def predict_many(models: list[nn.Module], images: torch.Tensor, batch_size: int = 500, pairs: int = 2048
+                 ) -> torch.Tensor:
+    """Logits ``[N, n, C]`` of N networks of one architecture on the same images, in eval mode, returned on CPU.
+
+    Networks without buffers (:func:`batchable`) go through the images together, one vmapped computation per
+    chunk of ``pairs // N`` images (``pairs`` bounds the image-network pairs in flight, i.e. the memory), so N
+    networks cost one pass over the data with N times larger kernels (on a GPU, fewer launches); others, or a
+    single network, are run one by one with :func:`predict` in chunks of ``batch_size``.
+    """
+    if len(models) == 1 or not all(batchable(m) for m in models):
+        return torch.stack([predict(m, images, batch_size) for m in models])
+    chunk = max(1, pairs // len(models))
+    from torch.func import functional_call, stack_module_state, vmap
+
+    device = next(models[0].parameters()).device
+    modes = [m.training for m in models]
+    for m in models:
+        m.eval()
+    params, _ = stack_module_state(models)
+    template = copy.deepcopy(models[0]).to("meta").eval()
+    run = vmap(lambda p, x: functional_call(template, p, (x,)), in_dims=(0, None))
+    outs = [run(params, images[i : i + chunk].to(device)).float().cpu() for i in range(0, images.shape[0], chunk)]
+    for m, mode in zip(models, modes, strict=True):
+        m.train(mode)
+    return torch.cat(outs, dim=1)
+
+
+def accuracies(models: list[nn.Module], images: torch.Tensor, labels: torch.Tensor, batch_size: int = 500
+               ) -> list[float]:
+    """Top-1 accuracy of each of ``models`` on a labelled set (images normalised), in one pass where they batch
+    (:func:`predict_many`)."""
+    pred = predict_many(models, images, batch_size).argmax(-1)
+    return (pred == labels.cpu()).float().mean(-1).tolist()
+
+
 def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 500) -> float:
     """Top-1 accuracy of ``model`` on a labelled set (images normalised)."""
-    pred = predict(model, images, batch_size).argmax(1)
-    return float((pred == labels.cpu()).float().mean())
+    return accuracies([model], images, labels, batch_size)[0]
