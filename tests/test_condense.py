@@ -246,7 +246,7 @@ def test_batched_inner_steps_equal_idcs_sequential_per_class_loop():
     for _ in range(3):
         loss_seq = inner_step_sequential(net, pool, seq, opt, cfg, dsa, g_seq)
         bat, buf, loss_bat = inner_step_batched(net, pool, bat, buf, cfg.lr_img, cfg, dsa, g_bat)
-        assert float(loss_bat) == pytest.approx(loss_seq, rel=1e-4)
+        assert float(loss_bat) == pytest.approx(float(loss_seq), rel=1e-4)
     moved = (seq.detach() - start).abs().max()
     assert moved > 1e-3  # the images did move
     assert torch.allclose(bat, seq.detach(), atol=1e-5 * float(moved) + 1e-7)

@@ -415,18 +415,19 @@ def matching_loss(real: RealDataset, syn: CondensedSet, net: nn.Module, cfg: IDC
 
 
 def inner_step_sequential(net: nn.Module, pool: _RealPool, syn: torch.Tensor, opt: torch.optim.Optimizer,
-                          cfg: IDCConfig, dsa: DSA, g: torch.Generator) -> float:
+                          cfg: IDCConfig, dsa: DSA, g: torch.Generator) -> torch.Tensor:
     """IDC's loop literally: for each class, draw, match, ``zero_grad``, backward, ``opt.step()`` on all of
-    ``syn`` (a leaf tensor; ``opt`` is SGD with momentum over it). Returns the summed distance."""
+    ``syn`` (a leaf tensor; ``opt`` is SGD with momentum over it). Returns the summed distance as a tensor on
+    the device (reading it waits for the device, so the caller reads it once per outer iteration)."""
     params = matched_params(net)
-    total = 0.0
+    total = syn.new_zeros(())
     for c in range(len(pool.by_class)):
         draw = _draw(pool, c, cfg, g)
         loss = _class_loss(net, params, pool, syn[c * cfg.ipc:(c + 1) * cfg.ipc], c, draw, cfg, dsa)
         opt.zero_grad(set_to_none=True)
         loss.backward(inputs=[syn])
         opt.step()
-        total += float(loss.detach())
+        total = total + loss.detach()
     return total
 
 
@@ -547,7 +548,7 @@ class _ImageStepper:
 
     def step(self, net: nn.Module, pool: _RealPool, dsa: DSA, g: torch.Generator) -> torch.Tensor:
         if self.opt is not None:
-            return torch.tensor(inner_step_sequential(net, pool, self.images, self.opt, self.cfg, dsa, g))
+            return inner_step_sequential(net, pool, self.images, self.opt, self.cfg, dsa, g)
         self.images, self.momentum, total = inner_step_batched(net, pool, self.images, self.momentum, self.lr,
                                                                self.cfg, dsa, g)
         return total
@@ -726,7 +727,7 @@ def matching_cost_breakdown(real: RealDataset, cfg: IDCConfig, device: str | tor
 
     for step in range(steps + 1):
         t0 = clock()
-        float(images.step(net, pool, dsa, g))
+        images.step(net, pool, dsa, g)
         t1 = clock()
         _train_net(net, pool, cfg, real.flip, g, cfg.net_images, cfg.net_epochs)
         t2 = clock()
