@@ -378,19 +378,25 @@ def read_idx(path: str | Path, magic: int) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8).reshape(dims).copy()
 
 
-def _idx_finder(torchvision_folder: str) -> Finder:
-    """A finder for the four IDX files in ``root``, ``root/<torchvision_folder>/raw`` or ``root/raw``."""
+def _finder(subfolders: Sequence[str], names: Sequence[str], what: str, where: str) -> Finder:
+    """A finder: the first of ``root/<subfolder>`` (``""`` is ``root``) holding any file of ``names``; the error
+    says ``what`` was missing and ``where`` (formatted with ``root``) it was looked for."""
 
     def find(root: Path) -> Path:
-        candidates = (root, root / torchvision_folder / "raw", root / "raw")
-        for folder in candidates:
-            if any((folder / f"{stem}{ext}").is_file() for stem in IDX_FILES for ext in ("", ".gz")):
+        for folder in (root / sub if sub else root for sub in subfolders):
+            if any((folder / name).is_file() for name in names):
                 return folder
-        problem = "does not exist" if not root.exists() else "holds none of the IDX files"
-        raise YocoError(f"{root} {problem}: expected {', '.join(IDX_FILES)} (each optionally .gz) in {root} "
-                        f"or {root / torchvision_folder / 'raw'}")
+        problem = "does not exist" if not root.exists() else f"holds no {what}"
+        raise YocoError(f"{root} {problem}: expected {where.format(root=root)}")
 
     return find
+
+
+def _idx_finder(torchvision_folder: str) -> Finder:
+    """A finder for the four IDX files in ``root``, ``root/<torchvision_folder>/raw`` or ``root/raw``."""
+    return _finder(("", f"{torchvision_folder}/raw", "raw"), [f"{s}{e}" for s in IDX_FILES for e in ("", ".gz")],
+                   "IDX files", f"{', '.join(IDX_FILES)} (each optionally .gz) in {{root}} or "
+                   f"{{root}}/{torchvision_folder}/raw")
 
 
 def _idx_file(folder: Path, stem: str) -> Path:
@@ -579,15 +585,9 @@ def _cifar_batch(path: Path, label_key: str, n_classes: int) -> tuple[torch.Tens
 
 
 def _cifar_finder(folder_name: str, required: Sequence[str]) -> Finder:
-    def find(root: Path) -> Path:
-        for folder in (root / folder_name, root):
-            if any((folder / f).is_file() for f in required):
-                return folder
-        problem = "does not exist" if not root.exists() else "holds no CIFAR batches"
-        raise YocoError(f"{root} {problem}: expected {', '.join(required)} in {root / folder_name} "
-                        f"(torchvision's layout) or in {root} itself")
-
-    return find
+    """A finder for CIFAR's python batches in ``root/<folder_name>`` (torchvision's layout) or ``root``."""
+    return _finder((folder_name, ""), required, "CIFAR batches",
+                   f"{', '.join(required)} in {{root}}/{folder_name} (torchvision's layout) or in {{root}} itself")
 
 
 def _cifar_file(folder: Path, name: str) -> Path:
