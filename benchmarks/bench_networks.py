@@ -6,7 +6,8 @@ process, as one batched computation (``yoco.train.train_batched``), and split ov
 All in one run, each way timed ``--rounds`` times interleaved; FLOPs of one training step are counted with
 torch's FlopCounterMode and compared with the measured matmul rate.
 
-    python benchmarks/bench_networks.py [--nets 4] [--epochs 20] [--workers 2] [--rounds 2] [--device auto]
+    python benchmarks/bench_networks.py [--nets 4] [--epochs 20] [--width 128] [--workers 2] [--rounds 2]
+        [--device auto]
 """
 
 from __future__ import annotations
@@ -32,11 +33,11 @@ def _data(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randn(100, 1, 28, 28, generator=g).to(device), (torch.arange(100) % 10).to(device)
 
 
-def _models(n: int, device: torch.device) -> list[torch.nn.Module]:
+def _models(n: int, device: torch.device, width: int) -> list[torch.nn.Module]:
     out = []
     for seed in range(n):
         with seeded(seed):
-            out.append(create_model("convnet3", 10, 1, 28).to(device))
+            out.append(create_model("convnet3", 10, 1, 28, width=width).to(device))
     return out
 
 
@@ -44,32 +45,32 @@ def _cfgs(n: int, epochs: int) -> list[TrainConfig]:
     return [TrainConfig(epochs=epochs, seed=s) for s in range(n)]
 
 
-def one_by_one(n: int, epochs: int, device: str) -> float:
+def one_by_one(n: int, epochs: int, device: str, width: int) -> float:
     dev = torch.device(device)
     x, y = _data(dev)
     t0 = time.perf_counter()
-    for model, cfg in zip(_models(n, dev), _cfgs(n, epochs), strict=True):
+    for model, cfg in zip(_models(n, dev, width), _cfgs(n, epochs), strict=True):
         train(model, x, y, cfg, progress=False)
     _sync(dev)
     return time.perf_counter() - t0
 
 
-def batched(n: int, epochs: int, device: str) -> float:
+def batched(n: int, epochs: int, device: str, width: int) -> float:
     dev = torch.device(device)
     x, y = _data(dev)
     t0 = time.perf_counter()
-    train_batched(_models(n, dev), [x] * n, [y] * n, _cfgs(n, epochs), progress=False)
+    train_batched(_models(n, dev, width), [x] * n, [y] * n, _cfgs(n, epochs), progress=False)
     _sync(dev)
     return time.perf_counter() - t0
 
 
-def _worker(args: tuple[int, int, str, int]) -> float:
-    n, epochs, device, threads = args
+def _worker(args: tuple[int, int, str, int, int]) -> float:
+    n, epochs, device, threads, width = args
     torch.set_num_threads(threads)
-    return one_by_one(n, epochs, device)
+    return one_by_one(n, epochs, device, width)
 
 
-def workers(n: int, epochs: int, device: str, k: int) -> float:
+def workers(n: int, epochs: int, device: str, k: int, width: int) -> float:
     import multiprocessing as mp
     import os
 
@@ -77,7 +78,7 @@ def workers(n: int, epochs: int, device: str, k: int) -> float:
     share = [n // k + (i < n % k) for i in range(k)]
     t0 = time.perf_counter()
     with ProcessPoolExecutor(k, mp_context=mp.get_context("spawn")) as pool:
-        list(pool.map(_worker, [(s, epochs, device, threads) for s in share if s]))
+        list(pool.map(_worker, [(s, epochs, device, threads, width) for s in share if s]))
     return time.perf_counter() - t0
 
 
@@ -86,9 +87,9 @@ def _sync(dev: torch.device) -> None:
         torch.cuda.synchronize(dev)
 
 
-def step_flops(device: torch.device) -> int:
+def step_flops(device: torch.device, width: int) -> int:
     """FLOPs of one training step (forward + backward) of ConvNet-3 on a batch of 64."""
-    model = create_model("convnet3", 10, 1, 28).to(device)
+    model = create_model("convnet3", 10, 1, 28, width=width).to(device)
     x, y = torch.randn(64, 1, 28, 28, device=device), torch.arange(64, device=device) % 10
     with FlopCounterMode(display=False) as counter:
         F.cross_entropy(model(x), y).backward()
@@ -99,6 +100,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--nets", type=int, default=4)
     ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--width", type=int, default=128, help="ConvNet width (128: the protocol; 32: the demo)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--device", default="auto")
@@ -108,19 +110,19 @@ def main() -> None:
     from bench_condense import matmul_rate
 
     rate = matmul_rate(dev)
-    flops = step_flops(dev) * 100 / 64 * args.epochs * args.nets  # 100 images per epoch (batches of 64 and 36)
-    ways = {"one by one": lambda: one_by_one(args.nets, args.epochs, str(dev)),
-            "batched": lambda: batched(args.nets, args.epochs, str(dev))}
+    flops = step_flops(dev, args.width) * 100 / 64 * args.epochs * args.nets  # 100 images per epoch (batches of 64 and 36)
+    ways = {"one by one": lambda: one_by_one(args.nets, args.epochs, str(dev), args.width),
+            "batched": lambda: batched(args.nets, args.epochs, str(dev), args.width)}
     if dev.type == "cpu" and args.workers > 1:
-        ways[f"{args.workers} workers"] = lambda: workers(args.nets, args.epochs, str(dev), args.workers)
+        ways[f"{args.workers} workers"] = lambda: workers(args.nets, args.epochs, str(dev), args.workers, args.width)
     times: dict[str, list[float]] = {k: [] for k in ways}
     for _ in range(args.rounds):
         for name, fn in ways.items():
             times[name].append(fn())
     write_json(args.out, {"device": str(dev), "threads": torch.get_num_threads(), "nets": args.nets,
-                          "epochs": args.epochs, "matmul_flops_per_s": rate, "flops": flops, "seconds": times})
+                          "epochs": args.epochs, "width": args.width, "matmul_flops_per_s": rate, "flops": flops, "seconds": times})
     base = min(times["one by one"])
-    print(f"device {dev}, {args.nets} networks x {args.epochs} epochs of 100 images; matmul {rate / 1e9:.1f} GFLOP/s")
+    print(f"device {dev}, {args.nets} width-{args.width} networks x {args.epochs} epochs of 100 images; matmul {rate / 1e9:.1f} GFLOP/s")
     print(f"{'way':<14}{'seconds':>9}{'nets/s':>9}{'GFLOP/s':>9}{'of matmul':>10}{'vs one by one':>14}")
     for name, ts in times.items():
         t = min(ts)
