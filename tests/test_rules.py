@@ -457,3 +457,13 @@ def test_prune_refuses_a_table_of_another_set():
     other, _ = _table_and_set(ipc=5)
     with pytest.raises(YocoError, match="15 images|score rows"):
         prune(other, table, "yoco", 1)
+
+
+def test_options_help_names_every_selector_option_and_its_default():
+    from yoco.rules import SELECTORS, options_help
+
+    text = options_help()
+    for name in SELECTORS.names():
+        for option, default in SELECTORS.get(name).options.items():
+            assert f"{name}: {option} (default: " in text and str(default) in text
+    assert "protocol's value" in text  # ccs resolves its cut from YOCO's table

@@ -461,12 +461,14 @@ def _score(p: argparse.ArgumentParser) -> Handler:
 
 @command("prune", "keep IPC images per class of a condensed set by a rule (yoco = lbpe_easy_balance)")
 def _prune(p: argparse.ArgumentParser) -> Handler:
+    from yoco.rules import options_help
+
     p.add_argument("condensed", help="the condensed set to prune")
     p.add_argument("--scores", required=True, help="score table from `yoco score` (or a scores CSV: no ssp)")
     p.add_argument("--rule", required=True, help=_rules_help())
     p.add_argument("--ipc", type=positive, required=True, help="target stored images per class")
     p.add_argument("--option", type=_option, action="append", default=[], metavar="NAME=VALUE",
-                   help=f"a rule method's option, e.g. hard_cut=0.2 for ccs ({_options_help()})")
+                   help=f"a rule method's option, e.g. hard_cut=0.2 for ccs ({options_help()})")
     p.add_argument("--seed", type=natural, default=0, help="seeds the rules that draw at random (random, ssp, ccs)")
     p.add_argument("--out", required=True, help="the pruned set (.safetensors; the selection is in its metadata)")
     p.add_argument("--record", default=None, help="also write the selection (indices, class counts) as JSON")
@@ -495,6 +497,7 @@ def _prune(p: argparse.ArgumentParser) -> Handler:
 @command("ladder", "prune one condensed set to every target IPC with every rule, evaluate, tabulate, plot")
 def _ladder(p: argparse.ArgumentParser) -> Handler:
     from yoco.ladder import DEFAULT_RULES, PRESETS
+    from yoco.rules import options_help
 
     p.add_argument("condensed", nargs="?", default=None, help="the source condensed set")
     p.add_argument("--condense", default=None, metavar="ipc=K,...",
@@ -508,7 +511,7 @@ def _ladder(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--rules", type=_names, default=None,
                    help=f"comma-separated rules (default: {','.join(DEFAULT_RULES)}); {_rules_help()}")
     p.add_argument("--option", type=_option, action="append", default=[], metavar="NAME=VALUE",
-                   help=f"a rule method's option for every cell ({_options_help()})")
+                   help=f"a rule method's option for every cell ({options_help()})")
     p.add_argument("--repeat", type=positive, default=None, help="training seeds per cell (default: 3)")
     p.add_argument("--seed", type=natural, default=None, help="first training seed (default: 0)")
     p.add_argument("--subset-seed", type=natural, default=None,
@@ -593,14 +596,6 @@ def _rules_help() -> str:
 
     return ("a rule is <score>[_easy|_hard][_balance|_imbalance]; a bare score takes its classic defaults "
             "(forgetting = forgetting_hard_imbalance; yoco = lbpe_easy_balance). Known: " + ", ".join(rule_names()))
-
-
-def _options_help() -> str:
-    from yoco.rules import SELECTORS
-
-    parts = [f"{name}: {', '.join(f'{k} (default {v})' for k, v in SELECTORS.get(name).options.items())}"
-             for name in SELECTORS.names() if SELECTORS.get(name).options]
-    return "; ".join(parts) + "; ccs's hard_cut defaults to YOCO's table for the dataset and IPCs"
 
 
 CONFIGURABLE = ("evaluate", "condense", "ladder")  # the commands that take --config FILE

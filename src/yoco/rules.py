@@ -162,6 +162,18 @@ def option_names() -> dict[str, list[str]]:
     return {name: list(SELECTORS.get(name).options) for name in SELECTORS.names() if SELECTORS.get(name).options}
 
 
+def options_help() -> str:
+    """One line naming each selector's options and their defaults, for ``--help``."""
+    parts = []
+    for name in SELECTORS.names():
+        sel = SELECTORS.get(name)
+        for k, v in sel.options.items():
+            default = (f"the protocol's value for the dataset and IPCs, else {v}" if sel.resolve is not None
+                       else f"{v}")
+            parts.append(f"{name}: {k} (default: {default})")
+    return "; ".join(parts)
+
+
 def parse_rule(name: str | Rule) -> Rule:
     """Parse ``score[_easy|_hard][_balance|_imbalance]`` (or an alias); missing parts take the score's defaults.
 
