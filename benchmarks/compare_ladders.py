@@ -21,6 +21,16 @@ def device_of(cell: dict) -> str:
     return cell.get("config", {}).get("device", "?")
 
 
+def cells(folder: str) -> dict[tuple, dict]:
+    """A ladder folder's finished cells by (rule, IPC, subset seed, training seed)."""
+    out = {}
+    for f in Path(folder, "cells").glob("*.json"):
+        c = json.loads(f.read_text())
+        if c.get("status") == "ok":
+            out[c["rule"], c["ipc"], c.get("subset"), c["seed"]] = c
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("a", help="first ladder folder")
@@ -28,14 +38,6 @@ def main() -> None:
     args = ap.parse_args()
     pairs: dict[tuple[str, int | None], list[tuple[float, float]]] = defaultdict(list)
     devices = set()
-    def cells(folder: str) -> dict[tuple, dict]:
-        out = {}
-        for f in Path(folder, "cells").glob("*.json"):
-            c = json.loads(f.read_text())
-            if c.get("status") == "ok":
-                out[c["rule"], c["ipc"], c.get("subset"), c["seed"]] = c
-        return out
-
     a, b = cells(args.a), cells(args.b)
     for name in sorted(set(a) & set(b), key=str):
         ca, cb = a[name], b[name]

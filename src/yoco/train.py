@@ -264,7 +264,7 @@ def train_batched(
     index first; ``on_epoch(epoch, models)`` gets all N networks at once (their weights written back), so that a
     test pass can serve them together (:func:`predict_many`).
     """
-    from torch.func import functional_call, stack_module_state, vmap
+    from torch.func import stack_module_state, vmap
 
     n_nets = len(models)
     if not (n_nets == len(images) == len(labels) == len(cfgs)) or n_nets == 0:
@@ -281,12 +281,7 @@ def train_batched(
     cfg, n = cfgs[0], sizes.pop()
     params, _ = stack_module_state(models)
     params = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
-    template = copy.deepcopy(models[0]).to("meta")
-
-    def forward(p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        return functional_call(template, p, (x,))
-
-    batched_forward = vmap(forward)
+    batched_forward = vmap(_stateless(models[0], training=True))
     opt = torch.optim.SGD(list(params.values()), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     recipes = [_Recipe(c) for c in cfgs]
     for m in models:
@@ -361,20 +356,24 @@ def predict_many(models: list[nn.Module], images: torch.Tensor, batch_size: int 
     """
     if len(models) == 1 or not all(batchable(m) for m in models):
         return torch.stack([predict(m, images, batch_size) for m in models])
-    chunk = max(1, pairs // len(models))
-    from torch.func import functional_call, stack_module_state, vmap
+    from torch.func import stack_module_state, vmap
 
+    chunk = max(1, pairs // len(models))
     device = next(models[0].parameters()).device
-    modes = [m.training for m in models]
-    for m in models:
-        m.eval()
     params, _ = stack_module_state(models)
-    template = copy.deepcopy(models[0]).to("meta").eval()
-    run = vmap(lambda p, x: functional_call(template, p, (x,)), in_dims=(0, None))
+    run = vmap(_stateless(models[0], training=False), in_dims=(0, None))
     outs = [run(params, images[i : i + chunk].to(device)).float().cpu() for i in range(0, images.shape[0], chunk)]
-    for m, mode in zip(models, modes, strict=True):
-        m.train(mode)
     return torch.cat(outs, dim=1)
+
+
+def _stateless(model: nn.Module, training: bool) -> Callable[[dict[str, torch.Tensor], torch.Tensor], torch.Tensor]:
+    """``model``'s forward as a function of (parameters, inputs), on a weightless copy in train or eval mode:
+    the form :func:`torch.func.vmap` batches over stacked parameters (:func:`train_batched`, :func:`predict_many`).
+    """
+    from torch.func import functional_call
+
+    template = copy.deepcopy(model).to("meta").train(training)
+    return lambda p, x: functional_call(template, p, (x,))
 
 
 def accuracies(models: list[nn.Module], images: torch.Tensor, labels: torch.Tensor, batch_size: int = 500
