@@ -14,19 +14,17 @@ import time
 from pathlib import Path
 
 import torch
+from bench_networks import _data, _models
 
 from yoco.files import write_json
-from yoco.models import create_model
-from yoco.train import TrainConfig, resolve_device, seeded, train
+from yoco.train import TrainConfig, resolve_device, train
 
 OUT = Path(__file__).parent / "results"
 
 
 def timed(width: int, epochs: int, compiled: bool, device: torch.device) -> float:
-    g = torch.Generator().manual_seed(0)
-    x, y = torch.randn(100, 1, 28, 28, generator=g).to(device), (torch.arange(100) % 10).to(device)
-    with seeded(0):
-        model = create_model("convnet3", 10, 1, 28, width=width).to(device)
+    x, y = _data(device)
+    (model,) = _models(1, device, width)
     net = torch.compile(model) if compiled else model
     t0 = time.perf_counter()
     train(net, x, y, TrainConfig(epochs=epochs, seed=0), progress=False)
