@@ -7,7 +7,10 @@ part (every class drawn, augmented, matched and its images stepped) and of the r
 matching step are counted with ``torch.utils.flop_counter`` and compared with the machine's measured rate on a
 2048^3 float32 matmul, taken in the same run. Writes benchmarks/results/condense_cost.json (or --out).
 
-    python benchmarks/bench_condense.py [--steps 3] [--rounds 2] [--device auto] [--out FILE]
+    python benchmarks/bench_condense.py [--steps 3] [--rounds 2] [--precisions default,fp32,tf32]
+        [--device auto] [--out FILE]
+
+On CUDA it also measures how much TF32 changes one matching step's image update (same draws, same network).
 """
 
 from __future__ import annotations
@@ -68,41 +71,74 @@ def matching_flops(real: RealDataset, cfg: idc.IDCConfig, device: torch.device) 
     return int(counter.get_total_flops())
 
 
+def set_tf32(on: bool | None) -> None:
+    """TF32 for convolutions and matmuls on (True), off (False: IEEE float32), or torch's defaults (None)."""
+    torch.backends.cuda.matmul.allow_tf32 = bool(on) if on is not None else False
+    torch.backends.cudnn.allow_tf32 = bool(on) if on is not None else True
+
+
+def tf32_deviation(real: RealDataset, cfg: idc.IDCConfig, device: torch.device) -> float:
+    """Relative size of the difference TF32 makes to one matching step's image update (same draws, same net)."""
+    start = idc.init_synthetic(real, cfg.ipc, cfg.factor, cfg.init).images.to(device)
+    net = idc._build_net(cfg, real, 0, device)
+    pool, dsa = idc._RealPool(real, device), DSA(cfg.match_dsa, flip=real.flip)
+    moves = []
+    for on in (False, True):
+        set_tf32(on)
+        syn = start.clone().requires_grad_(True)
+        opt = torch.optim.SGD([syn], lr=cfg.effective_lr_img(real.name, start.shape[-1]), momentum=cfg.mom_img)
+        idc.inner_step_sequential(net, pool, syn, opt, cfg, dsa, torch.Generator().manual_seed(0))
+        moves.append(syn.detach() - start)
+    set_tf32(None)
+    return float((moves[1] - moves[0]).norm() / moves[0].norm())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=3, help="timed inner steps per round (after one warm-up)")
     ap.add_argument("--rounds", type=int, default=2, help="alternating rounds of the engines")
     ap.add_argument("--engines", default="sequential,batched")
+    ap.add_argument("--precisions", default="default",
+                    help="comma list of default (torch's: TF32 convolutions on CUDA), fp32, tf32")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", default=str(OUT / "condense_cost.json"))
     args = ap.parse_args()
     dev = resolve_device(args.device)
     engines = args.engines.split(",")
+    modes = {"default": None, "fp32": False, "tf32": True}
+    variants = [(e, p) for p in args.precisions.split(",") for e in engines]
     cases = [("fashion-mnist", load_dataset("fashion-mnist"), PRESETS["fashion-mnist"]),
              ("cifar10-sized", cifar10_sized(), PRESETS["cifar10"])]
     rate = matmul_rate(dev)
     rows = {}
     for name, real, cfg in cases:
         flops = matching_flops(real, cfg, dev)
-        times: dict[str, list[dict]] = {e: [] for e in engines}
+        times: dict[str, list[dict]] = {f"{e} {p}": [] for e, p in variants}
         for _ in range(args.rounds):
-            for engine in engines:
-                times[engine].append(matching_cost_breakdown(real, dataclasses.replace(cfg, engine=engine), dev,
-                                                             steps=args.steps))
+            for engine, precision in variants:
+                set_tf32(modes[precision])
+                times[f"{engine} {precision}"].append(matching_cost_breakdown(
+                    real, dataclasses.replace(cfg, engine=engine), dev, steps=args.steps))
+        set_tf32(None)
         rows[name] = {"config": cfg.to_dict(), "matching_flops": flops, "runs": times}
+        if dev.type == "cuda":
+            rows[name]["tf32_relative_update_difference"] = tf32_deviation(real, cfg, dev)
     write_json(args.out, {"device": str(dev), "threads": torch.get_num_threads(), "matmul_flops_per_s": rate,
                           "rows": rows})
     print(f"device {dev}, {torch.get_num_threads()} threads, measured matmul {rate / 1e9:.1f} GFLOP/s")
-    print(f"{'set':<14}{'engine':<12}{'match s':>9}{'net s':>8}{'inner s':>9}{'GFLOP':>8}{'GFLOP/s':>9}"
+    print(f"{'set':<14}{'engine':<22}{'match s':>9}{'net s':>8}{'inner s':>9}{'GFLOP':>8}{'GFLOP/s':>9}"
           f"{'of matmul':>10}{'speed-up':>9}")
     for name, r in rows.items():
-        base = min(t["match_s"] for t in r["runs"][engines[0]])
-        for engine in engines:
-            match = min(t["match_s"] for t in r["runs"][engine])
-            net = min(t["net_train_s"] for t in r["runs"][engine])
+        base = min(t["match_s"] for t in r["runs"][f"{variants[0][0]} {variants[0][1]}"])
+        for variant, runs in r["runs"].items():
+            match = min(t["match_s"] for t in runs)
+            net = min(t["net_train_s"] for t in runs)
             achieved = r["matching_flops"] / match
-            print(f"{name:<14}{engine:<12}{match:>9.3f}{net:>8.3f}{match + net:>9.3f}"
+            print(f"{name:<14}{variant:<22}{match:>9.3f}{net:>8.3f}{match + net:>9.3f}"
                   f"{r['matching_flops'] / 1e9:>8.1f}{achieved / 1e9:>9.1f}{achieved / rate:>10.0%}{base / match:>9.2f}")
+        if "tf32_relative_update_difference" in r:
+            print(f"{name}: TF32 changes one matching step's image update by "
+                  f"{r['tf32_relative_update_difference']:.2e} of its size")
 
 
 if __name__ == "__main__":

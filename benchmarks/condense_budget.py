@@ -2,8 +2,10 @@
 evaluated under the full protocol. Tells users how much of IDC's 2000 x 100 schedule they actually need.
 
 Resumable across short GPU loans: the run's checkpoint (``<out>/run.safetensors.ckpt``, a few MB, meant to be
-committed) is kept between calls, each call condenses until ``--minutes`` run out (finishing the point it is
-on) and then evaluates every saved point not evaluated yet. Run the same command again to continue.
+committed) is kept between calls; each call condenses in chunks of ``--chunk`` outer iterations while the next
+chunk fits in ``--minutes``, saves the set at every point it passes and at the furthest iteration reached, and then
+evaluates every saved set not evaluated yet (``--no-eval``: later, e.g. on the CPU with ``--minutes 0``). Run the
+same command again to continue.
 
     python benchmarks/condense_budget.py --dataset fashion-mnist --ipc 10 --points 25,50,100,200,500,1000,2000 \\
         --minutes 8 --device cuda --out benchmarks/results/condense_budget_fm
@@ -17,6 +19,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import tarfile
 import time
 from pathlib import Path
 
@@ -28,6 +32,21 @@ from yoco.files import write_json, write_text
 from yoco.train import TrainConfig
 
 
+def _done(run: Path) -> int:
+    """Outer iterations the run has finished (its last saved set logs one matching loss per iteration)."""
+    return len(load(run).meta.extra.get("matching_loss", [])) if run.is_file() else 0
+
+
+def _snapshot(folder: Path, tar: Path | None) -> None:
+    """Pack ``folder`` into ``tar`` atomically, so a call cut off by its time limit still returns the run so far."""
+    if tar is None:
+        return
+    tmp = tar.with_name(tar.name + ".part")
+    with tarfile.open(tmp, "w") as t:
+        t.add(folder, arcname=folder.name)
+    os.replace(tmp, tar)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", default="fashion-mnist")
@@ -36,7 +55,11 @@ def main() -> None:
     ap.add_argument("--points", default="25,50,100,200,500,1000,2000", help="outer iterations at which to save")
     ap.add_argument("--inner", type=int, default=None, help="inner steps per iteration (default: the preset's 100)")
     ap.add_argument("--width", type=int, default=None, help="matching network width (default: the preset's)")
+    ap.add_argument("--engine", default="auto", help="IDC engine: auto, batched or sequential")
     ap.add_argument("--minutes", type=float, default=8.0, help="condensation wall time of this call")
+    ap.add_argument("--chunk", type=int, default=5, help="outer iterations between checkpoints and time checks")
+    ap.add_argument("--no-eval", action="store_true", help="only condense (evaluate later, e.g. on another machine)")
+    ap.add_argument("--snapshot", type=Path, default=None, help="tar the output folder here after every chunk")
     ap.add_argument("--eval-repeat", type=int, default=3)
     ap.add_argument("--eval-epochs", type=int, default=None, help="default: the protocol's")
     ap.add_argument("--device", default="auto")
@@ -44,28 +67,41 @@ def main() -> None:
     args = ap.parse_args()
     points = sorted(int(v) for v in args.points.split(","))
     real = load_dataset(args.dataset, root=args.data_root)
-    base = resolve_config(real.name, None, ipc=args.ipc, checkpoint_every=5,
+    base = resolve_config(real.name, None, ipc=args.ipc, checkpoint_every=args.chunk, engine=args.engine,
                           **{k: v for k, v in {"inner": args.inner, "width": args.width}.items() if v is not None})
     run = args.out / "run.safetensors"
-    (args.out / "sets").mkdir(parents=True, exist_ok=True)
+    sets = args.out / "sets"
+    sets.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    for point in points:
-        target = args.out / "sets" / f"iter{point}.safetensors"
-        if target.exists():
-            continue
-        if time.perf_counter() - start > 60 * args.minutes:
-            print(f"time is up before iteration {point}; run the command again to continue")
+    done, per_chunk = _done(run), 0.0
+    while done < points[-1]:
+        left = 60 * args.minutes - (time.perf_counter() - start)
+        if left < per_chunk or left <= 0:
             break
-        cs = condense(real, dataclasses.replace(base, iterations=point), run, device=args.device, resume=True,
-                      keep_checkpoint=True)
-        save(cs, target)
+        upto = min(done + args.chunk, next(p for p in points if p > done))
+        t0 = time.perf_counter()
+        cs = condense(real, dataclasses.replace(base, iterations=upto), run, device=args.device, resume=True,
+                      progress=False, keep_checkpoint=True)
+        per_chunk = (time.perf_counter() - t0) * args.chunk / (upto - done)
+        done = upto
+        print(f"iteration {done}: matching loss {cs.meta.extra['matching_loss'][-1]:.5g}, "
+              f"{per_chunk / args.chunk:.2f} s per outer iteration, {time.perf_counter() - start:.0f} s so far",
+              flush=True)
+        if done in points:
+            save(cs, sets / f"iter{done}.safetensors")
+        _snapshot(args.out, args.snapshot)
+    if done and not (sets / f"iter{done}.safetensors").exists():  # the furthest state reached is a point too
+        save(load(run), sets / f"iter{done}.safetensors")
+        _snapshot(args.out, args.snapshot)
+    if done < points[-1]:
+        print(f"stopped at iteration {done} of {points[-1]}; run the command again to continue")
+    if args.no_eval:
+        return
     rows = []
     cfg = EvalConfig(repeat=args.eval_repeat, train=TrainConfig(epochs=args.eval_epochs))
-    for point in points:
-        target = args.out / "sets" / f"iter{point}.safetensors"
+    for target in sorted(sets.glob("iter*.safetensors"), key=lambda p: int(p.stem[4:])):
+        point = int(target.stem[4:])
         result_path = args.out / "evals" / f"iter{point}.json"
-        if not target.exists():
-            continue
         if not result_path.exists():
             write_json(result_path, evaluate_condensed(load(target), real, cfg, device=args.device))
         res = json.loads(result_path.read_text())
