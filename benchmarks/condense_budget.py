@@ -99,12 +99,14 @@ def main() -> None:
         return
     rows = []
     cfg = EvalConfig(repeat=args.eval_repeat, train=TrainConfig(epochs=args.eval_epochs))
-    for target in sorted(sets.glob("iter*.safetensors"), key=lambda p: int(p.stem[4:])):
-        point = int(target.stem[4:])
-        result_path = args.out / "evals" / f"iter{point}.json"
+    saved = sorted(sets.glob("iter*.safetensors"), key=lambda p: int(p.stem[4:]))
+    for target in reversed(saved):  # the furthest set first: the one a user would ship
+        result_path = args.out / "evals" / f"{target.stem}.json"
         if not result_path.exists():
             write_json(result_path, evaluate_condensed(load(target), real, cfg, device=args.device))
-        res = json.loads(result_path.read_text())
+    for target in saved:
+        point = int(target.stem[4:])
+        res = json.loads((args.out / "evals" / f"{target.stem}.json").read_text())
         rows.append({"iterations": point, "last_mean": res["last_mean"], "last_std": res["last_std"],
                      "best_mean": res["best_mean"], "best_std": res["best_std"], "sha256": res["sha256"]})
     write_json(args.out / "budget.json", {"config": base.to_dict(), "dataset": real.name, "rows": rows})
