@@ -45,7 +45,7 @@ case "${1:-all}" in
     ;;
   measure|all)
     nvidia-smi -L
-    timeout 120 python -m pytest -q -x tests/test_train.py tests/test_condense.py tests/test_augment.py \
+    timeout 120 python -m pytest -q tests/test_train.py tests/test_condense.py tests/test_augment.py \
       -k "cuda or batched" 2>&1 | tail -5
     timeout 150 python benchmarks/bench_condense.py --device cuda --steps 3 --rounds 2 --precisions default,fp32 \
       --out "$OUT/condense_cost_cuda.json"

@@ -19,3 +19,13 @@ def separable() -> tuple[torch.Tensor, torch.Tensor]:
 @pytest.fixture(autouse=True)
 def _quiet_logs(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING)
+
+
+@pytest.fixture
+def ieee_float32():
+    """CUDA matmuls and convolutions in IEEE float32 for the test (TF32 rounds differently shaped kernels
+    differently, so two equal computations could only be compared at TF32's 1e-3)."""
+    flags = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = flags

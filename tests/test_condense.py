@@ -307,7 +307,7 @@ def test_a_schedule_spread_over_calls_equals_one_run(tmp_path):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_batched_inner_step_equals_the_sequential_loop_on_cuda():
+def test_batched_inner_step_equals_the_sequential_loop_on_cuda(ieee_float32):
     real, cfg, net, start = _engine_setup()
     dev = torch.device("cuda")
     net = net.to(dev)

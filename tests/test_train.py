@@ -155,10 +155,13 @@ def test_batched_refuses_batch_norm_and_mixed_recipes():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_batched_networks_equal_separate_runs_on_cuda():
+def test_batched_networks_equal_separate_runs_on_cuda(ieee_float32):
+    # IEEE float32 and Gaussian images: the first H100 run of this test, with TF32 convolutions and the synthetic
+    # images (flat regions, so max-pool ties), differed by more than 1e-3; which of the two it was is not known yet
     from yoco.train import train_batched
 
-    x, y = (t.cuda() for t in separable_images(n_per_class=6))
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(24, 1, 16, 16, generator=g).cuda(), (torch.arange(24) % 4).cuda()
     cfgs = [TrainConfig(epochs=3, batch_size=10, seed=s) for s in (0, 1)]
 
     def fresh(seed: int):
@@ -168,5 +171,5 @@ def test_batched_networks_equal_separate_runs_on_cuda():
     alone = [train(fresh(i), x, y, c, progress=False) for i, c in enumerate(cfgs)]
     together = train_batched([fresh(i) for i in range(2)], [x, x], [y, y], cfgs, progress=False)
     for a, b in zip(alone, together):
-        for pa, pb in zip(a.parameters(), b.parameters()):
-            assert torch.allclose(pa, pb, atol=1e-3, rtol=1e-2)
+        for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
+            assert torch.allclose(pa, pb, atol=1e-4, rtol=1e-3), f"{name}: {float((pa - pb).abs().max()):.3g}"
