@@ -4,9 +4,11 @@
 # first, here,
 #   bash benchmarks/gpu_session.sh prepare     (copies Fashion-MNIST, 30 MB, into the ignored data/ folder)
 # then every device call carries it: run(command="bash benchmarks/gpu_session.sh all", carry=["data"], timeout_s=600).
-#   all      CUDA tests, the IDC inner-step cost (both engines, TF32 on/off) and networks/s on the card, then the
-#            Fashion-MNIST IPC-10 condensation budget run continued until BUDGET_S (default 550) seconds after the
-#            start; each step is time-boxed and a failing step does not stop the next.
+#   all      CUDA tests, the IDC inner-step cost (both engines, TF32 on/off), networks/s and torch.compile with
+#            CUDA graphs on the card (about 2-4 minutes), then the Fashion-MNIST IPC-10 condensation budget run
+#            continued until BUDGET_S (default 550) seconds after the start; each step is time-boxed and a failing
+#            step does not stop the next. The first H100 session's call: 68 s of measurements, then 55 outer
+#            iterations; a second call in a row (`condense`, CONDENSE_S=335) added 40 more.
 #   condense only the budget run, for CONDENSE_S seconds (default 480).
 #   ladder   the full-protocol ladder on the shipped set, stopped after LADDER_S seconds (default 150); its cells'
 #            seconds come back in $OUT/ladder_gpu.tar.
@@ -51,6 +53,8 @@ case "${1:-all}" in
       --out "$OUT/condense_cost_cuda.json"
     timeout 90 python benchmarks/bench_networks.py --device cuda --nets 16 --epochs 50 --rounds 2 \
       --out "$OUT/networks_cuda.json"
+    timeout 150 python benchmarks/bench_compile.py --device cuda --widths 128 --epochs 50 --mode reduce-overhead \
+      --out "$OUT/compile_cuda.json"
     echo "measurements took $(( SECONDS - T0 )) s"
     [ "$1" = all ] && condense_until "${BUDGET_S:-550}"
     ;;
