@@ -93,6 +93,18 @@ def test_shared_mode_matches_batches_of_different_sizes():
     assert torch.allclose(b, both[3:], atol=1e-6)
 
 
+def test_draws_of_several_calls_apply_in_one_pass():
+    # matching augments every class with its own seeded draw; concatenated draws applied once must give each
+    # image what its own call gives (and the seeds must really differ, or the test proves nothing)
+    aug = DSA(FULL)
+    xs = [torch.rand(4, 3, 16, 16), torch.rand(5, 3, 16, 16)]
+    alone = [aug(x, seed=s, shared=True) for x, s in zip(xs, (3, 4))]
+    draws = [aug.draw(len(x), 16, 16, seed=s, shared=True) for x, s in zip(xs, (3, 4))]
+    together = aug.apply(torch.cat(xs), {k: torch.cat([d[k] for d in draws]) for k in draws[0]})
+    assert torch.allclose(together, torch.cat(alone), atol=1e-6)
+    assert not torch.equal(draws[0]["color"][0], draws[1]["color"][0])
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_seeded_dsa_and_cutmix_on_cuda_match_the_cpu():
     # parameters are drawn on the CPU and copied once (pinned, non-blocking): a seed must mean the same

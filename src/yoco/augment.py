@@ -62,21 +62,26 @@ class DSA:
                  shared: bool = False) -> torch.Tensor:
         if not self.ops:
             return x
+        n, _, h, w = x.shape
+        return self.apply(x, self.draw(n, h, w, seed=seed, generator=generator, shared=shared))
+
+    def draw(self, n: int, h: int, w: int, *, seed: int | None = None, generator: torch.Generator | None = None,
+             shared: bool = False) -> dict[str, torch.Tensor]:
+        """The parameters of ``n`` transforms of ``h x w`` images, on the CPU, one row per image (``shared``: one
+        draw repeated). Draws of several calls can be concatenated row-wise and applied in one :meth:`apply`,
+        which gives each image exactly what its own call would have (how matching augments all classes at once)."""
         g = generator
         if seed is not None:
             g = torch.Generator().manual_seed(int(seed))
-        n, _, h, w = x.shape
 
         def rand(k: int) -> torch.Tensor:
             # Parameters are drawn on the CPU so a seed means the same thing on every device; in shared mode
             # one draw is broadcast over the batch.
             return torch.rand(1, generator=g).expand(k) if shared else torch.rand(k, generator=g)
 
-        # Every parameter is drawn first, in a fixed order, and moved to the device in ONE non-blocking copy: a
-        # blocking copy per parameter makes the host wait for the GPU's queue to drain each time.
         drawn: dict[str, torch.Tensor] = {}
         if "flip" in self.ops:
-            drawn["flip"] = (rand(n) < self.p.flip_p).to(torch.float32)
+            drawn["flip"] = (rand(n) < self.p.flip_p).to(torch.float32).view(n, 1)
         if "color" in self.ops:
             drawn["color"] = torch.stack([rand(n) - 0.5, rand(n) * 2.0, rand(n) + 0.5], 1)
         if self.geometric:
@@ -86,10 +91,18 @@ class DSA:
             # the square's centre row/column, drawn as IDC's cutout_fn does: 0 .. side-1 (+1 for an even square)
             (ch, cw), cover = self._cutout_size(h, w), lambda side, s: side + (1 - s % 2)
             drawn["cutout"] = torch.stack([torch.floor(rand(n) * cover(h, ch)), torch.floor(rand(n) * cover(w, cw))], 1)
-        cols = [t.reshape(n, -1) for t in drawn.values()]
+        return drawn
+
+    def apply(self, x: torch.Tensor, drawn: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Transform ``x`` (``[n, C, H, W]``) with the parameters of :meth:`draw` (``n`` rows), differentiably."""
+        if not drawn:
+            return x
+        n = x.shape[0]
+        # Every parameter moves to the device in ONE non-blocking copy: a blocking copy per parameter makes the
+        # host wait for the GPU's queue to drain each time.
+        cols = list(drawn.values())
         moved = to_device(torch.cat(cols, 1), x.device).to(x.dtype).split([c.shape[1] for c in cols], 1)
         par = dict(zip(drawn, moved))
-
         if "flip" in par:
             x = torch.where(par["flip"].view(n, 1, 1, 1) > 0.5, x.flip(3), x)
         if "color" in par:

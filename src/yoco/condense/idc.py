@@ -356,22 +356,31 @@ def _class_losses_vmapped(net: nn.Module, pool: _RealPool, syn: torch.Tensor, dr
                           cfg: IDCConfig, dsa: DSA) -> torch.Tensor:
     """Every class's gradient distance at once: ``torch.func.vmap`` over the classes of the two per-class weight
     gradients and their distance (the same numbers as :func:`_class_loss` class by class), differentiable w.r.t.
-    ``syn``. The batches are drawn and augmented per class as in the sequential loop, then stacked."""
+    ``syn``. Each class's batches are drawn and its DSA parameters drawn from its own seed as in the sequential
+    loop, but gathered, decoded, normalised and augmented for all classes in one pass (a GPU step here is
+    launch-bound: one pass instead of one per class cuts its operations, ``benchmarks/op_count.py``)."""
     from torch.func import functional_call, grad, vmap
 
     names = {id(p): n for n, p in net.named_parameters()}
     matched = [names[id(p)] for p in matched_params(net)]
     fixed = {n: p.detach() for n, p in net.named_parameters() if n not in matched}
     weights = {n: p.detach() for n, p in net.named_parameters() if n in matched}
-    reals, syns = [], []
-    for c, draw in enumerate(draws):
-        x_real = pool.batch(draw.real_idx)
-        dec = decode_images(syn[c * cfg.ipc:(c + 1) * cfg.ipc], cfg.factor)
-        if draw.syn_subset is not None:
-            dec = dec[draw.syn_subset.to(dec.device)]
-        both = dsa(torch.cat([x_real, normalize(dec, pool.mean, pool.std)]), seed=draw.dsa_seed, shared=True)
-        reals.append(both[: x_real.shape[0]])
-        syns.append(both[x_real.shape[0]:])
+    k = len(draws)
+    x_real = pool.batch(torch.cat([d.real_idx for d in draws]))
+    dec = decode_images(syn, cfg.factor)
+    per_class = dec.shape[0] // k
+    if any(d.syn_subset is not None for d in draws):
+        keep = [c * per_class + (d.syn_subset if d.syn_subset is not None else torch.arange(per_class))
+                for c, d in enumerate(draws)]
+        dec = dec[torch.cat(keep).to(dec.device)]
+    x_syn = normalize(dec, pool.mean, pool.std)
+    n_real, n_syn = x_real.shape[0] // k, x_syn.shape[0] // k
+    params = [dsa.draw(n_real + n_syn, *syn.shape[-2:], seed=d.dsa_seed, shared=True) for d in draws]
+    rows = {key: torch.cat([p[key][:n_real] for p in params] + [p[key][n_real:] for p in params])
+            for key in params[0]}  # all real blocks, then all synthetic ones
+    both = dsa.apply(torch.cat([x_real, x_syn]), rows)
+    reals = both[: k * n_real].view(k, n_real, *both.shape[1:])
+    syns = both[k * n_real:].view(k, n_syn, *both.shape[1:])
     classes = torch.arange(len(draws), device=syn.device)
 
     def loss(w: dict[str, torch.Tensor], x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
@@ -384,7 +393,7 @@ def _class_losses_vmapped(net: nn.Module, pool: _RealPool, syn: torch.Tensor, dr
         diffs = [g_real[n].detach() - g_syn[n] for n in matched]
         return sum((d.pow(2) if cfg.metric == "mse" else d.abs()).sum() for d in diffs)
 
-    return vmap(distance)(torch.stack(reals), torch.stack(syns), classes)
+    return vmap(distance)(reals, syns, classes)
 
 
 def matching_loss(real: RealDataset, syn: CondensedSet, net: nn.Module, cfg: IDCConfig, seed: int = 0) -> float:
@@ -454,7 +463,8 @@ def inner_step_batched(net: nn.Module, pool: _RealPool, syn: torch.Tensor, momen
     per_row = lambda v: v.repeat_interleave(cfg.ipc).to(syn.device, syn.dtype).view(-1, 1, 1, 1)
     at = (syn - lr * per_row(before) * buf).detach().requires_grad_(True)
     draws = [_draw(pool, c, cfg, g) for c in range(k)]
-    if any(True for _ in net.buffers()):  # batch norm: no vmap over its running statistics; one class at a time
+    # batch norm (no vmap over running statistics) or classes too small for a full real batch: one class at a time
+    if any(True for _ in net.buffers()) or len({len(d.real_idx) for d in draws}) > 1:
         params = matched_params(net)
         total = sum(_class_loss(net, params, pool, at[c * cfg.ipc:(c + 1) * cfg.ipc], c, draws[c], cfg, dsa)
                     for c in range(k))

@@ -1,0 +1,118 @@
+"""Why a small network's step is launch-bound on a GPU: ATen operations dispatched per step, counted on the CPU.
+
+On a GPU every dispatched operation is at least one kernel launch plus Python and dispatcher work (roughly 5-20
+microseconds on the host), whatever the tensor sizes, so the count times that cost is a floor under the step's
+time that no faster card lowers; only fusing (``torch.compile``) or replaying (CUDA graphs) removes it. Counted
+with a ``TorchDispatchMode`` (backward operations included), the count does not depend on the width or the batch,
+so a narrow network keeps the count quick.
+
+Two steps are counted: one step of the evaluation training (the protocol's DSA + CutMix on a batch of 64, forward,
+backward, SGD with the multi-tensor ``foreach`` update that CUDA uses), and one IDC inner step on Fashion-MNIST
+(IPC 10: the matching with either engine, then the network update on 500 real images).
+
+    python benchmarks/op_count.py [--width 16] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from yoco.augment import DSA
+from yoco.condense import idc
+from yoco.condense.idc import PRESETS
+from yoco.data.datasets import load_dataset
+from yoco.files import write_json
+from yoco.models import create_model
+from yoco.train import TrainConfig, _filled, _loss, _Recipe
+
+OUT = Path(__file__).parent / "results"
+
+
+class OpCounter(TorchDispatchMode):
+    """Counts every ATen operation dispatched inside the block, by name."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: Counter[str] = Counter()
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        self.ops[str(func.overloadpacket)] += 1
+        return func(*args, **(kwargs or {}))
+
+    @property
+    def total(self) -> int:
+        return sum(self.ops.values())
+
+
+def training_step(width: int) -> dict[str, int]:
+    """Operations of one evaluation-training step on a batch of 64 Fashion-MNIST-shaped images, by phase."""
+    x, y = torch.rand(500, 1, 28, 28), torch.arange(500) % 10
+    recipe = _Recipe(_filled(TrainConfig(epochs=1, seed=0)))
+    model = create_model("convnet3", 10, 1, 28, width=width)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4, foreach=True)
+    counts = {}
+    for rep in range(2):  # the first step creates the momentum buffers; count the second
+        phases = {name: OpCounter() for name in ("augment", "forward", "backward", "optimizer")}
+        with phases["augment"]:
+            xb, ya, yb, lam = recipe.batch(x, y, torch.arange(64))
+        with phases["forward"]:
+            loss = _loss(model(xb), ya, yb, lam)
+        opt.zero_grad(set_to_none=True)
+        with phases["backward"]:
+            loss.backward()
+        with phases["optimizer"]:
+            opt.step()
+        counts = {name: c.total for name, c in phases.items()}
+    return counts
+
+
+def idc_inner_step(width: int) -> dict[str, int]:
+    """Operations of one IDC inner step on Fashion-MNIST at IPC 10: matching with each engine, network update."""
+    real = load_dataset("fashion-mnist")
+    cfg = dataclasses.replace(PRESETS["fashion-mnist"], width=width)
+    dev = torch.device("cpu")
+    start = idc.init_synthetic(real, cfg.ipc, cfg.factor, cfg.init).images
+    pool, dsa = idc._RealPool(real, dev), DSA(cfg.match_dsa, flip=real.flip)
+    net = idc._build_net(cfg, real, 0, dev)
+    lr = cfg.effective_lr_img(real.name, start.shape[-1])
+    counts = {}
+    syn = start.clone().requires_grad_(True)
+    opt = torch.optim.SGD([syn], lr=lr, momentum=cfg.mom_img)
+    with OpCounter() as c:
+        idc.inner_step_sequential(net, pool, syn, opt, cfg, dsa, torch.Generator().manual_seed(0))
+    counts["matching, sequential engine"] = c.total
+    with OpCounter() as c:
+        idc.inner_step_batched(net, pool, start.clone(), None, lr, cfg, dsa, torch.Generator().manual_seed(0))
+    counts["matching, batched engine"] = c.total
+    with OpCounter() as c:
+        idc._train_net(net, pool, cfg, real.flip, torch.Generator().manual_seed(0), cfg.net_images, cfg.net_epochs,
+                       idc._net_optimizer(net, cfg))
+    counts[f"network update ({cfg.net_images} real images)"] = c.total
+    return counts
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--width", type=int, default=16, help="network width (the count does not depend on it)")
+    ap.add_argument("--out", default=str(OUT / "op_count.json"))
+    args = ap.parse_args()
+    train_ops, idc_ops = training_step(args.width), idc_inner_step(args.width)
+    write_json(args.out, {"torch": torch.__version__, "width": args.width, "training_step": train_ops,
+                          "idc_inner_step": idc_ops})
+    print(f"{'step':<48}{'ATen ops':>9}")
+    for name, n in train_ops.items():
+        print(f"{'training step: ' + name:<48}{n:>9}")
+    print(f"{'training step: total':<48}{sum(train_ops.values()):>9}")
+    for name, n in idc_ops.items():
+        print(f"{'IDC inner step: ' + name:<48}{n:>9}")
+
+
+if __name__ == "__main__":
+    main()
