@@ -91,9 +91,12 @@ def idc_inner_step(width: int) -> dict[str, int]:
     with OpCounter() as c:
         idc.inner_step_batched(net, pool, start.clone(), None, lr, cfg, dsa, torch.Generator().manual_seed(0))
     counts["matching, batched engine"] = c.total
+    net_opt = idc._net_optimizer(net, cfg)
+    for group in net_opt.param_groups:
+        group["foreach"] = True  # the multi-tensor update CUDA uses by default
     with OpCounter() as c:
         idc._train_net(net, pool, cfg, real.flip, torch.Generator().manual_seed(0), cfg.net_images, cfg.net_epochs,
-                       idc._net_optimizer(net, cfg))
+                       net_opt)
     counts[f"network update ({cfg.net_images} real images)"] = c.total
     return counts
 
