@@ -62,7 +62,7 @@ case "${1:-all}" in
     condense_until "${CONDENSE_S:-480}"
     ;;
   ladder)
-    timeout "${LADDER_S:-150}" python -m yoco.cli ladder src/yoco/assets/fashion-mnist-idc-ipc10.safetensors \
+    timeout "${LADDER_S:-150}" python -m yoco.cli ladder src/yoco/assets/fashion-mnist-idc-ipc10.safetensors --dataset fashion-mnist \
       --data-root "$YOCO_DATA/fashion-mnist" --device cuda --out /tmp/ladder_gpu
     echo "ladder stopped after $(( SECONDS - T0 )) s"
     tar -cf "$OUT/ladder_gpu.tar" -C /tmp --exclude='*.safetensors' ladder_gpu
