@@ -58,7 +58,11 @@ def main() -> None:
     ap.add_argument("--engine", default="auto", help="IDC engine: auto, batched or sequential")
     ap.add_argument("--minutes", type=float, default=8.0, help="condensation wall time of this call")
     ap.add_argument("--chunk", type=int, default=5, help="outer iterations between checkpoints and time checks")
-    ap.add_argument("--no-eval", action="store_true", help="only condense (evaluate later, e.g. on another machine)")
+    ap.add_argument("--no-eval", action="store_true",
+                    help="evaluate nothing new (e.g. on a GPU loan: evaluate later on another machine); the table "
+                         "and plot are still made from the evaluations there are")
+    ap.add_argument("--reference", action="append", default=[], metavar="LABEL=ACCURACY",
+                    help="a horizontal reference line on the plot, accuracy in %% (repeatable)")
     ap.add_argument("--snapshot", type=Path, default=None, help="tar the output folder here after every chunk")
     ap.add_argument("--eval-repeat", type=int, default=3)
     ap.add_argument("--eval-epochs", type=int, default=None, help="default: the protocol's")
@@ -95,18 +99,20 @@ def main() -> None:
         _snapshot(args.out, args.snapshot)
     if done < points[-1]:
         print(f"stopped at iteration {done} of {points[-1]}; run the command again to continue")
-    if args.no_eval:
-        return
     rows = []
     cfg = EvalConfig(repeat=args.eval_repeat, train=TrainConfig(epochs=args.eval_epochs))
     saved = sorted(sets.glob("iter*.safetensors"), key=lambda p: int(p.stem[4:]))
     for target in reversed(saved):  # the furthest set first: the one a user would ship
         result_path = args.out / "evals" / f"{target.stem}.json"
-        if not result_path.exists():
+        if not result_path.exists() and not args.no_eval:
             write_json(result_path, evaluate_condensed(load(target), real, cfg, device=args.device))
     for target in saved:
         point = int(target.stem[4:])
-        res = json.loads((args.out / "evals" / f"{target.stem}.json").read_text())
+        result_path = args.out / "evals" / f"{target.stem}.json"
+        if not result_path.exists():
+            print(f"{target.name}: not evaluated yet")
+            continue
+        res = json.loads(result_path.read_text())
         rows.append({"iterations": point, "last_mean": res["last_mean"], "last_std": res["last_std"],
                      "best_mean": res["best_mean"], "best_std": res["best_std"], "sha256": res["sha256"]})
     write_json(args.out / "budget.json", {"config": base.to_dict(), "dataset": real.name, "rows": rows})
@@ -124,6 +130,11 @@ def main() -> None:
         fig, ax = plt.subplots(figsize=(6, 3.6), dpi=120)
         ax.errorbar([r["iterations"] for r in rows], [100 * r["last_mean"] for r in rows],
                     yerr=[100 * r["last_std"] for r in rows], marker="o", capsize=3)
+        for i, ref in enumerate(args.reference):
+            label, value = ref.rsplit("=", 1)
+            ax.axhline(float(value), color=f"C{i + 1}", linestyle="--", linewidth=1, label=label)
+        if args.reference:
+            ax.legend(fontsize=7, loc="lower right")
         ax.set_xscale("log")
         ax.set_xlabel("IDC outer iterations (each 100 inner steps)")
         ax.set_ylabel("test accuracy (%), last epoch")
