@@ -208,7 +208,9 @@ def _download(p: argparse.ArgumentParser) -> Handler:
 @command("show", "summarise a condensed set and write a PNG grid of its images per class")
 def _show(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("condensed", help="a yoco condensed-set file (.safetensors)")
-    p.add_argument("--png", default=None, help="grid image path (default: CONDENSED with .png)")
+    p.add_argument("--png", default=None,
+                   help="grid image path (default: the set's file name with .png, in the current folder, so that "
+                        "showing a set inside an installed package writes nothing there)")
     p.add_argument("--per-class", type=positive, default=10, help="images shown per class")
 
     def run(a: argparse.Namespace) -> int:
@@ -216,7 +218,7 @@ def _show(p: argparse.ArgumentParser) -> Handler:
         from yoco.files import check_outputs
         from yoco.report import save_image_grid, summarize
 
-        png = Path(a.png) if a.png else Path(a.condensed).with_suffix(".png")
+        png = Path(a.png) if a.png else Path(Path(a.condensed).stem + ".png")
         check_outputs([png], [a.condensed])
         cs = load(a.condensed)
         print(summarize(cs))
