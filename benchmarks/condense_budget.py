@@ -136,6 +136,9 @@ def main() -> None:
         if args.reference:
             ax.legend(fontsize=7, loc="lower right")
         ax.set_xscale("log")
+        ticks = [t for t in (1, 10, 25, 50, 100, 200, 500, 1000, 2000, 5000) if t <= points[-1]]
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.set_xlim(1, points[-1] * 1.1)  # the whole schedule, so the reached part reads as a fraction of it
         ax.set_xlabel("IDC outer iterations (each 100 inner steps)")
         ax.set_ylabel("test accuracy (%), last epoch")
         ax.set_title(f"{real.name} IPC {args.ipc}: accuracy against condensation budget")
