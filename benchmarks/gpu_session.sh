@@ -12,6 +12,9 @@
 #   condense only the budget run, for CONDENSE_S seconds (default 480).
 #   ladder   the full-protocol ladder on the shipped set, stopped after LADDER_S seconds (default 150); its cells'
 #            seconds come back in $OUT/ladder_gpu.tar.
+# Next session's order (the shipped set reached 84.9% at iteration 95): `all` with BUDGET_S=300 (new engine's
+# timing, the CUDA tests, compile with CUDA graphs, a little more condensing), then, in a row while the machine
+# is warm, LADDER_S=500 `ladder`: the full-protocol ladder on the shipped set, timed (issues 12 and 13).
 # The budget run lives in /tmp/condense_budget_fm on the device (kept while the machine stays warm, so calls in a
 # row continue it) and starts from benchmarks/results/condense_budget_fm when that is committed. After every chunk
 # of outer iterations the folder is packed into $OUT/condense_budget_fm.tar: untar it into benchmarks/results/
