@@ -306,6 +306,25 @@ def test_a_schedule_spread_over_calls_equals_one_run(tmp_path):
     assert torch.equal(second.images, straight.images)
 
 
+def test_batched_inner_step_with_a_class_short_of_a_real_batch_equals_the_sequential_loop():
+    # the one-pass augmentation stacks equal real batches; a class with fewer images than batch_real takes the
+    # class-by-class path and must still give IDC's result
+    real, cfg, net, start = _engine_setup()
+    keep = torch.cat([torch.nonzero(real.train_labels == 0).flatten()[:5],
+                      torch.nonzero(real.train_labels != 0).flatten()])
+    real = dataclasses.replace(real, train_images=real.train_images[keep], train_labels=real.train_labels[keep])
+    assert 5 < cfg.batch_real
+    pool, dsa = idc._RealPool(real, torch.device("cpu")), DSA(cfg.match_dsa, flip=real.flip)
+    seq = start.clone().requires_grad_(True)
+    opt = torch.optim.SGD([seq], lr=cfg.lr_img, momentum=cfg.mom_img)
+    inner_step_sequential(net, pool, seq, opt, cfg, dsa, torch.Generator().manual_seed(1))
+    bat, _, _ = inner_step_batched(net, pool, start.clone(), None, cfg.lr_img, cfg, dsa,
+                                   torch.Generator().manual_seed(1))
+    moved = (seq.detach() - start).abs().max()
+    assert moved > 1e-3
+    assert torch.allclose(bat, seq.detach(), atol=1e-5 * float(moved) + 1e-7)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_batched_inner_step_equals_the_sequential_loop_on_cuda(ieee_float32):
     real, cfg, net, start = _engine_setup()

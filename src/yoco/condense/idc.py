@@ -381,7 +381,7 @@ def _class_losses_vmapped(net: nn.Module, pool: _RealPool, syn: torch.Tensor, dr
     both = dsa.apply(torch.cat([x_real, x_syn]), rows)
     reals = both[: k * n_real].view(k, n_real, *both.shape[1:])
     syns = both[k * n_real:].view(k, n_syn, *both.shape[1:])
-    classes = torch.arange(len(draws), device=syn.device)
+    classes = torch.arange(k, device=syn.device)
 
     def loss(w: dict[str, torch.Tensor], x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         out = functional_call(net, {**fixed, **w}, (x,))
