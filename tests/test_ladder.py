@@ -226,3 +226,22 @@ def test_batched_cells_give_the_cells_one_by_one(tmp_path):
     for a, b in zip(apart["rows"], together["rows"]):
         assert a["rule"] == b["rule"] and a["seeds"] == b["seeds"]
         assert all(abs(x - y) <= 0.05 for x, y in zip(a["repeats"], b["repeats"]))
+
+
+def test_cells_run_smallest_ipc_first_and_source_last(tmp_path, monkeypatch):
+    """A ladder stopped part-way must leave whole rows: every rule at IPC 1 before any cell at IPC 2."""
+    from yoco.ladder import run as ladder_run
+
+    cs, cfg, root = _setup(tmp_path)
+    cfg = dataclasses.replace(cfg, rules=("random_balance", "ssp"), repeat=1)
+    order = []
+
+    def record(cells, *a, **k):
+        order.extend((c.rule, c.ipc) for c in cells)
+        raise KeyboardInterrupt  # stop before training anything
+
+    monkeypatch.setattr(ladder_run, "execute", record)
+    with pytest.raises(KeyboardInterrupt):
+        run_ladder(cs, cfg, tmp_path / "run", data_root=root, device="cpu", progress=False)
+    assert order == [("random_balance", 1), ("ssp_imbalance", 1), ("random_balance", 2), ("ssp_imbalance", 2),
+                     ("source", None)]

@@ -97,7 +97,9 @@ def run_ladder(
                            save, load, lambda p: p.meta.extra.get("cache_key"))
                     cells += _cells(out, name, ipc, path, pkey, cfg, eval_cfg, data_root, device, sub)
 
-        todo = [c for c in cells if not c.done()]
+        # smallest target IPC first and the unpruned source last: a ladder stopped part-way leaves whole rows
+        # (every rule at the small IPCs) rather than every IPC of a few rules
+        todo = sorted((c for c in cells if not c.done()), key=lambda c: (c.ipc is None, c.ipc or 0))
         log.info("%d evaluation cells, %d already done, %d to run", len(cells), len(cells) - len(todo), len(todo))
         if batch_cells is None:
             batch_cells = resolve_device(device).type == "cuda" and workers == 1 and not ray_address
