@@ -32,6 +32,13 @@ from yoco.files import write_json, write_text
 from yoco.train import TrainConfig
 
 
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
 def _done(run: Path) -> int:
     """Outer iterations the run has finished (its last saved set logs one matching loss per iteration)."""
     return len(load(run).meta.extra.get("matching_loss", [])) if run.is_file() else 0
@@ -62,7 +69,8 @@ def main() -> None:
                     help="evaluate nothing new (e.g. on a GPU loan: evaluate later on another machine); the table "
                          "and plot are still made from the evaluations there are")
     ap.add_argument("--reference", action="append", default=[], metavar="LABEL=ACCURACY",
-                    help="a horizontal reference line on the plot, accuracy in %% (repeatable)")
+                    help="a horizontal reference line on the plot, accuracy in %% (repeatable; default: the lines "
+                         "the folder's budget.json was last drawn with)")
     ap.add_argument("--snapshot", type=Path, default=None, help="tar the output folder here after every chunk")
     ap.add_argument("--eval-repeat", type=int, default=3)
     ap.add_argument("--eval-epochs", type=int, default=None, help="default: the protocol's")
@@ -115,7 +123,10 @@ def main() -> None:
         res = json.loads(result_path.read_text())
         rows.append({"iterations": point, "last_mean": res["last_mean"], "last_std": res["last_std"],
                      "best_mean": res["best_mean"], "best_std": res["best_std"], "sha256": res["sha256"]})
-    write_json(args.out / "budget.json", {"config": base.to_dict(), "dataset": real.name, "rows": rows})
+    if not args.reference:  # an evaluation-only rerun draws the lines the folder was last drawn with
+        args.reference = (_read_json(args.out / "budget.json") or {}).get("references", [])
+    write_json(args.out / "budget.json", {"config": base.to_dict(), "dataset": real.name, "rows": rows,
+                                          "references": args.reference})
     lines = ["| outer iterations | last | best |", "| --- | --- | --- |"]
     lines += [f"| {r['iterations']} | {100 * r['last_mean']:.2f} ± {100 * r['last_std']:.2f} | "
               f"{100 * r['best_mean']:.2f} ± {100 * r['best_std']:.2f} |" for r in rows]

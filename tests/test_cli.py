@@ -75,6 +75,12 @@ def test_every_command_runs_end_to_end(world, capsys):
     assert run("ladder", s, "--dataset", "mnist", "--data-root", root, *FAST_LADDER, "--out", t / "lad") == 0
     out = capsys.readouterr().out
     assert "lbpe_easy_balance" in out and "NOT the full protocol" in out and "(1 run)" in out
+    (t / "lad" / "results.md").unlink()
+    assert run("report", t / "lad") == 0
+    report = capsys.readouterr().out
+    assert report.startswith((t / "lad" / "results.md").read_text()) and "lbpe_easy_balance" in report
+    assert "Partial" not in report  # every planned cell finished
+    assert run("report", t) == 2 and "plan.json: no ladder plan here" in error_line(capsys)
 
 
 def test_demo_runs_on_the_shipped_set_path(world, monkeypatch, capsys):

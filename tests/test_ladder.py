@@ -245,3 +245,42 @@ def test_cells_run_smallest_ipc_first_and_source_last(tmp_path, monkeypatch):
         run_ladder(cs, cfg, tmp_path / "run", data_root=root, device="cpu", progress=False)
     assert order == [("random_balance", 1), ("ssp_imbalance", 1), ("random_balance", 2), ("ssp_imbalance", 2),
                      ("source", None)]
+
+
+def test_report_tabulates_a_ladder_stopped_part_way(tmp_path, monkeypatch):
+    """`yoco report` on a folder whose ladder was stopped: the finished cells only, marked partial."""
+    from yoco.ladder import report_ladder
+    from yoco.ladder import run as ladder_run
+    from yoco.ladder.cells import run_cell
+
+    cs, cfg, root = _setup(tmp_path)
+    cfg = dataclasses.replace(cfg, rules=("random_balance", "ssp"), repeat=2)
+    out = tmp_path / "run"
+
+    def stop_after_three(cells, *a, **k):
+        for c in cells[:3]:
+            run_cell(c)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ladder_run, "execute", stop_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        run_ladder(cs, cfg, out, data_root=root, device="cpu", progress=False)
+    assert not (out / "results.md").exists()
+    doc = report_ladder(out)
+    assert (doc["cells"], doc["planned_cells"]) == (3, 2 * 2 * 2 + 2)
+    rows = {(r["rule"], r["ipc"]): len(r["repeats"]) for r in doc["rows"]}
+    assert rows == {("random_balance", 1): 2, ("ssp_imbalance", 1): 1}
+    md = (out / "results.md").read_text()
+    assert md.startswith("**Partial:** 3 of 10 planned cells")
+    assert "IPC 2" not in md
+    # the folder can move: the plan names cell files relative to it
+    moved = tmp_path / "moved"
+    out.rename(moved)
+    assert report_ladder(moved)["cells"] == 3
+
+
+def test_report_refuses_a_folder_without_a_plan(tmp_path):
+    from yoco.ladder import report_ladder
+
+    with pytest.raises(YocoError, match="plan.json: no ladder plan"):
+        report_ladder(tmp_path)

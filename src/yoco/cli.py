@@ -576,6 +576,21 @@ def _print_ladder(out: str | Path, doc: dict) -> int:
     return 0
 
 
+@command("report", "tabulate and plot the cells a ladder folder has finished so far (while it runs, or stopped)")
+def _report(p: argparse.ArgumentParser) -> Handler:
+    p.add_argument("folder", help="a ladder's output folder (its --out)")
+
+    def run(a: argparse.Namespace) -> int:
+        from yoco.ladder import report_ladder
+
+        doc = report_ladder(a.folder)
+        if doc["cells"] < doc["planned_cells"]:
+            print(f"{doc['cells']} of {doc['planned_cells']} cells finished", file=sys.stderr)
+        return _print_ladder(a.folder, doc)
+
+    return run
+
+
 @command("demo", "the whole job on the shipped Fashion-MNIST condensed set, sized for a 2-core CPU")
 def _demo(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--out", default="runs/demo", help="output folder")

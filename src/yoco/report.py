@@ -133,23 +133,28 @@ def summarize_cells(cells: list[dict]) -> list[dict]:
     return rows
 
 
-def write_ladder_reports(out: str | Path, cells: list[dict], config: dict) -> dict:
-    """Write ``results.json``, ``results.csv``, ``results.md`` and ``ladder.png`` for a finished ladder.
+def write_ladder_reports(out: str | Path, cells: list[dict], config: dict, planned: int | None = None) -> dict:
+    """Write ``results.json``, ``results.csv``, ``results.md`` and ``ladder.png`` for a ladder's cells.
 
     Returns the JSON document (rows of rule x IPC with each repeat, mean and std, plus the config); ``failed``
     names every cell that failed. A ladder run with settings other than the protocol's (``config["departures"]``)
-    says so in the table's heading and the plot's title.
+    says so in the table's heading and the plot's title; so does a partial table (``planned`` cells, fewer given).
     """
     out = Path(out)
     rows = summarize_cells(cells)
     failed = [f"{c['rule']} IPC {c['ipc']} seed {c['seed']}" for c in cells if c["status"] != "ok"]
     departures = list(config.get("departures", []))
-    doc = {"rows": rows, "config": config, "cells": len(cells), "failed_cells": len(failed), "failed": failed}
+    partial = planned is not None and len(cells) < planned
+    doc = {"rows": rows, "config": config, "cells": len(cells), "failed_cells": len(failed), "failed": failed,
+           "planned_cells": planned if planned is not None else len(cells)}
+    head = f"**Partial:** {len(cells)} of {planned} planned cells; each row counts the seeds finished so far.\n\n"
     write_json(out / "results.json", doc)
     write_text(out / "results.csv", ladder_csv(rows))
-    write_text(out / "results.md", ladder_markdown(rows, departures))
+    write_text(out / "results.md", (head if partial else "") + ladder_markdown(rows, departures))
     title = f"{config.get('dataset', '')}: accuracy after pruning"
-    save_ladder_plot(rows, out / "ladder.png", title=title + (" (NOT the full protocol)" if departures else ""))
+    title += " (NOT the full protocol)" if departures else ""
+    title += f" ({len(cells)} of {planned} cells)" if partial else ""
+    save_ladder_plot(rows, out / "ladder.png", title=title)
     return doc
 
 

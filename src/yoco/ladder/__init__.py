@@ -16,7 +16,7 @@ from yoco.ladder.config import (
     preset_config,
     quick,
 )
-from yoco.ladder.run import demo, fingerprint, run_ladder
+from yoco.ladder.run import demo, fingerprint, report_ladder, run_ladder
 
 __all__ = [
     "DEFAULT_RULES",
@@ -32,6 +32,7 @@ __all__ = [
     "key",
     "preset_config",
     "quick",
+    "report_ladder",
     "run_cell",
     "run_ladder",
 ]

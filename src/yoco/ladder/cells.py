@@ -51,13 +51,18 @@ class Cell:
 
     def done(self) -> bool:
         """Finished with this cell's key (a changed setting, a failure or a truncated file reruns it)."""
+        old = self.recorded()
+        return old is not None and old.get("status") == "ok"
+
+    def recorded(self) -> dict[str, Any] | None:
+        """The cell's result file (ok or failed) when it was written with this cell's key, else None."""
         old = read_json(Path(self.out))
-        return old is not None and old.get("key") == self.key and old.get("status") == "ok"
+        return old if old is not None and old.get("key") == self.key else None
 
     def result(self) -> dict[str, Any]:
         """The cell's result file, checked against its key; a missing or stale file reads as failed."""
-        old = read_json(Path(self.out))
-        if old is None or old.get("key") != self.key:
+        old = self.recorded()
+        if old is None:
             return {"status": "failed", "error": "no result (the cell did not run)", "rule": self.rule,
                     "ipc": self.ipc, "seed": self.seed, "subset": self.subset, "key": self.key}
         return old

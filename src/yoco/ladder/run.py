@@ -15,7 +15,8 @@ from yoco.data.condensed import CondensedSet, content_sha256, load, save
 from yoco.dynamics import Dynamics, load_dynamics, record_dynamics, save_dynamics
 from yoco.errors import YocoError
 from yoco.evaluate import check_compatible
-from yoco.ladder.cache import FolderLock, cached, claim, key
+from yoco.files import write_json
+from yoco.ladder.cache import FolderLock, cached, claim, key, read_json
 from yoco.ladder.cells import Cell, _dataset, execute
 from yoco.ladder.config import DEMO_SET, LadderConfig, demo_config
 from yoco.report import write_ladder_reports
@@ -25,6 +26,7 @@ from yoco.scoretable import ScoreTable, load_table
 from yoco.train import resolve_device
 
 log = logging.getLogger(__name__)
+PLAN = "plan.json"  # the ladder's evaluation cells, written before they run, read by report_ladder
 
 
 def fingerprint(cs: CondensedSet) -> str:
@@ -103,11 +105,37 @@ def run_ladder(
         log.info("%d evaluation cells, %d already done, %d to run", len(cells), len(cells) - len(todo), len(todo))
         if batch_cells is None:
             batch_cells = resolve_device(device).type == "cuda" and workers == 1 and not ray_address
+        report_config = {**cfg.to_dict(), "source": cs.source, "source_fingerprint": source_fp,
+                         "source_sha256": content_sha256(cs), "departures": cfg.departures()}
+        write_json(out / PLAN, {"config": report_config,
+                                "cells": [{"rule": c.rule, "ipc": c.ipc, "seed": c.seed, "subset": c.subset,
+                                           "key": c.key, "file": Path(c.out).name} for c in cells]})
         execute(todo, workers, ray_address, progress, batch_cells=batch_cells)
-        results = [c.result() for c in cells]
-        doc = write_ladder_reports(out, results, {**cfg.to_dict(), "source": cs.source, "source_fingerprint": source_fp,
-                                                  "source_sha256": content_sha256(cs), "departures": cfg.departures()})
+        doc = write_ladder_reports(out, [c.result() for c in cells], report_config)
     return doc
+
+
+def report_ladder(out_dir: str | Path) -> dict[str, Any]:
+    """Tabulate the cells finished so far in a ladder folder (running, stopped part-way, or done).
+
+    Reads the plan the last :func:`run_ladder` wrote there and writes the same results.{csv,json,md} and ladder.png
+    from the cells that have a result; while cells are missing, the table says how many of the planned ones it
+    holds and each row counts only its finished seeds.
+    """
+    out = Path(out_dir)
+    plan = read_json(out / PLAN)
+    if plan is None or not isinstance(plan.get("cells"), list):
+        raise YocoError(f"{out / PLAN}: no ladder plan here (missing or unreadable); a ladder writes it when its "
+                        "evaluations start")
+    results = []
+    for c in plan["cells"]:
+        cell = Cell(c["rule"], c["ipc"], c["seed"], "", "", None, {}, c["key"], str(out / "cells" / c["file"]),
+                    subset=c["subset"])
+        if (res := cell.recorded()) is not None:
+            results.append(res)
+    if not results:
+        raise YocoError(f"{out}: none of the {len(plan['cells'])} planned evaluation cells has finished yet")
+    return write_ladder_reports(out, results, plan["config"], planned=len(plan["cells"]))
 
 
 def _pruned(cs: CondensedSet, table: ScoreTable, rule: str, ipc: int, cfg: LadderConfig, subset: int,
