@@ -10,8 +10,8 @@
 #            step does not stop the next. The first H100 session's call: 68 s of measurements, then 55 outer
 #            iterations; a second call in a row (`condense`, CONDENSE_S=335) added 40 more.
 #   condense only the budget run, for CONDENSE_S seconds (default 480).
-#   ladder   the full-protocol ladder on the shipped set, stopped after LADDER_S seconds (default 150); its cells'
-#            seconds come back in $OUT/ladder_gpu.tar.
+#   ladder   the full-protocol ladder on the shipped set, stopped after LADDER_S seconds (default 150); its table
+#            (`yoco report`: the cells finished so far) and cells' seconds come back in $OUT/ladder_gpu.tar.
 # Next session's order (the shipped set reached 84.9% at iteration 95): `all` with BUDGET_S=300 (new engine's
 # timing, the CUDA tests, compile with CUDA graphs, a little more condensing), then, in a row while the machine
 # is warm, LADDER_S=500 `ladder`: the full-protocol ladder on the shipped set, timed (issues 12 and 13).
@@ -68,6 +68,7 @@ case "${1:-all}" in
     timeout "${LADDER_S:-150}" python -m yoco.cli ladder src/yoco/assets/fashion-mnist-idc-ipc10.safetensors --dataset fashion-mnist \
       --data-root "$YOCO_DATA/fashion-mnist" --device cuda --out /tmp/ladder_gpu
     echo "ladder stopped after $(( SECONDS - T0 )) s"
+    python -m yoco.cli report /tmp/ladder_gpu | head -30  # the cells finished so far, if it was stopped
     tar -cf "$OUT/ladder_gpu.tar" -C /tmp --exclude='*.safetensors' ladder_gpu
     ;;
   *) echo "usage: $0 prepare|all|measure|condense|ladder" >&2; exit 2 ;;
