@@ -284,3 +284,25 @@ def test_report_refuses_a_folder_without_a_plan(tmp_path):
 
     with pytest.raises(YocoError, match="plan.json: no ladder plan"):
         report_ladder(tmp_path)
+
+
+def test_compiled_ladder_is_cached_apart_from_the_eager_one(tmp_path, monkeypatch):
+    """--compile reaches every network (dynamics and cells), and compiled results never stand in for eager ones."""
+    from yoco import train as train_mod
+
+    cs, cfg, root = _setup(tmp_path)
+    cfg = dataclasses.replace(cfg, rules=("yoco",), ipcs=(1,), repeat=1, reference=False)
+    compiled = []
+    monkeypatch.setattr(train_mod, "compiled", lambda model, device: compiled.append(1) or model)
+    calls = _count_evals(monkeypatch)
+    out = tmp_path / "run"
+    run_ladder(cs, cfg, out, data_root=root, device="cpu", progress=False)
+    assert (len(calls), len(compiled)) == (1, 0)
+    doc = run_ladder(cs, cfg, out, data_root=root, device="cpu", progress=False, compile=True)
+    assert len(calls) == 2 and len(compiled) == cfg.dynamics.runs + 1  # new dynamics and a new cell
+    assert doc["config"]["compiled"] and "torch.compile" in (out / "results.md").read_text()
+    assert len(list((out / "cache").glob("dynamics-*"))) == 2
+    run_ladder(cs, cfg, out, data_root=root, device="cpu", progress=False)  # the eager results are still there
+    assert len(calls) == 2
+    with pytest.raises(YocoError, match="cannot be batched and compiled"):
+        run_ladder(cs, cfg, out, data_root=root, device="cpu", progress=False, compile=True, batch_cells=True)

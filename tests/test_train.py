@@ -173,3 +173,45 @@ def test_batched_networks_equal_separate_runs_on_cuda(ieee_float32):
     for a, b in zip(alone, together):
         for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
             assert torch.allclose(pa, pb, atol=1e-4, rtol=1e-3), f"{name}: {float((pa - pb).abs().max()):.3g}"
+
+
+@pytest.mark.skipif(not any(__import__("shutil").which(c) for c in ("g++", "c++")), reason="needs a C++ compiler")
+def test_compiled_training_stays_close_to_eager():
+    """``compile=True`` really runs the steps through inductor, and lands where eager training lands (float
+    reordering only): the option may speed a run up, never change what it learns."""
+    from torch._dynamo.utils import counters
+
+    x, y = separable_images(n_per_class=4)
+    models = []
+    for compile_ in (False, True):
+        with seeded(0):
+            model = create_model("convnet", 4, 1, 16, width=8, depth=2)
+        torch._dynamo.reset()
+        counters.clear()
+        train(model, x, y, TrainConfig(epochs=2, batch_size=8, seed=0), progress=False, compile=compile_)
+        assert (counters["stats"]["unique_graphs"] > 0) == compile_
+        models.append(model)
+    for pe, pc in zip(models[0].parameters(), models[1].parameters(), strict=True):
+        torch.testing.assert_close(pc, pe, atol=1e-4, rtol=1e-4)
+
+
+def test_compiling_without_a_cxx_compiler_is_one_clear_error(monkeypatch):
+    from yoco import train as train_mod
+    from yoco.errors import YocoError
+
+    monkeypatch.setattr(train_mod.shutil, "which", lambda name: None)
+    x, y = separable_images(n_per_class=1)
+    net = create_model("convnet", 4, 1, 16, width=8, depth=2)
+    with pytest.raises(YocoError, match="needs a C\\+\\+ compiler"):
+        train(net, x, y, TrainConfig(epochs=1), progress=False, compile=True)
+
+
+def test_runner_refuses_batched_and_compiled_together():
+    from yoco.errors import YocoError
+    from yoco.runner import Networks, Prepared, train_networks
+
+    x, y = separable_images(n_per_class=2)
+    data = Prepared(x, y, 4, "mnist", (0.0,), (1.0,), False)
+    with pytest.raises(YocoError, match="compiled networks train one by one"):
+        train_networks(data, Networks("convnet", 8, runs=2, train=TrainConfig(epochs=1)), batched=True,
+                       compile=True, progress=False)

@@ -196,9 +196,9 @@ class DynamicsConfig:
 
 
 def record_dynamics(cs: CondensedSet, cfg: DynamicsConfig, device: str | torch.device = "auto",
-                    progress: bool = True, batched: bool | None = None) -> Dynamics:
+                    progress: bool = True, batched: bool | None = None, compile: bool = False) -> Dynamics:
     """Train ``cfg.runs`` fresh networks on the decoded ``cs`` and record every image's log-softmax each epoch.
-    ``batched`` as in :func:`yoco.runner.train_networks` (None: batch the runs on a GPU only)."""
+    ``batched`` and ``compile`` as in :func:`yoco.runner.train_networks` (None: batch the runs on a GPU only)."""
     data = prepare(cs, resolve_device(device))
     nets = cfg.networks()
     x, n, c = data.images, len(data.labels), data.num_classes
@@ -211,13 +211,14 @@ def record_dynamics(cs: CondensedSet, cfg: DynamicsConfig, device: str | torch.d
         log_probs[runs, epoch] = F.log_softmax(predict_many(models, x), -1).to(torch.float16)
 
     hooks = {"on_batch": on_batch} if cfg.record == "train" else {"on_epoch": on_epoch}
-    trained = train_networks(data, nets, "dynamics", progress=progress, desc="dynamics", batched=batched, **hooks)
+    trained = train_networks(data, nets, "dynamics", progress=progress, desc="dynamics", batched=batched,
+                             compile=compile, **hooks)
     finals = [F.log_softmax(predict(m, x), 1) for m in trained.models]
     embeds = [predict(m, x, features=True) for m in trained.models]
     labels = data.labels.cpu()
     train_acc = (log_probs.argmax(-1) == labels).float().mean(-1)
     config = {**cfg.to_dict(), "model": model_name(nets, data.dataset), "train": trained.config.to_dict(),
               "condensed": cs.source, "condensed_meta": cs.meta.to_dict(), "mean": list(data.mean),
-              "std": list(data.std)}
+              "std": list(data.std), "compiled": compile}
     targets = data.soft.cpu() if data.soft is not None else None
     return Dynamics(log_probs, train_acc, labels, torch.stack(finals), torch.stack(embeds), config, targets=targets)

@@ -73,15 +73,15 @@ def check_compatible(cs: CondensedSet, real: RealDataset) -> None:
 
 
 def evaluate_condensed(cs: CondensedSet, real: RealDataset, cfg: EvalConfig, *, device: str | torch.device = "auto",
-                       progress: bool = True, batched: bool | None = None) -> dict[str, Any]:
+                       progress: bool = True, batched: bool | None = None, compile: bool = False) -> dict[str, Any]:
     """Train ``cfg.repeat`` fresh networks on the decoded ``cs`` and test each on ``real``'s test set.
 
     Returns a JSON-ready dict: one entry per run (seed, last and best test accuracy, the test curve,
     seconds), mean and std (population, ``np.std``) of last and best, the resolved config, and the sha256 of
-    the set's content. ``batched`` as in :func:`yoco.runner.train_networks`.
+    the set's content. ``batched`` and ``compile`` as in :func:`yoco.runner.train_networks`.
     """
     t_all = time.perf_counter()
-    runs, info = _evaluate([cs] * cfg.repeat, real, cfg, device, progress, batched)
+    runs, info = _evaluate([cs] * cfg.repeat, real, cfg, device, progress, batched, compile=compile)
     lasts = np.array([r["last"] for r in runs])
     bests = np.array([r["best"] for r in runs])
     return {
@@ -121,7 +121,7 @@ def evaluate_sets(sets: list[CondensedSet], real: RealDataset, cfg: EvalConfig, 
 
 
 def _evaluate(sets: list[CondensedSet], real: RealDataset, cfg: EvalConfig, device: str | torch.device,
-              progress: bool, batched: bool | None, seeds: list[int] | None = None
+              progress: bool, batched: bool | None, seeds: list[int] | None = None, compile: bool = False
               ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Train one network per entry of ``sets`` (seeds ``cfg.seed ..`` or ``seeds``) and test each."""
     seeds = list(seeds) if seeds is not None else [cfg.seed + i for i in range(len(sets))]
@@ -150,7 +150,7 @@ def _evaluate(sets: list[CondensedSet], real: RealDataset, cfg: EvalConfig, devi
                 curves[r].append((epoch + 1, acc))
 
     trained = train_networks(datas, nets, "eval", on_epoch=test_point, progress=progress, desc="eval",
-                             batched=batched, seeds=seeds)
+                             batched=batched, seeds=seeds, compile=compile)
     runs = [{"seed": seed, "last": c[-1][1], "best": max(a for _, a in c), "curve": c, "seconds": sec}
             for seed, c, sec in zip(seeds, curves, trained.seconds, strict=True)]
     for r, run in enumerate(runs):
@@ -158,7 +158,7 @@ def _evaluate(sets: list[CondensedSet], real: RealDataset, cfg: EvalConfig, devi
     info = {"notes": notes, "decoded_images": len(datas[0].labels),
             "images_per_class": [torch.bincount(d.labels.cpu(), minlength=real.num_classes).tolist() for d in datas],
             "config": {"model": model_name(nets, real.name), "train": trained.config.to_dict(), "device": str(dev),
-                       "test_points": [p + 1 for p in points]}}
+                       "compiled": compile, "test_points": [p + 1 for p in points]}}
     return runs, info
 
 

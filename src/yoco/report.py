@@ -150,7 +150,9 @@ def write_ladder_reports(out: str | Path, cells: list[dict], config: dict, plann
     head = f"**Partial:** {len(cells)} of {planned} planned cells; each row counts the seeds finished so far.\n\n"
     write_json(out / "results.json", doc)
     write_text(out / "results.csv", ladder_csv(rows))
-    write_text(out / "results.md", (head if partial else "") + ladder_markdown(rows, departures))
+    note = "Networks trained through torch.compile (not bit-identical to eager training).\n\n"
+    write_text(out / "results.md", (head if partial else "") + (note if config.get("compiled") else "")
+               + ladder_markdown(rows, departures))
     title = f"{config.get('dataset', '')}: accuracy after pruning"
     title += " (NOT the full protocol)" if departures else ""
     title += f" ({len(cells)} of {planned} cells)" if partial else ""

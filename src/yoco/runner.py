@@ -127,7 +127,8 @@ class Trained:
 
 def train_networks(data: Prepared | list[Prepared], nets: Networks, purpose: str = "eval", *,
                    on_batch: BatchHook | None = None, on_epoch: EpochHook | None = None, progress: bool = True,
-                   desc: str = "train", batched: bool | None = None, seeds: list[int] | None = None) -> Trained:
+                   desc: str = "train", batched: bool | None = None, seeds: list[int] | None = None,
+                   compile: bool = False) -> Trained:
     """Train ``nets.runs`` fresh networks (run ``r`` built and trained with seed ``nets.seed + r``, or
     ``seeds[r]``).
 
@@ -136,6 +137,7 @@ def train_networks(data: Prepared | list[Prepared], nets: Networks, purpose: str
     ``dynamics``). Hooks receive the run index first. ``batched`` trains the runs as one batched computation
     (:func:`yoco.train.train_batched`: the same numbers up to float rounding); ``None`` batches on a GPU, where
     one small network leaves the card idle, and not on a CPU, where the batched kernels measured slower.
+    ``compile`` trains each network through ``torch.compile`` (:func:`yoco.train.compiled`), one by one.
     ``on_epoch(runs, epoch, models)`` gets, after each epoch, the runs that reached it: all of them at once when
     batched (so one test pass serves them, :func:`yoco.train.predict_many`), one at a time otherwise.
     """
@@ -155,8 +157,10 @@ def train_networks(data: Prepared | list[Prepared], nets: Networks, purpose: str
         with seeded(seed):
             models.append(create_model(name, first.num_classes, c, (h, w), **kw).to(first.images.device))
     cfgs = [dataclasses.replace(cfg, seed=seed) for seed in seeds]
+    if compile and batched:
+        raise YocoError("compiled networks train one by one; batched training is not compiled")
     if batched is None:
-        batched = first.images.device.type == "cuda" and nets.runs > 1
+        batched = first.images.device.type == "cuda" and nets.runs > 1 and not compile
     if batched and nets.runs > 1 and all(batchable(m) for m in models):
         t0 = time.perf_counter()
         every = (lambda e, ms: on_epoch(list(range(nets.runs)), e, ms)) if on_epoch is not None else None
@@ -171,7 +175,8 @@ def train_networks(data: Prepared | list[Prepared], nets: Networks, purpose: str
             hooks["on_batch"] = lambda b, r=r: on_batch(r, b)
         if on_epoch is not None:
             hooks["on_epoch"] = lambda e, m, r=r: on_epoch([r], e, [m])
-        train(model, d.images, d.targets, cfgs[r], progress=progress, desc=f"{desc} {r + 1}/{nets.runs}", **hooks)
+        train(model, d.images, d.targets, cfgs[r], progress=progress, desc=f"{desc} {r + 1}/{nets.runs}",
+              compile=compile, **hooks)
         seconds.append(time.perf_counter() - t0)
     return Trained(models, cfg, seconds)
 

@@ -41,6 +41,7 @@ class Cell:
     subset: int | None = None
     device: str = "auto"
     threads: int = 0
+    compile: bool = False
 
     @property
     def name(self) -> str:
@@ -87,7 +88,7 @@ def run_cell(cell: Cell) -> dict[str, Any]:
         cs = load(cell.set_path)
         real = _dataset(cell.dataset, cell.data_root)
         cfg = EvalConfig(**{**cell.eval, "repeat": 1, "seed": cell.seed})
-        res = evaluate_condensed(cs, real, cfg, device=cell.device, progress=False)
+        res = evaluate_condensed(cs, real, cfg, device=cell.device, progress=False, compile=cell.compile)
         result = {"status": "ok", "last": res["last_mean"], "best": res["best_mean"], "curve": res["runs"][0]["curve"],
                   "sha256": res["sha256"], "config": res["config"]}
     except Exception as exc:  # noqa: BLE001 - a failed cell is reported in the table, the ladder goes on

@@ -46,11 +46,14 @@ def run_ladder(
     device: str = "auto",
     progress: bool = True,
     batch_cells: bool | None = None,
+    compile: bool = False,
 ) -> dict[str, Any]:
     """Run (or resume) the whole ladder into ``out_dir`` and write results.{csv,json,md} and ladder.png.
 
     Returns the results document; its ``failed`` lists the cells that failed (the rest complete regardless).
-    ``batch_cells`` trains the cells of one target IPC together (default: on a GPU, in this process).
+    ``batch_cells`` trains the cells of one target IPC together (default: on a GPU, in this process, unless
+    ``compile``). ``compile`` trains every network through ``torch.compile``; compiled stages are cached under
+    keys of their own, so a folder never mixes compiled and eager numbers.
     """
     out = Path(out_dir)
     with FolderLock(out):
@@ -63,11 +66,12 @@ def run_ladder(
         claim(out, source_fp, cfg.dataset, cfg.to_dict(), force)
         cache = out / "cache"
 
-        dyn_key = key(source_fp, cfg.dynamics.to_dict())
+        compiled = ["compiled"] if compile else []  # eager keys stay those of folders made before the option
+        dyn_key = key(source_fp, cfg.dynamics.to_dict(), *compiled)
 
         def make_dynamics() -> Dynamics:
             log.info("recording training dynamics (%d runs x %d epochs)", cfg.dynamics.runs, cfg.dynamics.epochs)
-            dyn = record_dynamics(cs, cfg.dynamics, device=device, progress=progress)
+            dyn = record_dynamics(cs, cfg.dynamics, device=device, progress=progress, compile=compile)
             dyn.config["cache_key"] = dyn_key
             return dyn
 
@@ -87,7 +91,7 @@ def run_ladder(
         if cfg.reference:
             src_path = cache / f"source-{source_fp}.safetensors"
             cached(src_path, source_fp, lambda: cs, save, load, fingerprint)
-            cells += _cells(out, "source", None, src_path, source_fp, cfg, eval_cfg, data_root, device)
+            cells += _cells(out, "source", None, src_path, source_fp, cfg, eval_cfg, data_root, device, compile)
         for rule in cfg.rules:
             name = parse_rule(rule).name
             subsets = cfg.random_subsets if name == RANDOM_REFERENCE else 1
@@ -97,16 +101,18 @@ def run_ladder(
                     path = out / "pruned" / f"{name}-ipc{ipc}-sub{sub}-{pkey}.safetensors"
                     cached(path, pkey, lambda n=name, k=ipc, s=sub, pk=pkey: _pruned(cs, table, n, k, cfg, s, pk),
                            save, load, lambda p: p.meta.extra.get("cache_key"))
-                    cells += _cells(out, name, ipc, path, pkey, cfg, eval_cfg, data_root, device, sub)
+                    cells += _cells(out, name, ipc, path, pkey, cfg, eval_cfg, data_root, device, compile, sub)
 
         # smallest target IPC first and the unpruned source last: a ladder stopped part-way leaves whole rows
         # (every rule at the small IPCs) rather than every IPC of a few rules
         todo = sorted((c for c in cells if not c.done()), key=lambda c: (c.ipc is None, c.ipc or 0))
         log.info("%d evaluation cells, %d already done, %d to run", len(cells), len(cells) - len(todo), len(todo))
         if batch_cells is None:
-            batch_cells = resolve_device(device).type == "cuda" and workers == 1 and not ray_address
+            batch_cells = resolve_device(device).type == "cuda" and workers == 1 and not ray_address and not compile
+        if batch_cells and compile:
+            raise YocoError("compiled networks train one by one; cells cannot be batched and compiled")
         report_config = {**cfg.to_dict(), "source": cs.source, "source_fingerprint": source_fp,
-                         "source_sha256": content_sha256(cs), "departures": cfg.departures()}
+                         "source_sha256": content_sha256(cs), "departures": cfg.departures(), "compiled": compile}
         write_json(out / PLAN, {"config": report_config,
                                 "cells": [{"rule": c.rule, "ipc": c.ipc, "seed": c.seed, "subset": c.subset,
                                            "key": c.key, "file": Path(c.out).name} for c in cells]})
@@ -146,18 +152,19 @@ def _pruned(cs: CondensedSet, table: ScoreTable, rule: str, ipc: int, cfg: Ladde
 
 
 def _cells(out: Path, rule: str, ipc: int | None, set_path: Path, set_key: str, cfg: LadderConfig,
-           eval_cfg: dict[str, Any], data_root: str | None, device: str, subset: int | None = None) -> list[Cell]:
+           eval_cfg: dict[str, Any], data_root: str | None, device: str, compile: bool,
+           subset: int | None = None) -> list[Cell]:
     cells = []
     for s in range(cfg.seed, cfg.seed + cfg.repeat):
-        k = key(set_key, eval_cfg, device, s)
+        k = key(set_key, eval_cfg, device, s, *(["compiled"] if compile else []))
         cell = Cell(rule, ipc, s, str(set_path), cfg.dataset, data_root, eval_cfg, k, "", subset=subset,
-                    device=device)
+                    device=device, compile=compile)
         cells.append(dataclasses.replace(cell, out=str(out / "cells" / f"{cell.name}-{k}.json")))
     return cells
 
 
 def demo(out: str | Path, *, data_root: str | None = None, workers: int = 1, device: str = "auto",
-         progress: bool = True) -> dict[str, Any]:
+         progress: bool = True, compile: bool = False) -> dict[str, Any]:
     """Run the demo ladder on the shipped condensed Fashion-MNIST set (random real images if it is absent)."""
     if DEMO_SET.exists():
         cs = load(DEMO_SET)
@@ -166,4 +173,5 @@ def demo(out: str | Path, *, data_root: str | None = None, workers: int = 1, dev
 
         log.warning("shipped condensed set %s not found; using 10 random real images per class", DEMO_SET)
         cs = random_real_subset(_dataset("fashion-mnist", data_root), 10, seed=0)
-    return run_ladder(cs, demo_config(), out, data_root=data_root, workers=workers, device=device, progress=progress)
+    return run_ladder(cs, demo_config(), out, data_root=data_root, workers=workers, device=device, progress=progress,
+                      compile=compile)
