@@ -8,7 +8,7 @@ matching step are counted with ``torch.utils.flop_counter`` and compared with th
 2048^3 float32 matmul, taken in the same run. Writes benchmarks/results/condense_cost.json (or --out).
 
     python benchmarks/bench_condense.py [--steps 3] [--rounds 2] [--precisions default,fp32,tf32]
-        [--device auto] [--out FILE]
+        [--net eager,compiled] [--device auto] [--out FILE]
 
 On CUDA it also measures how much TF32 changes one matching step's image update (same draws, same network).
 """
@@ -100,25 +100,29 @@ def main() -> None:
     ap.add_argument("--engines", default="sequential,batched")
     ap.add_argument("--precisions", default="default",
                     help="comma list of default (torch's: TF32 convolutions on CUDA), fp32, tf32")
+    ap.add_argument("--net", default="eager", help="comma list of eager, compiled: how the network trains between "
+                    "matching steps")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", default=str(OUT / "condense_cost.json"))
     args = ap.parse_args()
     dev = resolve_device(args.device)
     engines = args.engines.split(",")
     modes = {"default": None, "fp32": False, "tf32": True}
-    variants = [(e, p) for p in args.precisions.split(",") for e in engines]
+    variants = [(e, p, n) for n in args.net.split(",") for p in args.precisions.split(",") for e in engines]
+    label = {v: " ".join(v[:2]) + (" +compiled net" if v[2] == "compiled" else "") for v in variants}
     cases = [("fashion-mnist", load_dataset("fashion-mnist"), PRESETS["fashion-mnist"]),
              ("cifar10-sized", cifar10_sized(), PRESETS["cifar10"])]
     rate = matmul_rate(dev)
     rows = {}
     for name, real, cfg in cases:
         flops = matching_flops(real, cfg, dev)
-        times: dict[str, list[dict]] = {f"{e} {p}": [] for e, p in variants}
+        times: dict[str, list[dict]] = {label[v]: [] for v in variants}
         for _ in range(args.rounds):
-            for engine, precision in variants:
+            for v in variants:
+                engine, precision, net = v
                 set_tf32(modes[precision])
-                times[f"{engine} {precision}"].append(matching_cost_breakdown(
-                    real, dataclasses.replace(cfg, engine=engine), dev, steps=args.steps))
+                times[label[v]].append(matching_cost_breakdown(
+                    real, dataclasses.replace(cfg, engine=engine), dev, steps=args.steps, compile=net == "compiled"))
         set_tf32(None)
         rows[name] = {"config": cfg.to_dict(), "matching_flops": flops, "runs": times}
         if dev.type == "cuda":
@@ -126,16 +130,18 @@ def main() -> None:
     write_json(args.out, {"device": str(dev), "threads": torch.get_num_threads(), "matmul_flops_per_s": rate,
                           "rows": rows})
     print(f"device {dev}, {torch.get_num_threads()} threads, measured matmul {rate / 1e9:.1f} GFLOP/s")
-    print(f"{'set':<14}{'engine':<22}{'match s':>9}{'net s':>8}{'inner s':>9}{'GFLOP':>8}{'GFLOP/s':>9}"
-          f"{'of matmul':>10}{'speed-up':>9}")
+    print(f"{'set':<14}{'engine':<36}{'match s':>9}{'net s':>8}{'inner s':>9}{'GFLOP':>8}{'GFLOP/s':>9}"
+          f"{'of matmul':>10}{'match x':>9}{'inner x':>9}")
     for name, r in rows.items():
-        base = min(t["match_s"] for t in r["runs"][f"{variants[0][0]} {variants[0][1]}"])
+        base = min(t["match_s"] for t in r["runs"][label[variants[0]]])
+        base_inner = min(t["inner_step_s"] for t in r["runs"][label[variants[0]]])
         for variant, runs in r["runs"].items():
             match = min(t["match_s"] for t in runs)
             net = min(t["net_train_s"] for t in runs)
             achieved = r["matching_flops"] / match
-            print(f"{name:<14}{variant:<22}{match:>9.3f}{net:>8.3f}{match + net:>9.3f}"
-                  f"{r['matching_flops'] / 1e9:>8.1f}{achieved / 1e9:>9.1f}{achieved / rate:>10.0%}{base / match:>9.2f}")
+            print(f"{name:<14}{variant:<36}{match:>9.3f}{net:>8.3f}{match + net:>9.3f}"
+                  f"{r['matching_flops'] / 1e9:>8.1f}{achieved / 1e9:>9.1f}{achieved / rate:>10.0%}{base / match:>9.2f}"
+                  f"{base_inner / min(t['inner_step_s'] for t in runs):>9.2f}")
         if "tf32_relative_update_difference" in r:
             print(f"{name}: TF32 changes one matching step's image update by "
                   f"{r['tf32_relative_update_difference']:.2e} of its size")

@@ -4,7 +4,7 @@
 # first, here,
 #   bash benchmarks/gpu_session.sh prepare     (copies Fashion-MNIST, 30 MB, into the ignored data/ folder)
 # then every device call carries it: run(command="bash benchmarks/gpu_session.sh all", carry=["data"], timeout_s=600).
-#   all      CUDA tests, the IDC inner-step cost (both engines, TF32 on/off), networks/s and torch.compile with
+#   all      CUDA tests, the IDC inner-step cost (both engines, network update eager/compiled), networks/s and torch.compile with
 #            CUDA graphs on the card (about 2-4 minutes), then the Fashion-MNIST IPC-10 condensation budget run
 #            continued until BUDGET_S (default 550) seconds after the start; each step is time-boxed and a failing
 #            step does not stop the next. The first H100 session's call: 68 s of measurements, then 55 outer
@@ -52,7 +52,7 @@ case "${1:-all}" in
     nvidia-smi -L
     timeout 120 python -m pytest -q tests/test_train.py tests/test_condense.py tests/test_augment.py \
       -k "cuda or batched" 2>&1 | tail -5
-    timeout 150 python benchmarks/bench_condense.py --device cuda --steps 3 --rounds 2 --precisions default,fp32 \
+    timeout 150 python benchmarks/bench_condense.py --device cuda --steps 3 --rounds 2 --net eager,compiled \
       --out "$OUT/condense_cost_cuda.json"
     timeout 90 python benchmarks/bench_networks.py --device cuda --nets 16 --epochs 50 --rounds 2 \
       --out "$OUT/networks_cuda.json"

@@ -338,3 +338,20 @@ def test_batched_inner_step_equals_the_sequential_loop_on_cuda(ieee_float32):
         inner_step_sequential(net, pool, seq, opt, cfg, dsa, torch.Generator().manual_seed(1))
         bat, buf, _ = inner_step_batched(net, pool, bat, buf, cfg.lr_img, cfg, dsa, torch.Generator().manual_seed(1))
     assert torch.allclose(bat, seq.detach(), atol=1e-4)
+
+
+def test_compiled_network_update_is_a_runtime_choice_a_checkpoint_resumes_across(tmp_path, monkeypatch):
+    """``compile`` reaches the network trained between matching steps (once per inner step), and a run begun
+    eager continues compiled from its checkpoint (and with an identity wrapper, to the same images)."""
+    from yoco import train as train_mod
+
+    real = fake_real()
+    straight = condense(real, TINY, tmp_path / "a.safetensors", device="cpu", progress=False)
+    wrapped = []
+    monkeypatch.setattr(train_mod, "compiled", lambda model, device: wrapped.append(1) or model)
+    out = tmp_path / "b.safetensors"
+    condense(real, dataclasses.replace(TINY, iterations=2), out, device="cpu", progress=False, keep_checkpoint=True)
+    assert not wrapped
+    resumed = condense(real, TINY, out, device="cpu", progress=False, resume=True, compile=True)
+    assert len(wrapped) == 2 * TINY.inner
+    assert torch.equal(resumed.images, straight.images)

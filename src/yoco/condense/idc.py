@@ -502,7 +502,8 @@ def _net_optimizer(net: nn.Module, cfg: IDCConfig) -> torch.optim.Optimizer:
 
 
 def _train_net(net: nn.Module, pool: _RealPool, cfg: IDCConfig, flip: bool, g: torch.Generator,
-               n_images: int | None, epochs: int, opt: torch.optim.Optimizer | None = None) -> None:
+               n_images: int | None, epochs: int, opt: torch.optim.Optimizer | None = None,
+               compile: bool = False) -> None:
     """Train ``net`` on ``n_images`` random real images (all when None) with the shared training loop.
 
     IDC's ``train_epoch(n_data=...)`` stops after the batch that reaches ``n_data`` images, so the count is
@@ -516,7 +517,7 @@ def _train_net(net: nn.Module, pool: _RealPool, cfg: IDCConfig, flip: bool, g: t
         pick = torch.randperm(n, generator=g)[: min(whole, n)]
     seed = int(torch.randint(2**31 - 1, (1,), generator=g))
     train(net, pool.batch(pick), pool.labels[pick.to(pool.labels.device)],
-          _net_train_config(cfg, flip, epochs, seed), progress=False, optimizer=opt)
+          _net_train_config(cfg, flip, epochs, seed), progress=False, optimizer=opt, compile=compile)
 
 
 def checkpoint_path(out: str | Path) -> Path:
@@ -571,7 +572,7 @@ class _ImageStepper:
 
 def condense(real: RealDataset, cfg: IDCConfig, out: str | Path, *, device: str | torch.device = "auto",
              resume: bool = False, progress: bool = True, eval_fn: Callable[[CondensedSet], Any] | None = None,
-             keep_checkpoint: bool = False) -> CondensedSet:
+             keep_checkpoint: bool = False, compile: bool = False) -> CondensedSet:
     """Condense ``real`` with IDC into ``cfg.ipc`` stored images per class and save the set to ``out``.
 
     Every ``cfg.checkpoint_every`` outer iterations the run state goes atomically to ``<out>.ckpt``;
@@ -580,6 +581,8 @@ def condense(real: RealDataset, cfg: IDCConfig, out: str | Path, *, device: str 
     current set is passed to ``eval_fn`` every ``eval_every`` iterations and the result logged. The checkpoint
     is removed once the final set is written, unless ``keep_checkpoint`` (then it holds the final state, so a
     later call with more ``iterations`` continues the same run: how a schedule is spread over short GPU loans).
+    ``compile`` runs the network's training steps between matching steps through ``torch.compile`` (a runtime
+    choice, not part of the run's identity: a checkpoint resumes either way).
     """
     check_config(cfg, real)
     dev = resolve_device(device)
@@ -614,11 +617,11 @@ def condense(real: RealDataset, cfg: IDCConfig, out: str | Path, *, device: str 
         net = _build_net(cfg, real, cfg.seed + it, dev)
         net_opt = _net_optimizer(net, cfg)
         if cfg.net_pretrain_epochs:
-            _train_net(net, pool, cfg, real.flip, g, None, cfg.net_pretrain_epochs, net_opt)
+            _train_net(net, pool, cfg, real.flip, g, None, cfg.net_pretrain_epochs, net_opt, compile)
         total = torch.zeros((), device=dev)
         for _ in range(cfg.inner):
             total += images.step(net, pool, dsa, g).to(dev)
-            _train_net(net, pool, cfg, real.flip, g, cfg.net_images, cfg.net_epochs, net_opt)
+            _train_net(net, pool, cfg, real.flip, g, cfg.net_images, cfg.net_epochs, net_opt, compile)
         losses.append(float(total) / cfg.inner / real.num_classes)  # IDC logs the mean per class and step
         done = it + 1
         bar.set_postfix(match=f"{losses[-1]:.4g}", refresh=False)
@@ -710,14 +713,14 @@ def _read_checkpoint(path: Path, cfg: IDCConfig, real: RealDataset) -> _State:
 
 
 def matching_cost_breakdown(real: RealDataset, cfg: IDCConfig, device: str | torch.device = "auto",
-                            steps: int = 3) -> dict[str, Any]:
+                            steps: int = 3, compile: bool = False) -> dict[str, Any]:
     """Seconds per inner step of the matching (with ``cfg.engine``) and the network pass, beside a plain one.
 
     ``match`` is step 1 of an inner step (every class drawn, augmented, matched, the images updated);
     ``net_train`` the real-data pass; ``plain`` one ordinary forward/backward (w.r.t. the weights) of the same
     network on one class's real and decoded synthetic batches, times the number of classes, so ``match / plain``
     is the price of gradient matching itself. One untimed warm-up step comes first; ``outer_iteration`` is
-    ``inner`` times an inner step (the network build is negligible).
+    ``inner`` times an inner step (the network build is negligible). ``compile`` as in :func:`condense`.
     """
     check_config(cfg, real)
     dev = resolve_device(device)
@@ -739,7 +742,7 @@ def matching_cost_breakdown(real: RealDataset, cfg: IDCConfig, device: str | tor
         t0 = clock()
         images.step(net, pool, dsa, g)
         t1 = clock()
-        _train_net(net, pool, cfg, real.flip, g, cfg.net_images, cfg.net_epochs)
+        _train_net(net, pool, cfg, real.flip, g, cfg.net_images, cfg.net_epochs, compile=compile)
         t2 = clock()
         for c in range(real.num_classes):
             draw = _draw(pool, c, cfg, g)
