@@ -6,11 +6,13 @@ time that no faster card lowers; only fusing (``torch.compile``) or replaying (C
 with a ``TorchDispatchMode`` (backward operations included), the count does not depend on the width or the batch,
 so a narrow network keeps the count quick.
 
-Two steps are counted: one step of the evaluation training (the protocol's DSA + CutMix on a batch of 64, forward,
-backward, SGD with the multi-tensor ``foreach`` update that CUDA uses), and one IDC inner step on Fashion-MNIST
-(IPC 10: the matching with either engine, then the network update on 500 real images).
+Three steps are counted: one step of the evaluation training (the protocol's DSA + CutMix on a batch of 64, forward,
+backward, SGD with the multi-tensor ``foreach`` update that CUDA uses), one step of N such networks trained as one
+batched computation (``train_batched``, CutMix on every step; its SGD is the CPU's per-parameter update), and one
+IDC inner step on Fashion-MNIST (IPC 10: the matching with either engine, then the network update on 500 real
+images).
 
-    python benchmarks/op_count.py [--width 16] [--out FILE]
+    python benchmarks/op_count.py [--width 16] [--nets 1,4,16] [--out FILE]
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 from yoco.augment import DSA
 from yoco.condense import idc
@@ -73,6 +76,37 @@ def training_step(width: int) -> dict[str, int]:
     return counts
 
 
+class DeviceOpCounter(OpCounter):
+    """Also counts the operations on ``meta`` tensors: with the data and networks on the meta device, those are
+    the ones that would launch kernels on a GPU, and the rest are the CPU's parameter draws."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.device_ops = 0
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        if any(isinstance(t, torch.Tensor) and t.device.type == "meta" for t in tree_leaves((args, kwargs or {}))):
+            self.device_ops += 1
+        return super().__torch_dispatch__(func, types, args, kwargs)
+
+
+def batched_training_step(width: int, nets: int) -> dict[str, int]:
+    """Operations of one step of ``nets`` networks trained as one batched computation (the ladder's cells of one
+    IPC on a GPU), on the meta device: a 64-image set, one batch per epoch, so one epoch's count (two epochs minus
+    one, which cancels the set-up and write-back) is one step; ``device`` are the kernel-launching ones."""
+    from yoco.train import train_batched
+
+    x, y = torch.rand(64, 1, 28, 28, device="meta"), torch.zeros(64, dtype=torch.long, device="meta")
+    counts = []
+    for epochs in (1, 2):
+        models = [create_model("convnet3", 10, 1, 28, width=width).to("meta") for _ in range(nets)]
+        cfgs = [_filled(TrainConfig(epochs=epochs, seed=s, mix_p=1.0)) for s in range(nets)]  # every step mixes
+        with DeviceOpCounter() as c:
+            train_batched(models, [x] * nets, [y] * nets, cfgs, progress=False)
+        counts.append((c.total, c.device_ops))
+    return {"all": counts[1][0] - counts[0][0], "device": counts[1][1] - counts[0][1]}
+
+
 def idc_inner_step(width: int) -> dict[str, int]:
     """Operations of one IDC inner step on Fashion-MNIST at IPC 10: matching with each engine, network update."""
     real = load_dataset("fashion-mnist")
@@ -104,15 +138,20 @@ def idc_inner_step(width: int) -> dict[str, int]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--width", type=int, default=16, help="network width (the count does not depend on it)")
+    ap.add_argument("--nets", type=lambda v: [int(n) for n in v.split(",")], default=[1, 4, 16],
+                    help="network counts of the batched training step")
     ap.add_argument("--out", default=str(OUT / "op_count.json"))
     args = ap.parse_args()
     train_ops, idc_ops = training_step(args.width), idc_inner_step(args.width)
+    batched = {n: batched_training_step(args.width, n) for n in args.nets}
     write_json(args.out, {"torch": torch.__version__, "width": args.width, "training_step": train_ops,
-                          "idc_inner_step": idc_ops})
+                          "batched_training_step": batched, "idc_inner_step": idc_ops})
     print(f"{'step':<48}{'ATen ops':>9}")
     for name, n in train_ops.items():
         print(f"{'training step: ' + name:<48}{n:>9}")
     print(f"{'training step: total':<48}{sum(train_ops.values()):>9}")
+    for n_nets, n in batched.items():
+        print(f"{f'batched training step, {n_nets} networks':<48}{n['all']:>9}  ({n['device']} on the device)")
     for name, n in idc_ops.items():
         print(f"{'IDC inner step: ' + name:<48}{n:>9}")
 

@@ -215,3 +215,35 @@ def test_runner_refuses_batched_and_compiled_together():
     with pytest.raises(YocoError, match="compiled networks train one by one"):
         train_networks(data, Networks("convnet", 8, runs=2, train=TrainConfig(epochs=1)), batched=True,
                        compile=True, progress=False)
+
+
+@pytest.mark.parametrize("mix", ["cutmix", "mixup"])
+@pytest.mark.parametrize("shared", [True, False])
+def test_one_pass_batches_equal_each_networks_own_batch(mix, shared):
+    """The batched loop augments all networks in one pass; each network must still get exactly the batch, the
+    partner labels and the mixing weight its own recipe draws (some networks mix, some not, in one step)."""
+    from yoco.train import _batches, _filled, _loss, _losses, _Recipe
+
+    n_nets, n, b = 5, 20, 8
+    xs = [torch.rand(n, 3, 12, 12, generator=torch.Generator().manual_seed(i)) for i in range(n_nets)]
+    ys = [torch.softmax(torch.randn(n, 4, generator=torch.Generator().manual_seed(10 + i)), 1) for i in range(n_nets)]
+    if shared:
+        xs, ys = [xs[0]] * n_nets, [ys[0]] * n_nets
+    cfgs = [_filled(TrainConfig(epochs=1, seed=s, mix=mix, mix_p=0.5, dsa="color_crop_cutout_flip_scale_rotate",
+                                flip=True)) for s in range(n_nets)]
+    own, batched = [_Recipe(c) for c in cfgs], [_Recipe(c) for c in cfgs]
+    pool = xs[0] if shared else torch.stack(xs)
+    pool_y = ys[0] if shared else torch.stack(ys)
+    out = torch.randn(n_nets, b, 4)
+    mixed = set()
+    for step in range(6):
+        idx = [torch.randperm(n, generator=torch.Generator().manual_seed(100 * step + i))[:b] for i in range(n_nets)]
+        want = [r.batch(xs[i], ys[i], idx[i]) for i, r in enumerate(own)]
+        x, ya, yb, lam = _batches(batched, pool, pool_y, idx)
+        for i, (wx, wya, wyb, wlam) in enumerate(want):
+            assert torch.equal(x[i], wx) and torch.equal(ya[i], wya) and torch.equal(yb[i], wyb)
+            assert (float(lam[0, i]), float(lam[1, i])) == pytest.approx((wlam, 1 - wlam), abs=1e-7)
+            mixed.add(wlam != 1.0)
+        total = sum(_loss(out[i], wya, wyb, wlam) for i, (_, wya, wyb, wlam) in enumerate(want))
+        torch.testing.assert_close(_losses(out, ya, yb, lam), total, rtol=1e-5, atol=1e-6)
+    assert mixed == {True, False}  # networks that mix and networks that do not, in the same steps

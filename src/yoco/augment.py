@@ -244,34 +244,60 @@ def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
     return t.to(device)
 
 
-def cutmix(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None, beta: float = 1.0
-           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
-    """Paste a random box from a shuffled copy of the batch into each image.
+@dataclass(frozen=True)
+class MixPlan:
+    """One batch's CutMix or mixup draw, on the CPU: each image's partner (``perm``), the pasted box
+    ``(y0, y1, x0, x1)`` (CutMix; None for mixup) and ``lam``, the weight of the images' own labels."""
 
-    Returns ``(mixed, y, y_shuffled, lam)`` where ``lam`` is the kept area fraction: the loss is
-    ``lam * CE(out, y) + (1 - lam) * CE(out, y_shuffled)``.
-    """
-    n, _, h, w = x.shape
+    perm: torch.Tensor
+    box: tuple[int, int, int, int] | None
+    lam: float
+
+
+def cutmix_plan(n: int, h: int, w: int, generator: torch.Generator | None = None, beta: float = 1.0) -> MixPlan:
+    """Draw a CutMix of ``n`` images of ``h x w``: a Beta(beta, beta) area, a partner order and the box's centre;
+    ``lam`` is the kept area fraction of the box as clipped to the image."""
     lam = _beta(beta, generator)
-    perm = to_device(torch.randperm(n, generator=generator), x.device)
+    perm = torch.randperm(n, generator=generator)
     cut = math.sqrt(1.0 - lam)
     bh, bw = int(h * cut), int(w * cut)
     cy = int(torch.randint(h, (1,), generator=generator))
     cx = int(torch.randint(w, (1,), generator=generator))
     y0, y1 = max(cy - bh // 2, 0), min(cy + bh // 2, h)
     x0, x1 = max(cx - bw // 2, 0), min(cx + bw // 2, w)
+    return MixPlan(perm, (y0, y1, x0, x1), 1.0 - (y1 - y0) * (x1 - x0) / (h * w))
+
+
+def mixup_plan(n: int, h: int, w: int, generator: torch.Generator | None = None, beta: float = 1.0) -> MixPlan:
+    """Draw a mixup of ``n`` images (``h``, ``w`` unused, for one signature with :func:`cutmix_plan`)."""
+    lam = _beta(beta, generator)
+    return MixPlan(torch.randperm(n, generator=generator), None, lam)
+
+
+def mix(x: torch.Tensor, y: torch.Tensor, plan: MixPlan) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+    """Apply a :class:`MixPlan`: returns ``(mixed, y, y_partner, lam)``, and the loss is
+    ``lam * CE(out, y) + (1 - lam) * CE(out, y_partner)``."""
+    perm = to_device(plan.perm, x.device)
+    if plan.box is None:
+        return plan.lam * x + (1 - plan.lam) * x[perm], y, y[perm], plan.lam
+    y0, y1, x0, x1 = plan.box
     mixed = x.clone()
     mixed[:, :, y0:y1, x0:x1] = x[perm][:, :, y0:y1, x0:x1]
-    lam = 1.0 - (y1 - y0) * (x1 - x0) / (h * w)
-    return mixed, y, y[perm], lam
+    return mixed, y, y[perm], plan.lam
+
+
+def cutmix(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None, beta: float = 1.0
+           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+    """Paste a random box from a shuffled copy of the batch into each image (:func:`cutmix_plan`, :func:`mix`)."""
+    n, _, h, w = x.shape
+    return mix(x, y, cutmix_plan(n, h, w, generator, beta))
 
 
 def mixup(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None, beta: float = 1.0
           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
-    """Blend each image with a shuffled partner; same return convention as :func:`cutmix`."""
-    lam = _beta(beta, generator)
-    perm = to_device(torch.randperm(x.shape[0], generator=generator), x.device)
-    return lam * x + (1 - lam) * x[perm], y, y[perm], lam
+    """Blend each image with a shuffled partner (:func:`mixup_plan`, :func:`mix`)."""
+    n, _, h, w = x.shape
+    return mix(x, y, mixup_plan(n, h, w, generator, beta))
 
 
 def _beta(beta: float, generator: torch.Generator | None) -> float:

@@ -23,7 +23,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from yoco import protocol
-from yoco.augment import DSA, ImageNetAug, cutmix, mixup, to_device
+from yoco.augment import DSA, ImageNetAug, MixPlan, cutmix_plan, mix, mixup_plan, to_device
 from yoco.errors import YocoError
 
 
@@ -150,10 +150,17 @@ class _Recipe:
         self.g = torch.Generator().manual_seed(cfg.seed)
         self.dsa = DSA(cfg.dsa, flip=cfg.flip)
         self.base = _base_augmentation(cfg)
-        self.mix = {"cutmix": cutmix, "mixup": mixup}.get(cfg.mix)
+        self.plan_mix = {"cutmix": cutmix_plan, "mixup": mixup_plan}.get(cfg.mix)
 
     def order(self, n: int) -> torch.Tensor:
         return torch.randperm(n, generator=self.g)
+
+    def draw(self, n: int, h: int, w: int) -> tuple[dict[str, torch.Tensor], MixPlan | None]:
+        """A batch's DSA parameters and mixing plan (None: this batch is not mixed), on the CPU."""
+        dsa = self.dsa.draw(n, h, w, generator=self.g)
+        if self.plan_mix is not None and float(torch.rand((), generator=self.g)) < self.cfg.mix_p:
+            return dsa, self.plan_mix(n, h, w, self.g, self.cfg.mix_beta)
+        return dsa, None
 
     def batch(self, images: torch.Tensor, labels: torch.Tensor, idx: torch.Tensor
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
@@ -162,10 +169,54 @@ class _Recipe:
         x, y = images[dev_idx], labels[dev_idx]
         if self.base is not None:
             x = self.base(x, generator=self.g)
-        x = self.dsa(x, generator=self.g)
-        if self.mix is not None and float(torch.rand((), generator=self.g)) < self.cfg.mix_p:
-            return self.mix(x, y, generator=self.g, beta=self.cfg.mix_beta)
-        return x, y, y, 1.0
+        dsa, plan = self.draw(x.shape[0], x.shape[2], x.shape[3])
+        x = self.dsa.apply(x, dsa)
+        return mix(x, y, plan) if plan is not None else (x, y, y, 1.0)
+
+
+def _batches(recipes: list[_Recipe], images: torch.Tensor, labels: torch.Tensor, idx: list[torch.Tensor]
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every network's augmented batch at once: what ``recipes[i].batch(images[i], labels[i], idx[i])`` gives,
+    stacked, from the same draws, but gathered, augmented and mixed in one pass over all networks (so a step's
+    operation count does not grow with their number; a GPU pays per operation). ``images`` is ``[N, n, C, H, W]``
+    (or ``[n, C, H, W]`` shared by all) and labels likewise. Returns ``x [N, B, C, H, W]``, ``y_a``, ``y_b`` and
+    ``lam [2, N]``: the weights of ``y_a`` and ``y_b`` in each network's loss (1 and 0 when it does not mix).
+    """
+    n_nets, b = len(recipes), len(idx[0])
+    dev = images.device
+    idx_dev = to_device(torch.stack(idx), dev)
+    rows = torch.arange(n_nets, device=dev).view(n_nets, 1)
+    shared = images.dim() == 4
+    x = images[idx_dev] if shared else images[rows, idx_dev]
+    y = labels[idx_dev] if shared else labels[rows, idx_dev]
+    if recipes[0].base is not None:
+        x = torch.stack([r.base(x[i], generator=r.g) for i, r in enumerate(recipes)])
+    h, w = x.shape[-2:]
+    draws = [r.draw(b, h, w) for r in recipes]
+    if draws[0][0]:
+        params = {k: torch.cat([d[k] for d, _ in draws]) for k in draws[0][0]}
+        x = recipes[0].dsa.apply(x.flatten(0, 1), params).view_as(x)
+    lam = torch.zeros(2, n_nets, dtype=torch.float64)
+    lam[0] = 1.0
+    plans = [(i, p) for i, (_, p) in enumerate(draws) if p is not None]
+    if not plans:
+        return x, y, y, to_device(lam.to(x.dtype), dev)
+    partner = torch.arange(b).repeat(n_nets, 1)
+    box = torch.zeros(n_nets, 1, 1, h, w, dtype=torch.bool)
+    for i, p in plans:
+        partner[i] = p.perm
+        lam[0, i], lam[1, i] = p.lam, 1 - p.lam
+        if p.box is not None:
+            y0, y1, x0, x1 = p.box
+            box[i, 0, 0, y0:y1, x0:x1] = True
+    partner = to_device(partner, dev)
+    lam = to_device(lam.to(x.dtype), dev)
+    other = x[rows, partner]
+    if plans[0][1].box is not None:
+        x = torch.where(to_device(box, dev), other, x)
+    else:
+        x = lam[0].view(n_nets, 1, 1, 1, 1) * x + lam[1].view(n_nets, 1, 1, 1, 1) * other
+    return x, y, y[rows, partner], lam
 
 
 def _loss(out: torch.Tensor, ya: torch.Tensor, yb: torch.Tensor, lam: float) -> torch.Tensor:
@@ -174,6 +225,19 @@ def _loss(out: torch.Tensor, ya: torch.Tensor, yb: torch.Tensor, lam: float) -> 
     if lam == 1.0:
         return F.cross_entropy(out, ya)
     return lam * F.cross_entropy(out, ya) + (1 - lam) * F.cross_entropy(out, yb)
+
+
+def _losses(out: torch.Tensor, ya: torch.Tensor, yb: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
+    """The sum over networks of :func:`_loss`, for ``out [N, B, K]`` and the ``lam [2, N]`` of :func:`_batches`,
+    in a fixed number of operations."""
+    n_nets, b = out.shape[:2]
+
+    def ce(y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(out.flatten(0, 1), y.flatten(0, 1), reduction="none").view(n_nets, b).mean(1)
+
+    if ya is yb:
+        return ce(ya).sum()
+    return (lam[0] * ce(ya) + lam[1] * ce(yb)).sum()
 
 
 def _filled(cfg: TrainConfig) -> TrainConfig:
@@ -275,7 +339,8 @@ def train_batched(
 
     Network ``i`` trains on ``images[i]``/``labels[i]`` (all the same size) with ``cfgs[i]`` (configs may differ
     only in their seed): its own initialisation, batch order, augmentation draws and mixing, exactly as
-    :func:`train` would draw them. The N forward/backward passes run as one ``torch.func.vmap`` over the stacked
+    :func:`train` would draw them. Their batches are gathered, augmented and mixed in one pass (:func:`_batches`),
+    the N forward/backward passes run as one ``torch.func.vmap`` over the stacked
     parameters, and one SGD step over the stacked parameters is N independent steps (SGD is elementwise), so
     the result equals N separate runs up to float rounding of the batched kernels. Models must have no buffers
     (:func:`batchable`). The trained weights are written back into ``models``. ``on_batch`` gets the network
@@ -302,6 +367,10 @@ def train_batched(
     batched_forward = vmap(_stateless(models[0], training=True))
     opt = torch.optim.SGD(list(params.values()), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     recipes = [_Recipe(c) for c in cfgs]
+    # one set shared by every network (dynamics runs) stays one tensor; different sets are stacked once
+    same = all(x is images[0] for x in images) and all(y is labels[0] for y in labels)
+    pool = images[0] if same else torch.stack(images)
+    pool_labels = labels[0] if same else torch.stack(labels)
     for m in models:
         m.train()
 
@@ -318,16 +387,16 @@ def train_batched(
         perms = [r.order(n) for r in recipes]
         for start in range(0, n, cfg.batch_size):
             idx = [p[start : start + cfg.batch_size] for p in perms]
-            batches = [r.batch(images[i], labels[i], idx[i]) for i, r in enumerate(recipes)]
-            out = batched_forward(params, torch.stack([b[0] for b in batches]))
-            loss = sum(_loss(out[i], ya, yb, lam) for i, (_, ya, yb, lam) in enumerate(batches))
+            x, ya, yb, lam = _batches(recipes, pool, pool_labels, idx)
+            out = batched_forward(params, x)
+            loss = _losses(out, ya, yb, lam)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             if on_batch is not None:
                 logits = out.detach()
                 for i in range(n_nets):
-                    on_batch(i, Batch(epoch, idx[i], logits[i], labels[i][to_device(idx[i], labels[i].device)]))
+                    on_batch(i, Batch(epoch, idx[i], logits[i], ya[i]))
         if on_epoch is not None:
             on_epoch(epoch, [write_back(i) for i in range(n_nets)])
             for m in models:
