@@ -51,7 +51,7 @@ case "${1:-all}" in
   measure|all)
     nvidia-smi -L
     timeout 120 python -m pytest -q tests/test_train.py tests/test_condense.py tests/test_augment.py \
-      -k "cuda or batched" 2>&1 | tail -5
+      tests/test_dynamics.py -k "cuda or batched or one_pass" 2>&1 | tail -5
     timeout 150 python benchmarks/bench_condense.py --device cuda --steps 3 --rounds 2 --net eager,compiled \
       --out "$OUT/condense_cost_cuda.json"
     timeout 90 python benchmarks/bench_networks.py --device cuda --nets 16 --epochs 50 --rounds 2 \

@@ -39,6 +39,18 @@ def test_batched_runs_record_what_separate_runs_record(record):
     assert not torch.equal(together.log_probs[0], together.log_probs[2])
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("record", ["train", "clean"])
+def test_dynamics_recorded_on_cuda_match_the_cpu(record, ieee_float32):
+    # on the GPU the record is written on the device (no copy per step) and comes back to the host at the end
+    cs = tiny_condensed(ipc=3, factor=2)
+    cfg = DynamicsConfig(**{**CFG.to_dict(), "record": record, "runs": 3})
+    cpu = record_dynamics(cs, cfg, device="cpu", progress=False, batched=True)
+    gpu = record_dynamics(cs, cfg, device="cuda", progress=False)
+    assert gpu.log_probs.device.type == "cpu" and gpu.log_probs.dtype == torch.float16
+    assert torch.allclose(gpu.log_probs.float(), cpu.log_probs.float(), atol=2e-2)
+
+
 def test_runs_differ_but_are_reproducible():
     cs = tiny_condensed()
     a = record_dynamics(cs, CFG, device="cpu", progress=False)

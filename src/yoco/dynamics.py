@@ -21,7 +21,10 @@ from yoco.data.condensed import CondensedSet
 from yoco.errors import YocoError
 from yoco.files import read_tensors, write_tensors
 from yoco.runner import Networks, model_name, prepare, train_networks
+from yoco.augment import to_device
 from yoco.train import Batch, TrainConfig, predict, predict_many, resolve_device
+
+DEVICE_RECORD_BYTES = 2 << 30  # a dynamics record up to 2 GiB stays on the GPU while it is written
 
 
 @dataclass
@@ -202,17 +205,21 @@ def record_dynamics(cs: CondensedSet, cfg: DynamicsConfig, device: str | torch.d
     data = prepare(cs, resolve_device(device))
     nets = cfg.networks()
     x, n, c = data.images, len(data.labels), data.num_classes
-    log_probs = torch.empty(cfg.runs, cfg.epochs, n, c, dtype=torch.float16)
+    # On a GPU the record stays there while it fits, so no training step waits to copy its outputs to the host.
+    fits = x.device.type == "cuda" and cfg.runs * cfg.epochs * n * c * 2 <= DEVICE_RECORD_BYTES
+    at = x.device if fits else torch.device("cpu")
+    log_probs = torch.empty(cfg.runs, cfg.epochs, n, c, dtype=torch.float16, device=at)
 
     def on_batch(run: int, b: Batch) -> None:
-        log_probs[run, b.epoch, b.indices] = F.log_softmax(b.logits.float(), 1).to("cpu", torch.float16)
+        log_probs[run, b.epoch, to_device(b.indices, at)] = F.log_softmax(b.logits.float(), 1).to(at, torch.float16)
 
     def on_epoch(runs: list[int], epoch: int, models: list[torch.nn.Module]) -> None:
-        log_probs[runs, epoch] = F.log_softmax(predict_many(models, x), -1).to(torch.float16)
+        log_probs[runs, epoch] = F.log_softmax(predict_many(models, x), -1).to(at, torch.float16)
 
     hooks = {"on_batch": on_batch} if cfg.record == "train" else {"on_epoch": on_epoch}
     trained = train_networks(data, nets, "dynamics", progress=progress, desc="dynamics", batched=batched,
                              compile=compile, **hooks)
+    log_probs = log_probs.cpu()
     finals = [F.log_softmax(predict(m, x), 1) for m in trained.models]
     embeds = [predict(m, x, features=True) for m in trained.models]
     labels = data.labels.cpu()
