@@ -7,7 +7,7 @@ All in one run, each way timed ``--rounds`` times interleaved; FLOPs of one trai
 torch's FlopCounterMode and compared with the measured matmul rate.
 
     python benchmarks/bench_networks.py [--nets 4] [--epochs 20] [--width 128] [--workers 2] [--rounds 2]
-        [--device auto]
+        [--compile] [--device auto]
 """
 
 from __future__ import annotations
@@ -45,21 +45,21 @@ def _cfgs(n: int, epochs: int) -> list[TrainConfig]:
     return [TrainConfig(epochs=epochs, seed=s) for s in range(n)]
 
 
-def one_by_one(n: int, epochs: int, device: str, width: int) -> float:
+def one_by_one(n: int, epochs: int, device: str, width: int, compile: bool = False) -> float:
     dev = torch.device(device)
     x, y = _data(dev)
     t0 = time.perf_counter()
     for model, cfg in zip(_models(n, dev, width), _cfgs(n, epochs), strict=True):
-        train(model, x, y, cfg, progress=False)
+        train(model, x, y, cfg, progress=False, compile=compile)
     _sync(dev)
     return time.perf_counter() - t0
 
 
-def batched(n: int, epochs: int, device: str, width: int) -> float:
+def batched(n: int, epochs: int, device: str, width: int, compile: bool = False) -> float:
     dev = torch.device(device)
     x, y = _data(dev)
     t0 = time.perf_counter()
-    train_batched(_models(n, dev, width), [x] * n, [y] * n, _cfgs(n, epochs), progress=False)
+    train_batched(_models(n, dev, width), [x] * n, [y] * n, _cfgs(n, epochs), progress=False, compile=compile)
     _sync(dev)
     return time.perf_counter() - t0
 
@@ -103,6 +103,8 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=128, help="ConvNet width (128: the protocol; 32: the demo)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--compile", action="store_true", help="also both ways through torch.compile (compiled once, "
+                    "before the timed rounds; the compile time is reported apart)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", default=str(OUT / "networks.json"))
     args = ap.parse_args()
@@ -115,18 +117,27 @@ def main() -> None:
             "batched": lambda: batched(args.nets, args.epochs, str(dev), args.width)}
     if dev.type == "cpu" and args.workers > 1:
         ways[f"{args.workers} workers"] = lambda: workers(args.nets, args.epochs, str(dev), args.workers, args.width)
+    compile_s = {}
+    if args.compile:
+        ways["one by one, compiled"] = lambda: one_by_one(args.nets, args.epochs, str(dev), args.width, True)
+        ways["batched, compiled"] = lambda: batched(args.nets, args.epochs, str(dev), args.width, True)
+        compile_s["one by one, compiled"] = one_by_one(1, 1, str(dev), args.width, True)
+        compile_s["batched, compiled"] = batched(args.nets, 1, str(dev), args.width, True)
     times: dict[str, list[float]] = {k: [] for k in ways}
     for _ in range(args.rounds):
         for name, fn in ways.items():
             times[name].append(fn())
     write_json(args.out, {"device": str(dev), "threads": torch.get_num_threads(), "nets": args.nets,
-                          "epochs": args.epochs, "width": args.width, "matmul_flops_per_s": rate, "flops": flops, "seconds": times})
+                          "epochs": args.epochs, "width": args.width, "matmul_flops_per_s": rate, "flops": flops,
+                          "seconds": times, "compile_warm_up_seconds": compile_s})
     base = min(times["one by one"])
     print(f"device {dev}, {args.nets} width-{args.width} networks x {args.epochs} epochs of 100 images; matmul {rate / 1e9:.1f} GFLOP/s")
-    print(f"{'way':<14}{'seconds':>9}{'nets/s':>9}{'GFLOP/s':>9}{'of matmul':>10}{'vs one by one':>14}")
+    print(f"{'way':<22}{'seconds':>9}{'nets/s':>9}{'GFLOP/s':>9}{'of matmul':>10}{'vs one by one':>14}")
+    for name, t in compile_s.items():
+        print(f"warm-up of {name} (compiling, one epoch): {t:.1f} s")
     for name, ts in times.items():
         t = min(ts)
-        print(f"{name:<14}{t:>9.1f}{args.nets / t:>9.3f}{flops / t / 1e9:>9.1f}{flops / t / rate:>10.0%}{base / t:>14.2f}x")
+        print(f"{name:<22}{t:>9.1f}{args.nets / t:>9.3f}{flops / t / 1e9:>9.1f}{flops / t / rate:>10.0%}{base / t:>14.2f}x")
 
 
 if __name__ == "__main__":

@@ -206,15 +206,37 @@ def test_compiling_without_a_cxx_compiler_is_one_clear_error(monkeypatch):
         train(net, x, y, TrainConfig(epochs=1), progress=False, compile=True)
 
 
-def test_runner_refuses_batched_and_compiled_together():
-    from yoco.errors import YocoError
-    from yoco.runner import Networks, Prepared, train_networks
+@pytest.mark.skipif(not any(__import__("shutil").which(c) for c in ("g++", "c++")), reason="needs a C++ compiler")
+def test_compiled_batched_training_stays_close_to_eager(monkeypatch):
+    """The whole batched step (augment, vmapped forward/backward, SGD) through torch.compile: as eager, to float
+    reordering, and one compiled step serves a second call (no compiling per group of networks)."""
+    from torch._dynamo.utils import counters
 
-    x, y = separable_images(n_per_class=2)
-    data = Prepared(x, y, 4, "mnist", (0.0,), (1.0,), False)
-    with pytest.raises(YocoError, match="compiled networks train one by one"):
-        train_networks(data, Networks("convnet", 8, runs=2, train=TrainConfig(epochs=1)), batched=True,
-                       compile=True, progress=False)
+    from yoco import train as train_mod
+    from yoco.train import train_batched
+
+    monkeypatch.setattr(train_mod, "_STEPS", {})
+    x, y = separable_images(n_per_class=4)
+    cfgs = [TrainConfig(epochs=2, batch_size=8, seed=s) for s in range(3)]
+
+    def fresh():
+        nets = []
+        for s in range(3):
+            with seeded(s):
+                nets.append(create_model("convnet", 4, 1, 16, width=4, depth=2))
+        return nets
+
+    eager = train_batched(fresh(), [x] * 3, [y] * 3, cfgs, progress=False)
+    torch._dynamo.reset()
+    counters.clear()
+    comp = train_batched(fresh(), [x] * 3, [y] * 3, cfgs, progress=False, compile=True)
+    graphs = counters["stats"]["unique_graphs"]
+    assert graphs > 0
+    train_batched(fresh(), [x] * 3, [y] * 3, cfgs, progress=False, compile=True)
+    assert counters["stats"]["unique_graphs"] == graphs
+    for a, b in zip(eager, comp, strict=True):
+        for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+            torch.testing.assert_close(pb, pa, atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize("mix", ["cutmix", "mixup"])

@@ -239,6 +239,8 @@ class ImageNetAug:
 
 def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
     """Move a small CPU tensor to ``device``; to a GPU through pinned memory without waiting for its queue."""
+    if t.device == device:
+        return t
     if device.type == "cuda":
         return t.pin_memory().to(device, non_blocking=True)
     return t.to(device)

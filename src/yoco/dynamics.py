@@ -17,11 +17,11 @@ import torch
 import torch.nn.functional as F
 
 from yoco import protocol
+from yoco.augment import to_device
 from yoco.data.condensed import CondensedSet
 from yoco.errors import YocoError
 from yoco.files import read_tensors, write_tensors
 from yoco.runner import Networks, model_name, prepare, train_networks
-from yoco.augment import to_device
 from yoco.train import Batch, TrainConfig, predict, predict_many, resolve_device
 
 DEVICE_RECORD_BYTES = 2 << 30  # a dynamics record up to 2 GiB stays on the GPU while it is written

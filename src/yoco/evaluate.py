@@ -101,14 +101,14 @@ def evaluate_condensed(cs: CondensedSet, real: RealDataset, cfg: EvalConfig, *, 
 
 def evaluate_sets(sets: list[CondensedSet], real: RealDataset, cfg: EvalConfig, *,
                   device: str | torch.device = "auto", progress: bool = True, batched: bool | None = None,
-                  seeds: list[int] | None = None) -> list[dict[str, Any]]:
+                  seeds: list[int] | None = None, compile: bool = False) -> list[dict[str, Any]]:
     """One network per set (set ``i`` trained with ``seeds[i]``, default ``cfg.seed + i``), all sets of one
     decoded size and evaluation recipe, so that on a GPU they train as one batched computation. Returns one
     result per set, in the layout of :func:`evaluate_condensed` with a single run."""
     if not sets:
         return []
     runs, info = _evaluate(sets, real, dataclasses.replace(cfg, repeat=len(sets)), device, progress, batched,
-                           seeds)
+                           seeds, compile)
     out = []
     for i, (cs, run) in enumerate(zip(sets, runs, strict=True)):
         out.append({"source": cs.source, "sha256": content_sha256(cs), "dataset": real.name,

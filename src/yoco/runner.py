@@ -137,7 +137,7 @@ def train_networks(data: Prepared | list[Prepared], nets: Networks, purpose: str
     ``dynamics``). Hooks receive the run index first. ``batched`` trains the runs as one batched computation
     (:func:`yoco.train.train_batched`: the same numbers up to float rounding); ``None`` batches on a GPU, where
     one small network leaves the card idle, and not on a CPU, where the batched kernels measured slower.
-    ``compile`` trains each network through ``torch.compile`` (:func:`yoco.train.compiled`), one by one.
+    ``compile`` runs the training steps through ``torch.compile`` (:func:`yoco.train.compiled`), batched or not.
     ``on_epoch(runs, epoch, models)`` gets, after each epoch, the runs that reached it: all of them at once when
     batched (so one test pass serves them, :func:`yoco.train.predict_many`), one at a time otherwise.
     """
@@ -157,15 +157,13 @@ def train_networks(data: Prepared | list[Prepared], nets: Networks, purpose: str
         with seeded(seed):
             models.append(create_model(name, first.num_classes, c, (h, w), **kw).to(first.images.device))
     cfgs = [dataclasses.replace(cfg, seed=seed) for seed in seeds]
-    if compile and batched:
-        raise YocoError("compiled networks train one by one; batched training is not compiled")
     if batched is None:
-        batched = first.images.device.type == "cuda" and nets.runs > 1 and not compile
+        batched = first.images.device.type == "cuda" and nets.runs > 1
     if batched and nets.runs > 1 and all(batchable(m) for m in models):
         t0 = time.perf_counter()
         every = (lambda e, ms: on_epoch(list(range(nets.runs)), e, ms)) if on_epoch is not None else None
         train_batched(models, [d.images for d in sets], [d.targets for d in sets], cfgs, on_batch=on_batch,
-                      on_epoch=every, progress=progress, desc=desc)
+                      on_epoch=every, progress=progress, desc=desc, compile=compile)
         return Trained(models, cfg, [(time.perf_counter() - t0) / nets.runs] * nets.runs)
     seconds = []
     for r, (model, d) in enumerate(zip(models, sets, strict=True)):

@@ -174,49 +174,88 @@ class _Recipe:
         return mix(x, y, plan) if plan is not None else (x, y, y, 1.0)
 
 
+@dataclass
+class _Draws:
+    """One step's random choices for N networks, packed onto the device: what the device part of a batched step
+    reads (:func:`_augment_many`), so that part is the same operations at every step."""
+
+    dsa: dict[str, torch.Tensor]  # DSA parameters, [N * B, k] each (empty: no DSA)
+    partner: torch.Tensor | None  # [N, B] each image's mixing partner, itself where a network does not mix
+    box: torch.Tensor | None  # [N, 1, 1, H, W] CutMix's pasted region (None: mixup, or no mixing)
+    lam: torch.Tensor  # [2, N] the weights of each network's own labels and of its partners' labels
+
+
+def _gather(recipes: list[_Recipe], images: torch.Tensor, labels: torch.Tensor, idx: list[torch.Tensor]
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each network's batch ``idx[i]`` of ``images[i]`` (``[N, n, ...]``, or ``[n, ...]`` shared by all) as one
+    ``[N, B, ...]`` tensor, with its labels; a base augmentation (ImageNet) is applied here, network by network."""
+    dev = images.device
+    idx_dev = to_device(torch.stack(idx), dev)
+    if images.dim() == 4:
+        x, y = images[idx_dev], labels[idx_dev]
+    else:
+        rows = torch.arange(len(idx), device=dev).view(-1, 1)
+        x, y = images[rows, idx_dev], labels[rows, idx_dev]
+    if recipes[0].base is not None:
+        x = torch.stack([r.base(x[i], generator=r.g) for i, r in enumerate(recipes)])
+    return x, y
+
+
+def _draw_many(recipes: list[_Recipe], b: int, h: int, w: int, device: torch.device) -> _Draws:
+    """Every network's DSA parameters and mixing plan for a batch of ``b`` images, each from its own generator in
+    the order its own loop draws them (:meth:`_Recipe.draw`), packed onto ``device``."""
+    n_nets = len(recipes)
+    draws = [r.draw(b, h, w) for r in recipes]
+    dsa = {}
+    if draws[0][0]:
+        cols = {k: torch.cat([d[k] for d, _ in draws]) for k in draws[0][0]}
+        moved = to_device(torch.cat(list(cols.values()), 1), device).split([c.shape[1] for c in cols.values()], 1)
+        dsa = dict(zip(cols, moved))
+    lam = torch.zeros(2, n_nets, dtype=torch.float64)
+    lam[0] = 1.0
+    if recipes[0].plan_mix is None:
+        return _Draws(dsa, None, None, to_device(lam.float(), device))
+    partner = torch.arange(b).repeat(n_nets, 1)
+    box = torch.zeros(n_nets, 1, 1, h, w, dtype=torch.bool) if recipes[0].cfg.mix == "cutmix" else None
+    for i, (_, p) in enumerate(draws):
+        if p is None:
+            continue
+        partner[i] = p.perm
+        lam[0, i], lam[1, i] = p.lam, 1 - p.lam
+        if box is not None:
+            y0, y1, x0, x1 = p.box
+            box[i, 0, 0, y0:y1, x0:x1] = True
+    return _Draws(dsa, to_device(partner, device), None if box is None else to_device(box, device),
+                  to_device(lam.float(), device))
+
+
+def _augment_many(x: torch.Tensor, y: torch.Tensor, d: _Draws, dsa: DSA
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The device part: DSA on all ``[N, B, ...]`` images in one pass, then each network's mix (identity for the
+    networks that do not mix, exactly). Returns ``(x, y_a, y_b)``; weights are ``d.lam``."""
+    if d.dsa:
+        x = dsa.apply(x.flatten(0, 1), d.dsa).view_as(x)
+    if d.partner is None:
+        return x, y, y
+    rows = torch.arange(x.shape[0], device=x.device).view(-1, 1)
+    other = x[rows, d.partner]
+    if d.box is not None:
+        x = torch.where(d.box, other, x)
+    else:
+        shape = (-1,) + (1,) * (x.dim() - 1)
+        x = d.lam[0].view(shape) * x + d.lam[1].view(shape) * other
+    return x, y, y[rows, d.partner]
+
+
 def _batches(recipes: list[_Recipe], images: torch.Tensor, labels: torch.Tensor, idx: list[torch.Tensor]
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Every network's augmented batch at once: what ``recipes[i].batch(images[i], labels[i], idx[i])`` gives,
     stacked, from the same draws, but gathered, augmented and mixed in one pass over all networks (so a step's
-    operation count does not grow with their number; a GPU pays per operation). ``images`` is ``[N, n, C, H, W]``
-    (or ``[n, C, H, W]`` shared by all) and labels likewise. Returns ``x [N, B, C, H, W]``, ``y_a``, ``y_b`` and
-    ``lam [2, N]``: the weights of ``y_a`` and ``y_b`` in each network's loss (1 and 0 when it does not mix).
-    """
-    n_nets, b = len(recipes), len(idx[0])
-    dev = images.device
-    idx_dev = to_device(torch.stack(idx), dev)
-    rows = torch.arange(n_nets, device=dev).view(n_nets, 1)
-    shared = images.dim() == 4
-    x = images[idx_dev] if shared else images[rows, idx_dev]
-    y = labels[idx_dev] if shared else labels[rows, idx_dev]
-    if recipes[0].base is not None:
-        x = torch.stack([r.base(x[i], generator=r.g) for i, r in enumerate(recipes)])
-    h, w = x.shape[-2:]
-    draws = [r.draw(b, h, w) for r in recipes]
-    if draws[0][0]:
-        params = {k: torch.cat([d[k] for d, _ in draws]) for k in draws[0][0]}
-        x = recipes[0].dsa.apply(x.flatten(0, 1), params).view_as(x)
-    lam = torch.zeros(2, n_nets, dtype=torch.float64)
-    lam[0] = 1.0
-    plans = [(i, p) for i, (_, p) in enumerate(draws) if p is not None]
-    if not plans:
-        return x, y, y, to_device(lam.to(x.dtype), dev)
-    partner = torch.arange(b).repeat(n_nets, 1)
-    box = torch.zeros(n_nets, 1, 1, h, w, dtype=torch.bool)
-    for i, p in plans:
-        partner[i] = p.perm
-        lam[0, i], lam[1, i] = p.lam, 1 - p.lam
-        if p.box is not None:
-            y0, y1, x0, x1 = p.box
-            box[i, 0, 0, y0:y1, x0:x1] = True
-    partner = to_device(partner, dev)
-    lam = to_device(lam.to(x.dtype), dev)
-    other = x[rows, partner]
-    if plans[0][1].box is not None:
-        x = torch.where(to_device(box, dev), other, x)
-    else:
-        x = lam[0].view(n_nets, 1, 1, 1, 1) * x + lam[1].view(n_nets, 1, 1, 1, 1) * other
-    return x, y, y[rows, partner], lam
+    operation count does not grow with their number; a GPU pays per operation). Returns ``x [N, B, C, H, W]``,
+    ``y_a``, ``y_b`` and ``lam [2, N]``: the weights of ``y_a`` and ``y_b`` in each network's loss."""
+    x, y = _gather(recipes, images, labels, idx)
+    d = _draw_many(recipes, x.shape[1], x.shape[-2], x.shape[-1], images.device)
+    return *_augment_many(x, y, d, recipes[0].dsa), d.lam
 
 
 def _loss(out: torch.Tensor, ya: torch.Tensor, yb: torch.Tensor, lam: float) -> torch.Tensor:
@@ -334,6 +373,7 @@ def train_batched(
     on_epoch: Callable[[int, list[nn.Module]], None] | None = None,
     progress: bool = True,
     desc: str = "train",
+    compile: bool = False,
 ) -> list[nn.Module]:
     """Train N independent networks as one batched computation; the same numbers as N calls of :func:`train`.
 
@@ -347,7 +387,7 @@ def train_batched(
     index first; ``on_epoch(epoch, models)`` gets all N networks at once (their weights written back), so that a
     test pass can serve them together (:func:`predict_many`).
     """
-    from torch.func import stack_module_state, vmap
+    from torch.func import stack_module_state
 
     n_nets = len(models)
     if not (n_nets == len(images) == len(labels) == len(cfgs)) or n_nets == 0:
@@ -362,15 +402,16 @@ def train_batched(
     if not all(batchable(m) for m in models):
         raise YocoError("batched training needs models without buffers (no batch norm); train them one by one")
     cfg, n = cfgs[0], sizes.pop()
-    params, _ = stack_module_state(models)
-    params = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
-    batched_forward = vmap(_stateless(models[0], training=True))
-    opt = torch.optim.SGD(list(params.values()), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    stacked, _ = stack_module_state(models)
+    params = {k: v.detach().clone() for k, v in stacked.items()}
+    momenta = {k: torch.zeros_like(v) for k, v in params.items()}  # momentum * 0 + d is SGD's first buffer, exactly
     recipes = [_Recipe(c) for c in cfgs]
+    step = _batched_step(models[0], recipes[0].dsa, cfg, compile, images[0].device)
     # one set shared by every network (dynamics runs) stays one tensor; different sets are stacked once
     same = all(x is images[0] for x in images) and all(y is labels[0] for y in labels)
     pool = images[0] if same else torch.stack(images)
     pool_labels = labels[0] if same else torch.stack(labels)
+    dev = pool.device
     for m in models:
         m.train()
 
@@ -382,21 +423,16 @@ def train_batched(
 
     bar = tqdm(range(cfg.epochs), desc=f"{desc} x{n_nets}", disable=not progress, leave=False, dynamic_ncols=True)
     for epoch in bar:
-        for group in opt.param_groups:
-            group["lr"] = lr_at(cfg, epoch)
+        lr = torch.tensor(lr_at(cfg, epoch), device=dev)  # a tensor, so a compiled step serves every rate
         perms = [r.order(n) for r in recipes]
         for start in range(0, n, cfg.batch_size):
             idx = [p[start : start + cfg.batch_size] for p in perms]
-            x, ya, yb, lam = _batches(recipes, pool, pool_labels, idx)
-            out = batched_forward(params, x)
-            loss = _losses(out, ya, yb, lam)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            x, y = _gather(recipes, pool, pool_labels, idx)
+            draws = _draw_many(recipes, x.shape[1], x.shape[-2], x.shape[-1], dev)
+            params, momenta, loss, out = step(params, momenta, x, y, draws, lr)
             if on_batch is not None:
-                logits = out.detach()
                 for i in range(n_nets):
-                    on_batch(i, Batch(epoch, idx[i], logits[i], ya[i]))
+                    on_batch(i, Batch(epoch, idx[i], out[i], y[i]))
         if on_epoch is not None:
             on_epoch(epoch, [write_back(i) for i in range(n_nets)])
             for m in models:
@@ -406,6 +442,53 @@ def train_batched(
     for i in range(n_nets):
         write_back(i)
     return models
+
+
+_STEPS: dict[tuple, nn.Module] = {}
+
+
+def _batched_step(model: nn.Module, dsa: DSA, cfg: TrainConfig, compile: bool, device: torch.device) -> nn.Module:
+    """The :class:`_BatchedStep` of this architecture and recipe, kept for the process: a compiled step is then
+    compiled once and serves every later group of networks of the same kind (a ladder's IPCs, repeated calls)."""
+    key = (repr(model), repr(dsa), cfg.momentum, cfg.weight_decay, compile)
+    if key not in _STEPS:
+        step = _BatchedStep(model, dsa, cfg)
+        _STEPS[key] = compiled(step, device) if compile else step
+    return _STEPS[key]
+
+
+class _BatchedStep(nn.Module):
+    """The device part of one batched training step, as one function of the stacked weights and momenta and the
+    step's packed draws: augment and mix (:func:`_augment_many`), the N forward/backward passes as one
+    ``torch.func.vmap``, and SGD with momentum and weight decay as ``torch.optim.SGD`` does it (SGD is elementwise,
+    so one update of the stacked weights is N independent updates). Written functionally, so ``torch.compile``
+    can take the whole step (and on a GPU, its CUDA-graph mode replay it)."""
+
+    def __init__(self, model: nn.Module, dsa: DSA, cfg: TrainConfig) -> None:
+        from torch.func import vmap
+
+        super().__init__()
+        self.forward_many = vmap(_stateless(model, training=True))
+        self.dsa, self.momentum, self.weight_decay = dsa, cfg.momentum, cfg.weight_decay
+
+    def forward(self, params: dict[str, torch.Tensor], momenta: dict[str, torch.Tensor], x: torch.Tensor,
+                y: torch.Tensor, draws: _Draws, lr: torch.Tensor
+                ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+        from torch.func import grad_and_value
+
+        x, ya, yb = _augment_many(x, y, draws, self.dsa)
+
+        def loss_of(p: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+            out = self.forward_many(p, x)
+            return _losses(out, ya, yb, draws.lam), out.detach()
+
+        grads, (loss, out) = grad_and_value(loss_of, has_aux=True)(params)
+        new_params, new_momenta = {}, {}
+        for k, p in params.items():
+            d = grads[k].add(p, alpha=self.weight_decay) if self.weight_decay else grads[k]
+            buf = momenta[k].mul(self.momentum).add(d) if self.momentum else d
+            new_params[k], new_momenta[k] = p - lr * buf, buf
+        return new_params, new_momenta, loss.detach(), out
 
 
 def _base_augmentation(cfg: TrainConfig) -> ImageNetAug | None:

@@ -112,7 +112,7 @@ def run_group(cells: list[Cell]) -> list[dict[str, Any]]:
         sets = [load(c.set_path) for c in cells]
         real = _dataset(first.dataset, first.data_root)
         results = evaluate_sets(sets, real, EvalConfig(**{**first.eval, "repeat": 1}), device=first.device,
-                                progress=False, batched=True, seeds=[c.seed for c in cells])
+                                progress=False, batched=True, seeds=[c.seed for c in cells], compile=first.compile)
     except Exception:  # noqa: BLE001 - fall back to one by one, where each failure is recorded on its own cell
         return [run_cell(c) for c in cells]
     seconds = (time.perf_counter() - t0) / len(cells)
@@ -127,10 +127,12 @@ def run_group(cells: list[Cell]) -> list[dict[str, Any]]:
 
 
 def groups(cells: list[Cell]) -> list[list[Cell]]:
-    """Cells that can train together: the same target IPC (so sets of one size), evaluation config and device."""
+    """Cells that can train together: the same target IPC (so sets of one size), evaluation config, device and
+    compiling."""
     by: dict[tuple, list[Cell]] = {}
     for c in cells:
-        by.setdefault((c.ipc, c.dataset, c.device, json.dumps(c.eval, sort_keys=True, default=str)), []).append(c)
+        by.setdefault((c.ipc, c.dataset, c.device, c.compile, json.dumps(c.eval, sort_keys=True, default=str)),
+                      []).append(c)
     return list(by.values())
 
 

@@ -51,9 +51,9 @@ def run_ladder(
     """Run (or resume) the whole ladder into ``out_dir`` and write results.{csv,json,md} and ladder.png.
 
     Returns the results document; its ``failed`` lists the cells that failed (the rest complete regardless).
-    ``batch_cells`` trains the cells of one target IPC together (default: on a GPU, in this process, unless
-    ``compile``). ``compile`` trains every network through ``torch.compile``; compiled stages are cached under
-    keys of their own, so a folder never mixes compiled and eager numbers.
+    ``batch_cells`` trains the cells of one target IPC together (default: on a GPU, in this process).
+    ``compile`` trains every network through ``torch.compile``; compiled stages are cached under keys of their
+    own, so a folder never mixes compiled and eager numbers.
     """
     out = Path(out_dir)
     with FolderLock(out):
@@ -108,9 +108,7 @@ def run_ladder(
         todo = sorted((c for c in cells if not c.done()), key=lambda c: (c.ipc is None, c.ipc or 0))
         log.info("%d evaluation cells, %d already done, %d to run", len(cells), len(cells) - len(todo), len(todo))
         if batch_cells is None:
-            batch_cells = resolve_device(device).type == "cuda" and workers == 1 and not ray_address and not compile
-        if batch_cells and compile:
-            raise YocoError("compiled networks train one by one; cells cannot be batched and compiled")
+            batch_cells = resolve_device(device).type == "cuda" and workers == 1 and not ray_address
         report_config = {**cfg.to_dict(), "source": cs.source, "source_fingerprint": source_fp,
                          "source_sha256": content_sha256(cs), "departures": cfg.departures(), "compiled": compile}
         write_json(out / PLAN, {"config": report_config,
