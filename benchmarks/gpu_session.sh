@@ -54,7 +54,7 @@ case "${1:-all}" in
       tests/test_dynamics.py -k "cuda or batched or one_pass" 2>&1 | tail -5
     timeout 150 python benchmarks/bench_condense.py --device cuda --steps 3 --rounds 2 --net eager,compiled \
       --out "$OUT/condense_cost_cuda.json"
-    timeout 90 python benchmarks/bench_networks.py --device cuda --nets 16 --epochs 50 --rounds 2 \
+    timeout 180 python benchmarks/bench_networks.py --device cuda --nets 16 --epochs 50 --rounds 2 --compile \
       --out "$OUT/networks_cuda.json"
     timeout 150 python benchmarks/bench_compile.py --device cuda --widths 128 --epochs 50 --mode reduce-overhead \
       --out "$OUT/compile_cuda.json"
