@@ -4,17 +4,18 @@
 # first, here,
 #   bash benchmarks/gpu_session.sh prepare     (copies Fashion-MNIST, 30 MB, into the ignored data/ folder)
 # then every device call carries it: run(command="bash benchmarks/gpu_session.sh all", carry=["data"], timeout_s=600).
-#   all      CUDA tests, the IDC inner-step cost (both engines, network update eager/compiled), networks/s and torch.compile with
-#            CUDA graphs on the card (about 2-4 minutes), then the Fashion-MNIST IPC-10 condensation budget run
-#            continued until BUDGET_S (default 550) seconds after the start; each step is time-boxed and a failing
-#            step does not stop the next. The first H100 session's call: 68 s of measurements, then 55 outer
-#            iterations; a second call in a row (`condense`, CONDENSE_S=335) added 40 more.
+#   all      CUDA tests, the IDC inner-step cost (both engines, the network update eager and compiled), networks
+#            per second (one by one and batched, eager and torch.compile-d, then compiled with CUDA graphs via
+#            YOCO_COMPILE_MODE=reduce-overhead), about 5-8 minutes, then the Fashion-MNIST IPC-10 condensation budget
+#            run continued until BUDGET_S (default 550) seconds after the start; each step is time-boxed and a
+#            failing step does not stop the next. The first H100 session's call: 68 s of measurements, then 55
+#            outer iterations; a second call in a row (`condense`, CONDENSE_S=335) added 40 more.
 #   condense only the budget run, for CONDENSE_S seconds (default 480).
 #   ladder   the full-protocol ladder on the shipped set, stopped after LADDER_S seconds (default 150); its table
 #            (`yoco report`: the cells finished so far) and cells' seconds come back in $OUT/ladder_gpu.tar.
-# Next session's order (the shipped set reached 84.9% at iteration 95): `all` with BUDGET_S=300 (new engine's
-# timing, the CUDA tests, compile with CUDA graphs, a little more condensing), then, in a row while the machine
-# is warm, LADDER_S=500 `ladder`: the full-protocol ladder on the shipped set, timed (issues 12 and 13).
+# Next session's order: `all` (the one-pass batched step, compiled steps and CUDA graphs measured on the card; the
+# CUDA tests of this CPU session's changes), then, in a row while the machine is warm, LADDER_S=300 `ladder`: the
+# full-protocol ladder on the shipped set, timed with the one-pass batched step (issues 12 and 13).
 # The budget run lives in /tmp/condense_budget_fm on the device (kept while the machine stays warm, so calls in a
 # row continue it) and starts from benchmarks/results/condense_budget_fm when that is committed. After every chunk
 # of outer iterations the folder is packed into $OUT/condense_budget_fm.tar: untar it into benchmarks/results/
@@ -54,10 +55,10 @@ case "${1:-all}" in
       tests/test_dynamics.py -k "cuda or batched or one_pass" 2>&1 | tail -5
     timeout 150 python benchmarks/bench_condense.py --device cuda --steps 3 --rounds 2 --net eager,compiled \
       --out "$OUT/condense_cost_cuda.json"
-    timeout 180 python benchmarks/bench_networks.py --device cuda --nets 16 --epochs 50 --rounds 2 --compile \
+    timeout 150 python benchmarks/bench_networks.py --device cuda --nets 16 --epochs 50 --rounds 2 --compile \
       --out "$OUT/networks_cuda.json"
-    timeout 150 python benchmarks/bench_compile.py --device cuda --widths 128 --epochs 50 --mode reduce-overhead \
-      --out "$OUT/compile_cuda.json"
+    YOCO_COMPILE_MODE=reduce-overhead timeout 120 python benchmarks/bench_networks.py --device cuda --nets 16 \
+      --epochs 50 --rounds 1 --compile --out "$OUT/networks_cuda_cudagraphs.json"
     echo "measurements took $(( SECONDS - T0 )) s"
     [ "$1" = all ] && condense_until "${BUDGET_S:-550}"
     ;;

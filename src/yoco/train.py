@@ -345,11 +345,12 @@ def compiled(model: nn.Module, device: torch.device) -> nn.Module:
     plain module). Inductor fuses the small network's elementwise work (normalisation, ReLU, pooling), which is
     what bounds it on a CPU: 1.5x faster training steps there (BENCHMARKS.md), after a compile of some seconds
     per process and set size. Not bit-identical to eager (float reordering); on the CPU it needs a C++ compiler.
+    ``$YOCO_COMPILE_MODE`` picks torch.compile's mode (e.g. ``reduce-overhead``: CUDA graphs on a GPU).
     """
     if device.type == "cpu" and not any(shutil.which(c) for c in (os.environ.get("CXX", "g++"), "g++", "c++")):
         raise YocoError("compiling networks on the CPU needs a C++ compiler (g++ or $CXX), and none was found; "
                         "install one (apt-get install g++) or train without compiling")
-    return torch.compile(model)
+    return torch.compile(model, mode=os.environ.get("YOCO_COMPILE_MODE") or None)
 
 
 def _report(epoch: int, epochs: int, every: int = 10) -> bool:
