@@ -310,3 +310,22 @@ def test_compiled_ladder_is_cached_apart_from_the_eager_one(tmp_path, monkeypatc
     run_ladder(cs, dataclasses.replace(cfg, repeat=3), out, data_root=root, device="cpu", progress=False,
                compile=True, batch_cells=True)
     assert compiled == ["_BatchedStep"]
+
+
+def test_a_folder_with_its_score_table_resumes_without_the_dynamics(tmp_path, monkeypatch):
+    """The dynamics file is the folder's largest; once the score table is made it is not needed again (so a
+    stopped ladder can be kept, or committed, without it)."""
+    from yoco.ladder import run as ladder_run
+
+    cs, cfg, root = _setup(tmp_path)
+    cfg = dataclasses.replace(cfg, ipcs=(1,), repeat=1, reference=False)
+    out = tmp_path / "run"
+    first = run_ladder(cs, cfg, out, data_root=root, device="cpu", progress=False)
+    for f in (out / "cache").glob("dynamics-*"):
+        f.unlink()
+    for f in (out / "cells").glob("*.json"):
+        f.unlink()
+    monkeypatch.setattr(ladder_run, "record_dynamics", lambda *a, **k: pytest.fail("dynamics recorded again"))
+    again = run_ladder(cs, cfg, out, data_root=root, device="cpu", progress=False)
+    assert [r["repeats"] for r in again["rows"]] == [r["repeats"] for r in first["rows"]]
+    assert not list((out / "cache").glob("dynamics-*"))

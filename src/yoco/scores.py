@@ -154,19 +154,27 @@ def resolve_windows(dyn: Dynamics, *, lbpe_epochs: int | None = None, lbpe_top_k
     sets it; a window that was asked for and does not fit is an error naming the flag.
     """
     meta = dyn.config.get("condensed_meta", {}) if isinstance(dyn.config, dict) else {}
-    e_pub, k_pub = protocol.lbpe_window(str(meta.get("dataset", "")), str(meta.get("method", "")))
+    return windows_for(str(meta.get("dataset", "")), str(meta.get("method", "")), dyn.epochs, dyn.source,
+                       lbpe_epochs=lbpe_epochs, lbpe_top_k=lbpe_top_k, el2n_epochs=el2n_epochs)
+
+
+def windows_for(dataset: str, method: str, epochs: int, source: str, *, lbpe_epochs: int | None = None,
+                lbpe_top_k: int | None = None, el2n_epochs: int | None = None) -> dict[str, int]:
+    """:func:`resolve_windows` for dynamics of ``epochs`` epochs recorded on a set of ``dataset`` made by
+    ``method`` (named ``source`` in messages), known before the dynamics exist."""
+    e_pub, k_pub = protocol.lbpe_window(dataset, method)
     asked = {"lbpe_epochs": lbpe_epochs, "lbpe_top_k": lbpe_top_k, "el2n_epochs": el2n_epochs}
     out = {"lbpe_epochs": lbpe_epochs or e_pub, "lbpe_top_k": lbpe_top_k or k_pub,
            "el2n_epochs": el2n_epochs or protocol.EL2N_EPOCHS}
     for name in ("lbpe_epochs", "el2n_epochs"):
-        if out[name] > dyn.epochs:
+        if out[name] > epochs:
             flag = "--" + name.replace("_", "-")
             if asked[name] is not None:
-                raise YocoError(f"{dyn.source}: the dynamics hold {dyn.epochs} epochs, shorter than {flag} "
+                raise YocoError(f"{source}: the dynamics hold {epochs} epochs, shorter than {flag} "
                                 f"{out[name]}; record longer dynamics or choose a shorter window")
-            log.warning("%s: the dynamics hold %d epochs; %s shrunk from %d to %d (set %s to choose)", dyn.source,
-                        dyn.epochs, name, out[name], dyn.epochs, flag)
-            out[name] = dyn.epochs
+            log.warning("%s: the dynamics hold %d epochs; %s shrunk from %d to %d (set %s to choose)", source,
+                        epochs, name, out[name], epochs, flag)
+            out[name] = epochs
     if out["lbpe_top_k"] > out["lbpe_epochs"]:
         if asked["lbpe_top_k"] is not None:
             raise YocoError(f"--lbpe-top-k {out['lbpe_top_k']} is larger than the LBPE window of "

@@ -21,7 +21,7 @@ from yoco.ladder.cells import Cell, _dataset, execute
 from yoco.ladder.config import DEMO_SET, LadderConfig, demo_config
 from yoco.report import write_ladder_reports
 from yoco.rules import RANDOM_REFERENCE, build_table, parse_rule, prune
-from yoco.scores import resolve_windows
+from yoco.scores import windows_for
 from yoco.scoretable import ScoreTable, load_table
 from yoco.train import resolve_device
 
@@ -75,15 +75,18 @@ def run_ladder(
             dyn.config["cache_key"] = dyn_key
             return dyn
 
-        dyn = cached(cache / f"dynamics-{dyn_key}.safetensors", dyn_key, make_dynamics, save_dynamics, load_dynamics,
-                     lambda d: d.config.get("cache_key"))
+        def dynamics() -> Dynamics:
+            return cached(cache / f"dynamics-{dyn_key}.safetensors", dyn_key, make_dynamics, save_dynamics,
+                          load_dynamics, lambda d: d.config.get("cache_key"))
 
-        windows = resolve_windows(dyn, lbpe_epochs=cfg.lbpe_epochs, lbpe_top_k=cfg.lbpe_top_k,
-                                  el2n_epochs=cfg.el2n_epochs)
+        # The windows follow from the source and the dynamics' length, so a folder whose score table is made
+        # (e.g. committed without its large dynamics file) resumes without the dynamics.
+        windows = windows_for(cs.meta.dataset, cs.meta.method, cfg.dynamics.epochs, cs.source,
+                              lbpe_epochs=cfg.lbpe_epochs, lbpe_top_k=cfg.lbpe_top_k, el2n_epochs=cfg.el2n_epochs)
         score_kw = {**windows, "seed": cfg.subset_seed}
         table_key = key(dyn_key, score_kw)
         table = cached(cache / f"scores-{table_key}.safetensors", table_key,
-                       lambda: build_table(dyn, **score_kw, config={"dynamics": dyn_key, "cache_key": table_key}),
+                       lambda: build_table(dynamics(), **score_kw, config={"dynamics": dyn_key, "cache_key": table_key}),
                        lambda t, p: t.save(p), load_table, lambda t: t.config.get("cache_key"))
 
         eval_cfg = cfg.eval.to_dict()
