@@ -13,7 +13,7 @@ import copy
 import dataclasses
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -416,11 +416,13 @@ def train_batched(
     for m in models:
         m.train()
 
-    def write_back(i: int) -> nn.Module:
-        with torch.no_grad():
-            for name, p in models[i].named_parameters():
-                p.copy_(params[name][i])
-        return models[i]
+    targets = {name: [dict(m.named_parameters())[name] for m in models] for name in params}
+
+    def write_back() -> list[nn.Module]:
+        with torch.no_grad():  # one multi-tensor copy per parameter name, not one copy per network and name
+            for name, dst in targets.items():
+                torch._foreach_copy_(dst, list(params[name].unbind()))
+        return models
 
     bar = tqdm(range(cfg.epochs), desc=f"{desc} x{n_nets}", disable=not progress, leave=False, dynamic_ncols=True)
     for epoch in bar:
@@ -435,14 +437,29 @@ def train_batched(
                 for i in range(n_nets):
                     on_batch(i, Batch(epoch, idx[i], out[i], y[i]))
         if on_epoch is not None:
-            on_epoch(epoch, [write_back(i) for i in range(n_nets)])
+            on_epoch(epoch, _WrittenBack(write_back, n_nets))
             for m in models:
                 m.train()
         if progress and _report(epoch, cfg.epochs):
             bar.set_postfix(loss=f"{float(loss) / n_nets:.3f}", lr=f"{lr_at(cfg, epoch):.2g}", refresh=False)
-    for i in range(n_nets):
-        write_back(i)
-    return models
+    return write_back()
+
+
+class _WrittenBack(Sequence):
+    """The N networks of a batched run as an epoch hook sees them: their current weights are copied in from the
+    stacked ones when the hook first looks at a network (valid during the hook's call), so epochs whose hook
+    ignores them (no test point) cost no copies."""
+
+    def __init__(self, write_back: Callable[[], list[nn.Module]], n: int) -> None:
+        self._write_back, self._n, self._models = write_back, n, None
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i: int) -> nn.Module:
+        if self._models is None:
+            self._models = self._write_back()
+        return self._models[i]
 
 
 _STEPS: dict[tuple, nn.Module] = {}
