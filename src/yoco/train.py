@@ -501,12 +501,14 @@ class _BatchedStep(nn.Module):
             return _losses(out, ya, yb, draws.lam), out.detach()
 
         grads, (loss, out) = grad_and_value(loss_of, has_aux=True)(params)
-        new_params, new_momenta = {}, {}
-        for k, p in params.items():
-            d = grads[k].add(p, alpha=self.weight_decay) if self.weight_decay else grads[k]
-            buf = momenta[k].mul(self.momentum).add(d) if self.momentum else d
-            new_params[k], new_momenta[k] = p - lr * buf, buf
-        return new_params, new_momenta, loss.detach(), out
+        # multi-tensor ops: one launch per operation for all the weights, as torch.optim's foreach SGD on a GPU
+        names = list(params)
+        p, g = [params[k] for k in names], [grads[k] for k in names]
+        d = torch._foreach_add(g, p, alpha=self.weight_decay) if self.weight_decay else g
+        buf = torch._foreach_add(torch._foreach_mul([momenta[k] for k in names], self.momentum), d) \
+            if self.momentum else d
+        new = torch._foreach_sub(p, torch._foreach_mul(buf, lr))
+        return dict(zip(names, new, strict=True)), dict(zip(names, buf, strict=True)), loss.detach(), out
 
 
 def _base_augmentation(cfg: TrainConfig) -> ImageNetAug | None:
