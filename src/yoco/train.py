@@ -426,7 +426,8 @@ def train_batched(
 
     bar = tqdm(range(cfg.epochs), desc=f"{desc} x{n_nets}", disable=not progress, leave=False, dynamic_ncols=True)
     for epoch in bar:
-        lr = torch.tensor(lr_at(cfg, epoch), device=dev)  # a tensor, so a compiled step serves every rate
+        # a tensor, so a compiled step serves every rate; moved without waiting for the device's queue
+        lr = to_device(torch.tensor(lr_at(cfg, epoch)), dev)
         perms = [r.order(n) for r in recipes]
         for start in range(0, n, cfg.batch_size):
             idx = [p[start : start + cfg.batch_size] for p in perms]
