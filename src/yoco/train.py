@@ -446,7 +446,7 @@ def train_batched(
     return write_back()
 
 
-class _WrittenBack(Sequence):
+class _WrittenBack(Sequence[nn.Module]):
     """The N networks of a batched run as an epoch hook sees them: their current weights are copied in from the
     stacked ones when the hook first looks at a network (valid during the hook's call), so epochs whose hook
     ignores them (no test point) cost no copies."""
