@@ -29,14 +29,8 @@ from yoco.data.condensed import load, save
 from yoco.data.datasets import load_dataset
 from yoco.evaluate import EvalConfig, evaluate_condensed
 from yoco.files import write_json, write_text
+from yoco.ladder.cache import read_json
 from yoco.train import TrainConfig
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
 
 
 def _done(run: Path) -> int:
@@ -125,7 +119,7 @@ def main() -> None:
         rows.append({"iterations": point, "last_mean": res["last_mean"], "last_std": res["last_std"],
                      "best_mean": res["best_mean"], "best_std": res["best_std"], "sha256": res["sha256"]})
     if not args.reference:  # an evaluation-only rerun draws the lines the folder was last drawn with
-        args.reference = (_read_json(args.out / "budget.json") or {}).get("references", [])
+        args.reference = (read_json(args.out / "budget.json") or {}).get("references", [])
     write_json(args.out / "budget.json", {"config": base.to_dict(), "dataset": real.name, "rows": rows,
                                           "references": args.reference})
     lines = ["| outer iterations | last | best |", "| --- | --- | --- |"]
