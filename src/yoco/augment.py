@@ -93,16 +93,23 @@ class DSA:
             drawn["cutout"] = torch.stack([torch.floor(rand(n) * cover(h, ch)), torch.floor(rand(n) * cover(w, cw))], 1)
         return drawn
 
+    @staticmethod
+    def moved(drawn: dict[str, torch.Tensor], device: torch.device, dtype: torch.dtype = torch.float32
+              ) -> dict[str, torch.Tensor]:
+        """:meth:`draw`'s parameters on ``device`` as ``dtype``, all in ONE non-blocking copy (a blocking copy per
+        parameter makes the host wait for the GPU's queue to drain each time); as they are if already there."""
+        cols = list(drawn.values())
+        if all(c.device == device and c.dtype == dtype for c in cols):
+            return drawn
+        moved = to_device(torch.cat(cols, 1), device).to(dtype).split([c.shape[1] for c in cols], 1)
+        return dict(zip(drawn, moved))
+
     def apply(self, x: torch.Tensor, drawn: dict[str, torch.Tensor]) -> torch.Tensor:
         """Transform ``x`` (``[n, C, H, W]``) with the parameters of :meth:`draw` (``n`` rows), differentiably."""
         if not drawn:
             return x
         n = x.shape[0]
-        # Every parameter moves to the device in ONE non-blocking copy: a blocking copy per parameter makes the
-        # host wait for the GPU's queue to drain each time.
-        cols = list(drawn.values())
-        moved = to_device(torch.cat(cols, 1), x.device).to(x.dtype).split([c.shape[1] for c in cols], 1)
-        par = dict(zip(drawn, moved))
+        par = self.moved(drawn, x.device, x.dtype)
         if "flip" in par:
             x = torch.where(par["flip"].view(n, 1, 1, 1) > 0.5, x.flip(3), x)
         if "color" in par:

@@ -206,11 +206,7 @@ def _draw_many(recipes: list[_Recipe], b: int, h: int, w: int, device: torch.dev
     the order its own loop draws them (:meth:`_Recipe.draw`), packed onto ``device``."""
     n_nets = len(recipes)
     draws = [r.draw(b, h, w) for r in recipes]
-    dsa = {}
-    if draws[0][0]:
-        cols = {k: torch.cat([d[k] for d, _ in draws]) for k in draws[0][0]}
-        moved = to_device(torch.cat(list(cols.values()), 1), device).split([c.shape[1] for c in cols.values()], 1)
-        dsa = dict(zip(cols, moved))
+    dsa = DSA.moved({k: torch.cat([d[k] for d, _ in draws]) for k in draws[0][0]}, device)
     lam = torch.zeros(2, n_nets, dtype=torch.float64)
     lam[0] = 1.0
     if recipes[0].plan_mix is None:
