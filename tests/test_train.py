@@ -244,7 +244,7 @@ def test_compiled_batched_training_stays_close_to_eager(monkeypatch):
 def test_one_pass_batches_equal_each_networks_own_batch(mix, shared):
     """The batched loop augments all networks in one pass; each network must still get exactly the batch, the
     partner labels and the mixing weight its own recipe draws (some networks mix, some not, in one step)."""
-    from yoco.train import _batches, _filled, _loss, _losses, _Recipe
+    from yoco.train import _augment_many, _draw_many, _filled, _gather, _loss, _losses, _Recipe
 
     n_nets, n, b = 5, 20, 8
     xs = [torch.rand(n, 3, 12, 12, generator=torch.Generator().manual_seed(i)) for i in range(n_nets)]
@@ -261,7 +261,9 @@ def test_one_pass_batches_equal_each_networks_own_batch(mix, shared):
     for step in range(6):
         idx = [torch.randperm(n, generator=torch.Generator().manual_seed(100 * step + i))[:b] for i in range(n_nets)]
         want = [r.batch(xs[i], ys[i], idx[i]) for i, r in enumerate(own)]
-        x, ya, yb, lam = _batches(batched, pool, pool_y, idx)
+        x, y = _gather(batched, pool, pool_y, idx)  # what train_batched does before its step
+        draws = _draw_many(batched, b, 12, 12, pool.device)
+        (x, ya, yb), lam = _augment_many(x, y, draws, batched[0].dsa), draws.lam
         for i, (wx, wya, wyb, wlam) in enumerate(want):
             assert torch.equal(x[i], wx) and torch.equal(ya[i], wya) and torch.equal(yb[i], wyb)
             assert (float(lam[0, i]), float(lam[1, i])) == pytest.approx((wlam, 1 - wlam), abs=1e-7)

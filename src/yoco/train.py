@@ -243,17 +243,6 @@ def _augment_many(x: torch.Tensor, y: torch.Tensor, d: _Draws, dsa: DSA
     return x, y, y[rows, d.partner]
 
 
-def _batches(recipes: list[_Recipe], images: torch.Tensor, labels: torch.Tensor, idx: list[torch.Tensor]
-             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Every network's augmented batch at once: what ``recipes[i].batch(images[i], labels[i], idx[i])`` gives,
-    stacked, from the same draws, but gathered, augmented and mixed in one pass over all networks (so a step's
-    operation count does not grow with their number; a GPU pays per operation). Returns ``x [N, B, C, H, W]``,
-    ``y_a``, ``y_b`` and ``lam [2, N]``: the weights of ``y_a`` and ``y_b`` in each network's loss."""
-    x, y = _gather(recipes, images, labels, idx)
-    d = _draw_many(recipes, x.shape[1], x.shape[-2], x.shape[-1], images.device)
-    return *_augment_many(x, y, d, recipes[0].dsa), d.lam
-
-
 def _loss(out: torch.Tensor, ya: torch.Tensor, yb: torch.Tensor, lam: float) -> torch.Tensor:
     """Cross-entropy against class indices ``[B]`` or label distributions ``[B, C]`` (soft cross-entropy,
     which is the KL divergence to the distribution up to a constant), mixed with weight ``lam``."""
@@ -263,7 +252,7 @@ def _loss(out: torch.Tensor, ya: torch.Tensor, yb: torch.Tensor, lam: float) -> 
 
 
 def _losses(out: torch.Tensor, ya: torch.Tensor, yb: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
-    """The sum over networks of :func:`_loss`, for ``out [N, B, K]`` and the ``lam [2, N]`` of :func:`_batches`,
+    """The sum over networks of :func:`_loss`, for ``out [N, B, K]`` and the ``lam [2, N]`` of :func:`_draw_many`,
     in a fixed number of operations."""
     n_nets, b = out.shape[:2]
 
@@ -376,7 +365,8 @@ def train_batched(
 
     Network ``i`` trains on ``images[i]``/``labels[i]`` (all the same size) with ``cfgs[i]`` (configs may differ
     only in their seed): its own initialisation, batch order, augmentation draws and mixing, exactly as
-    :func:`train` would draw them. Their batches are gathered, augmented and mixed in one pass (:func:`_batches`),
+    :func:`train` would draw them. Their batches are gathered, augmented and mixed in one pass (:func:`_gather`,
+    :func:`_draw_many`, :func:`_augment_many`),
     the N forward/backward passes run as one ``torch.func.vmap`` over the stacked
     parameters, and one SGD step over the stacked parameters is N independent steps (SGD is elementwise), so
     the result equals N separate runs up to float rounding of the batched kernels. Models must have no buffers
