@@ -329,3 +329,18 @@ def test_a_folder_with_its_score_table_resumes_without_the_dynamics(tmp_path, mo
     again = run_ladder(cs, cfg, out, data_root=root, device="cpu", progress=False)
     assert [r["repeats"] for r in again["rows"]] == [r["repeats"] for r in first["rows"]]
     assert not list((out / "cache").glob("dynamics-*"))
+
+
+def test_gain_note_names_the_reference_columns_still_being_filled():
+    """A partial table: the random reference at IPC 2 has 5 of its 9 runs, and the note must say so."""
+    from yoco.report import ladder_markdown
+
+    def row(rule, ipc, n, subsets):
+        return {"rule": rule, "ipc": ipc, "repeats": [0.7] * n, "last_mean": 0.7, "last_std": 0.01,
+                "subsets": subsets, "gain_over_random": 0.0, "random_std": 0.01, "failed": []}
+
+    full = [row("random_balance", 1, 9, [0, 1, 2]), row("random_balance", 2, 9, [0, 1, 2])]
+    assert "fewer where" not in ladder_markdown(full)
+    partial = [row("random_balance", 1, 9, [0, 1, 2]), row("random_balance", 2, 5, [0, 1])]
+    md = ladder_markdown(partial)
+    assert "3 subset(s) x 3 training seed(s), fewer where still being filled (IPC 2: 5 run(s))" in md

@@ -208,8 +208,12 @@ def ladder_markdown(rows: list[dict], departures: list[str] | None = None) -> st
     if ref:
         n_ref = max(len(r["repeats"]) for r in ref.values())
         subsets = max(len(r.get("subsets") or [0]) for r in ref.values())
+        short = [f"IPC {k}: {len(r['repeats'])} run(s)" for k, r in sorted(ref.items())
+                 if k is not None and len(r["repeats"]) < n_ref]
         note += (f"\n\nGain over random balanced subsets at the same IPC (points; the reference is the mean of "
-                 f"{subsets} subset(s) x {n_ref // max(subsets, 1)} training seed(s), its std beside it):\n\n")
+                 f"{subsets} subset(s) x {n_ref // max(subsets, 1)} training seed(s)"
+                 + (f", fewer where still being filled ({'; '.join(short)})" if short else "")
+                 + ", its std beside it):\n\n")
         note += "| rule | " + " | ".join(f"IPC {k}" for k in ipcs) + " |\n| --- |" + " --- |" * len(ipcs) + "\n"
         for rule in rules:
             parts = []

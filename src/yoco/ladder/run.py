@@ -66,8 +66,7 @@ def run_ladder(
         claim(out, source_fp, cfg.dataset, cfg.to_dict(), force)
         cache = out / "cache"
 
-        compiled = ["compiled"] if compile else []  # eager keys stay those of folders made before the option
-        dyn_key = key(source_fp, cfg.dynamics.to_dict(), *compiled)
+        dyn_key = key(source_fp, cfg.dynamics.to_dict(), *_compiled(compile))
 
         def make_dynamics() -> Dynamics:
             log.info("recording training dynamics (%d runs x %d epochs)", cfg.dynamics.runs, cfg.dynamics.epochs)
@@ -145,6 +144,12 @@ def report_ladder(out_dir: str | Path) -> dict[str, Any]:
     return write_ladder_reports(out, results, plan["config"], planned=len(plan["cells"]))
 
 
+def _compiled(compile: bool) -> list[str]:
+    """The cache-key marker of compiled stages: none when eager, so eager keys stay those of folders made before
+    the option existed."""
+    return ["compiled"] if compile else []
+
+
 def _pruned(cs: CondensedSet, table: ScoreTable, rule: str, ipc: int, cfg: LadderConfig, subset: int,
             pkey: str) -> CondensedSet:
     pruned, _ = prune(cs, table, rule, ipc, seed=subset, **cfg.options)
@@ -157,7 +162,7 @@ def _cells(out: Path, rule: str, ipc: int | None, set_path: Path, set_key: str, 
            subset: int | None = None) -> list[Cell]:
     cells = []
     for s in range(cfg.seed, cfg.seed + cfg.repeat):
-        k = key(set_key, eval_cfg, device, s, *(["compiled"] if compile else []))
+        k = key(set_key, eval_cfg, device, s, *_compiled(compile))
         cell = Cell(rule, ipc, s, str(set_path), cfg.dataset, data_root, eval_cfg, k, "", subset=subset,
                     device=device, compile=compile)
         cells.append(dataclasses.replace(cell, out=str(out / "cells" / f"{cell.name}-{k}.json")))
