@@ -14,10 +14,13 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from yoco.errors import YocoError
 from yoco.registry import Registry
+
+if TYPE_CHECKING:
+    from yoco.data.condensed import CondensedSet
 
 log = logging.getLogger("yoco")
 
@@ -391,7 +394,7 @@ def _condense(p: argparse.ArgumentParser) -> Handler:
         if cfg.eval_every:
             quick_eval = EvalConfig(repeat=1, test_points=1, train=TrainConfig(epochs=a.eval_epochs))
 
-            def eval_fn(cs):
+            def eval_fn(cs: CondensedSet) -> float:
                 return evaluate_condensed(cs, real, quick_eval, device=a.device, progress=False)["last_mean"]
 
         cs = condense(real, cfg, a.out, device=a.device, resume=a.resume, progress=not a.quiet, eval_fn=eval_fn,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
 from torch import nn
 
 from yoco.errors import YocoError
@@ -39,10 +40,11 @@ class Classifier(nn.Module):
 
     classifier: nn.Module
 
-    def features(self, x):
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The penultimate embedding ``[B, D]``; each model defines it."""
         raise NotImplementedError
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
 
 
