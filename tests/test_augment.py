@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -103,6 +105,51 @@ def test_draws_of_several_calls_apply_in_one_pass():
     together = aug.apply(torch.cat(xs), {k: torch.cat([d[k] for d in draws]) for k in draws[0]})
     assert torch.allclose(together, torch.cat(alone), atol=1e-6)
     assert not torch.equal(draws[0]["color"][0], draws[1]["color"][0])
+
+
+def _draw_one_call_at_a_time(n: int, h: int, w: int, seed: int) -> tuple[dict, float]:
+    """The full strategy's parameters and a mixing coin, drawn number by number in IDC's order, as the loop of
+    one network did before its draws were batched: the sequence that must not change under any batching."""
+    g = torch.Generator().manual_seed(seed)
+    flip = (torch.rand(n, generator=g) < 0.5).float().view(n, 1)
+    color = torch.stack([torch.rand(n, generator=g) - 0.5, torch.rand(n, generator=g) * 2.0,
+                         torch.rand(n, generator=g) + 0.5], 1)
+    op = ("crop", "scale", "rotate")[int(torch.randint(3, (1,), generator=g))]
+    theta = torch.zeros(n, 2, 3)
+    if op == "scale":
+        theta[:, 0, 0] = torch.rand(n, generator=g) * (1.2 - 1 / 1.2) + 1 / 1.2
+        theta[:, 1, 1] = torch.rand(n, generator=g) * (1.2 - 1 / 1.2) + 1 / 1.2
+    elif op == "rotate":
+        a = (torch.rand(n, generator=g) - 0.5) * 2 * 15.0 * math.pi / 180
+        theta[:, 0, 0], theta[:, 0, 1], theta[:, 1, 0], theta[:, 1, 1] = a.cos(), -a.sin(), a.sin(), a.cos()
+    else:
+        theta[:, 0, 0] = theta[:, 1, 1] = 1.0
+        theta[:, 0, 2] = (torch.floor(torch.rand(n, generator=g) * 9) - 4) * 2.0 / w
+        theta[:, 1, 2] = (torch.floor(torch.rand(n, generator=g) * 9) - 4) * 2.0 / h
+    # cutout's centre as IDC's cutout_fn draws it: 0 .. side (a square of half an even side)
+    cut = torch.stack([torch.floor(torch.rand(n, generator=g) * (h + 1)),
+                       torch.floor(torch.rand(n, generator=g) * (w + 1))], 1)
+    coin = float(torch.rand((), generator=g))
+    return {"flip": flip, "color": color, "theta": theta.reshape(n, 6), "cutout": cut}, coin
+
+
+@pytest.mark.parametrize("n", [40, 7])
+def test_draws_of_many_generators_are_each_ones_own_sequence(n):
+    """`draw_many` draws each generator's numbers in a few calls and transforms them together: every row block
+    must be, number for number, what that generator gives when drawn one call at a time in IDC's order."""
+    aug, seeds = DSA(FULL), list(range(12))  # enough seeds that crop, scale and rotate each come up
+    drawn, extras = aug.draw_many(n, 32, 32, [torch.Generator().manual_seed(s) for s in seeds], extra=1)
+    ops = set()
+    for i, s in enumerate(seeds):
+        want, coin = _draw_one_call_at_a_time(n, 32, 32, s)
+        for k, v in want.items():
+            assert torch.equal(drawn[k][i * n : (i + 1) * n], v), (s, k)
+        assert float(extras[i, 0]) == coin
+        t = want["theta"][0]
+        ops.add("crop" if t[0] == 1 and t[4] == 1 else "rotate" if t[1] != 0 else "scale")
+    assert ops == {"crop", "scale", "rotate"}
+    one = aug.draw(n, 32, 32, seed=seeds[3])
+    assert all(torch.equal(one[k], drawn[k][3 * n : 4 * n]) for k in one)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

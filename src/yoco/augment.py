@@ -11,6 +11,7 @@ reference DSA/IDC matching code. Everything is differentiable w.r.t. the images.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,7 @@ from yoco.errors import YocoError
 
 DSA_OPS = ("color", "crop", "cutout", "flip", "scale", "rotate")
 GEOMETRIC = ("crop", "scale", "rotate")
+_GEOMETRIC_DRAWS = {"crop": 2, "scale": 2, "rotate": 1}  # uniforms per image each geometric op takes
 
 
 def parse_strategy(strategy: str, flip: bool = True) -> tuple[str, ...]:
@@ -68,30 +70,55 @@ class DSA:
     def draw(self, n: int, h: int, w: int, *, seed: int | None = None, generator: torch.Generator | None = None,
              shared: bool = False) -> dict[str, torch.Tensor]:
         """The parameters of ``n`` transforms of ``h x w`` images, on the CPU, one row per image (``shared``: one
-        draw repeated). Draws of several calls can be concatenated row-wise and applied in one :meth:`apply`,
+        image's draw repeated). Draws of several calls can be concatenated row-wise and applied in one :meth:`apply`,
         which gives each image exactly what its own call would have (how matching augments all classes at once)."""
-        g = generator
-        if seed is not None:
-            g = torch.Generator().manual_seed(int(seed))
+        g = torch.Generator().manual_seed(int(seed)) if seed is not None else generator
+        if shared:
+            # the numbers a one-image draw takes, one transform for the whole batch
+            return {k: v.repeat(n, 1) for k, v in self.draw_many(1, h, w, [g])[0].items()}
+        return self.draw_many(n, h, w, [g])[0]
 
-        def rand(k: int) -> torch.Tensor:
-            # Parameters are drawn on the CPU so a seed means the same thing on every device; in shared mode
-            # one draw is broadcast over the batch.
-            return torch.rand(1, generator=g).expand(k) if shared else torch.rand(k, generator=g)
-
+    def draw_many(self, n: int, h: int, w: int, generators: Sequence[torch.Generator | None], extra: int = 0
+                  ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """:meth:`draw` for each of ``generators`` at once: rows ``i * n .. (i + 1) * n`` are what ``draw`` gives
+        from ``generators[i]`` alone, number for number; plus ``[len(generators), extra]`` uniforms each generator
+        draws right after its parameters (a mixing coin). Per generator, in this order: flip, colour (brightness,
+        saturation, contrast), the geometric op's index, its numbers, cutout's centres, the extras; drawn in three
+        calls per generator (a generator's uniforms are the same drawn in one call or several), the arithmetic
+        done once for all: how a batched step of many networks draws without ~60 small CPU operations each."""
+        m = len(generators)
+        n_first = n * (("flip" in self.ops) + 3 * ("color" in self.ops))
+        first = _rows([torch.rand(n_first, generator=g) for g in generators]).view(m, -1, n)
+        picks = [self.geometric[int(torch.randint(len(self.geometric), (1,), generator=g))] if self.geometric
+                 else "" for g in generators]
+        after = 2 * n * ("cutout" in self.ops) + extra
+        tails = [torch.rand(_GEOMETRIC_DRAWS.get(op, 0) * n + after, generator=g)
+                 for op, g in zip(picks, generators, strict=True)]
         drawn: dict[str, torch.Tensor] = {}
+        cols = iter(first.unbind(1))
         if "flip" in self.ops:
-            drawn["flip"] = (rand(n) < self.p.flip_p).to(torch.float32).view(n, 1)
+            drawn["flip"] = (next(cols) < self.p.flip_p).to(torch.float32).reshape(m * n, 1)
         if "color" in self.ops:
-            drawn["color"] = torch.stack([rand(n) - 0.5, rand(n) * 2.0, rand(n) + 0.5], 1)
+            drawn["color"] = torch.stack([next(cols) - 0.5, next(cols) * 2.0, next(cols) + 0.5], 2).reshape(m * n, 3)
         if self.geometric:
-            op = self.geometric[int(torch.randint(len(self.geometric), (1,), generator=g))]
-            drawn["theta"] = self._theta(op, n, h, w, rand).reshape(n, 6)
+            groups = {op: [i for i, o in enumerate(picks) if o == op] for op in dict.fromkeys(picks)}
+            parts = {op: self._theta(op, _rows([tails[i][: _GEOMETRIC_DRAWS[op] * n] for i in rows]).view(
+                len(rows), -1, n), h, w) for op, rows in groups.items()}
+            if len(parts) == 1:
+                theta = next(iter(parts.values()))
+            else:
+                theta = torch.empty(m, n, 2, 3)
+                for op, rows in groups.items():
+                    theta[rows] = parts[op]
+            drawn["theta"] = theta.reshape(m * n, 6)
+        rest = _rows([t[t.numel() - after:] for t in tails])
         if "cutout" in self.ops:
             # the square's centre row/column, drawn as IDC's cutout_fn does: 0 .. side-1 (+1 for an even square)
             (ch, cw), cover = self._cutout_size(h, w), lambda side, s: side + (1 - s % 2)
-            drawn["cutout"] = torch.stack([torch.floor(rand(n) * cover(h, ch)), torch.floor(rand(n) * cover(w, cw))], 1)
-        return drawn
+            u = rest[:, : 2 * n].view(m, 2, n)
+            drawn["cutout"] = torch.stack([torch.floor(u[:, 0] * cover(h, ch)), torch.floor(u[:, 1] * cover(w, cw))],
+                                          2).reshape(m * n, 2)
+        return drawn, rest[:, rest.shape[1] - extra:]
 
     @staticmethod
     def moved(drawn: dict[str, torch.Tensor], device: torch.device, dtype: torch.dtype = torch.float32
@@ -126,26 +153,31 @@ class DSA:
             x = x * self._cutout_mask(x, par["cutout"])
         return x
 
-    def _theta(self, op: str, n: int, h: int, w: int, rand) -> torch.Tensor:
-        """The ``[n, 2, 3]`` affine matrices of one geometric op, on the CPU."""
-        theta = torch.zeros(n, 2, 3)
+    def _theta(self, op: str, u: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        """The ``[m, n, 2, 3]`` affine matrices of one geometric op from its uniforms ``u`` (``[m, k, n]``, k per
+        :data:`_GEOMETRIC_DRAWS`), on the CPU."""
+        m, _, n = u.shape
+        theta = torch.zeros(m, n, 2, 3)
         if op == "scale":
             lo = 1.0 / self.p.scale
-            theta[:, 0, 0] = rand(n) * (self.p.scale - lo) + lo
-            theta[:, 1, 1] = rand(n) * (self.p.scale - lo) + lo
+            theta[..., 0, 0] = u[:, 0] * (self.p.scale - lo) + lo
+            theta[..., 1, 1] = u[:, 1] * (self.p.scale - lo) + lo
         elif op == "rotate":
-            a = (rand(n) - 0.5) * 2 * self.p.rotate_deg * math.pi / 180
-            theta[:, 0, 0], theta[:, 0, 1] = torch.cos(a), -torch.sin(a)
-            theta[:, 1, 0], theta[:, 1, 1] = torch.sin(a), torch.cos(a)
+            a = (u[:, 0] - 0.5) * 2 * self.p.rotate_deg * math.pi / 180
+            # cos and sin row by row: a vectorised kernel may round its last few elements another way, and each
+            # row must be what a draw of its own gives
+            cos, sin = _rows([r.cos() for r in a]), _rows([r.sin() for r in a])
+            theta[..., 0, 0], theta[..., 0, 1] = cos, -sin
+            theta[..., 1, 0], theta[..., 1, 1] = sin, cos
         else:
             # crop = translate by a whole number of pixels, up to round(crop_pad x side) (4 px at 28 and at 32, as
             # IDC's crop_fn), zero padded
-            theta[:, 0, 0] = theta[:, 1, 1] = 1.0
+            theta[..., 0, 0] = theta[..., 1, 1] = 1.0
             rx, ry = int(w * self.p.crop_pad + 0.5), int(h * self.p.crop_pad + 0.5)
-            sx = torch.floor(rand(n) * (2 * rx + 1)) - rx
-            sy = torch.floor(rand(n) * (2 * ry + 1)) - ry
-            theta[:, 0, 2] = sx * 2.0 / w
-            theta[:, 1, 2] = sy * 2.0 / h
+            sx = torch.floor(u[:, 0] * (2 * rx + 1)) - rx
+            sy = torch.floor(u[:, 1] * (2 * ry + 1)) - ry
+            theta[..., 0, 2] = sx * 2.0 / w
+            theta[..., 1, 2] = sy * 2.0 / h
         return theta
 
     def _cutout_size(self, h: int, w: int) -> tuple[int, int]:
@@ -242,6 +274,11 @@ class ImageNetAug:
         else:
             target = grey.expand_as(x)
         return x + alpha * (target - x)
+
+
+def _rows(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """``torch.stack(tensors)``, without the copy for a single tensor (one network's draws, every step)."""
+    return tensors[0].unsqueeze(0) if len(tensors) == 1 else torch.stack(tensors)
 
 
 def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:

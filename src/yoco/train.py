@@ -157,10 +157,22 @@ class _Recipe:
 
     def draw(self, n: int, h: int, w: int) -> tuple[dict[str, torch.Tensor], MixPlan | None]:
         """A batch's DSA parameters and mixing plan (None: this batch is not mixed), on the CPU."""
-        dsa = self.dsa.draw(n, h, w, generator=self.g)
-        if self.plan_mix is not None and float(torch.rand((), generator=self.g)) < self.cfg.mix_p:
-            return dsa, self.plan_mix(n, h, w, self.g, self.cfg.mix_beta)
-        return dsa, None
+        dsa, plans = self.draw_all([self], n, h, w)
+        return dsa, plans[0]
+
+    @staticmethod
+    def draw_all(recipes: list[_Recipe], n: int, h: int, w: int
+                 ) -> tuple[dict[str, torch.Tensor], list[MixPlan | None]]:
+        """:meth:`draw` for recipes of one kind at once: their DSA parameters row-wise (``n`` rows each) and
+        each one's mixing plan. Each generator draws the DSA's numbers, then the mixing coin, then the plan when
+        the coin says mix; the arithmetic on them is done once (:meth:`DSA.draw_many`)."""
+        first = recipes[0]
+        mixes = first.plan_mix is not None
+        dsa, coins = first.dsa.draw_many(n, h, w, [r.g for r in recipes], extra=int(mixes))
+        if not mixes:
+            return dsa, [None] * len(recipes)
+        return dsa, [first.plan_mix(n, h, w, r.g, r.cfg.mix_beta) if coin < r.cfg.mix_p else None
+                     for r, coin in zip(recipes, coins[:, 0].tolist(), strict=True)]
 
     def batch(self, images: torch.Tensor, labels: torch.Tensor, idx: torch.Tensor
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
@@ -204,25 +216,22 @@ def _gather(recipes: list[_Recipe], images: torch.Tensor, labels: torch.Tensor, 
 def _draw_many(recipes: list[_Recipe], b: int, h: int, w: int, device: torch.device) -> _Draws:
     """Every network's DSA parameters and mixing plan for a batch of ``b`` images, each from its own generator in
     the order its own loop draws them (:meth:`_Recipe.draw`), packed onto ``device``."""
-    n_nets = len(recipes)
-    draws = [r.draw(b, h, w) for r in recipes]
-    dsa = DSA.moved({k: torch.cat([d[k] for d, _ in draws]) for k in draws[0][0]}, device)
-    lam = torch.zeros(2, n_nets, dtype=torch.float64)
-    lam[0] = 1.0
+    drawn, plans = _Recipe.draw_all(recipes, b, h, w)
+    dsa = DSA.moved(drawn, device)
+    weights = [1.0 if p is None else p.lam for p in plans]
+    lam = torch.tensor([weights, [1 - v for v in weights]], dtype=torch.float64).float()
     if recipes[0].plan_mix is None:
-        return _Draws(dsa, None, None, to_device(lam.float(), device))
-    partner = torch.arange(b).repeat(n_nets, 1)
-    box = torch.zeros(n_nets, 1, 1, h, w, dtype=torch.bool) if recipes[0].cfg.mix == "cutmix" else None
-    for i, (_, p) in enumerate(draws):
-        if p is None:
-            continue
-        partner[i] = p.perm
-        lam[0, i], lam[1, i] = p.lam, 1 - p.lam
-        if box is not None:
-            y0, y1, x0, x1 = p.box
-            box[i, 0, 0, y0:y1, x0:x1] = True
+        return _Draws(dsa, None, None, to_device(lam, device))
+    # built from Python lists in a few operations, not a few per network (the draws are already per network)
+    same = torch.arange(b)
+    partner = torch.stack([same if p is None else p.perm for p in plans])
+    box = None
+    if recipes[0].cfg.mix == "cutmix":
+        y0, y1, x0, x1 = torch.tensor([(0, 0, 0, 0) if p is None else p.box for p in plans]).view(-1, 4, 1, 1).unbind(1)
+        ys, xs = torch.arange(h).view(1, h, 1), torch.arange(w).view(1, 1, w)
+        box = ((ys >= y0) & (ys < y1) & (xs >= x0) & (xs < x1)).view(len(plans), 1, 1, h, w)
     return _Draws(dsa, to_device(partner, device), None if box is None else to_device(box, device),
-                  to_device(lam.float(), device))
+                  to_device(lam, device))
 
 
 def _augment_many(x: torch.Tensor, y: torch.Tensor, d: _Draws, dsa: DSA
