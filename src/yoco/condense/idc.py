@@ -375,9 +375,10 @@ def _class_losses_vmapped(net: nn.Module, pool: _RealPool, syn: torch.Tensor, dr
         dec = dec[torch.cat(keep).to(dec.device)]
     x_syn = normalize(dec, pool.mean, pool.std)
     n_real, n_syn = x_real.shape[0] // k, x_syn.shape[0] // k
-    params = [dsa.draw(n_real + n_syn, *syn.shape[-2:], seed=d.dsa_seed, shared=True) for d in draws]
-    rows = {key: torch.cat([p[key][:n_real] for p in params] + [p[key][n_real:] for p in params])
-            for key in params[0]}  # all real blocks, then all synthetic ones
+    # row c: class c's one transform (its shared draw), drawn for all classes at once
+    one, _ = dsa.draw_many(1, *syn.shape[-2:], [torch.Generator().manual_seed(int(d.dsa_seed)) for d in draws])
+    rows = {key: torch.cat([v.repeat_interleave(n_real, 0), v.repeat_interleave(n_syn, 0)])
+            for key, v in one.items()}  # all real blocks, then all synthetic ones
     both = dsa.apply(torch.cat([x_real, x_syn]), rows)
     reals = both[: k * n_real].view(k, n_real, *both.shape[1:])
     syns = both[k * n_real:].view(k, n_syn, *both.shape[1:])
