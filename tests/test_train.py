@@ -271,3 +271,27 @@ def test_one_pass_batches_equal_each_networks_own_batch(mix, shared):
         total = sum(_loss(out[i], wya, wyb, wlam) for i, (_, wya, wyb, wlam) in enumerate(want))
         torch.testing.assert_close(_losses(out, ya, yb, lam), total, rtol=1e-5, atol=1e-6)
     assert mixed == {True, False}  # networks that mix and networks that do not, in the same steps
+
+
+@pytest.mark.parametrize("mix_p", [1.0, 0.0])
+def test_the_batched_step_traces_as_one_graph(mix_p):
+    """CUDA graphs (``YOCO_COMPILE_MODE=reduce-overhead``) replay what ``torch.compile`` captures; a graph break in
+    the batched step (a host sync such as ``.item()``, a data-dependent branch) would split the step and bring
+    back the launches it exists to remove. Traced only (no compiler needed)."""
+    import torch._dynamo as dynamo
+    from torch.func import stack_module_state
+
+    from yoco.train import _BatchedStep, _draw_many, _filled, _gather, _Recipe
+
+    n_nets = 3
+    models = [create_model("convnet3", 10, 1, 28, width=8) for _ in range(n_nets)]
+    recipes = [_Recipe(_filled(TrainConfig(epochs=2, seed=s, mix_p=mix_p))) for s in range(n_nets)]
+    stacked, _ = stack_module_state(models)
+    params = {k: v.detach().clone() for k, v in stacked.items()}
+    momenta = {k: torch.zeros_like(v) for k, v in params.items()}
+    images, labels = torch.rand(40, 1, 28, 28), torch.arange(40) % 10
+    x, y = _gather(recipes, images, labels, [torch.randperm(40)[:32] for _ in range(n_nets)])
+    draws = _draw_many(recipes, 32, 28, 28, torch.device("cpu"))
+    step = _BatchedStep(models[0], recipes[0].dsa, recipes[0].cfg)
+    explained = dynamo.explain(step)(params, momenta, x, y, draws, torch.tensor(0.01))
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons
