@@ -13,9 +13,11 @@
 #   condense only the budget run, for CONDENSE_S seconds (default 480).
 #   ladder   the full-protocol ladder on the shipped set, stopped after LADDER_S seconds (default 150); its table
 #            (`yoco report`: the cells finished so far) and cells' seconds come back in $OUT/ladder_gpu.tar.
-# Next session's order: `all` (the one-pass batched step, compiled steps and CUDA graphs measured on the card; the
-# CUDA tests of this CPU session's changes), then, in a row while the machine is warm, LADDER_S=300 `ladder`: the
-# full-protocol ladder on the shipped set, timed with the one-pass batched step (issues 12 and 13).
+# Next session's order, sized for 15 minutes of device time with the machine's start (1-2 minutes) counted:
+# BUDGET_S=500 `all` (the one-pass batched step with its batched draws, compiled steps and CUDA graphs measured on
+# the card; the CUDA tests of the CPU sessions' changes), then, in a row while the machine is warm, LADDER_S=200
+# `ladder`: the full-protocol ladder on the shipped set, timed with the one-pass batched step (issues 12 and 13);
+# then give the machine back.
 # CIFAR-10 (issue 12's stretch; 139 MB, more than one call carries): `prepare-cifar` here, then three calls in a row:
 # `stage-cifar` carrying data/cifar10/a, then b, then `condense-cifar` carrying data/cifar10/c (CONDENSE_S), which
 # returns $OUT/condense_budget_cifar10.tar; commit it as benchmarks/results/condense_budget_cifar10.
