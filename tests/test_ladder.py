@@ -344,3 +344,22 @@ def test_gain_note_names_the_reference_columns_still_being_filled():
     partial = [row("random_balance", 1, 9, [0, 1, 2]), row("random_balance", 2, 5, [0, 1])]
     md = ladder_markdown(partial)
     assert "3 subset(s) x 3 training seed(s), fewer where still being filled (IPC 2: 5 run(s))" in md
+
+
+def test_plan_records_the_score_windows_the_protocol_chose(tmp_path, monkeypatch):
+    """Windows left to the protocol are resolved (here shrunk to the 6-epoch dynamics) and the plan and results
+    must say which were used: a config of None would leave readers guessing the LBPE window."""
+    from yoco.ladder import run as ladder_run
+
+    cs, cfg, root = _setup(tmp_path)
+    cfg = dataclasses.replace(cfg, rules=("yoco",), ipcs=(1,), repeat=1, lbpe_epochs=None, lbpe_top_k=None,
+                              el2n_epochs=None)
+
+    def stop(cells, *a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ladder_run, "execute", stop)
+    with pytest.raises(KeyboardInterrupt):
+        run_ladder(cs, cfg, tmp_path / "run", data_root=root, device="cpu", progress=False)
+    plan = json.loads((tmp_path / "run" / "plan.json").read_text())
+    assert plan["config"]["score_windows"] == {"lbpe_epochs": 6, "lbpe_top_k": 6, "el2n_epochs": 6}

@@ -112,7 +112,8 @@ def run_ladder(
         if batch_cells is None:
             batch_cells = resolve_device(device).type == "cuda" and workers == 1 and not ray_address
         report_config = {**cfg.to_dict(), "source": cs.source, "source_fingerprint": source_fp,
-                         "source_sha256": content_sha256(cs), "departures": cfg.departures(), "compiled": compile}
+                         "source_sha256": content_sha256(cs), "departures": cfg.departures(), "compiled": compile,
+                         "score_windows": windows}  # the windows used, where the config leaves them to the protocol
         write_json(out / PLAN, {"config": report_config,
                                 "cells": [{"rule": c.rule, "ipc": c.ipc, "seed": c.seed, "subset": c.subset,
                                            "key": c.key, "file": Path(c.out).name} for c in cells]})
