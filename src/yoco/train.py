@@ -219,7 +219,7 @@ def _draw_many(recipes: list[_Recipe], b: int, h: int, w: int, device: torch.dev
     drawn, plans = _Recipe.draw_all(recipes, b, h, w)
     dsa = DSA.moved(drawn, device)
     weights = [1.0 if p is None else p.lam for p in plans]
-    lam = torch.tensor([weights, [1 - v for v in weights]], dtype=torch.float64).float()
+    lam = torch.tensor([weights, [1 - v for v in weights]], dtype=torch.float32)
     if recipes[0].plan_mix is None:
         return _Draws(dsa, None, None, to_device(lam, device))
     # built from Python lists in a few operations, not a few per network (the draws are already per network)
