@@ -239,6 +239,38 @@ def test_compiled_batched_training_stays_close_to_eager(monkeypatch):
             torch.testing.assert_close(pb, pa, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_batched_training_replayed_as_cuda_graphs_matches_eager_on_cuda(monkeypatch, ieee_float32):
+    """The compiled batched step in CUDA-graph mode (``YOCO_COMPILE_MODE=reduce-overhead``): each step feeds the
+    last step's outputs back in, which a replay overwrites; the first H100 try failed on exactly that. The
+    weights, and the logits the batch hook saw, must match eager training."""
+    from yoco import train as train_mod
+    from yoco.train import train_batched
+
+    monkeypatch.setattr(train_mod, "_STEPS", {})
+    monkeypatch.setenv("YOCO_COMPILE_MODE", "reduce-overhead")
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(24, 1, 16, 16, generator=g).cuda(), (torch.arange(24) % 4).cuda()
+    cfgs = [TrainConfig(epochs=3, batch_size=10, seed=s) for s in (0, 1)]
+
+    def run(compile: bool) -> tuple[list, list[float]]:
+        seen: list[float] = []
+        nets = []
+        for s in range(2):
+            with seeded(s):
+                nets.append(create_model("convnet", 4, 1, 16, width=8, depth=2).cuda())
+        out = train_batched(nets, [x, x], [y, y], cfgs, progress=False, compile=compile,
+                            on_batch=lambda i, b: seen.append(float(b.logits.sum())))
+        return out, seen
+
+    eager, seen_eager = run(False)
+    graphed, seen_graphed = run(True)
+    assert seen_graphed == pytest.approx(seen_eager, rel=1e-3, abs=1e-3)
+    for a, b in zip(eager, graphed, strict=True):
+        for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+            torch.testing.assert_close(pb, pa, atol=1e-4, rtol=1e-3)
+
+
 @pytest.mark.parametrize("mix", ["cutmix", "mixup"])
 @pytest.mark.parametrize("shared", [True, False])
 def test_one_pass_batches_equal_each_networks_own_batch(mix, shared):

@@ -408,6 +408,7 @@ def train_batched(
     pool = images[0] if same else torch.stack(images)
     pool_labels = labels[0] if same else torch.stack(labels)
     dev = pool.device
+    graphed = compile and dev.type == "cuda"
     for m in models:
         m.train()
 
@@ -428,6 +429,10 @@ def train_batched(
             idx = [p[start : start + cfg.batch_size] for p in perms]
             x, y = _gather(recipes, pool, pool_labels, idx)
             draws = _draw_many(recipes, x.shape[1], x.shape[-2], x.shape[-1], dev)
+            if graphed:
+                # a new step of a CUDA-graph replay: this step's inputs are the last step's outputs, which the
+                # replay may overwrite (hooks read ``out`` before the next step; ``loss`` is the last step's)
+                torch.compiler.cudagraph_mark_step_begin()
             params, momenta, loss, out = step(params, momenta, x, y, draws, lr)
             if on_batch is not None:
                 for i in range(n_nets):
