@@ -13,11 +13,12 @@
 #   condense only the budget run, for CONDENSE_S seconds (default 480).
 #   ladder   the full-protocol ladder on the shipped set, stopped after LADDER_S seconds (default 150); its table
 #            (`yoco report`: the cells finished so far) and cells' seconds come back in $OUT/ladder_gpu.tar.
-# Next session's order, sized for 15 minutes of device time with the machine's start (1-2 minutes) counted:
-# BUDGET_S=500 `all` (the one-pass batched step with its batched draws, compiled steps and CUDA graphs measured on
-# the card; the CUDA tests of the CPU sessions' changes), then, in a row while the machine is warm, LADDER_S=200
-# `ladder`: the full-protocol ladder on the shipped set, timed with the one-pass batched step (issues 12 and 13);
-# then give the machine back.
+# Second H100 session (2026-11-26): `all` with BUDGET_S=470 (336 s of measurements, then iterations 95 -> 110), then
+# LADDER_S=290 `ladder` (dynamics 85 s, 72 of 75 cells in 183 s), 795 s of the 900 with the start. Its CUDA-graph
+# run failed at the first replay; train_batched now marks each step's start (test: *replayed_as_cuda_graphs*).
+# Next session's order: BUDGET_S=470 `all` (the CUDA-graph test and timings first; the condensation's network update
+# compiled as one whole-step graph, `--net compiled`, new since that session), then LADDER_FLAGS=--compile
+# LADDER_S=290 `ladder` (the compiled batched ladder against that session's eager 85 s + 183 s), then give back.
 # CIFAR-10 (issue 12's stretch; 139 MB, more than one call carries): `prepare-cifar` here, then three calls in a row:
 # `stage-cifar` carrying data/cifar10/a, then b, then `condense-cifar` carrying data/cifar10/c (CONDENSE_S), which
 # returns $OUT/condense_budget_cifar10.tar; commit it as benchmarks/results/condense_budget_cifar10.
@@ -59,7 +60,7 @@ case "${1:-all}" in
   measure|all)
     nvidia-smi -L
     timeout 120 python -m pytest -q tests/test_train.py tests/test_condense.py tests/test_augment.py \
-      tests/test_dynamics.py -k "cuda or batched or one_pass" 2>&1 | tail -5
+      tests/test_dynamics.py -k "cuda or momentum" 2>&1 | tail -5
     timeout 150 python benchmarks/bench_condense.py --device cuda --steps 3 --rounds 2 --net eager,compiled \
       --out "$OUT/condense_cost_cuda.json"
     timeout 150 python benchmarks/bench_networks.py --device cuda --nets 16 --epochs 50 --rounds 2 --compile \
@@ -95,8 +96,10 @@ case "${1:-all}" in
     condense_until "${CONDENSE_S:-480}" cifar10 /tmp/cifar10 condense_budget_cifar10
     ;;
   ladder)
+    # LADDER_FLAGS: e.g. --compile (the batched step compiled once per process and set size)
+    # shellcheck disable=SC2086
     timeout "${LADDER_S:-150}" python -m yoco.cli ladder src/yoco/assets/fashion-mnist-idc-ipc10.safetensors --dataset fashion-mnist \
-      --data-root "$YOCO_DATA/fashion-mnist" --device cuda --out /tmp/ladder_gpu
+      --data-root "$YOCO_DATA/fashion-mnist" --device cuda --out /tmp/ladder_gpu ${LADDER_FLAGS:-}
     echo "ladder stopped after $(( SECONDS - T0 )) s"
     python -m yoco.cli report /tmp/ladder_gpu | head -30  # the cells finished so far, if it was stopped
     tar -cf "$OUT/ladder_gpu.tar" -C /tmp --exclude='*.safetensors' ladder_gpu

@@ -1,7 +1,10 @@
+import dataclasses
+
 import pytest
 import torch
 from helpers import separable_images
 
+from yoco.errors import YocoError
 from yoco.models import create_model
 from yoco.train import TrainConfig, accuracy, lr_at, milestone_epochs, seeded, train
 
@@ -237,6 +240,35 @@ def test_compiled_batched_training_stays_close_to_eager(monkeypatch):
     for a, b in zip(eager, comp, strict=True):
         for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
             torch.testing.assert_close(pb, pa, atol=1e-4, rtol=1e-4)
+
+
+def test_batched_training_carries_sgd_momentum_across_calls_as_train_does():
+    """IDC trains one network in bursts with one optimizer; the batched step must pick up and leave the SGD
+    momentum buffers exactly where ``train(optimizer=...)`` does, or the compiled network update drifts."""
+    from yoco.train import train_batched
+
+    x, y = separable_images(n_per_class=4)
+    cfg = TrainConfig(epochs=2, batch_size=8, milestones=(), seed=3)
+
+    def fresh():
+        with seeded(0):
+            net = create_model("convnet", 4, 1, 16, width=4, depth=2)
+        return net, torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                                    weight_decay=cfg.weight_decay)
+
+    ref, ref_opt = fresh()
+    net, opt = fresh()
+    for burst in range(3):
+        c = dataclasses.replace(cfg, seed=burst)
+        train(ref, x, y, c, progress=False, optimizer=ref_opt)
+        train_batched([net], [x], [y], [c], progress=False, optimizers=[opt])
+    for (name, pa), pb in zip(ref.named_parameters(), net.parameters(), strict=True):
+        torch.testing.assert_close(pb, pa, atol=1e-5, rtol=1e-4, msg=name)
+        torch.testing.assert_close(opt.state[pb]["momentum_buffer"], ref_opt.state[pa]["momentum_buffer"],
+                                   atol=1e-5, rtol=1e-4, msg=name)
+    nesterov = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+    with pytest.raises(YocoError, match="carries only torch.optim.SGD"):
+        train_batched([net], [x], [y], [cfg], progress=False, optimizers=[nesterov])
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

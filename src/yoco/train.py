@@ -369,6 +369,7 @@ def train_batched(
     progress: bool = True,
     desc: str = "train",
     compile: bool = False,
+    optimizers: list[torch.optim.Optimizer] | None = None,
 ) -> list[nn.Module]:
     """Train N independent networks as one batched computation; the same numbers as N calls of :func:`train`.
 
@@ -381,7 +382,9 @@ def train_batched(
     the result equals N separate runs up to float rounding of the batched kernels. Models must have no buffers
     (:func:`batchable`). The trained weights are written back into ``models``. ``on_batch`` gets the network
     index first; ``on_epoch(epoch, models)`` gets all N networks at once (their weights written back), so that a
-    test pass can serve them together (:func:`predict_many`).
+    test pass can serve them together (:func:`predict_many`). ``optimizers`` (one ``torch.optim.SGD`` per network,
+    with the config's momentum and weight decay) carry the momentum across calls as :func:`train`'s ``optimizer``
+    does: their buffers are read at the start and written back at the end.
     """
     from torch.func import stack_module_state
 
@@ -401,6 +404,8 @@ def train_batched(
     stacked, _ = stack_module_state(models)
     params = {k: v.detach().clone() for k, v in stacked.items()}
     momenta = {k: torch.zeros_like(v) for k, v in params.items()}  # momentum * 0 + d is SGD's first buffer, exactly
+    if optimizers is not None:
+        _read_momenta(optimizers, models, momenta, cfg)
     recipes = [_Recipe(c) for c in cfgs]
     step = _batched_step(models[0], recipes[0].dsa, cfg, compile, images[0].device)
     # one set shared by every network (dynamics runs) stays one tensor; different sets are stacked once
@@ -443,7 +448,31 @@ def train_batched(
                 m.train()
         if progress and _report(epoch, cfg.epochs):
             bar.set_postfix(loss=f"{float(loss) / n_nets:.3f}", lr=f"{lr_at(cfg, epoch):.2g}", refresh=False)
+    if optimizers is not None:
+        for opt, m, i in zip(optimizers, models, range(n_nets), strict=True):
+            for name, p in m.named_parameters():  # copies: a CUDA-graph replay reuses the step's output memory
+                opt.state[p]["momentum_buffer"] = momenta[name][i].clone()
     return write_back()
+
+
+def _read_momenta(optimizers: list[torch.optim.Optimizer], models: list[nn.Module],
+                  momenta: dict[str, torch.Tensor], cfg: TrainConfig) -> None:
+    """Fill the stacked ``momenta`` from each network's SGD buffers (zeros where it has not stepped yet, which is
+    exactly SGD's first step), after checking that the optimizers are the SGD the batched step computes."""
+    if len(optimizers) != len(models):
+        raise YocoError(f"train_batched got {len(optimizers)} optimizers for {len(models)} networks")
+    for opt, m, i in zip(optimizers, models, range(len(models)), strict=True):
+        for group in opt.param_groups:
+            same = (type(opt) is torch.optim.SGD and group["momentum"] == cfg.momentum
+                    and group["weight_decay"] == cfg.weight_decay and not group["dampening"]
+                    and not group["nesterov"] and not group.get("maximize", False))
+            if not same:
+                raise YocoError("batched training carries only torch.optim.SGD without dampening or Nesterov, with "
+                                f"the config's momentum {cfg.momentum} and weight decay {cfg.weight_decay}")
+        for name, p in m.named_parameters():
+            buf = opt.state[p].get("momentum_buffer") if p in opt.state else None
+            if buf is not None:
+                momenta[name][i].copy_(buf)
 
 
 class _WrittenBack(Sequence[nn.Module]):

@@ -47,7 +47,7 @@ from yoco.data.condensed import CondensedMeta, CondensedSet, decode_images, norm
 from yoco.errors import YocoError
 from yoco.files import read_tensors, write_tensors
 from yoco.models import create_model, model_names
-from yoco.train import TrainConfig, resolve_device, seeded, train
+from yoco.train import TrainConfig, batchable, resolve_device, seeded, train, train_batched
 
 if TYPE_CHECKING:
     from yoco.data.datasets import RealDataset
@@ -517,8 +517,12 @@ def _train_net(net: nn.Module, pool: _RealPool, cfg: IDCConfig, flip: bool, g: t
         whole = -(-n_images // cfg.batch_real) * cfg.batch_real
         pick = torch.randperm(n, generator=g)[: min(whole, n)]
     seed = int(torch.randint(2**31 - 1, (1,), generator=g))
-    train(net, pool.batch(pick), pool.labels[pick.to(pool.labels.device)],
-          _net_train_config(cfg, flip, epochs, seed), progress=False, optimizer=opt, compile=compile)
+    x, y, tcfg = pool.batch(pick), pool.labels[pick.to(pool.labels.device)], _net_train_config(cfg, flip, epochs, seed)
+    if compile and batchable(net):  # the whole step (augment, mix, forward, backward, SGD) as one compiled graph
+        train_batched([net], [x], [y], [tcfg], progress=False, compile=True,
+                      optimizers=None if opt is None else [opt])
+    else:
+        train(net, x, y, tcfg, progress=False, optimizer=opt, compile=compile)
 
 
 def checkpoint_path(out: str | Path) -> Path:
@@ -582,8 +586,10 @@ def condense(real: RealDataset, cfg: IDCConfig, out: str | Path, *, device: str 
     current set is passed to ``eval_fn`` every ``eval_every`` iterations and the result logged. The checkpoint
     is removed once the final set is written, unless ``keep_checkpoint`` (then it holds the final state, so a
     later call with more ``iterations`` continues the same run: how a schedule is spread over short GPU loans).
-    ``compile`` runs the network's training steps between matching steps through ``torch.compile`` (a runtime
-    choice, not part of the run's identity: a checkpoint resumes either way).
+    ``compile`` runs the network's training steps between matching steps as one compiled graph each (augmentation,
+    mixing, forward, backward and SGD: :func:`yoco.train.train_batched` with one network; a compiled forward alone
+    measured no faster on an H100); a runtime choice, not part of the run's identity: a checkpoint resumes either
+    way.
     """
     check_config(cfg, real)
     dev = resolve_device(device)
