@@ -376,8 +376,9 @@ def _condense(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--resume", action="store_true", help="continue from OUT.ckpt")
     p.add_argument("--out", required=True, help="output .safetensors path")
     _device(p)
-    _compile(p, "train the network between matching steps through torch.compile (fewer kernel launches on a GPU; "
-             "1.0-1.3x on a CPU's inner step); a runtime choice, so a checkpoint resumes with or without it")
+    _compile(p, "train the network between matching steps with each step (augmentation, mixing, forward, backward, "
+             "SGD) as one torch.compile-d graph, for a GPU's launch overhead; a runtime choice, so a checkpoint "
+             "resumes with or without it")
 
     def run(a: argparse.Namespace) -> int:
         from yoco.condense import checkpoint_path, condense, resolve_config
