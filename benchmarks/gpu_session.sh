@@ -63,6 +63,9 @@ case "${1:-all}" in
       tests/test_dynamics.py -k "cuda or momentum" 2>&1 | tail -5
     timeout 150 python benchmarks/bench_condense.py --device cuda --steps 3 --rounds 2 --net eager,compiled \
       --out "$OUT/condense_cost_cuda.json"
+    # the network update's whole step compiled and replayed as CUDA graphs (the 30 ms CIFAR-10 inner step's lever)
+    YOCO_COMPILE_MODE=reduce-overhead timeout 150 python benchmarks/bench_condense.py --device cuda --steps 3 \
+      --rounds 1 --engines batched --net eager,compiled --out "$OUT/condense_cost_cuda_graphs.json"
     timeout 150 python benchmarks/bench_networks.py --device cuda --nets 16 --epochs 50 --rounds 2 --compile \
       --out "$OUT/networks_cuda.json"
     YOCO_COMPILE_MODE=reduce-overhead timeout 120 python benchmarks/bench_networks.py --device cuda --nets 16 \
