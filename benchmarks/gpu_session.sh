@@ -102,7 +102,7 @@ case "${1:-all}" in
     # LADDER_FLAGS: e.g. --compile (the batched step compiled once per process and set size)
     # shellcheck disable=SC2086
     timeout "${LADDER_S:-150}" python -m yoco.cli ladder src/yoco/assets/fashion-mnist-idc-ipc10.safetensors --dataset fashion-mnist \
-      --data-root "$YOCO_DATA/fashion-mnist" --device cuda --out /tmp/ladder_gpu ${LADDER_FLAGS:-}
+      --data-root "$YOCO_DATA/fashion-mnist" --device cuda --quiet --out /tmp/ladder_gpu ${LADDER_FLAGS:-}
     echo "ladder stopped after $(( SECONDS - T0 )) s"
     python -m yoco.cli report /tmp/ladder_gpu | head -30  # the cells finished so far, if it was stopped
     tar -cf "$OUT/ladder_gpu.tar" -C /tmp --exclude='*.safetensors' ladder_gpu
