@@ -9,7 +9,7 @@ from helpers import fail_evaluations_of, separable_images, tiny_real, write_mnis
 
 from yoco import evaluate
 from yoco.data.condensed import CondensedMeta, CondensedSet, load
-from yoco.dynamics import DynamicsConfig
+from yoco.dynamics import DynamicsConfig, load_dynamics
 from yoco.errors import YocoError
 from yoco.evaluate import EvalConfig
 from yoco.ladder import LadderConfig, run_ladder
@@ -82,6 +82,8 @@ def test_tiny_ladder_end_to_end_and_resume(tmp_path, monkeypatch):
     run_ladder(cs, cfg3, out, data_root=root, device="cpu", progress=False)
     assert len(calls) == 2 * 1 * 2 + 2
     assert sorted((out / "cache").glob("dynamics-*")) == dyn_files
+    # the dynamics' time is kept with them, as each cell keeps its own (the GPU goals are timed from these)
+    assert load_dynamics(dyn_files[0]).config["seconds"] > 0
 
 
 def test_other_source_refused_without_force(tmp_path):

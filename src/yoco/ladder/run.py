@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -70,8 +71,11 @@ def run_ladder(
 
         def make_dynamics() -> Dynamics:
             log.info("recording training dynamics (%d runs x %d epochs)", cfg.dynamics.runs, cfg.dynamics.epochs)
+            start = time.perf_counter()
             dyn = record_dynamics(cs, cfg.dynamics, device=device, progress=progress, compile=compile)
             dyn.config["cache_key"] = dyn_key
+            dyn.config["seconds"] = time.perf_counter() - start  # as each cell records its own
+            log.info("dynamics recorded in %.1f s", dyn.config["seconds"])
             return dyn
 
         def dynamics() -> Dynamics:
