@@ -15,7 +15,7 @@
 #            (`yoco report`: the cells finished so far) and cells' seconds come back in $OUT/ladder_gpu.tar.
 # Second H100 session (2026-11-26): `all` with BUDGET_S=470 (336 s of measurements, then iterations 95 -> 110), then
 # LADDER_S=290 `ladder` (dynamics 85 s, 72 of 75 cells in 183 s), 795 s of the 900 with the start. Its CUDA-graph
-# run failed at the first replay; train_batched now marks each step's start (test: *replayed_as_cuda_graphs*).
+# run failed at the first replay; train_batched now copies the carried state out (test: *replayed_as_cuda_graphs*).
 # Next session's order: BUDGET_S=470 `all` (the CUDA-graph test and timings first; the condensation's network update
 # compiled as one whole-step graph, `--net compiled`, new since that session), then LADDER_FLAGS=--compile
 # LADDER_S=290 `ladder` (the compiled batched ladder against that session's eager 85 s + 183 s), then give back.

@@ -274,8 +274,8 @@ def test_batched_training_carries_sgd_momentum_across_calls_as_train_does():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_batched_training_replayed_as_cuda_graphs_matches_eager_on_cuda(monkeypatch, ieee_float32):
     """The compiled batched step in CUDA-graph mode (``YOCO_COMPILE_MODE=reduce-overhead``): each step feeds the
-    last step's outputs back in, which a replay overwrites; the first H100 try failed on exactly that. The
-    weights, and the logits the batch hook saw, must match eager training."""
+    last step's weights and momenta back in, and a replay frees its outputs when the next one starts; the first
+    H100 try failed on exactly that. The weights, and the logits the batch hook saw, must match eager training."""
     from yoco import train as train_mod
     from yoco.train import train_batched
 

@@ -434,11 +434,11 @@ def train_batched(
             idx = [p[start : start + cfg.batch_size] for p in perms]
             x, y = _gather(recipes, pool, pool_labels, idx)
             draws = _draw_many(recipes, x.shape[1], x.shape[-2], x.shape[-1], dev)
-            if graphed:
-                # a new step of a CUDA-graph replay: this step's inputs are the last step's outputs, which the
-                # replay may overwrite (hooks read ``out`` before the next step; ``loss`` is the last step's)
-                torch.compiler.cudagraph_mark_step_begin()
             params, momenta, loss, out = step(params, momenta, x, y, draws, lr)
+            if graphed:
+                # a CUDA-graph replay's outputs live in its memory pool and are freed when the next step starts, so
+                # the state carried into it is copied out (hooks use ``out`` at once; ``loss`` is read before)
+                params, momenta = _copied(params), _copied(momenta)
             if on_batch is not None:
                 for i in range(n_nets):
                     on_batch(i, Batch(epoch, idx[i], out[i], y[i]))
@@ -450,9 +450,17 @@ def train_batched(
             bar.set_postfix(loss=f"{float(loss) / n_nets:.3f}", lr=f"{lr_at(cfg, epoch):.2g}", refresh=False)
     if optimizers is not None:
         for opt, m, i in zip(optimizers, models, range(n_nets), strict=True):
-            for name, p in m.named_parameters():  # copies: a CUDA-graph replay reuses the step's output memory
+            for name, p in m.named_parameters():
                 opt.state[p]["momentum_buffer"] = momenta[name][i].clone()
     return write_back()
+
+
+def _copied(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Copies of ``tensors`` (one multi-tensor copy, not one launch per tensor)."""
+    names = list(tensors)
+    out = [torch.empty_like(tensors[k]) for k in names]
+    torch._foreach_copy_(out, [tensors[k] for k in names])
+    return dict(zip(names, out, strict=True))
 
 
 def _read_momenta(optimizers: list[torch.optim.Optimizer], models: list[nn.Module],
