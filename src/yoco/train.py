@@ -344,7 +344,12 @@ def compiled(model: nn.Module, device: torch.device) -> nn.Module:
     if device.type == "cpu" and not any(shutil.which(c) for c in (os.environ.get("CXX", "g++"), "g++", "c++")):
         raise YocoError("compiling networks on the CPU needs a C++ compiler (g++ or $CXX), and none was found; "
                         "install one (apt-get install g++) or train without compiling")
-    return torch.compile(model, mode=os.environ.get("YOCO_COMPILE_MODE") or None)
+    return torch.compile(model, mode=_compile_mode())
+
+
+def _compile_mode() -> str | None:
+    """torch.compile's mode from ``$YOCO_COMPILE_MODE`` (None: its default); the CUDA-graph modes replay steps."""
+    return os.environ.get("YOCO_COMPILE_MODE") or None
 
 
 def _report(epoch: int, epochs: int, every: int = 10) -> bool:
@@ -413,7 +418,7 @@ def train_batched(
     pool = images[0] if same else torch.stack(images)
     pool_labels = labels[0] if same else torch.stack(labels)
     dev = pool.device
-    graphed = compile and dev.type == "cuda"
+    graphed = compile and dev.type == "cuda" and _compile_mode() in ("reduce-overhead", "max-autotune")
     for m in models:
         m.train()
 
