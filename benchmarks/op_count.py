@@ -82,29 +82,37 @@ class DeviceOpCounter(OpCounter):
 
     def __init__(self) -> None:
         super().__init__()
-        self.device_ops = 0
+        self.device_by_name: Counter[str] = Counter()
+
+    @property
+    def device_ops(self) -> int:
+        return sum(self.device_by_name.values())
 
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         if any(isinstance(t, torch.Tensor) and t.device.type == "meta" for t in tree_leaves((args, kwargs or {}))):
-            self.device_ops += 1
+            self.device_by_name[str(func.overloadpacket)] += 1
         return super().__torch_dispatch__(func, types, args, kwargs)
 
 
 def batched_training_step(width: int, nets: int) -> dict[str, int]:
     """Operations of one step of ``nets`` networks trained as one batched computation (the ladder's cells of one
     IPC on a GPU), on the meta device: a 64-image set, one batch per epoch, so one epoch's count (two epochs minus
-    one, which cancels the set-up and write-back) is one step; ``device`` are the kernel-launching ones."""
+    one, which cancels the set-up and write-back) is one step; ``device`` are the ones on the device's tensors
+    (kernels, and views that launch none), also by operation name."""
     from yoco.train import train_batched
 
     x, y = torch.rand(64, 1, 28, 28, device="meta"), torch.zeros(64, dtype=torch.long, device="meta")
-    counts = []
+    counters = []
     for epochs in (1, 2):
         models = [create_model("convnet3", 10, 1, 28, width=width).to("meta") for _ in range(nets)]
         cfgs = [_filled(TrainConfig(epochs=epochs, seed=s, mix_p=1.0)) for s in range(nets)]  # every step mixes
         with DeviceOpCounter() as c:
             train_batched(models, [x] * nets, [y] * nets, cfgs, progress=False)
-        counts.append((c.total, c.device_ops))
-    return {"all": counts[1][0] - counts[0][0], "device": counts[1][1] - counts[0][1]}
+        counters.append(c)
+    by_name = Counter(counters[1].device_by_name)
+    by_name.subtract(counters[0].device_by_name)  # keeps the negative differences, as the totals do
+    return {"all": counters[1].total - counters[0].total, "device": counters[1].device_ops - counters[0].device_ops,
+            "device_by_name": {k: v for k, v in by_name.most_common() if v}}
 
 
 def idc_inner_step(width: int) -> dict[str, int]:
@@ -152,6 +160,8 @@ def main() -> None:
     print(f"{'training step: total':<48}{sum(train_ops.values()):>9}")
     for n_nets, n in batched.items():
         print(f"{f'batched training step, {n_nets} networks':<48}{n['all']:>9}  ({n['device']} on the device)")
+    top = list(batched[max(batched)]["device_by_name"].items())[:12]
+    print(f"  its device operations by name ({max(batched)} networks): " + ", ".join(f"{k} {v}" for k, v in top))
     for name, n in idc_ops.items():
         print(f"{'IDC inner step: ' + name:<48}{n:>9}")
 
