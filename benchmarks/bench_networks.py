@@ -1,28 +1,33 @@
-"""Networks trained per second: one at a time, batched (one vmapped computation), and in worker processes.
+"""Networks trained per second: one at a time, batched (one stacked computation), and in worker processes.
 
 N fresh ConvNet-3s (width 128) are trained on the same 100-image Fashion-MNIST-shaped set (the size of a
 ladder cell) for E epochs with the evaluation recipe (DSA + CutMix, batch 64): one after another in this
-process, as one batched computation (``yoco.train.train_batched``), and split over ``--workers`` processes.
+process, as one batched computation (``yoco.train.train_batched``), and split over ``--workers`` processes;
+``--vmap`` adds the batched way as it was before grouped convolutions (``torch.func.vmap`` over the networks).
 All in one run, each way timed ``--rounds`` times interleaved; FLOPs of one training step are counted with
 torch's FlopCounterMode and compared with the measured matmul rate.
 
     python benchmarks/bench_networks.py [--nets 4] [--epochs 20] [--width 128] [--workers 2] [--rounds 2]
-        [--compile] [--device auto]
+        [--compile] [--vmap] [--device auto]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from unittest import mock
 
 import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
+from yoco import train as train_mod
 from yoco.files import write_json
-from yoco.models import create_model
+from yoco.models import create_model, stacked
 from yoco.train import TrainConfig, resolve_device, seeded, train, train_batched
 
 OUT = Path(__file__).parent / "results"
@@ -55,13 +60,26 @@ def one_by_one(n: int, epochs: int, device: str, width: int, compile: bool = Fal
     return time.perf_counter() - t0
 
 
-def batched(n: int, epochs: int, device: str, width: int, compile: bool = False) -> float:
+def batched(n: int, epochs: int, device: str, width: int, compile: bool = False, vmap: bool = False) -> float:
     dev = torch.device(device)
     x, y = _data(dev)
-    t0 = time.perf_counter()
-    train_batched(_models(n, dev, width), [x] * n, [y] * n, _cfgs(n, epochs), progress=False, compile=compile)
-    _sync(dev)
-    return time.perf_counter() - t0
+    with _vmapped() if vmap else contextlib.nullcontext():
+        t0 = time.perf_counter()
+        train_batched(_models(n, dev, width), [x] * n, [y] * n, _cfgs(n, epochs), progress=False, compile=compile)
+        _sync(dev)
+        return time.perf_counter() - t0
+
+
+_VMAP_STEPS: dict = {}
+
+
+@contextlib.contextmanager
+def _vmapped() -> Iterator[None]:
+    """The batched step as before grouped convolutions: ``stacked_forward``'s vmap fallback, with its own cache
+    of (compiled) steps."""
+    with mock.patch.object(stacked, "groupable", lambda model: False), \
+            mock.patch.object(train_mod, "_STEPS", _VMAP_STEPS):
+        yield
 
 
 def _worker(args: tuple[int, int, str, int, int]) -> float:
@@ -105,6 +123,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--compile", action="store_true", help="also both ways through torch.compile (compiled once, "
                     "before the timed rounds; the compile time is reported apart)")
+    ap.add_argument("--vmap", action="store_true", help="also the batched way(s) through vmap, as before grouped "
+                    "convolutions")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", default=str(OUT / "networks.json"))
     args = ap.parse_args()
@@ -117,12 +137,17 @@ def main() -> None:
             "batched": lambda: batched(args.nets, args.epochs, str(dev), args.width)}
     if dev.type == "cpu" and args.workers > 1:
         ways[f"{args.workers} workers"] = lambda: workers(args.nets, args.epochs, str(dev), args.workers, args.width)
+    if args.vmap:
+        ways["batched, vmap"] = lambda: batched(args.nets, args.epochs, str(dev), args.width, vmap=True)
     compile_s = {}
     if args.compile:
         ways["one by one, compiled"] = lambda: one_by_one(args.nets, args.epochs, str(dev), args.width, True)
         ways["batched, compiled"] = lambda: batched(args.nets, args.epochs, str(dev), args.width, True)
         compile_s["one by one, compiled"] = one_by_one(1, 1, str(dev), args.width, True)
         compile_s["batched, compiled"] = batched(args.nets, 1, str(dev), args.width, True)
+        if args.vmap:
+            ways["batched, vmap, compiled"] = lambda: batched(args.nets, args.epochs, str(dev), args.width, True, True)
+            compile_s["batched, vmap, compiled"] = batched(args.nets, 1, str(dev), args.width, True, True)
     times: dict[str, list[float]] = {k: [] for k in ways}
     for _ in range(args.rounds):
         for name, fn in ways.items():
@@ -132,12 +157,12 @@ def main() -> None:
                           "seconds": times, "compile_warm_up_seconds": compile_s})
     base = min(times["one by one"])
     print(f"device {dev}, {args.nets} width-{args.width} networks x {args.epochs} epochs of 100 images; matmul {rate / 1e9:.1f} GFLOP/s")
-    print(f"{'way':<22}{'seconds':>9}{'nets/s':>9}{'GFLOP/s':>9}{'of matmul':>10}{'vs one by one':>14}")
+    print(f"{'way':<25}{'seconds':>9}{'nets/s':>9}{'GFLOP/s':>9}{'of matmul':>10}{'vs one by one':>14}")
     for name, t in compile_s.items():
         print(f"warm-up of {name} (compiling, one epoch): {t:.1f} s")
     for name, ts in times.items():
         t = min(ts)
-        print(f"{name:<22}{t:>9.1f}{args.nets / t:>9.3f}{flops / t / 1e9:>9.1f}{flops / t / rate:>10.0%}{base / t:>14.2f}x")
+        print(f"{name:<25}{t:>9.1f}{args.nets / t:>9.3f}{flops / t / 1e9:>9.1f}{flops / t / rate:>10.0%}{base / t:>14.2f}x")
 
 
 if __name__ == "__main__":

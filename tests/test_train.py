@@ -211,8 +211,9 @@ def test_compiling_without_a_cxx_compiler_is_one_clear_error(monkeypatch):
 
 @pytest.mark.skipif(not any(__import__("shutil").which(c) for c in ("g++", "c++")), reason="needs a C++ compiler")
 def test_compiled_batched_training_stays_close_to_eager(monkeypatch):
-    """The whole batched step (augment, vmapped forward/backward, SGD) through torch.compile: as eager, to float
-    reordering, and one compiled step serves a second call (no compiling per group of networks)."""
+    """The whole batched step (augment, stacked forward/backward, SGD) through torch.compile: as eager, to float
+    reordering, and one compiled step serves a second call and another batch size (no compiling per group of
+    networks or per partial batch: a ladder's groups would otherwise compile six graphs)."""
     from torch._dynamo.utils import counters
 
     from yoco import train as train_mod
@@ -236,6 +237,9 @@ def test_compiled_batched_training_stays_close_to_eager(monkeypatch):
     graphs = counters["stats"]["unique_graphs"]
     assert graphs > 0
     train_batched(fresh(), [x] * 3, [y] * 3, cfgs, progress=False, compile=True)
+    assert counters["stats"]["unique_graphs"] == graphs
+    other = [TrainConfig(epochs=1, batch_size=6, seed=s) for s in range(3)]  # batches of 6, 6 and 4 images
+    train_batched(fresh(), [x] * 3, [y] * 3, other, progress=False, compile=True)
     assert counters["stats"]["unique_graphs"] == graphs
     for a, b in zip(eager, comp, strict=True):
         for pa, pb in zip(a.parameters(), b.parameters(), strict=True):

@@ -9,7 +9,6 @@ IDC's protocol). Hooks see every batch's outputs (for training dynamics) and the
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import os
 import shutil
@@ -25,6 +24,7 @@ from tqdm.auto import tqdm
 from yoco import protocol
 from yoco.augment import DSA, ImageNetAug, MixPlan, cutmix_plan, mix, mixup_plan, to_device
 from yoco.errors import YocoError
+from yoco.models.stacked import stacked_forward
 
 
 @dataclass
@@ -381,9 +381,8 @@ def train_batched(
     Network ``i`` trains on ``images[i]``/``labels[i]`` (all the same size) with ``cfgs[i]`` (configs may differ
     only in their seed): its own initialisation, batch order, augmentation draws and mixing, exactly as
     :func:`train` would draw them. Their batches are gathered, augmented and mixed in one pass (:func:`_gather`,
-    :func:`_draw_many`, :func:`_augment_many`),
-    the N forward/backward passes run as one ``torch.func.vmap`` over the stacked
-    parameters, and one SGD step over the stacked parameters is N independent steps (SGD is elementwise), so
+    :func:`_draw_many`, :func:`_augment_many`), the N forward/backward passes run as one computation over the
+    stacked parameters (:func:`yoco.models.stacked.stacked_forward`), and one SGD step over the stacked parameters is N independent steps (SGD is elementwise), so
     the result equals N separate runs up to float rounding of the batched kernels. Models must have no buffers
     (:func:`batchable`). The trained weights are written back into ``models``. ``on_batch`` gets the network
     index first; ``on_epoch(epoch, models)`` gets all N networks at once (their weights written back), so that a
@@ -439,6 +438,8 @@ def train_batched(
             idx = [p[start : start + cfg.batch_size] for p in perms]
             x, y = _gather(recipes, pool, pool_labels, idx)
             draws = _draw_many(recipes, x.shape[1], x.shape[-2], x.shape[-1], dev)
+            if compile:
+                _any_size(params, momenta, x, y, draws)
             params, momenta, loss, out = step(params, momenta, x, y, draws, lr)
             if graphed:
                 # a CUDA-graph replay's outputs live in its memory pool and are freed when the next step starts, so
@@ -458,6 +459,24 @@ def train_batched(
             for name, p in m.named_parameters():
                 opt.state[p]["momentum_buffer"] = momenta[name][i].clone()
     return write_back()
+
+
+def _any_size(params: dict[str, torch.Tensor], momenta: dict[str, torch.Tensor], x: torch.Tensor,
+              y: torch.Tensor, draws: _Draws) -> None:
+    """Mark the step's network and batch dimensions as dynamic for ``torch.compile``, so one compiled graph serves
+    every group size and batch size (a ladder's groups: 24 networks on batches of 40, 64, 16 and 8, then 3 networks)
+    instead of one graph per shape. Where the forward pass reads a size as a constant (the ``vmap`` fallback of
+    :func:`~yoco.models.stacked.stacked_forward`), the graph stays specialised to its shapes, as before."""
+    mark = torch._dynamo.maybe_mark_dynamic
+    for t in (*params.values(), *momenta.values(), *draws.dsa.values()):
+        mark(t, 0)
+    for t in (x, y, draws.partner):
+        if t is not None:
+            mark(t, 0)
+            mark(t, 1)
+    if draws.box is not None:
+        mark(draws.box, 0)
+    mark(draws.lam, 1)
 
 
 def _copied(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -521,15 +540,13 @@ def _batched_step(model: nn.Module, dsa: DSA, cfg: TrainConfig, compile: bool, d
 class _BatchedStep(nn.Module):
     """The device part of one batched training step, as one function of the stacked weights and momenta and the
     step's packed draws: augment and mix (:func:`_augment_many`), the N forward/backward passes as one
-    ``torch.func.vmap``, and SGD with momentum and weight decay as ``torch.optim.SGD`` does it (SGD is elementwise,
+    computation (:func:`~yoco.models.stacked.stacked_forward`), and SGD with momentum and weight decay as ``torch.optim.SGD`` does it (SGD is elementwise,
     so one update of the stacked weights is N independent updates). Written functionally, so ``torch.compile``
     can take the whole step (and on a GPU, its CUDA-graph mode replay it)."""
 
     def __init__(self, model: nn.Module, dsa: DSA, cfg: TrainConfig) -> None:
-        from torch.func import vmap
-
         super().__init__()
-        self.forward_many = vmap(_stateless(model, training=True))
+        self.forward_many = stacked_forward(model, training=True)
         self.dsa, self.momentum, self.weight_decay = dsa, cfg.momentum, cfg.weight_decay
 
     def forward(self, params: dict[str, torch.Tensor], momenta: dict[str, torch.Tensor], x: torch.Tensor,
@@ -543,7 +560,13 @@ class _BatchedStep(nn.Module):
             out = self.forward_many(p, x)
             return _losses(out, ya, yb, draws.lam), out.detach()
 
-        grads, (loss, out) = grad_and_value(loss_of, has_aux=True)(params)
+        if torch.compiler.is_compiling():  # dynamo traces torch.func's transforms (torch.autograd.grad breaks it)
+            grads, (loss, out) = grad_and_value(loss_of, has_aux=True)(params)
+        else:  # eager: autograd's native backward kernels (torch.func.grad decomposes group norm's backward)
+            leaves = {k: v.detach().requires_grad_() for k, v in params.items()}
+            with torch.enable_grad():
+                loss, out = loss_of(leaves)
+            grads = dict(zip(leaves, torch.autograd.grad(loss, list(leaves.values())), strict=True))
         # multi-tensor ops: one launch per operation for all the weights, as torch.optim's foreach SGD on a GPU
         names = list(params)
         p, g = [params[k] for k in names], [grads[k] for k in names]
@@ -582,31 +605,21 @@ def predict_many(models: list[nn.Module], images: torch.Tensor, batch_size: int 
                  ) -> torch.Tensor:
     """Logits ``[N, n, C]`` of N networks of one architecture on the same images, in eval mode, returned on CPU.
 
-    Networks without buffers (:func:`batchable`) go through the images together, one vmapped computation per
-    chunk of ``pairs // N`` images (``pairs`` bounds the image-network pairs in flight, i.e. the memory), so N
+    Networks without buffers (:func:`batchable`) go through the images together, one stacked computation
+    (:func:`~yoco.models.stacked.stacked_forward`) per chunk of ``pairs // N`` images (``pairs`` bounds the image-network pairs in flight, i.e. the memory), so N
     networks cost one pass over the data with N times larger kernels (on a GPU, fewer launches); others, or a
     single network, are run one by one with :func:`predict` in chunks of ``batch_size``.
     """
     if len(models) == 1 or not all(batchable(m) for m in models):
         return torch.stack([predict(m, images, batch_size) for m in models])
-    from torch.func import stack_module_state, vmap
+    from torch.func import stack_module_state
 
     chunk = max(1, pairs // len(models))
     device = next(models[0].parameters()).device
     params, _ = stack_module_state(models)
-    run = vmap(_stateless(models[0], training=False), in_dims=(0, None))
+    run = stacked_forward(models[0], training=False, shared_input=True)
     outs = [run(params, images[i : i + chunk].to(device)).float().cpu() for i in range(0, images.shape[0], chunk)]
     return torch.cat(outs, dim=1)
-
-
-def _stateless(model: nn.Module, training: bool) -> Callable[[dict[str, torch.Tensor], torch.Tensor], torch.Tensor]:
-    """``model``'s forward as a function of (parameters, inputs), on a weightless copy in train or eval mode:
-    the form :func:`torch.func.vmap` batches over stacked parameters (:func:`train_batched`, :func:`predict_many`).
-    """
-    from torch.func import functional_call
-
-    template = copy.deepcopy(model).to("meta").train(training)
-    return lambda p, x: functional_call(template, p, (x,))
 
 
 def accuracies(models: list[nn.Module], images: torch.Tensor, labels: torch.Tensor, batch_size: int = 500
