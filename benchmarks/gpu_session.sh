@@ -19,6 +19,9 @@
 # Next session's order: BUDGET_S=470 `all` (the CUDA-graph test and timings first; the condensation's network update
 # compiled as one whole-step graph, `--net compiled`, new since that session), then LADDER_FLAGS=--compile
 # LADDER_S=290 `ladder` (the compiled batched ladder against that session's eager 85 s + 183 s), then give back.
+# Seventh stop (no GPU): batched networks now run as grouped convolutions (yoco.models.stacked), 174 device operations
+# a step instead of 368, and a compiled step serves several batch sizes (3 graphs for a ladder instead of 6); the
+# bench_networks call above times grouped against vmap on the card, and the `ladder` runs show what it does to 85 + 183 s.
 # CIFAR-10 (issue 12's stretch; 139 MB, more than one call carries): `prepare-cifar` here, then three calls in a row:
 # `stage-cifar` carrying data/cifar10/a, then b, then `condense-cifar` carrying data/cifar10/c (CONDENSE_S), which
 # returns $OUT/condense_budget_cifar10.tar; commit it as benchmarks/results/condense_budget_cifar10.
@@ -66,7 +69,8 @@ case "${1:-all}" in
     # the network update's whole step compiled and replayed as CUDA graphs (the 30 ms CIFAR-10 inner step's lever)
     YOCO_COMPILE_MODE=reduce-overhead timeout 150 python benchmarks/bench_condense.py --device cuda --steps 3 \
       --rounds 1 --engines batched --net eager,compiled --out "$OUT/condense_cost_cuda_graphs.json"
-    timeout 150 python benchmarks/bench_networks.py --device cuda --nets 16 --epochs 50 --rounds 2 --compile \
+    # grouped convolutions (the default since 2026-11-26's seventh stop) against vmap, eager and compiled, side by side
+    timeout 200 python benchmarks/bench_networks.py --device cuda --nets 16 --epochs 50 --rounds 2 --compile --vmap \
       --out "$OUT/networks_cuda.json"
     YOCO_COMPILE_MODE=reduce-overhead timeout 120 python benchmarks/bench_networks.py --device cuda --nets 16 \
       --epochs 50 --rounds 1 --compile --out "$OUT/networks_cuda_cudagraphs.json"

@@ -30,7 +30,7 @@ def test_records_every_image_every_epoch(record):
 
 @pytest.mark.parametrize("record", ["train", "clean"])
 def test_batched_runs_record_what_separate_runs_record(record):
-    # batched: all runs in one vmapped computation, and in "clean" mode one predict pass for all of them
+    # batched: all runs in one stacked computation, and in "clean" mode one predict pass for all of them
     cs = tiny_condensed(ipc=3, factor=2)
     cfg = DynamicsConfig(**{**CFG.to_dict(), "record": record, "runs": 3})
     apart = record_dynamics(cs, cfg, device="cpu", progress=False, batched=False)
