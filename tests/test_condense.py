@@ -225,13 +225,32 @@ def test_cost_breakdown_reports_every_part():
     assert res["match_over_plain"] > 0
 
 
-def _engine_setup(seed: int = 0):
-    real = fake_real(n_per_class=12, num_classes=4, size=8)
-    cfg = dataclasses.replace(TINY, ipc=2, batch_syn=6, lr_img=0.05, scale_lr_img=False)
+def _engine_setup(seed: int = 0, model: str = "convnet3", size: int = 8):
+    real = fake_real(n_per_class=12, num_classes=4, size=size)
+    cfg = dataclasses.replace(TINY, ipc=2, batch_syn=6, lr_img=0.05, scale_lr_img=False, model=model)
     with seeded(seed):
-        net = create_model(cfg.model, 4, 1, 8, width=cfg.width)
+        net = create_model(cfg.model, 4, 1, size, width=cfg.width)
     start = init_synthetic(real, cfg.ipc, cfg.factor, cfg.init).images
     return real, cfg, net, start
+
+
+# ConvNet runs as grouped convolutions; ResNet-AP-10 (instance norm, no buffers, not a ConvNet) through vmap
+@pytest.mark.parametrize("model,size", [("convnet3", 8), ("resnet10_ap", 16)])
+def test_all_classes_at_once_give_each_classs_distance_and_image_gradient(model, size):
+    real, cfg, net, start = _engine_setup(model=model, size=size)
+    pool, dsa = idc._RealPool(real, torch.device("cpu")), DSA(cfg.match_dsa, flip=real.flip)
+    g = torch.Generator().manual_seed(1)
+    draws = [idc._draw(pool, c, cfg, g) for c in range(4)]
+    one = start.clone().requires_grad_(True)
+    per_class = [idc._class_loss(net, idc.matched_params(net), pool, one[c * cfg.ipc:(c + 1) * cfg.ipc], c,
+                                 draws[c], cfg, dsa) for c in range(4)]
+    (grad_one,) = torch.autograd.grad(sum(per_class), one)
+    together = start.clone().requires_grad_(True)
+    stacked = idc._class_losses_stacked(net, pool, together, draws, cfg, dsa)
+    (grad_together,) = torch.autograd.grad(stacked.sum(), together)
+    torch.testing.assert_close(stacked, torch.stack(per_class).detach(), rtol=1e-5, atol=1e-5)
+    assert grad_one.abs().max() > 0
+    torch.testing.assert_close(grad_together, grad_one, rtol=1e-4, atol=1e-5 * float(grad_one.abs().max()))
 
 
 def test_batched_inner_steps_equal_idcs_sequential_per_class_loop():

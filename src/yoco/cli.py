@@ -365,7 +365,7 @@ def _condense(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--inner", type=positive, default=None, help="inner matching steps per iteration (published: 100)")
     p.add_argument("--width", type=positive, default=None, help="matching network width (published: 128)")
     p.add_argument("--engine", choices=["auto", "batched", "sequential"], default=None,
-                   help="batched: every class in one vmapped gradient evaluation, the per-class steps in closed "
+                   help="batched: every class in one gradient evaluation, the per-class steps in closed "
                    "form; sequential: IDC's loop; auto (default): batched on a GPU, sequential on a CPU (faster "
                    "there); all give the same images up to float rounding")
     p.add_argument("--seed", type=natural, default=None, help="default: 0")

@@ -47,6 +47,7 @@ from yoco.data.condensed import CondensedMeta, CondensedSet, decode_images, norm
 from yoco.errors import YocoError
 from yoco.files import read_tensors, write_tensors
 from yoco.models import create_model, model_names
+from yoco.models.stacked import stacked_forward
 from yoco.train import TrainConfig, batchable, resolve_device, seeded, train, train_batched
 
 if TYPE_CHECKING:
@@ -352,19 +353,16 @@ def _class_loss(net: nn.Module, params: list[nn.Parameter], pool: _RealPool, syn
     return gradient_distance(net, params, both[:n], y_real, both[n:], y_syn, metric=cfg.metric)
 
 
-def _class_losses_vmapped(net: nn.Module, pool: _RealPool, syn: torch.Tensor, draws: list[_ClassDraw],
+def _class_losses_stacked(net: nn.Module, pool: _RealPool, syn: torch.Tensor, draws: list[_ClassDraw],
                           cfg: IDCConfig, dsa: DSA) -> torch.Tensor:
-    """Every class's gradient distance at once: ``torch.func.vmap`` over the classes of the two per-class weight
-    gradients and their distance (the same numbers as :func:`_class_loss` class by class), differentiable w.r.t.
-    ``syn``. Each class's batches are drawn and its DSA parameters drawn from its own seed as in the sequential
-    loop, but gathered, decoded, normalised and augmented for all classes in one pass (a GPU step here is
-    launch-bound: one pass instead of one per class cuts its operations, ``benchmarks/op_count.py``)."""
-    from torch.func import functional_call, grad, vmap
-
+    """Every class's gradient distance at once (the same numbers as :func:`_class_loss` class by class),
+    differentiable w.r.t. ``syn``. Each class's batches are drawn and its DSA parameters drawn from its own seed as
+    in the sequential loop, but gathered, decoded, normalised and augmented for all classes in one pass, and the
+    network runs once for all classes on K copies of its weights (:func:`~yoco.models.stacked.stacked_forward`:
+    grouped convolutions for ConvNet), so the gradient w.r.t. copy ``c`` is class ``c``'s weight gradient. A GPU
+    step here is launch-bound: one pass instead of one per class cuts its operations (``benchmarks/op_count.py``)."""
     names = {id(p): n for n, p in net.named_parameters()}
     matched = [names[id(p)] for p in matched_params(net)]
-    fixed = {n: p.detach() for n, p in net.named_parameters() if n not in matched}
-    weights = {n: p.detach() for n, p in net.named_parameters() if n in matched}
     k = len(draws)
     x_real = pool.batch(torch.cat([d.real_idx for d in draws]))
     dec = decode_images(syn, cfg.factor)
@@ -382,19 +380,21 @@ def _class_losses_vmapped(net: nn.Module, pool: _RealPool, syn: torch.Tensor, dr
     both = dsa.apply(torch.cat([x_real, x_syn]), rows)
     reals = both[: k * n_real].view(k, n_real, *both.shape[1:])
     syns = both[k * n_real:].view(k, n_syn, *both.shape[1:])
-    classes = torch.arange(k, device=syn.device)
+    classes = torch.arange(k, device=syn.device).view(k, 1)
+    copies = {n: p.detach().unsqueeze(0).expand(k, *p.shape) for n, p in net.named_parameters()}
+    weights = [copies[n].clone().requires_grad_(True) for n in matched]
+    copies.update(zip(matched, weights, strict=True))
+    forward = stacked_forward(net, training=True)
 
-    def loss(w: dict[str, torch.Tensor], x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        out = functional_call(net, {**fixed, **w}, (x,))
-        return F.cross_entropy(out, c.expand(x.shape[0]))
+    def summed_losses(x: torch.Tensor) -> torch.Tensor:  # sum over classes of each class's mean cross-entropy
+        out = forward(copies, x)
+        return F.cross_entropy(out.flatten(0, 1), classes.expand(k, x.shape[1]).flatten(), reduction="none"
+                               ).view(k, -1).mean(1).sum()
 
-    def distance(x_real: torch.Tensor, x_syn: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        g_real = grad(loss)(weights, x_real, c)
-        g_syn = grad(loss)(weights, x_syn, c)
-        diffs = [g_real[n].detach() - g_syn[n] for n in matched]
-        return sum((d.pow(2) if cfg.metric == "mse" else d.abs()).sum() for d in diffs)
-
-    return vmap(distance)(reals, syns, classes)
+    g_real = torch.autograd.grad(summed_losses(reals), weights)
+    g_syn = torch.autograd.grad(summed_losses(syns), weights, create_graph=True)
+    diffs = [(gr.detach() - gs).flatten(1) for gr, gs in zip(g_real, g_syn, strict=True)]
+    return sum((d.pow(2) if cfg.metric == "mse" else d.abs()).sum(1) for d in diffs)
 
 
 def matching_loss(real: RealDataset, syn: CondensedSet, net: nn.Module, cfg: IDCConfig, seed: int = 0) -> float:
@@ -464,13 +464,13 @@ def inner_step_batched(net: nn.Module, pool: _RealPool, syn: torch.Tensor, momen
     per_row = lambda v: v.repeat_interleave(cfg.ipc).to(syn.device, syn.dtype).view(-1, 1, 1, 1)
     at = (syn - lr * per_row(before) * buf).detach().requires_grad_(True)
     draws = [_draw(pool, c, cfg, g) for c in range(k)]
-    # batch norm (no vmap over running statistics) or classes too small for a full real batch: one class at a time
+    # batch norm (running statistics are not per class) or classes too small for a full real batch: one class at a time
     if any(True for _ in net.buffers()) or len({len(d.real_idx) for d in draws}) > 1:
         params = matched_params(net)
         total = sum(_class_loss(net, params, pool, at[c * cfg.ipc:(c + 1) * cfg.ipc], c, draws[c], cfg, dsa)
                     for c in range(k))
     else:
-        total = _class_losses_vmapped(net, pool, at, draws, cfg, dsa).sum()
+        total = _class_losses_stacked(net, pool, at, draws, cfg, dsa).sum()
     (grad,) = torch.autograd.grad(total, at)
     all_steps = float(powers[1:].sum())  # sum_{j<K} m^(j+1)
     new = syn - lr * (all_steps * buf + per_row(own) * grad)
@@ -542,7 +542,7 @@ class _State:
 class _ImageStepper:
     """The stored images and their momentum, stepped by either engine (the only state matching changes).
 
-    ``engine="auto"`` is the batched engine on a GPU, where one vmapped evaluation replaces a few hundred small
+    ``engine="auto"`` is the batched engine on a GPU, where one evaluation for all classes replaces a few hundred small
     kernel launches per step, and IDC's sequential loop on a CPU, where it measured faster (BENCHMARKS.md).
     """
 
