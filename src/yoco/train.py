@@ -439,7 +439,7 @@ def train_batched(
             x, y = _gather(recipes, pool, pool_labels, idx)
             draws = _draw_many(recipes, x.shape[1], x.shape[-2], x.shape[-1], dev)
             if compile:
-                _any_size(params, momenta, x, y, draws)
+                _any_size(x, y, draws)
             params, momenta, loss, out = step(params, momenta, x, y, draws, lr)
             if graphed:
                 # a CUDA-graph replay's outputs live in its memory pool and are freed when the next step starts, so
@@ -461,22 +461,18 @@ def train_batched(
     return write_back()
 
 
-def _any_size(params: dict[str, torch.Tensor], momenta: dict[str, torch.Tensor], x: torch.Tensor,
-              y: torch.Tensor, draws: _Draws) -> None:
-    """Mark the step's network and batch dimensions as dynamic for ``torch.compile``, so one compiled graph serves
-    every group size and batch size (a ladder's groups: 24 networks on batches of 40, 64, 16 and 8, then 3 networks)
-    instead of one graph per shape. Where the forward pass reads a size as a constant (the ``vmap`` fallback of
-    :func:`~yoco.models.stacked.stacked_forward`), the graph stays specialised to its shapes, as before."""
+def _any_size(x: torch.Tensor, y: torch.Tensor, draws: _Draws) -> None:
+    """Mark the step's batch dimension as dynamic for ``torch.compile``, so one compiled graph serves every batch
+    size (a ladder's groups train on batches of 40, 64, 16 and 8 images) instead of one graph per size. The network
+    count stays a constant (it is the grouped convolutions' ``groups``), and where the forward pass reads the batch
+    size as a constant (the ``vmap`` fallback of :func:`~yoco.models.stacked.stacked_forward`) the graph stays
+    specialised to it, as before."""
     mark = torch._dynamo.maybe_mark_dynamic
-    for t in (*params.values(), *momenta.values(), *draws.dsa.values()):
-        mark(t, 0)
     for t in (x, y, draws.partner):
         if t is not None:
-            mark(t, 0)
             mark(t, 1)
-    if draws.box is not None:
-        mark(draws.box, 0)
-    mark(draws.lam, 1)
+    for t in draws.dsa.values():  # [N * B, k]
+        mark(t, 0)
 
 
 def _copied(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -75,7 +75,7 @@ def _grouped(model: ConvNet, params: dict[str, torch.Tensor], x: torch.Tensor, s
                              None if bias is None else bias.flatten(), m.eps)
         else:
             h = m(h)
-    features = h.view(b, n, -1).transpose(0, 1)  # [N, B, D]: each network's flattened [C, h, w]
+    features = h.reshape(b, n, -1).transpose(0, 1)  # [N, B, D]: each network's flattened [C, h, w]
     w, bias = params["classifier.weight"], params.get("classifier.bias")
     if bias is None:
         return torch.bmm(features, w.transpose(1, 2))
