@@ -382,8 +382,9 @@ def train_batched(
     only in their seed): its own initialisation, batch order, augmentation draws and mixing, exactly as
     :func:`train` would draw them. Their batches are gathered, augmented and mixed in one pass (:func:`_gather`,
     :func:`_draw_many`, :func:`_augment_many`), the N forward/backward passes run as one computation over the
-    stacked parameters (:func:`yoco.models.stacked.stacked_forward`), and one SGD step over the stacked parameters is N independent steps (SGD is elementwise), so
-    the result equals N separate runs up to float rounding of the batched kernels. Models must have no buffers
+    stacked parameters (:func:`yoco.models.stacked.stacked_forward`), and one SGD step over the stacked
+    parameters is N independent steps (SGD is elementwise), so the result equals N separate runs up to float
+    rounding of the batched kernels. Models must have no buffers
     (:func:`batchable`). The trained weights are written back into ``models``. ``on_batch`` gets the network
     index first; ``on_epoch(epoch, models)`` gets all N networks at once (their weights written back), so that a
     test pass can serve them together (:func:`predict_many`). ``optimizers`` (one ``torch.optim.SGD`` per network,
@@ -536,8 +537,9 @@ def _batched_step(model: nn.Module, dsa: DSA, cfg: TrainConfig, compile: bool, d
 class _BatchedStep(nn.Module):
     """The device part of one batched training step, as one function of the stacked weights and momenta and the
     step's packed draws: augment and mix (:func:`_augment_many`), the N forward/backward passes as one
-    computation (:func:`~yoco.models.stacked.stacked_forward`), and SGD with momentum and weight decay as ``torch.optim.SGD`` does it (SGD is elementwise,
-    so one update of the stacked weights is N independent updates). Written functionally, so ``torch.compile``
+    computation (:func:`~yoco.models.stacked.stacked_forward`), and SGD with momentum and weight decay as
+    ``torch.optim.SGD`` does it (SGD is elementwise, so one update of the stacked weights is N independent
+    updates). Written functionally, so ``torch.compile``
     can take the whole step (and on a GPU, its CUDA-graph mode replay it)."""
 
     def __init__(self, model: nn.Module, dsa: DSA, cfg: TrainConfig) -> None:
@@ -602,9 +604,10 @@ def predict_many(models: list[nn.Module], images: torch.Tensor, batch_size: int 
     """Logits ``[N, n, C]`` of N networks of one architecture on the same images, in eval mode, returned on CPU.
 
     Networks without buffers (:func:`batchable`) go through the images together, one stacked computation
-    (:func:`~yoco.models.stacked.stacked_forward`) per chunk of ``pairs // N`` images (``pairs`` bounds the image-network pairs in flight, i.e. the memory), so N
-    networks cost one pass over the data with N times larger kernels (on a GPU, fewer launches); others, or a
-    single network, are run one by one with :func:`predict` in chunks of ``batch_size``.
+    (:func:`~yoco.models.stacked.stacked_forward`) per chunk of ``pairs // N`` images (``pairs`` bounds the
+    image-network pairs in flight, i.e. the memory), so N networks cost one pass over the data with N times larger
+    kernels (on a GPU, fewer launches); others, or a single network, are run one by one with :func:`predict` in
+    chunks of ``batch_size``.
     """
     if len(models) == 1 or not all(batchable(m) for m in models):
         return torch.stack([predict(m, images, batch_size) for m in models])
