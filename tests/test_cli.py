@@ -14,7 +14,8 @@ from yoco import cli
 from yoco.data.condensed import CondensedMeta, CondensedSet, load, save
 
 FAST_LADDER = ["--ipcs", "1", "--rules", "yoco,ccs", "--repeat", "1", "--epochs", "2", "--width", "8",
-               "--dynamics-epochs", "4", "--dynamics-runs", "1", "--lbpe-epochs", "3", "--lbpe-top-k", "2",
+               "--dynamics-epochs", "4", "--dynamics-runs", "1", "--dynamics-seed", "1", "--lbpe-epochs", "3",
+               "--lbpe-top-k", "2",
                "--device", "cpu", "--quiet"]
 
 

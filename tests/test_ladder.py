@@ -365,3 +365,27 @@ def test_plan_records_the_score_windows_the_protocol_chose(tmp_path, monkeypatch
         run_ladder(cs, cfg, tmp_path / "run", data_root=root, device="cpu", progress=False)
     plan = json.loads((tmp_path / "run" / "plan.json").read_text())
     assert plan["config"]["score_windows"] == {"lbpe_epochs": 6, "lbpe_top_k": 6, "el2n_epochs": 6}
+
+
+def test_another_dynamics_seed_reruns_only_what_reads_the_scores(tmp_path, monkeypatch):
+    """--dynamics-seed records the dynamics with other networks; the score-based cells follow them, while a random
+    subset (which reads no score) and the unpruned source are the same cells and stay cached."""
+    from yoco.ladder import build_config
+
+    assert build_config(dataset="mnist", dynamics_seed=7).dynamics.seed == 7
+    assert build_config(dataset="mnist").dynamics.seed == 0
+    cs, cfg, root = _setup(tmp_path)
+    cfg = dataclasses.replace(cfg, rules=("yoco", "random_balance"), ipcs=(1,), repeat=1)
+    calls = _count_evals(monkeypatch)
+    out = tmp_path / "run"
+    first = run_ladder(cs, cfg, out, data_root=root, device="cpu", progress=False)
+    assert len(calls) == 3  # yoco, random, source
+    calls.clear()
+    other = dataclasses.replace(cfg, dynamics=dataclasses.replace(cfg.dynamics, seed=7))
+    second = run_ladder(cs, other, out, data_root=root, device="cpu", progress=False)
+    assert len(calls) == 1  # only the score-based rule's cell
+    seeds = sorted(load_dynamics(f).config["seed"] for f in (out / "cache").glob("dynamics-*"))
+    assert seeds == [0, 7]
+    rows = [{(r["rule"], r["ipc"]): r["repeats"] for r in doc["rows"]} for doc in (first, second)]
+    assert rows[0][("random_balance", 1)] == rows[1][("random_balance", 1)]
+    assert second["config"]["dynamics"]["seed"] == 7

@@ -467,3 +467,12 @@ def test_options_help_names_every_selector_option_and_its_default():
         for option, default in SELECTORS.get(name).options.items():
             assert f"{name}: {option} (default: " in text and str(default) in text
     assert "protocol's value" in text  # ccs resolves its cut from YOCO's table
+
+
+def test_only_the_random_selector_reads_nothing_from_the_dynamics():
+    # a ladder keys the random subsets by the source alone and every other rule's by the score table
+    from yoco.rules import parse_rule
+
+    assert not parse_rule("random_balance").reads_dynamics and not parse_rule("random_imbalance").reads_dynamics
+    for rule in ("yoco", "forgetting_hard_imbalance", "ssp", "ccs", "el2n_easy_balance"):
+        assert parse_rule(rule).reads_dynamics, rule

@@ -541,6 +541,9 @@ def _ladder(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--width", type=positive, default=None, help="network width for dynamics and evaluation")
     p.add_argument("--dynamics-epochs", type=positive, default=None, help="default: 1000")
     p.add_argument("--dynamics-runs", type=positive, default=None, help="default: 3")
+    p.add_argument("--dynamics-seed", type=natural, default=None,
+                   help="first seed of the dynamics runs, apart from the training seeds: another one measures how "
+                   "much of a score-based rule's result is its scores' noise (default: 0)")
     p.add_argument("--lbpe-epochs", type=positive, default=None, help="default: the published window for the source")
     p.add_argument("--lbpe-top-k", type=positive, default=None, help="default: the published window for the source")
     p.add_argument("--workers", type=positive, default=1, help="evaluations run side by side in local processes")
@@ -557,7 +560,8 @@ def _ladder(p: argparse.ArgumentParser) -> Handler:
                            repeat=a.repeat, seed=a.seed, subset_seed=a.subset_seed,
                            random_subsets=a.random_subsets, lbpe_epochs=a.lbpe_epochs,
                            lbpe_top_k=a.lbpe_top_k, options=dict(a.option) or None, eval_epochs=a.epochs,
-                           width=a.width, dynamics_epochs=a.dynamics_epochs, dynamics_runs=a.dynamics_runs)
+                           width=a.width, dynamics_epochs=a.dynamics_epochs, dynamics_runs=a.dynamics_runs,
+                           dynamics_seed=a.dynamics_seed)
         cs = _ladder_source(a, cfg.dataset)
         doc = run_ladder(cs, cfg, a.out, data_root=a.data_root, workers=a.workers, ray_address=a.ray,
                          force=a.force, device=a.device, progress=not a.quiet, compile=a.compile)

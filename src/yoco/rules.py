@@ -75,6 +75,13 @@ class Rule:
         return self.balance == "balance"
 
     @property
+    def reads_dynamics(self) -> bool:
+        """Whether the selection depends on the recorded dynamics (a score, score columns or prepared features);
+        False for a selector that reads neither (random), whose subsets do not change with the dynamics."""
+        sel = self.selector
+        return sel is None or bool(sel.columns) or sel.prepare is not None
+
+    @property
     def selector(self) -> Selector | None:
         """The selection method behind the rule, or None for a plain score order."""
         return SELECTORS.get(self.score) if self.score in SELECTORS else None

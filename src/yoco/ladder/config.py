@@ -23,7 +23,9 @@ class LadderConfig:
 
     ``None`` score windows follow the published ones for the source (:func:`yoco.scores.resolve_windows`).
 
-    ``seed`` seeds the training runs (each cell is trained with seeds ``seed .. seed + repeat - 1``);
+    ``seed`` seeds the training runs (each cell is trained with seeds ``seed .. seed + repeat - 1``), and
+    ``dynamics.seed`` the dynamics runs whose scores the score-based rules read (another dynamics seed measures how
+    much of a rule's result is its scores' noise);
     ``subset_seed`` seeds the rules that draw at random (random, ssp, ccs), so the spread between subsets can
     be measured apart from the training noise; ``random_subsets`` random balanced subsets (subset seeds
     ``subset_seed ..``) make the reference that every rule's "gain over random" is measured against, with the
@@ -130,7 +132,8 @@ def build_config(*, preset: str | None = None, dataset: str | None = None, quick
                  random_subsets: int | None = None,
                  lbpe_epochs: int | None = None, lbpe_top_k: int | None = None,
                  options: dict[str, Any] | None = None, eval_epochs: int | None = None, width: int | None = None,
-                 dynamics_epochs: int | None = None, dynamics_runs: int | None = None) -> LadderConfig:
+                 dynamics_epochs: int | None = None, dynamics_runs: int | None = None,
+                 dynamics_seed: int | None = None) -> LadderConfig:
     """A ladder config from a preset or a dataset, then the given settings (``None``: keep the default).
 
     Order: the preset (or the dataset's defaults), the top-level settings, ``quick_look`` (:func:`quick`), then
@@ -157,6 +160,8 @@ def build_config(*, preset: str | None = None, dataset: str | None = None, quick
         dy = dataclasses.replace(dy, train=dataclasses.replace(dy.train, epochs=dynamics_epochs))
     if dynamics_runs is not None:
         dy = dataclasses.replace(dy, runs=dynamics_runs)
+    if dynamics_seed is not None:
+        dy = dataclasses.replace(dy, seed=dynamics_seed)
     return dataclasses.replace(cfg, eval=ev, dynamics=dy)
 
 

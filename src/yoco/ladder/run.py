@@ -99,11 +99,15 @@ def run_ladder(
             cached(src_path, source_fp, lambda: cs, save, load, fingerprint)
             cells += _cells(out, "source", None, src_path, source_fp, cfg, eval_cfg, data_root, device, compile)
         for rule in cfg.rules:
-            name = parse_rule(rule).name
+            parsed = parse_rule(rule)
+            name = parsed.name
             subsets = cfg.random_subsets if name == RANDOM_REFERENCE else 1
+            # a subset that reads no score (random) is keyed by the source alone, so another dynamics seed or score
+            # window reruns only the cells that read them
+            origin = table_key if parsed.reads_dynamics else source_fp
             for ipc in cfg.ipcs:
                 for sub in range(cfg.subset_seed, cfg.subset_seed + subsets):
-                    pkey = key(table_key, name, ipc, cfg.options, sub)
+                    pkey = key(origin, name, ipc, cfg.options, sub)
                     path = out / "pruned" / f"{name}-ipc{ipc}-sub{sub}-{pkey}.safetensors"
                     cached(path, pkey, lambda n=name, k=ipc, s=sub, pk=pkey: _pruned(cs, table, n, k, cfg, s, pk),
                            save, load, lambda p: p.meta.extra.get("cache_key"))
