@@ -16,12 +16,14 @@
 # Second H100 session (2026-11-26): `all` with BUDGET_S=470 (336 s of measurements, then iterations 95 -> 110), then
 # LADDER_S=290 `ladder` (dynamics 85 s, 72 of 75 cells in 183 s), 795 s of the 900 with the start. Its CUDA-graph
 # run failed at the first replay; train_batched now copies the carried state out (test: *replayed_as_cuda_graphs*).
-# Next session's order: BUDGET_S=470 `all` (the CUDA-graph test and timings first; the condensation's network update
-# compiled as one whole-step graph, `--net compiled`, new since that session), then LADDER_FLAGS=--compile
-# LADDER_S=290 `ladder` (the compiled batched ladder against that session's eager 85 s + 183 s), then give back.
 # Seventh stop (no GPU): batched networks now run as grouped convolutions (yoco.models.stacked), 174 device operations
-# a step instead of 368, and a compiled step serves several batch sizes (3 graphs for a ladder instead of 6); the
-# bench_networks call above times grouped against vmap on the card, and the `ladder` runs show what it does to 85 + 183 s.
+# a step instead of 368, a compiled step serves several batch sizes (3 graphs for a ladder instead of 6), and IDC's
+# batched matching runs the classes through the same grouped form (1,205 operations a step instead of 1,452).
+# Next session's order: BUDGET_S=420 `all` (the CUDA tests, the CUDA-graph one first among them; bench_condense with
+# the grouped matching and the whole-step compiled network update, `--net compiled`; bench_networks grouped against
+# vmap, eager and compiled; about 400 s, so the budget run gets little), then LADDER_S=300 `ladder` eager (grouped,
+# against the second session's eager 85 s + 183 s) or with LADDER_FLAGS=--compile if bench_networks shows the
+# compiled grouped step well ahead of the eager one; then give back.
 # CIFAR-10 (issue 12's stretch; 139 MB, more than one call carries): `prepare-cifar` here, then three calls in a row:
 # `stage-cifar` carrying data/cifar10/a, then b, then `condense-cifar` carrying data/cifar10/c (CONDENSE_S), which
 # returns $OUT/condense_budget_cifar10.tar; commit it as benchmarks/results/condense_budget_cifar10.
