@@ -33,11 +33,11 @@ def stacked_forward(model: nn.Module, training: bool, shared_input: bool = False
 
     Grouped convolutions where the architecture allows (:func:`groupable`), else ``vmap`` over the model; both are
     the N networks' own forward passes (tested equal to float tolerance, ``tests/test_stacked.py``)."""
+    template = copy.deepcopy(model).to("meta").train(training)  # the architecture only, not the weights
     if groupable(model):
-        return lambda params, x: _grouped(model, params, x, shared_input)
+        return lambda params, x: _grouped(template, params, x, shared_input)
     from torch.func import functional_call, vmap
 
-    template = copy.deepcopy(model).to("meta").train(training)
     return vmap(lambda p, x: functional_call(template, p, (x,)), in_dims=(0, None if shared_input else 0))
 
 
