@@ -84,3 +84,12 @@ def test_a_convnet_with_an_unknown_layer_is_not_grouped():
     net = create_model("convnet", 4, 1, 12, width=4, depth=2)
     net.body[2] = torch.nn.GELU()  # a layer the grouped form does not know: it must not guess
     assert not groupable(net)
+
+    class Scaled(torch.nn.Conv2d):  # a subclass may compute something else than its parent
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return 2 * super().forward(x)
+
+    net = create_model("convnet", 4, 1, 12, width=4, depth=2)
+    old = net.body[0]
+    net.body[0] = Scaled(old.in_channels, old.out_channels, 3, padding=old.padding)
+    assert not groupable(net)

@@ -44,12 +44,12 @@ def stacked_forward(model: nn.Module, training: bool, shared_input: bool = False
 def groupable(model: nn.Module) -> bool:
     """Whether :func:`stacked_forward` can use grouped convolutions: a :class:`ConvNet` whose layers it knows
     (convolutions without groups or padding modes, group/instance norm, ReLU, pooling)."""
-    if type(model) is not ConvNet or not isinstance(model.classifier, nn.Linear):
+    if type(model) is not ConvNet or type(model.classifier) is not nn.Linear:
         return False
-    if len(model.body) == 0 or not isinstance(model.body[0], nn.Conv2d):  # the channels are per network after it
+    if len(model.body) == 0 or type(model.body[0]) is not nn.Conv2d:  # the channels are per network after it
         return False
     for m in model.body:
-        if not isinstance(m, _LAYERS):
+        if type(m) not in _LAYERS:  # exact types: a subclass may change what its forward computes
             return False
         if isinstance(m, nn.Conv2d) and (m.groups != 1 or m.padding_mode != "zeros" or isinstance(m.padding, str)):
             return False
