@@ -71,13 +71,15 @@ def batched(n: int, epochs: int, device: str, width: int, compile: bool = False,
 
 
 _VMAP_STEPS: dict = {}
+_VMAP_FORWARDS: dict = {}
 
 
 @contextlib.contextmanager
 def _vmapped() -> Iterator[None]:
-    """The batched step as before grouped convolutions: ``stacked_forward``'s vmap fallback, with its own cache
-    of (compiled) steps."""
+    """The batched step as before grouped convolutions: ``stacked_forward``'s vmap fallback, with its own caches
+    of forwards and (compiled) steps, so neither serves the grouped ones here or the other way round."""
     with mock.patch.object(stacked, "groupable", lambda model: False), \
+            mock.patch.object(stacked, "_FORWARDS", _VMAP_FORWARDS), \
             mock.patch.object(train_mod, "_STEPS", _VMAP_STEPS):
         yield
 

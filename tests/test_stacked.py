@@ -41,6 +41,9 @@ def test_grouped_convnets_are_each_networks_own_forward_and_gradient(name, chann
     params = _stacked(nets)
     out = stacked_forward(nets[0], training=True)(params, x)
     assert out.shape == (3, 7, 5)
+    # built once per architecture and mode (it holds no weights): another network of the same shape reuses it
+    assert stacked_forward(nets[1], training=True) is stacked_forward(nets[0], training=True)
+    assert stacked_forward(nets[0], training=False) is not stacked_forward(nets[0], training=True)
     for i, net in enumerate(nets):
         torch.testing.assert_close(out[i], net(x[i]), atol=1e-5, rtol=1e-5)
 

@@ -27,12 +27,24 @@ StackedForward = Callable[[dict[str, torch.Tensor], torch.Tensor], torch.Tensor]
 _LAYERS = (nn.Conv2d, nn.GroupNorm, nn.ReLU, nn.AvgPool2d, nn.MaxPool2d, nn.Identity)
 
 
+_FORWARDS: dict[tuple[str, bool, bool], StackedForward] = {}
+
+
 def stacked_forward(model: nn.Module, training: bool, shared_input: bool = False) -> StackedForward:
     """``f(params, x)``: the logits ``[N, B, K]`` of N networks shaped like ``model`` (stacked ``params``) on
     ``x`` (``[N, B, ...]``, one batch per network, or ``[B, ...]`` seen by all with ``shared_input``).
 
     Grouped convolutions where the architecture allows (:func:`groupable`), else ``vmap`` over the model; both are
-    the N networks' own forward passes (tested equal to float tolerance, ``tests/test_stacked.py``)."""
+    the N networks' own forward passes (tested equal to float tolerance, ``tests/test_stacked.py``). Built once per
+    architecture and mode for the process (it holds no weights), since IDC's batched matching asks for it at every
+    inner step and a test pass at every test point."""
+    key = (repr(model), training, shared_input)
+    if key not in _FORWARDS:
+        _FORWARDS[key] = _build(model, training, shared_input)
+    return _FORWARDS[key]
+
+
+def _build(model: nn.Module, training: bool, shared_input: bool) -> StackedForward:
     template = copy.deepcopy(model).to("meta").train(training)  # the architecture only, not the weights
     if groupable(model):
         return lambda params, x: _grouped(template, params, x, shared_input)
