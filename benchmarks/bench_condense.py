@@ -8,7 +8,10 @@ matching step are counted with ``torch.utils.flop_counter`` and compared with th
 2048^3 float32 matmul, taken in the same run. Writes benchmarks/results/condense_cost.json (or --out).
 
     python benchmarks/bench_condense.py [--steps 3] [--rounds 2] [--precisions default,fp32,tf32]
-        [--net eager,compiled] [--device auto] [--out FILE]
+        [--net eager,compiled] [--net-batch 1,8] [--device auto] [--out FILE]
+
+``--net-batch N`` trains the networks of N outer iterations side by side (as ``yoco condense --net-batch N``): the
+network pass is timed for all N together and divided by N, the cost per outer iteration.
 
 On CUDA it also measures how much TF32 changes one matching step's image update (same draws, same network).
 """
@@ -102,14 +105,17 @@ def main() -> None:
                     help="comma list of default (torch's: TF32 convolutions on CUDA), fp32, tf32")
     ap.add_argument("--net", default="eager", help="comma list of eager, compiled: how the network trains between "
                     "matching steps")
+    ap.add_argument("--net-batch", default="1", help="comma list: outer iterations whose networks train side by side")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", default=str(OUT / "condense_cost.json"))
     args = ap.parse_args()
     dev = resolve_device(args.device)
     engines = args.engines.split(",")
     modes = {"default": None, "fp32": False, "tf32": True}
-    variants = [(e, p, n) for n in args.net.split(",") for p in args.precisions.split(",") for e in engines]
-    label = {v: " ".join(v[:2]) + (" +compiled net" if v[2] == "compiled" else "") for v in variants}
+    variants = [(e, p, n, int(b)) for b in args.net_batch.split(",") for n in args.net.split(",")
+                for p in args.precisions.split(",") for e in engines]
+    label = {v: " ".join(v[:2]) + (" +compiled net" if v[2] == "compiled" else "") + (f" x{v[3]} nets" if v[3] > 1
+             else "") for v in variants}
     cases = [("fashion-mnist", load_dataset("fashion-mnist"), PRESETS["fashion-mnist"]),
              ("cifar10-sized", cifar10_sized(), PRESETS["cifar10"])]
     rate = matmul_rate(dev)
@@ -119,10 +125,11 @@ def main() -> None:
         times: dict[str, list[dict]] = {label[v]: [] for v in variants}
         for _ in range(args.rounds):
             for v in variants:
-                engine, precision, net = v
+                engine, precision, net, nets = v
                 set_tf32(modes[precision])
                 times[label[v]].append(matching_cost_breakdown(
-                    real, dataclasses.replace(cfg, engine=engine), dev, steps=args.steps, compile=net == "compiled"))
+                    real, dataclasses.replace(cfg, engine=engine), dev, steps=args.steps, compile=net == "compiled",
+                    net_batch=nets))
         set_tf32(None)
         rows[name] = {"config": cfg.to_dict(), "matching_flops": flops, "runs": times}
         if dev.type == "cuda":
@@ -130,7 +137,7 @@ def main() -> None:
     write_json(args.out, {"device": str(dev), "threads": torch.get_num_threads(), "matmul_flops_per_s": rate,
                           "rows": rows})
     print(f"device {dev}, {torch.get_num_threads()} threads, measured matmul {rate / 1e9:.1f} GFLOP/s")
-    print(f"{'set':<14}{'engine':<36}{'match s':>9}{'net s':>8}{'inner s':>9}{'GFLOP':>8}{'GFLOP/s':>9}"
+    print(f"{'set':<14}{'engine':<44}{'match s':>9}{'net s':>8}{'inner s':>9}{'GFLOP':>8}{'GFLOP/s':>9}"
           f"{'of matmul':>10}{'match x':>9}{'inner x':>9}")
     for name, r in rows.items():
         base = min(t["match_s"] for t in r["runs"][label[variants[0]]])
@@ -139,7 +146,7 @@ def main() -> None:
             match = min(t["match_s"] for t in runs)
             net = min(t["net_train_s"] for t in runs)
             achieved = r["matching_flops"] / match
-            print(f"{name:<14}{variant:<36}{match:>9.3f}{net:>8.3f}{match + net:>9.3f}"
+            print(f"{name:<14}{variant:<44}{match:>9.3f}{net:>8.3f}{match + net:>9.3f}"
                   f"{r['matching_flops'] / 1e9:>8.1f}{achieved / 1e9:>9.1f}{achieved / rate:>10.0%}{base / match:>9.2f}"
                   f"{base_inner / min(t['inner_step_s'] for t in runs):>9.2f}")
         if "tf32_relative_update_difference" in r:

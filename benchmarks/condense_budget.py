@@ -69,6 +69,8 @@ def main() -> None:
     ap.add_argument("--eval-repeat", type=int, default=3)
     ap.add_argument("--eval-epochs", type=int, default=None, help="default: the protocol's")
     ap.add_argument("--compile", action="store_true", help="the network between matching steps torch.compile-d")
+    ap.add_argument("--net-batch", type=int, default=None,
+                    help="outer iterations whose networks train side by side (default: the device's; at most --chunk)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/condense_budget_fm"))
     args = ap.parse_args()
@@ -88,7 +90,7 @@ def main() -> None:
         upto = min(done + args.chunk, next(p for p in points if p > done))
         t0 = time.perf_counter()
         cs = condense(real, dataclasses.replace(base, iterations=upto), run, device=args.device, resume=True,
-                      progress=False, keep_checkpoint=True, compile=args.compile)
+                      progress=False, keep_checkpoint=True, compile=args.compile, net_batch=args.net_batch)
         per_chunk = (time.perf_counter() - t0) * args.chunk / (upto - done)
         done = upto
         print(f"iteration {done}: matching loss {cs.meta.extra['matching_loss'][-1]:.5g}, "

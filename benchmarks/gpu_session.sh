@@ -19,6 +19,10 @@
 # Seventh stop (no GPU): batched networks now run as grouped convolutions (yoco.models.stacked), 174 device operations
 # a step instead of 368, a compiled step serves several batch sizes (3 graphs for a ladder instead of 6), and IDC's
 # batched matching runs the classes through the same grouped form (1,205 operations a step instead of 1,452).
+# Eighth stop (no GPU): `yoco condense` trains the networks of several outer iterations side by side ahead of their
+# matching (--net-batch, default 8 on a GPU): a network's path reads only real images, and the network update was
+# 76% of the card's CIFAR-10 inner step; bench_condense times --net-batch 1 against 8 (the budget run uses 5, its
+# chunk).
 # Next session's order: BUDGET_S=420 `all` (the CUDA tests, the CUDA-graph one first among them; bench_condense with
 # the grouped matching and the whole-step compiled network update, `--net compiled`; bench_networks grouped against
 # vmap, eager and compiled; about 400 s, so the budget run gets little), then LADDER_S=300 `ladder` eager (grouped,
@@ -66,11 +70,12 @@ case "${1:-all}" in
     nvidia-smi -L
     timeout 120 python -m pytest -q tests/test_train.py tests/test_condense.py tests/test_augment.py \
       tests/test_dynamics.py -k "cuda or momentum" 2>&1 | tail -5
-    timeout 150 python benchmarks/bench_condense.py --device cuda --steps 3 --rounds 2 --net eager,compiled \
-      --out "$OUT/condense_cost_cuda.json"
+    # both engines, the networks of 1 or 8 outer iterations side by side (--net-batch), the update eager or compiled
+    timeout 180 python benchmarks/bench_condense.py --device cuda --steps 3 --rounds 1 --net eager,compiled \
+      --net-batch 1,8 --out "$OUT/condense_cost_cuda.json"
     # the network update's whole step compiled and replayed as CUDA graphs (the 30 ms CIFAR-10 inner step's lever)
     YOCO_COMPILE_MODE=reduce-overhead timeout 150 python benchmarks/bench_condense.py --device cuda --steps 3 \
-      --rounds 1 --engines batched --net eager,compiled --out "$OUT/condense_cost_cuda_graphs.json"
+      --rounds 1 --engines batched --net eager,compiled --net-batch 1,8 --out "$OUT/condense_cost_cuda_graphs.json"
     # grouped convolutions (the default since 2026-11-26's seventh stop) against vmap, eager and compiled, side by side
     timeout 200 python benchmarks/bench_networks.py --device cuda --nets 16 --epochs 50 --rounds 2 --compile --vmap \
       --out "$OUT/networks_cuda.json"

@@ -137,8 +137,8 @@ def idc_inner_step(width: int) -> dict[str, int]:
     for group in net_opt.param_groups:
         group["foreach"] = True  # the multi-tensor update CUDA uses by default
     with OpCounter() as c:
-        idc._train_net(net, pool, cfg, real.flip, torch.Generator().manual_seed(0), cfg.net_images, cfg.net_epochs,
-                       net_opt)
+        draw = idc._net_draw(pool.labels.shape[0], cfg, torch.Generator().manual_seed(0), cfg.net_images)
+        idc._train_nets([net], pool, cfg, real.flip, [draw], cfg.net_epochs, [net_opt])
     counts[f"network update ({cfg.net_images} real images)"] = c.total
     return counts
 

@@ -172,6 +172,80 @@ def test_resume_continues_bit_exactly(tmp_path):
     assert not checkpoint_path(out).exists()
 
 
+def _idc_loop_as_written(real, cfg):
+    """IDC's condense.py order with every draw made when it happens: per outer iteration a fresh network, then per
+    inner step the class loop's draws and image steps, then the network's pass on real images (also after the
+    last step), all from the run's one generator."""
+    g = torch.Generator().manual_seed(cfg.seed)
+    syn = init_synthetic(real, cfg.ipc, cfg.factor, cfg.init, generator=g).images.clone().requires_grad_(True)
+    opt = torch.optim.SGD([syn], lr=cfg.effective_lr_img(real.name, 8), momentum=cfg.mom_img)
+    pool, dsa, cpu = idc._RealPool(real, torch.device("cpu")), DSA(cfg.match_dsa, flip=real.flip), torch.device("cpu")
+    for it in range(cfg.iterations):
+        with torch.no_grad():
+            syn.clamp_(0, 1)
+        net = idc._build_net(cfg, real, cfg.seed + it, cpu)
+        net_opt = idc._net_optimizer(net, cfg)
+        for _ in range(cfg.inner):
+            inner_step_sequential(net, pool, syn, opt, cfg, dsa, g)
+            draw = idc._net_draw(pool.labels.shape[0], cfg, g, cfg.net_images)
+            idc._train_nets([net], pool, cfg, real.flip, [draw], cfg.net_epochs, [net_opt])
+    return syn.detach()
+
+
+def test_condense_follows_idcs_loop_order_and_batched_networks_agree(tmp_path):
+    # The run draws each outer iteration's numbers ahead of its computation; the generator must end where IDC's
+    # interleaved order leaves it (bit-exact on one network), and networks of several iterations trained side by
+    # side ahead of their matching must give the same images up to float rounding.
+    real = fake_real()
+    cfg = dataclasses.replace(TINY, iterations=5, inner=3, engine="sequential")
+    reference = _idc_loop_as_written(real, cfg)
+    one = condense(real, cfg, tmp_path / "one.safetensors", device="cpu", progress=False, net_batch=1)
+    assert torch.equal(one.images, reference)
+    side = condense(real, cfg, tmp_path / "side.safetensors", device="cpu", progress=False, net_batch=3)
+    assert torch.allclose(side.images, reference, atol=1e-5) and not torch.equal(one.images, init_synthetic(
+        real, cfg.ipc, cfg.factor, cfg.init).images)
+    assert side.meta.extra["matching_loss"] == pytest.approx(one.meta.extra["matching_loss"], rel=1e-4)
+
+
+def test_a_checkpoint_inside_a_group_of_networks_resumes_one_by_one(tmp_path):
+    # Iterations 0-3 share a group; the checkpoint after the second holds that iteration's generator state, not the
+    # group's end, so a run continued with networks one by one is the uninterrupted run.
+    real = fake_real()
+    cfg = dataclasses.replace(TINY, iterations=5, inner=3, net_pretrain_epochs=1)
+    straight = condense(real, cfg, tmp_path / "a.safetensors", device="cpu", progress=False, net_batch=1)
+    out = tmp_path / "b.safetensors"
+
+    def stop(cs):
+        raise Interrupt
+
+    with pytest.raises(Interrupt):
+        condense(real, dataclasses.replace(cfg, eval_every=2), out, device="cpu", progress=False, eval_fn=stop,
+                 net_batch=4)
+    resumed = condense(real, cfg, out, device="cpu", resume=True, progress=False, net_batch=1)
+    assert torch.allclose(resumed.images, straight.images, atol=1e-5)
+    assert len(resumed.meta.extra["matching_loss"]) == 5
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_networks_side_by_side_on_cuda_equal_one_by_one_and_the_cpu(tmp_path, ieee_float32):
+    real = fake_real()
+    cfg = dataclasses.replace(TINY, iterations=3, inner=3, engine="batched")
+    cpu = condense(real, cfg, tmp_path / "cpu.safetensors", device="cpu", progress=False, net_batch=1)
+    one = condense(real, cfg, tmp_path / "one.safetensors", device="cuda", progress=False, net_batch=1)
+    side = condense(real, cfg, tmp_path / "side.safetensors", device="cuda", progress=False)  # the GPU default: 3
+    assert torch.allclose(side.images, one.images, atol=1e-5) and torch.allclose(one.images, cpu.images, atol=1e-4)
+
+
+def test_net_group_defaults_and_refusals():
+    real, cfg = fake_real(), TINY
+    assert idc.net_group(cfg, real, torch.device("cpu")) == 1
+    assert idc.net_group(cfg, real, torch.device("cuda")) == idc.GPU_NET_GROUP > 1
+    assert idc.net_group(cfg, real, torch.device("cpu"), 4) == 4
+    assert idc.net_group(dataclasses.replace(cfg, model="resnet18"), real, torch.device("cuda"), 4) == 1
+    with pytest.raises(YocoError, match="at least 1"):
+        idc.net_group(cfg, real, torch.device("cpu"), 0)
+
+
 def test_resume_with_another_config_is_refused_and_checkpoint_kept(tmp_path):
     real = fake_real()
     out = tmp_path / "c.safetensors"

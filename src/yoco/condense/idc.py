@@ -31,7 +31,7 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 INITS = ("mix", "real", "noise")
 METRICS = ("mse", "l1")
 ENGINES = ("auto", "batched", "sequential")
+GPU_NET_GROUP = 8  # outer iterations whose networks train side by side on a GPU by default (net_group)
 CHECKPOINT_VERSION = "2"
 # Fields that change how long a run goes, how it reports or how it computes the same numbers, never its
 # trajectory: a resumed run may differ here.
@@ -502,27 +503,136 @@ def _net_optimizer(net: nn.Module, cfg: IDCConfig) -> torch.optim.Optimizer:
     return torch.optim.SGD(net.parameters(), lr=cfg.net_lr, momentum=0.9, weight_decay=cfg.net_weight_decay)
 
 
-def _train_net(net: nn.Module, pool: _RealPool, cfg: IDCConfig, flip: bool, g: torch.Generator,
-               n_images: int | None, epochs: int, opt: torch.optim.Optimizer | None = None,
-               compile: bool = False) -> None:
-    """Train ``net`` on ``n_images`` random real images (all when None) with the shared training loop.
+@dataclass
+class _NetDraw:
+    """What one network pass between matching steps draws from the run's generator: which real images (all when
+    ``pick`` is None) and the seed of the pass's own batch order and augmentation."""
 
-    IDC's ``train_epoch(n_data=...)`` stops after the batch that reaches ``n_data`` images, so the count is
-    rounded up to whole batches (500 -> 8 x 64).
-    """
-    n = pool.labels.shape[0]
-    if n_images is None:
-        pick = torch.arange(n)
-    else:
+    pick: torch.Tensor | None
+    seed: int
+
+
+def _net_draw(n: int, cfg: IDCConfig, g: torch.Generator, n_images: int | None) -> _NetDraw:
+    """IDC's ``train_epoch(n_data=...)`` stops after the batch that reaches ``n_data`` images, so the count is
+    rounded up to whole batches (500 -> 8 x 64)."""
+    pick = None
+    if n_images is not None:
         whole = -(-n_images // cfg.batch_real) * cfg.batch_real
         pick = torch.randperm(n, generator=g)[: min(whole, n)]
-    seed = int(torch.randint(2**31 - 1, (1,), generator=g))
-    x, y, tcfg = pool.batch(pick), pool.labels[pick.to(pool.labels.device)], _net_train_config(cfg, flip, epochs, seed)
-    if compile and batchable(net):  # the whole step (augment, mix, forward, backward, SGD) as one compiled graph
-        train_batched([net], [x], [y], [tcfg], progress=False, compile=True,
-                      optimizers=None if opt is None else [opt])
+    return _NetDraw(pick, int(torch.randint(2**31 - 1, (1,), generator=g)))
+
+
+def _train_nets(nets: list[nn.Module], pool: _RealPool, cfg: IDCConfig, flip: bool, draws: list[_NetDraw],
+                epochs: int, opts: list[torch.optim.Optimizer], compile: bool = False) -> None:
+    """One pass of each network ``nets[i]`` on the real images ``draws[i]`` picks, with the shared training loop.
+
+    Several networks (or one, compiled) train as one batched computation (:func:`yoco.train.train_batched`: the
+    whole step, augmentation, mixing, forward, backward and SGD, one graph when compiled); one network eager
+    through :func:`yoco.train.train`. Each optimizer carries its network's momentum across the inner steps.
+    """
+    if all(d.pick is None for d in draws):  # every network on the whole pool (pre-training): one shared tensor
+        x, y = [pool.batch(torch.arange(pool.labels.shape[0]))] * len(draws), [pool.labels] * len(draws)
     else:
-        train(net, x, y, tcfg, progress=False, optimizer=opt, compile=compile)
+        picks = [d.pick if d.pick is not None else torch.arange(pool.labels.shape[0]) for d in draws]
+        x, y = [pool.batch(p) for p in picks], [pool.labels[p.to(pool.labels.device)] for p in picks]
+    tcfgs = [_net_train_config(cfg, flip, epochs, d.seed) for d in draws]
+    if len(nets) > 1 or (compile and batchable(nets[0])):
+        train_batched(nets, x, y, tcfgs, progress=False, compile=compile, optimizers=opts)
+    else:
+        train(nets[0], x[0], y[0], tcfgs[0], progress=False, optimizer=opts[0], compile=compile)
+
+
+@dataclass
+class _Plan:
+    """One outer iteration's random draws, made before any of its computation. They read nothing computed, so
+    drawing them first leaves the run's generator exactly where IDC's interleaved order leaves it."""
+
+    pretrain: _NetDraw | None
+    matching: list[torch.Tensor]  # the generator's state at each inner step's matching draws, to replay them
+    nets: list[_NetDraw]  # the network pass after each inner step
+    rng_after: torch.Tensor
+
+
+def _plan(pool: _RealPool, cfg: IDCConfig, g: torch.Generator) -> _Plan:
+    n = pool.labels.shape[0]
+    pretrain = _net_draw(n, cfg, g, None) if cfg.net_pretrain_epochs else None
+    matching, nets = [], []
+    for _ in range(cfg.inner):
+        matching.append(g.get_state())
+        for c in range(len(pool.by_class)):
+            _draw(pool, c, cfg, g)
+        nets.append(_net_draw(n, cfg, g, cfg.net_images))
+    return _Plan(pretrain, matching, nets, g.get_state())
+
+
+def _replayed(state: torch.Tensor) -> torch.Generator:
+    g = torch.Generator()
+    g.set_state(state)
+    return g
+
+
+def _matching_nets(cfg: IDCConfig, real: RealDataset, pool: _RealPool, its: list[int], plans: list[_Plan],
+                   dev: torch.device, compile: bool) -> list[Iterator[nn.Module]]:
+    """For each outer iteration in ``its``, the networks its inner steps match on, in order.
+
+    A network's path (its seeded initialisation, then one pass on real images after every matching step) reads no
+    synthetic image, so the networks of several outer iterations can train side by side as one batched
+    computation ahead of their matching: on a GPU, where one network's pass of small batches is launch-bound, this
+    is most of an inner step (BENCHMARKS.md). Their weights are kept after every pass (``len(its) * inner``
+    copies). A single iteration's network trains lazily between its matching steps instead. The pass after the
+    last matching step is skipped: IDC runs it, but the network is discarded unread.
+    """
+    nets = [_build_net(cfg, real, cfg.seed + it, dev) for it in its]
+    opts = [_net_optimizer(net, cfg) for net in nets]
+    if cfg.net_pretrain_epochs:
+        _train_nets(nets, pool, cfg, real.flip, [p.pretrain for p in plans], cfg.net_pretrain_epochs, opts, compile)
+    if len(nets) == 1:
+        return [_trained_between(nets[0], opts[0], plans[0], pool, cfg, real.flip, compile)]
+    kept = [[_weights(net)] for net in nets]
+    for i in range(cfg.inner - 1):
+        _train_nets(nets, pool, cfg, real.flip, [p.nets[i] for p in plans], cfg.net_epochs, opts, compile)
+        for k, net in zip(kept, nets, strict=True):
+            k.append(_weights(net))
+    return [_restored(net, k) for net, k in zip(nets, kept, strict=True)]
+
+
+def _trained_between(net: nn.Module, opt: torch.optim.Optimizer, plan: _Plan, pool: _RealPool, cfg: IDCConfig,
+                     flip: bool, compile: bool) -> Iterator[nn.Module]:
+    for i in range(cfg.inner):
+        if i:
+            _train_nets([net], pool, cfg, flip, [plan.nets[i - 1]], cfg.net_epochs, [opt], compile)
+        yield net
+
+
+def _weights(net: nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in net.parameters()]
+
+
+def _restored(net: nn.Module, kept: list[list[torch.Tensor]]) -> Iterator[nn.Module]:
+    params = list(net.parameters())
+    for weights in kept:
+        with torch.no_grad():
+            for p, w in zip(params, weights, strict=True):
+                p.copy_(w)
+        yield net
+
+
+def net_group(cfg: IDCConfig, real: RealDataset, device: torch.device, requested: int | None = None) -> int:
+    """How many outer iterations' networks train side by side (:func:`_matching_nets`).
+
+    ``requested`` None is the measured choice: one on a CPU, where a network's pass keeps the cores busy and
+    batching measured slower (BENCHMARKS.md, "Training many networks"); 8 on a GPU, where one network's pass is a
+    few hundred launches for little arithmetic. Networks with buffers (batch norm) always train one by one.
+    """
+    if requested is not None and requested < 1:
+        raise YocoError(f"net_batch must be at least 1, got {requested}")
+    with seeded(0):
+        probe = create_model(cfg.model, real.num_classes, real.channels, _hw(real), width=cfg.width)
+    if not batchable(probe):
+        return 1
+    if requested is not None:
+        return requested
+    return GPU_NET_GROUP if device.type == "cuda" else 1
 
 
 def checkpoint_path(out: str | Path) -> Path:
@@ -577,7 +687,7 @@ class _ImageStepper:
 
 def condense(real: RealDataset, cfg: IDCConfig, out: str | Path, *, device: str | torch.device = "auto",
              resume: bool = False, progress: bool = True, eval_fn: Callable[[CondensedSet], Any] | None = None,
-             keep_checkpoint: bool = False, compile: bool = False) -> CondensedSet:
+             keep_checkpoint: bool = False, compile: bool = False, net_batch: int | None = None) -> CondensedSet:
     """Condense ``real`` with IDC into ``cfg.ipc`` stored images per class and save the set to ``out``.
 
     Every ``cfg.checkpoint_every`` outer iterations the run state goes atomically to ``<out>.ckpt``;
@@ -589,7 +699,8 @@ def condense(real: RealDataset, cfg: IDCConfig, out: str | Path, *, device: str 
     ``compile`` runs the network's training steps between matching steps as one compiled graph each (augmentation,
     mixing, forward, backward and SGD: :func:`yoco.train.train_batched` with one network; a compiled forward alone
     measured no faster on an H100); a runtime choice, not part of the run's identity: a checkpoint resumes either
-    way.
+    way. ``net_batch`` outer iterations' networks train side by side ahead of their matching (:func:`net_group`;
+    None: the device's default); also a runtime choice, the same images up to float rounding.
     """
     check_config(cfg, real)
     dev = resolve_device(device)
@@ -617,29 +728,32 @@ def condense(real: RealDataset, cfg: IDCConfig, out: str | Path, *, device: str 
     pool = _RealPool(real, dev)
     dsa = DSA(cfg.match_dsa, flip=real.flip)
     log_every = max(1, cfg.iterations // 50)
-    bar = tqdm(range(state.iteration, cfg.iterations), initial=state.iteration, total=cfg.iterations,
-               desc=f"IDC {real.name} ipc {cfg.ipc}", disable=not progress, dynamic_ncols=True)
-    for it in bar:
-        images.clamp()
-        net = _build_net(cfg, real, cfg.seed + it, dev)
-        net_opt = _net_optimizer(net, cfg)
-        if cfg.net_pretrain_epochs:
-            _train_net(net, pool, cfg, real.flip, g, None, cfg.net_pretrain_epochs, net_opt, compile)
-        total = torch.zeros((), device=dev)
-        for _ in range(cfg.inner):
-            total += images.step(net, pool, dsa, g).to(dev)
-            _train_net(net, pool, cfg, real.flip, g, cfg.net_images, cfg.net_epochs, net_opt, compile)
-        losses.append(float(total) / cfg.inner / real.num_classes)  # IDC logs the mean per class and step
-        done = it + 1
-        bar.set_postfix(match=f"{losses[-1]:.4g}", refresh=False)
-        if done % log_every == 0 or done == cfg.iterations:
-            log.info("IDC iteration %d/%d: matching loss %.6g per class", done, cfg.iterations, losses[-1])
-        if (cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < cfg.iterations) or (
-                keep_checkpoint and done == cfg.iterations):
-            _write_checkpoint(ckpt, cfg, real, _State(*images.state(), done, g.get_state(), losses))
-        if eval_fn is not None and cfg.eval_every and done % cfg.eval_every == 0:
-            result = eval_fn(_result(images.state()[0], labels, cfg, real, losses, f"{out}@{done}"))
-            log.info("IDC iteration %d: evaluation %s", done, _summary(result))
+    group = net_group(cfg, real, dev, net_batch)
+    bar = tqdm(total=cfg.iterations, initial=state.iteration, desc=f"IDC {real.name} ipc {cfg.ipc}",
+               disable=not progress, dynamic_ncols=True)
+    first = state.iteration
+    while first < cfg.iterations:
+        its = list(range(first, min(first + group, cfg.iterations)))
+        plans = [_plan(pool, cfg, g) for _ in its]
+        for it, plan, nets in zip(its, plans, _matching_nets(cfg, real, pool, its, plans, dev, compile), strict=True):
+            images.clamp()
+            total = torch.zeros((), device=dev)
+            for net, rng in zip(nets, plan.matching, strict=True):
+                total += images.step(net, pool, dsa, _replayed(rng)).to(dev)
+            losses.append(float(total) / cfg.inner / real.num_classes)  # IDC logs the mean per class and step
+            done = it + 1
+            bar.update(1)
+            bar.set_postfix(match=f"{losses[-1]:.4g}", refresh=False)
+            if done % log_every == 0 or done == cfg.iterations:
+                log.info("IDC iteration %d/%d: matching loss %.6g per class", done, cfg.iterations, losses[-1])
+            if (cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < cfg.iterations) or (
+                    keep_checkpoint and done == cfg.iterations):
+                _write_checkpoint(ckpt, cfg, real, _State(*images.state(), done, plan.rng_after, losses))
+            if eval_fn is not None and cfg.eval_every and done % cfg.eval_every == 0:
+                result = eval_fn(_result(images.state()[0], labels, cfg, real, losses, f"{out}@{done}"))
+                log.info("IDC iteration %d: evaluation %s", done, _summary(result))
+        first = its[-1] + 1
+    bar.close()
     final = _result(images.state()[0], labels, cfg, real, losses, str(out))
     save(final, out)
     if not keep_checkpoint:
@@ -720,14 +834,16 @@ def _read_checkpoint(path: Path, cfg: IDCConfig, real: RealDataset) -> _State:
 
 
 def matching_cost_breakdown(real: RealDataset, cfg: IDCConfig, device: str | torch.device = "auto",
-                            steps: int = 3, compile: bool = False) -> dict[str, Any]:
+                            steps: int = 3, compile: bool = False, net_batch: int = 1) -> dict[str, Any]:
     """Seconds per inner step of the matching (with ``cfg.engine``) and the network pass, beside a plain one.
 
     ``match`` is step 1 of an inner step (every class drawn, augmented, matched, the images updated);
-    ``net_train`` the real-data pass; ``plain`` one ordinary forward/backward (w.r.t. the weights) of the same
-    network on one class's real and decoded synthetic batches, times the number of classes, so ``match / plain``
-    is the price of gradient matching itself. One untimed warm-up step comes first; ``outer_iteration`` is
-    ``inner`` times an inner step (the network build is negligible). ``compile`` as in :func:`condense`.
+    ``net_train`` the real-data pass, per outer iteration when ``net_batch`` iterations' networks train side by
+    side (their pass timed together and divided by ``net_batch``, as :func:`condense` amortises it); ``plain`` one
+    ordinary forward/backward (w.r.t. the weights) of the same network on one class's real and decoded synthetic
+    batches, times the number of classes, so ``match / plain`` is the price of gradient matching itself. One
+    untimed warm-up step comes first; ``outer_iteration`` is ``inner`` times an inner step (the network build is
+    negligible). ``compile`` as in :func:`condense`.
     """
     check_config(cfg, real)
     dev = resolve_device(device)
@@ -737,7 +853,10 @@ def matching_cost_breakdown(real: RealDataset, cfg: IDCConfig, device: str | tor
     images = _ImageStepper(start.images.to(dev), None, lr, cfg)
     pool = _RealPool(real, dev)
     dsa = DSA(cfg.match_dsa, flip=real.flip)
-    net = _build_net(cfg, real, cfg.seed, dev)
+    net_batch = net_group(cfg, real, dev, net_batch)
+    nets = [_build_net(cfg, real, cfg.seed + i, dev) for i in range(net_batch)]
+    opts = [_net_optimizer(net, cfg) for net in nets]
+    net = nets[0]
     parts = {"match": 0.0, "net_train": 0.0, "plain": 0.0}
 
     def clock() -> float:
@@ -749,7 +868,8 @@ def matching_cost_breakdown(real: RealDataset, cfg: IDCConfig, device: str | tor
         t0 = clock()
         images.step(net, pool, dsa, g)
         t1 = clock()
-        _train_net(net, pool, cfg, real.flip, g, cfg.net_images, cfg.net_epochs, compile=compile)
+        draws = [_net_draw(pool.labels.shape[0], cfg, g, cfg.net_images) for _ in nets]
+        _train_nets(nets, pool, cfg, real.flip, draws, cfg.net_epochs, opts, compile)
         t2 = clock()
         for c in range(real.num_classes):
             draw = _draw(pool, c, cfg, g)
@@ -762,9 +882,9 @@ def matching_cost_breakdown(real: RealDataset, cfg: IDCConfig, device: str | tor
         t3 = clock()
         if step:
             parts["match"] += (t1 - t0) / steps
-            parts["net_train"] += (t2 - t1) / steps
+            parts["net_train"] += (t2 - t1) / steps / net_batch
             parts["plain"] += (t3 - t2) / steps
     inner = parts["match"] + parts["net_train"]
-    return {"device": str(dev), "engine": cfg.engine, "steps": steps, "classes": real.num_classes,
-            **{f"{k}_s": v for k, v in parts.items()}, "inner_step_s": inner,
+    return {"device": str(dev), "engine": cfg.engine, "net_batch": net_batch, "steps": steps,
+            "classes": real.num_classes, **{f"{k}_s": v for k, v in parts.items()}, "inner_step_s": inner,
             "outer_iteration_s": inner * cfg.inner, "match_over_plain": parts["match"] / max(parts["plain"], 1e-12)}
