@@ -9,6 +9,7 @@ from helpers import fail_evaluations_of, separable_images, tiny_real, write_mnis
 
 from yoco import evaluate
 from yoco.data.condensed import CondensedMeta, CondensedSet, load
+from yoco.data.datasets import load_dataset
 from yoco.dynamics import DynamicsConfig, load_dynamics
 from yoco.errors import YocoError
 from yoco.evaluate import EvalConfig
@@ -389,3 +390,33 @@ def test_another_dynamics_seed_reruns_only_what_reads_the_scores(tmp_path, monke
     rows = [{(r["rule"], r["ipc"]): r["repeats"] for r in doc["rows"]} for doc in (first, second)]
     assert rows[0][("random_balance", 1)] == rows[1][("random_balance", 1)]
     assert second["config"]["dynamics"]["seed"] == 7
+
+
+def test_source_cells_are_read_off_the_dynamics_when_they_train_the_same_networks(tmp_path, monkeypatch):
+    """At the protocol's settings the dynamics runs (seeds 0..) train exactly the unpruned source's evaluation
+    networks, so the ladder tests them on the way instead of training them again; each such cell equals its own
+    evaluation."""
+    cs, cfg, root = _setup(tmp_path)
+    same = TrainConfig(epochs=4, batch_size=16)
+    cfg = dataclasses.replace(cfg, rules=("yoco",), ipcs=(1,), repeat=2,
+                              dynamics=dataclasses.replace(cfg.dynamics, runs=3, train=same),
+                              eval=dataclasses.replace(cfg.eval, test_points=2, train=same))
+    calls = _count_evals(monkeypatch)
+    doc = run_ladder(cs, cfg, tmp_path / "run", data_root=root, device="cpu", progress=False)
+    assert len(calls) == 2  # the two yoco cells; the source's two came with the dynamics
+    source = [json.loads(p.read_text()) for p in (tmp_path / "run" / "cells").glob("source-*.json")]
+    assert sorted(c["seed"] for c in source) == [0, 1] and all(c["from_dynamics"] for c in source)
+    real = load_dataset("mnist", root=root)
+    for cell in source:
+        alone = evaluate.evaluate_condensed(cs, real, dataclasses.replace(cfg.eval, repeat=1, seed=cell["seed"]),
+                                            device="cpu", progress=False)
+        assert cell["curve"] == [list(p) for p in alone["runs"][0]["curve"]] and cell["last"] == alone["last_mean"]
+        assert cell["config"] == json.loads(json.dumps(alone["config"]))
+    (row,) = [r for r in doc["rows"] if r["rule"] == "source"]
+    assert row["seeds"] == [0, 1]
+
+    # settings that differ (another evaluation length) train the source's cells as before
+    calls.clear()
+    other = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, train=TrainConfig(epochs=3, batch_size=16)))
+    run_ladder(cs, other, tmp_path / "other", data_root=root, device="cpu", progress=False)
+    assert len(calls) == 4

@@ -21,7 +21,7 @@ from yoco.augment import to_device
 from yoco.data.condensed import CondensedSet
 from yoco.errors import YocoError
 from yoco.files import read_tensors, write_tensors
-from yoco.runner import Networks, model_name, prepare, train_networks
+from yoco.runner import EpochHook, Networks, model_name, prepare, train_networks
 from yoco.train import Batch, TrainConfig, predict, predict_many, resolve_device
 
 DEVICE_RECORD_BYTES = 2 << 30  # a dynamics record up to 2 GiB stays on the GPU while it is written
@@ -199,9 +199,12 @@ class DynamicsConfig:
 
 
 def record_dynamics(cs: CondensedSet, cfg: DynamicsConfig, device: str | torch.device = "auto",
-                    progress: bool = True, batched: bool | None = None, compile: bool = False) -> Dynamics:
+                    progress: bool = True, batched: bool | None = None, compile: bool = False,
+                    on_epoch: EpochHook | None = None) -> Dynamics:
     """Train ``cfg.runs`` fresh networks on the decoded ``cs`` and record every image's log-softmax each epoch.
-    ``batched`` and ``compile`` as in :func:`yoco.runner.train_networks` (None: batch the runs on a GPU only)."""
+    ``batched`` and ``compile`` as in :func:`yoco.runner.train_networks` (None: batch the runs on a GPU only).
+    ``on_epoch`` is called after the recording's own work each epoch, e.g. to test the networks
+    (:func:`yoco.evaluate.riding_evaluation`); it must not change them."""
     data = prepare(cs, resolve_device(device))
     nets = cfg.networks()
     x, n, c = data.images, len(data.labels), data.num_classes
@@ -213,10 +216,15 @@ def record_dynamics(cs: CondensedSet, cfg: DynamicsConfig, device: str | torch.d
     def on_batch(run: int, b: Batch) -> None:
         log_probs[run, b.epoch, to_device(b.indices, at)] = F.log_softmax(b.logits.float(), 1).to(at, torch.float16)
 
-    def on_epoch(runs: list[int], epoch: int, models: list[torch.nn.Module]) -> None:
-        log_probs[runs, epoch] = F.log_softmax(predict_many(models, x), -1).to(at, torch.float16)
+    def epoch_end(runs: list[int], epoch: int, models: list[torch.nn.Module]) -> None:
+        if cfg.record == "clean":
+            log_probs[runs, epoch] = F.log_softmax(predict_many(models, x), -1).to(at, torch.float16)
+        if on_epoch is not None:
+            on_epoch(runs, epoch, models)
 
-    hooks = {"on_batch": on_batch} if cfg.record == "train" else {"on_epoch": on_epoch}
+    hooks: dict[str, Any] = {"on_batch": on_batch} if cfg.record == "train" else {}
+    if cfg.record == "clean" or on_epoch is not None:
+        hooks["on_epoch"] = epoch_end
     trained = train_networks(data, nets, "dynamics", progress=progress, desc="dynamics", batched=batched,
                              compile=compile, **hooks)
     log_probs = log_probs.cpu()

@@ -109,15 +109,105 @@ def evaluate_sets(sets: list[CondensedSet], real: RealDataset, cfg: EvalConfig, 
         return []
     runs, info = _evaluate(sets, real, dataclasses.replace(cfg, repeat=len(sets)), device, progress, batched,
                            seeds, compile)
-    out = []
-    for i, (cs, run) in enumerate(zip(sets, runs, strict=True)):
-        out.append({"source": cs.source, "sha256": content_sha256(cs), "dataset": real.name,
-                    "decoded_images": info["decoded_images"], "images_per_class": info["images_per_class"][i],
-                    "last_mean": run["last"], "last_std": 0.0, "best_mean": run["best"], "best_std": 0.0,
-                    "runs": [run], "recipe_notes": info["notes"],
-                    "config": {**cfg.to_dict(), "repeat": 1, "seed": run["seed"], **info["config"],
-                               "condensed_meta": cs.meta.to_dict()}})
-    return out
+    return [_single(cs, run, info, info["images_per_class"][i], cfg, real)
+            for i, (cs, run) in enumerate(zip(sets, runs, strict=True))]
+
+
+def _single(cs: CondensedSet, run: dict[str, Any], info: dict[str, Any], per_class: list[int], cfg: EvalConfig,
+            real: RealDataset) -> dict[str, Any]:
+    """One run's result in the layout of :func:`evaluate_condensed`."""
+    return {"source": cs.source, "sha256": content_sha256(cs), "dataset": real.name,
+            "decoded_images": info["decoded_images"], "images_per_class": per_class,
+            "last_mean": run["last"], "last_std": 0.0, "best_mean": run["best"], "best_std": 0.0,
+            "runs": [run], "recipe_notes": info["notes"],
+            "config": {**cfg.to_dict(), "repeat": 1, "seed": run["seed"], **info["config"],
+                       "condensed_meta": cs.meta.to_dict()}}
+
+
+def riding_evaluation(cs: CondensedSet, real: RealDataset, cfg: EvalConfig, nets: Networks, purpose: str,
+                      device: str | torch.device, seeds: list[int]) -> RidingEvaluation | None:
+    """The evaluation of ``cs`` with ``cfg`` for ``seeds``, read off another job's runs when that job trains
+    exactly the networks the evaluation would: ``nets`` trained on ``cs`` for ``purpose`` (e.g. the dynamics),
+    with the same data, model, width and resolved recipe. None when anything differs or no seed is shared.
+
+    Pass the returned object as the job's ``on_epoch`` hook, then read :meth:`RidingEvaluation.results`. A
+    ladder's unpruned-source cells are the dynamics networks tested this way (same seeds, same recipe at the
+    protocol's settings), which saves training them a second time.
+    """
+    dev = resolve_device(device)
+    check_compatible(cs, real)
+    own, _ = _apply_set_recipe(cs, cfg)
+    data_e = prepare(cs, dev, mean=real.mean, std=real.std, flip=real.flip)
+    data_o = prepare(cs, dev)
+    cfg_e, cfg_o = recipe(data_e, own, "eval"), recipe(data_o, nets, purpose)
+    same = (model_name(own, data_e.dataset) == model_name(nets, data_o.dataset) and own.width == nets.width
+            and dataclasses.replace(cfg_e, seed=0) == dataclasses.replace(cfg_o, seed=0)
+            and (data_e.mean, data_e.std, data_e.flip) == (data_o.mean, data_o.std, data_o.flip)
+            and torch.equal(data_e.images, data_o.images) and torch.equal(data_e.targets, data_o.targets))
+    runs = {nets.seed + r: r for r in range(nets.runs)}
+    shared = [s for s in seeds if s in runs]
+    if not same or not shared:
+        return None
+    return RidingEvaluation(cs, real, cfg, dev, cfg_e, [runs[s] for s in shared], shared, nets.runs,
+                            model_name(own, real.name), len(data_e.labels),
+                            torch.bincount(data_e.labels.cpu(), minlength=real.num_classes).tolist())
+
+
+class TestPoints:
+    """The test passes of an evaluation: called as the runner's ``on_epoch`` hook, it tests the networks that
+    reached one of the protocol's test points on ``real``'s test set and keeps each run's curve.
+
+    ``runs`` networks are tracked (the runner's run indices); ``tested`` (default: all) limits the passes to
+    some of them, e.g. the runs of a dynamics record that double as evaluation runs.
+    """
+
+    def __init__(self, cs: CondensedSet, real: RealDataset, cfg: EvalConfig, device: torch.device, epochs: int,
+                 runs: int, tested: list[int] | None = None) -> None:
+        test_x = normalize(real.test_float(), real.mean, real.std)
+        zca_eps = cs.meta.extra.get("recipe", {}).get("zca", {}).get("eps") if cfg.recipe == "set" else None
+        if zca_eps is not None:
+            test_x = fit_zca(normalize(real.train_float(), real.mean, real.std), eps=zca_eps)(test_x)
+        self.test_x, self.test_y = test_x.to(device), real.test_labels.to(device)
+        self.points = sorted({max(1, round(epochs * (i + 1) / cfg.test_points)) - 1 for i in range(cfg.test_points)})
+        self.tested = set(range(runs) if tested is None else tested)
+        self.curves: list[list[tuple[int, float]]] = [[] for _ in range(runs)]
+
+    def __call__(self, runs: list[int], epoch: int, models: list[torch.nn.Module]) -> None:
+        if epoch not in self.points:
+            return
+        pick = [i for i, r in enumerate(runs) if r in self.tested]
+        if pick:
+            accs = accuracies([models[i] for i in pick], self.test_x, self.test_y)
+            for i, acc in zip(pick, accs, strict=True):
+                self.curves[runs[i]].append((epoch + 1, acc))
+
+    def run(self, r: int, seed: int, seconds: float) -> dict[str, Any]:
+        """Run ``r``'s result: its seed, last and best test accuracy, its curve and training seconds."""
+        c = self.curves[r]
+        return {"seed": seed, "last": c[-1][1], "best": max(a for _, a in c), "curve": c, "seconds": seconds}
+
+
+class RidingEvaluation(TestPoints):
+    """Test passes inside another job's training (:func:`riding_evaluation`): run ``runs[i]`` is seed ``seeds[i]``."""
+
+    def __init__(self, cs: CondensedSet, real: RealDataset, cfg: EvalConfig, device: torch.device,
+                 train: TrainConfig, runs: list[int], seeds: list[int], n_runs: int, model: str, decoded: int,
+                 per_class: list[int]) -> None:
+        super().__init__(cs, real, cfg, device, train.epochs, n_runs, tested=runs)
+        self.cs, self.real, self.cfg, self.device, self.train = cs, real, cfg, device, train
+        self.run_of, self.model, self.decoded, self.per_class = dict(zip(seeds, runs, strict=True)), model, decoded, per_class
+
+    @property
+    def seeds(self) -> list[int]:
+        return list(self.run_of)
+
+    def results(self, seconds: float, compile: bool) -> dict[int, dict[str, Any]]:
+        """Each shared seed's result in the layout of :func:`evaluate_sets` (``seconds``: per run)."""
+        info = {"notes": [], "decoded_images": self.decoded,
+                "config": {"model": self.model, "train": self.train.to_dict(), "device": str(self.device),
+                           "compiled": compile, "test_points": [p + 1 for p in self.points]}}
+        return {seed: _single(self.cs, self.run(r, seed, seconds), info, self.per_class, self.cfg, self.real)
+                for seed, r in self.run_of.items()}
 
 
 def _evaluate(sets: list[CondensedSet], real: RealDataset, cfg: EvalConfig, device: str | torch.device,
@@ -134,31 +224,16 @@ def _evaluate(sets: list[CondensedSet], real: RealDataset, cfg: EvalConfig, devi
     prepared = {id(cs): prepare(cs, dev, mean=real.mean, std=real.std, flip=real.flip) for cs in sets}
     datas = [prepared[id(cs)] for cs in sets]
     nets, notes = _apply_set_recipe(sets[0], cfg)
-    epochs = recipe(datas[0], nets, "eval").epochs
-    test_x = normalize(real.test_float(), real.mean, real.std)
-    zca_eps = sets[0].meta.extra.get("recipe", {}).get("zca", {}).get("eps") if cfg.recipe == "set" else None
-    if zca_eps is not None:
-        test_x = fit_zca(normalize(real.train_float(), real.mean, real.std), eps=zca_eps)(test_x)
-    test_x = test_x.to(dev)
-    test_y = real.test_labels.to(dev)
-    points = sorted({max(1, round(epochs * (i + 1) / cfg.test_points)) - 1 for i in range(cfg.test_points)})
-    curves: list[list[tuple[int, float]]] = [[] for _ in sets]
-
-    def test_point(runs: list[int], epoch: int, models: list[torch.nn.Module]) -> None:
-        if epoch in points:
-            for r, acc in zip(runs, accuracies(models, test_x, test_y), strict=True):
-                curves[r].append((epoch + 1, acc))
-
-    trained = train_networks(datas, nets, "eval", on_epoch=test_point, progress=progress, desc="eval",
+    tests = TestPoints(sets[0], real, cfg, dev, recipe(datas[0], nets, "eval").epochs, len(sets))
+    trained = train_networks(datas, nets, "eval", on_epoch=tests, progress=progress, desc="eval",
                              batched=batched, seeds=seeds, compile=compile)
-    runs = [{"seed": seed, "last": c[-1][1], "best": max(a for _, a in c), "curve": c, "seconds": sec}
-            for seed, c, sec in zip(seeds, curves, trained.seconds, strict=True)]
+    runs = [tests.run(r, seed, sec) for r, (seed, sec) in enumerate(zip(seeds, trained.seconds, strict=True))]
     for r, run in enumerate(runs):
         log.info("run %d/%d: last %.2f%%, best %.2f%%", r + 1, len(runs), 100 * run["last"], 100 * run["best"])
     info = {"notes": notes, "decoded_images": len(datas[0].labels),
             "images_per_class": [torch.bincount(d.labels.cpu(), minlength=real.num_classes).tolist() for d in datas],
             "config": {"model": model_name(nets, real.name), "train": trained.config.to_dict(), "device": str(dev),
-                       "compiled": compile, "test_points": [p + 1 for p in points]}}
+                       "compiled": compile, "test_points": [p + 1 for p in tests.points]}}
     return runs, info
 
 

@@ -89,12 +89,21 @@ def run_cell(cell: Cell) -> dict[str, Any]:
         real = _dataset(cell.dataset, cell.data_root)
         cfg = EvalConfig(**{**cell.eval, "repeat": 1, "seed": cell.seed})
         res = evaluate_condensed(cs, real, cfg, device=cell.device, progress=False, compile=cell.compile)
-        result = {"status": "ok", "last": res["last_mean"], "best": res["best_mean"], "curve": res["runs"][0]["curve"],
-                  "sha256": res["sha256"], "config": res["config"]}
     except Exception as exc:  # noqa: BLE001 - a failed cell is reported in the table, the ladder goes on
         result = {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()}
-    result.update({"rule": cell.rule, "ipc": cell.ipc, "seed": cell.seed, "subset": cell.subset, "key": cell.key,
-                   "seconds": time.perf_counter() - t0})
+        result.update({"rule": cell.rule, "ipc": cell.ipc, "seed": cell.seed, "subset": cell.subset, "key": cell.key,
+                       "seconds": time.perf_counter() - t0})
+        write_json(cell.out, result)
+        return result
+    return write_result(cell, res, time.perf_counter() - t0)
+
+
+def write_result(cell: Cell, res: dict[str, Any], seconds: float, **extra: Any) -> dict[str, Any]:
+    """Write a finished cell's JSON from its evaluation ``res`` (one run, :func:`yoco.evaluate.evaluate_sets`'s
+    layout) and return it."""
+    result = {"status": "ok", "last": res["last_mean"], "best": res["best_mean"], "curve": res["runs"][0]["curve"],
+              "sha256": res["sha256"], "config": res["config"], "rule": cell.rule, "ipc": cell.ipc, "seed": cell.seed,
+              "subset": cell.subset, "key": cell.key, "seconds": seconds, **extra}
     write_json(cell.out, result)
     return result
 
@@ -116,14 +125,7 @@ def run_group(cells: list[Cell]) -> list[dict[str, Any]]:
     except Exception:  # noqa: BLE001 - fall back to one by one, where each failure is recorded on its own cell
         return [run_cell(c) for c in cells]
     seconds = (time.perf_counter() - t0) / len(cells)
-    out = []
-    for cell, res in zip(cells, results, strict=True):
-        result = {"status": "ok", "last": res["last_mean"], "best": res["best_mean"], "curve": res["runs"][0]["curve"],
-                  "sha256": res["sha256"], "config": res["config"], "rule": cell.rule, "ipc": cell.ipc,
-                  "seed": cell.seed, "subset": cell.subset, "key": cell.key, "seconds": seconds, "batched": len(cells)}
-        write_json(cell.out, result)
-        out.append(result)
-    return out
+    return [write_result(cell, res, seconds, batched=len(cells)) for cell, res in zip(cells, results, strict=True)]
 
 
 def groups(cells: list[Cell]) -> list[list[Cell]]:

@@ -15,10 +15,10 @@ from typing import Any
 from yoco.data.condensed import CondensedSet, content_sha256, load, save
 from yoco.dynamics import Dynamics, load_dynamics, record_dynamics, save_dynamics
 from yoco.errors import YocoError
-from yoco.evaluate import check_compatible
+from yoco.evaluate import check_compatible, riding_evaluation
 from yoco.files import write_json
 from yoco.ladder.cache import FolderLock, cached, claim, key, read_json
-from yoco.ladder.cells import Cell, _dataset, execute
+from yoco.ladder.cells import Cell, _dataset, execute, write_result
 from yoco.ladder.config import DEMO_SET, LadderConfig, demo_config
 from yoco.report import write_ladder_reports
 from yoco.rules import RANDOM_REFERENCE, build_table, parse_rule, prune
@@ -68,14 +68,31 @@ def run_ladder(
         cache = out / "cache"
 
         dyn_key = key(source_fp, cfg.dynamics.to_dict(), *_compiled(compile))
+        eval_cfg = cfg.eval.to_dict()
+        source_cells: list[Cell] = []
+        if cfg.reference:
+            src_path = cache / f"source-{source_fp}.safetensors"
+            cached(src_path, source_fp, lambda: cs, save, load, fingerprint)
+            source_cells = _cells(out, "source", None, src_path, source_fp, cfg, eval_cfg, data_root, device, compile)
 
         def make_dynamics() -> Dynamics:
             log.info("recording training dynamics (%d runs x %d epochs)", cfg.dynamics.runs, cfg.dynamics.epochs)
+            todo = [c for c in source_cells if not c.done()]
+            riding = riding_evaluation(cs, real, dataclasses.replace(cfg.eval, repeat=1), cfg.dynamics.networks(),
+                                       "dynamics", device, [c.seed for c in todo]) if todo else None
             start = time.perf_counter()
-            dyn = record_dynamics(cs, cfg.dynamics, device=device, progress=progress, compile=compile)
+            dyn = record_dynamics(cs, cfg.dynamics, device=device, progress=progress, compile=compile,
+                                  on_epoch=riding)
             dyn.config["cache_key"] = dyn_key
             dyn.config["seconds"] = time.perf_counter() - start  # as each cell records its own
             log.info("dynamics recorded in %.1f s", dyn.config["seconds"])
+            if riding is not None:  # the unpruned source's cells are these very networks, tested on the way
+                results = riding.results(dyn.config["seconds"] / cfg.dynamics.runs, compile)
+                for cell in todo:
+                    if cell.seed in results:
+                        write_result(cell, results[cell.seed], dyn.config["seconds"] / cfg.dynamics.runs,
+                                     from_dynamics=True)
+                log.info("source cells of seeds %s read off the dynamics runs", sorted(results))
             return dyn
 
         def dynamics() -> Dynamics:
@@ -92,12 +109,7 @@ def run_ladder(
                        lambda: build_table(dynamics(), **score_kw, config={"dynamics": dyn_key, "cache_key": table_key}),
                        lambda t, p: t.save(p), load_table, lambda t: t.config.get("cache_key"))
 
-        eval_cfg = cfg.eval.to_dict()
-        cells: list[Cell] = []
-        if cfg.reference:
-            src_path = cache / f"source-{source_fp}.safetensors"
-            cached(src_path, source_fp, lambda: cs, save, load, fingerprint)
-            cells += _cells(out, "source", None, src_path, source_fp, cfg, eval_cfg, data_root, device, compile)
+        cells: list[Cell] = list(source_cells)
         for rule in cfg.rules:
             parsed = parse_rule(rule)
             name = parsed.name
