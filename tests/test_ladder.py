@@ -420,3 +420,14 @@ def test_source_cells_are_read_off_the_dynamics_when_they_train_the_same_network
     other = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, train=TrainConfig(epochs=3, batch_size=16)))
     run_ladder(cs, other, tmp_path / "other", data_root=root, device="cpu", progress=False)
     assert len(calls) == 4
+
+
+def test_cells_are_keyed_by_the_device_they_train_on_not_its_spelling(tmp_path, monkeypatch):
+    cs, cfg, root = _setup(tmp_path)
+    cfg = dataclasses.replace(cfg, rules=("random_balance",), ipcs=(1,), repeat=1, reference=False)
+    calls = _count_evals(monkeypatch)
+    run_ladder(cs, cfg, tmp_path / "run", data_root=root, device="cpu", progress=False)
+    assert len(calls) == 1
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # `auto` is this CPU
+    run_ladder(cs, cfg, tmp_path / "run", data_root=root, device="auto", progress=False)
+    assert len(calls) == 1

@@ -183,7 +183,8 @@ def _cells(out: Path, rule: str, ipc: int | None, set_path: Path, set_key: str, 
            subset: int | None = None) -> list[Cell]:
     cells = []
     for s in range(cfg.seed, cfg.seed + cfg.repeat):
-        k = key(set_key, eval_cfg, device, s, *_compiled(compile))
+        # keyed by the kind of device the cell trains on, so `auto` and `cpu` on a CPU are the same cell
+        k = key(set_key, eval_cfg, resolve_device(device).type, s, *_compiled(compile))
         cell = Cell(rule, ipc, s, str(set_path), cfg.dataset, data_root, eval_cfg, k, "", subset=subset,
                     device=device, compile=compile)
         cells.append(dataclasses.replace(cell, out=str(out / "cells" / f"{cell.name}-{k}.json")))
