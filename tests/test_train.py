@@ -119,38 +119,6 @@ def test_batched_networks_equal_separate_runs():
     assert not torch.allclose(batched[0].classifier.weight, batched[1].classifier.weight)
 
 
-def test_a_batch_trained_in_chunks_is_the_same_sgd_step():
-    # each chunk's mean loss weighted by its share: the summed gradients are the batch's, so the weights follow the
-    # whole-batch run up to float sums; every image's logits still reach the batch hook, in order
-    x, y = separable_images(n_per_class=10)
-    cfg = TrainConfig(epochs=3, batch_size=16, seed=0, dsa="color_crop_flip", flip=True, mix_p=0.5, base_aug="none")
-    runs, seen = [], []
-    for chunk in (None, 6):
-        with seeded(0):
-            net = create_model("convnet", 4, 1, 16, width=8, depth=2)
-        sizes, logits = [], []
-        hook = net.register_forward_hook(lambda m, a, out, sizes=sizes: sizes.append(a[0].shape[0]))
-        train(net, x, y, cfg, progress=False, micro_batch=chunk,
-              on_batch=lambda b, logits=logits: logits.append(b.logits))
-        hook.remove()
-        runs.append(net)
-        seen.append((sizes, torch.cat(logits)))
-    assert set(seen[0][0]) <= {16, len(x) % 16} and seen[1][0][:3] == [6, 6, 4]
-    assert torch.allclose(seen[0][1], seen[1][1], atol=1e-4)
-    for (name, a), (_, b) in zip(runs[0].named_parameters(), runs[1].named_parameters(), strict=True):
-        assert torch.allclose(a, b, atol=1e-5), name
-
-
-def test_micro_batch_for_picks_cache_sized_chunks_on_a_cpu_only():
-    from yoco.train import MICRO_BATCH_MAX, micro_batch_for
-
-    narrow, wide = (create_model("convnet3", 10, 1, (28, 28), width=w) for w in (32, 128))
-    x = torch.zeros(2, 1, 28, 28)
-    assert micro_batch_for(narrow, x, 64) == MICRO_BATCH_MAX == 16 and micro_batch_for(wide, x, 64) == 8
-    assert micro_batch_for(wide, x, 8) is None  # a batch no larger than the chunk runs whole
-    assert micro_batch_for(wide, torch.zeros(2, 1, 28, 28, device="meta"), 64) is None  # not a CPU
-
-
 def test_test_passes_run_in_cache_sized_batches_on_a_cpu_with_the_same_logits():
     # a CPU predicts 16 images at a time (measured 2.1-2.8x faster than 500); every image, the tail included, gets the
     # logits one large batch gives it

@@ -201,13 +201,11 @@ class RidingEvaluation(TestPoints):
     def seeds(self) -> list[int]:
         return list(self.run_of)
 
-    def results(self, seconds: float, compile: bool, micro_batch: int | None) -> dict[int, dict[str, Any]]:
-        """Each shared seed's result in the layout of :func:`evaluate_sets` (``seconds``: per run; ``compile`` and
-        ``micro_batch``: how the job trained)."""
+    def results(self, seconds: float, compile: bool) -> dict[int, dict[str, Any]]:
+        """Each shared seed's result in the layout of :func:`evaluate_sets` (``seconds``: per run)."""
         info = {"notes": [], "decoded_images": self.decoded,
                 "config": {"model": self.model, "train": self.train.to_dict(), "device": str(self.device),
-                           "compiled": compile, "micro_batch": micro_batch,
-                           "test_points": [p + 1 for p in self.points]}}
+                           "compiled": compile, "test_points": [p + 1 for p in self.points]}}
         return {seed: _single(self.cs, self.run(r, seed, seconds), info, self.per_class, self.cfg, self.real)
                 for seed, r in self.run_of.items()}
 
@@ -235,8 +233,7 @@ def _evaluate(sets: list[CondensedSet], real: RealDataset, cfg: EvalConfig, devi
     info = {"notes": notes, "decoded_images": len(datas[0].labels),
             "images_per_class": [torch.bincount(d.labels.cpu(), minlength=real.num_classes).tolist() for d in datas],
             "config": {"model": model_name(nets, real.name), "train": trained.config.to_dict(), "device": str(dev),
-                       "compiled": compile, "micro_batch": trained.micro_batch,
-                       "test_points": [p + 1 for p in tests.points]}}
+                       "compiled": compile, "test_points": [p + 1 for p in tests.points]}}
     return runs, info
 
 

@@ -21,16 +21,7 @@ from yoco import protocol
 from yoco.data.condensed import CondensedSet, decode
 from yoco.errors import YocoError
 from yoco.models import create_model
-from yoco.train import (
-    Batch,
-    TrainConfig,
-    batchable,
-    micro_batch_for,
-    resolve_device,
-    seeded,
-    train,
-    train_batched,
-)
+from yoco.train import Batch, TrainConfig, batchable, resolve_device, seeded, train, train_batched
 
 BatchHook = Callable[[int, Batch], None]  # (run index, batch)
 EpochHook = Callable[[list[int], int, list[nn.Module]], None]  # (run indices, epoch, their models)
@@ -127,13 +118,11 @@ def model_name(nets: Networks, dataset: str) -> str:
 
 @dataclass
 class Trained:
-    """What :func:`train_networks` returns: the networks, the resolved recipe, each run's training seconds, and
-    the chunk the one-by-one runs computed their batches in (:func:`yoco.train.micro_batch_for`; None: whole)."""
+    """What :func:`train_networks` returns: the networks, the resolved recipe, each run's training seconds."""
 
     models: list[nn.Module]
     config: TrainConfig
     seconds: list[float]
-    micro_batch: int | None = None
 
 
 def train_networks(data: Prepared | list[Prepared], nets: Networks, purpose: str = "eval", *,
@@ -150,9 +139,7 @@ def train_networks(data: Prepared | list[Prepared], nets: Networks, purpose: str
     one small network leaves the card idle, and not on a CPU, where the batched kernels measured slower.
     ``compile`` runs the training steps through ``torch.compile`` (:func:`yoco.train.compiled`), batched or not.
     ``on_epoch(runs, epoch, models)`` gets, after each epoch, the runs that reached it: all of them at once when
-    batched (so one test pass serves them, :func:`yoco.train.predict_many`), one at a time otherwise. Runs one at
-    a time on a CPU (not compiled) compute each batch in cache-sized chunks (:func:`yoco.train.micro_batch_for`):
-    the same steps up to the order of float sums, 1.4-1.7x faster there.
+    batched (so one test pass serves them, :func:`yoco.train.predict_many`), one at a time otherwise.
     """
     sets = data if isinstance(data, list) else [data] * nets.runs
     seeds = list(seeds) if seeds is not None else [nets.seed + r for r in range(nets.runs)]
@@ -179,7 +166,6 @@ def train_networks(data: Prepared | list[Prepared], nets: Networks, purpose: str
                       on_epoch=every, progress=progress, desc=desc, compile=compile)
         return Trained(models, cfg, [(time.perf_counter() - t0) / nets.runs] * nets.runs)
     seconds = []
-    micro = None if compile else micro_batch_for(models[0], first.images, cfg.batch_size)
     for r, (model, d) in enumerate(zip(models, sets, strict=True)):
         t0 = time.perf_counter()
         hooks: dict[str, Any] = {}
@@ -188,9 +174,9 @@ def train_networks(data: Prepared | list[Prepared], nets: Networks, purpose: str
         if on_epoch is not None:
             hooks["on_epoch"] = lambda e, m, r=r: on_epoch([r], e, [m])
         train(model, d.images, d.targets, cfgs[r], progress=progress, desc=f"{desc} {r + 1}/{nets.runs}",
-              compile=compile, micro_batch=micro, **hooks)
+              compile=compile, **hooks)
         seconds.append(time.perf_counter() - t0)
-    return Trained(models, cfg, seconds, micro)
+    return Trained(models, cfg, seconds)
 
 
 __all__ = ["Networks", "Prepared", "Trained", "input_stats", "model_name", "prepare", "recipe", "resolve_device",

@@ -293,7 +293,6 @@ def train(
     desc: str = "train",
     optimizer: torch.optim.Optimizer | None = None,
     compile: bool = False,
-    micro_batch: int | None = None,
 ) -> nn.Module:
     """Train ``model`` in place on ``images``/``labels`` (already on the model's device, normalised).
 
@@ -301,10 +300,7 @@ def train(
     every batch's logits, computed on the augmented (possibly mixed) inputs; ``on_epoch(epoch, model)`` runs after
     each epoch. Pass ``optimizer`` to keep momentum across calls (condensation trains one network in short bursts).
     ``compile`` runs the training steps' forward and backward through ``torch.compile`` (:func:`compiled`).
-    ``micro_batch`` runs each batch's forward and backward in chunks of that many images, their gradients summed
-    into the batch's (the same SGD step up to the order of float sums: per-sample layers only, as instance norm),
-    for a CPU's caches (:func:`micro_batch_for`). Deterministic on the CPU for a given ``cfg.seed``, ``compile``
-    and ``micro_batch``.
+    Deterministic on the CPU for a given ``cfg.seed`` (and ``compile``).
     """
     if images.shape[0] != labels.shape[0] or images.shape[0] == 0:
         raise YocoError(f"cannot train on {images.shape[0]} images with {labels.shape[0]} labels")
@@ -323,13 +319,10 @@ def train(
         for start in range(0, n, cfg.batch_size):
             idx = perm[start : start + cfg.batch_size]
             x, ya, yb, lam = recipe.batch(images, labels, idx)
+            out = step_model(x)
+            loss = _loss(out, ya, yb, lam)
             opt.zero_grad(set_to_none=True)
-            if micro_batch and micro_batch < x.shape[0]:
-                out, loss = _chunked_backward(step_model, x, ya, yb, lam, micro_batch)
-            else:
-                out = step_model(x)
-                loss = _loss(out, ya, yb, lam)
-                loss.backward()
+            loss.backward()
             opt.step()
             if on_batch is not None:
                 on_batch(Batch(epoch, idx, out.detach(), labels[to_device(idx, labels.device)]))
@@ -339,42 +332,6 @@ def train(
         if progress and _report(epoch, cfg.epochs):
             bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr_at(cfg, epoch):.2g}", refresh=False)
     return model
-
-
-MICRO_BATCH_BYTES = 4 << 20  # a CPU chunk's first-layer activations: about what stays in this CPU's caches
-MICRO_BATCH_MAX = 16  # and at most this many images (measured best at width 32)
-
-
-def micro_batch_for(model: nn.Module, images: torch.Tensor, batch_size: int) -> int | None:
-    """The chunk :func:`train` should run a batch's forward and backward in, or None for the whole batch.
-
-    On a CPU, chunks whose first convolution's output fits in ``MICRO_BATCH_BYTES`` (a power of two, at most
-    ``MICRO_BATCH_MAX``: 16 images for ConvNet-3 at width 32, 8 at width 128) keep the activations in the cache:
-    the evaluation recipe's training ran 1.4-1.7x faster (BENCHMARKS.md, "Training in cache-sized chunks"). On a
-    GPU, never.
-    """
-    if images.device.type != "cpu":
-        return None
-    conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
-    if conv is None:
-        return None
-    per_image = conv.out_channels * images.shape[-2] * images.shape[-1] * images.element_size()
-    chunk = min(MICRO_BATCH_MAX, 1 << max(0, int(MICRO_BATCH_BYTES // per_image).bit_length() - 1))
-    return chunk if chunk < batch_size else None
-
-
-def _chunked_backward(model: nn.Module, x: torch.Tensor, ya: torch.Tensor, yb: torch.Tensor, lam: float,
-                      chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Forward and backward of one batch in chunks, each chunk's mean loss weighted by its share of the batch so
-    the accumulated gradients are the batch's; returns the batch's logits and loss (detached)."""
-    outs, total = [], x.new_zeros(())
-    for i in range(0, x.shape[0], chunk):
-        out = model(x[i : i + chunk])
-        part = _loss(out, ya[i : i + chunk], yb[i : i + chunk], lam) * (out.shape[0] / x.shape[0])
-        part.backward()
-        outs.append(out.detach())
-        total = total + part.detach()
-    return torch.cat(outs), total
 
 
 def compiled(model: nn.Module, device: torch.device) -> nn.Module:

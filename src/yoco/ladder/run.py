@@ -87,8 +87,7 @@ def run_ladder(
             dyn.config["seconds"] = time.perf_counter() - start  # as each cell records its own
             log.info("dynamics recorded in %.1f s", dyn.config["seconds"])
             if riding is not None:  # the unpruned source's cells are these very networks, tested on the way
-                results = riding.results(dyn.config["seconds"] / cfg.dynamics.runs, compile,
-                                         dyn.config.get("micro_batch"))
+                results = riding.results(dyn.config["seconds"] / cfg.dynamics.runs, compile)
                 for cell in todo:
                     if cell.seed in results:
                         write_result(cell, results[cell.seed], dyn.config["seconds"] / cfg.dynamics.runs,
@@ -172,12 +171,6 @@ def _compiled(compile: bool) -> list[str]:
     return ["compiled"] if compile else []
 
 
-def _chunked(device: str, compile: bool) -> list[str]:
-    """The cache-key marker of cells trained in cache-sized chunks (a CPU, not compiled: the runner's default since
-    the eighth stop), so a folder never mixes them with cells trained on whole batches."""
-    return ["chunked"] if resolve_device(device).type == "cpu" and not compile else []
-
-
 def _pruned(cs: CondensedSet, table: ScoreTable, rule: str, ipc: int, cfg: LadderConfig, subset: int,
             pkey: str) -> CondensedSet:
     pruned, _ = prune(cs, table, rule, ipc, seed=subset, **cfg.options)
@@ -191,7 +184,7 @@ def _cells(out: Path, rule: str, ipc: int | None, set_path: Path, set_key: str, 
     cells = []
     for s in range(cfg.seed, cfg.seed + cfg.repeat):
         # keyed by the kind of device the cell trains on, so `auto` and `cpu` on a CPU are the same cell
-        k = key(set_key, eval_cfg, resolve_device(device).type, s, *_compiled(compile), *_chunked(device, compile))
+        k = key(set_key, eval_cfg, resolve_device(device).type, s, *_compiled(compile))
         cell = Cell(rule, ipc, s, str(set_path), cfg.dataset, data_root, eval_cfg, k, "", subset=subset,
                     device=device, compile=compile)
         cells.append(dataclasses.replace(cell, out=str(out / "cells" / f"{cell.name}-{k}.json")))
