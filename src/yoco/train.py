@@ -22,6 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from yoco import protocol
+from yoco.allocator import tune_allocator
 from yoco.augment import DSA, ImageNetAug, MixPlan, cutmix_plan, mix, mixup_plan, to_device
 from yoco.errors import YocoError
 from yoco.models.stacked import stacked_forward
@@ -127,7 +128,9 @@ def seeded(seed: int) -> Iterator[None]:
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is a user error."""
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is a user error. The host's allocator is
+    tuned on the way (:func:`yoco.allocator.tune_allocator`: every device's data passes through host memory)."""
+    tune_allocator()
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
@@ -304,6 +307,7 @@ def train(
     """
     if images.shape[0] != labels.shape[0] or images.shape[0] == 0:
         raise YocoError(f"cannot train on {images.shape[0]} images with {labels.shape[0]} labels")
+    tune_allocator()
     step_model = compiled(model, images.device) if compile else model
     cfg = _filled(cfg)
     recipe = _Recipe(cfg)
