@@ -14,7 +14,7 @@ import yoco
 ROOT = Path(yoco.__file__).parent
 
 LAYERS = [
-    ["errors"],
+    ["errors", "allocator"],
     ["registry", "protocol"],
     ["files"],
     ["data"],
