@@ -590,13 +590,13 @@ def _base_augmentation(cfg: TrainConfig) -> ImageNetAug | None:
 
 
 TEST_BATCH = 500  # images per forward pass when only predicting, on a GPU
-CPU_TEST_BATCH = 16  # on a CPU: activations that stay in the cache; 2.1-2.8x faster than 500, the same logits
+CPU_TEST_BATCH = 16  # on a CPU: activations that stay in the caches (faster than 500, the same logits)
 
 
 def test_batch(device: torch.device) -> int:
     """Images per forward pass when only predicting on ``device``. On a CPU a batch of 16 keeps a ConvNet's
-    activations in the cache and measured 2.1-2.8x faster than 500 with bit-identical logits (BENCHMARKS.md,
-    "Test passes"); a GPU wants large batches."""
+    activations in the caches: 1.5-1.8x faster than 500 at width 128 with bit-identical logits (2.1-2.9x with
+    glibc's allocator defaults; BENCHMARKS.md, "Test passes"); a GPU wants large batches."""
     return CPU_TEST_BATCH if device.type == "cpu" else TEST_BATCH
 
 
