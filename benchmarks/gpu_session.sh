@@ -22,7 +22,8 @@
 # Eighth stop (no GPU): `yoco condense` trains the networks of several outer iterations side by side ahead of their
 # matching (--net-batch, default 8 on a GPU): a network's path reads only real images, and the network update was
 # 76% of the card's CIFAR-10 inner step; bench_condense times --net-batch 1 against 8 (the budget run uses 5, its
-# chunk).
+# chunk). The ladder now writes the unpruned source's three cells from the dynamics runs (the same networks at the
+# protocol's settings), so `ladder` no longer trains them apart: compare its total with the sixth stop's 85 + 183 s.
 # Next session's order: BUDGET_S=420 `all` (the CUDA tests, the CUDA-graph one first among them; bench_condense with
 # the grouped matching and the whole-step compiled network update, `--net compiled`; bench_networks grouped against
 # vmap, eager and compiled; about 400 s, so the budget run gets little), then LADDER_S=300 `ladder` eager (grouped,
