@@ -22,7 +22,10 @@ IDC's loop literally; a test checks the two agree to float tolerance.
 
 Every random draw comes from one CPU ``torch.Generator`` owned by the run (networks are built under
 ``seeded(seed + iteration)``), so a checkpoint holding that generator's state, the images and the momentum
-buffer continues bit-exactly on the CPU.
+buffer continues bit-exactly on the CPU. An outer iteration's draws are made before its computation (they read
+nothing computed), and its network's path reads no synthetic image, so the networks of several iterations can
+train side by side ahead of their matching (``net_batch``, :func:`net_group`): on a GPU, where one network's
+small steps are launch-bound, that is most of an inner step.
 """
 
 from __future__ import annotations
