@@ -296,7 +296,9 @@ def test_cost_breakdown_reports_every_part():
     for key in ("match_s", "net_train_s", "plain_s", "inner_step_s"):
         assert res[key] > 0
     assert res["outer_iteration_s"] == pytest.approx(res["inner_step_s"] * TINY.inner)
-    assert res["match_over_plain"] > 0
+    assert res["match_over_plain"] > 0 and res["net_batch"] == 1
+    side = matching_cost_breakdown(fake_real(), TINY, device="cpu", steps=1, net_batch=2)
+    assert side["net_batch"] == 2 and side["net_train_s"] > 0
 
 
 def _engine_setup(seed: int = 0, model: str = "convnet3", size: int = 8):
