@@ -24,7 +24,7 @@ from yoco.data.condensed import CondensedSet, content_sha256, normalize
 from yoco.data.datasets import RealDataset
 from yoco.data.zca import fit_zca
 from yoco.errors import YocoError
-from yoco.runner import Networks, model_name, prepare, recipe, train_networks
+from yoco.runner import Networks, Prepared, model_name, prepare, recipe, train_networks
 from yoco.train import TrainConfig, accuracies, resolve_device
 
 log = logging.getLogger(__name__)
@@ -145,12 +145,10 @@ def riding_evaluation(cs: CondensedSet, real: RealDataset, cfg: EvalConfig, nets
             and (data_e.mean, data_e.std, data_e.flip) == (data_o.mean, data_o.std, data_o.flip)
             and torch.equal(data_e.images, data_o.images) and torch.equal(data_e.targets, data_o.targets))
     runs = {nets.seed + r: r for r in range(nets.runs)}
-    shared = [s for s in seeds if s in runs]
+    shared = {s: runs[s] for s in seeds if s in runs}
     if not same or not shared:
         return None
-    return RidingEvaluation(cs, real, cfg, dev, cfg_e, [runs[s] for s in shared], shared, nets.runs,
-                            model_name(own, real.name), len(data_e.labels),
-                            torch.bincount(data_e.labels.cpu(), minlength=real.num_classes).tolist())
+    return RidingEvaluation(cs, real, cfg, dev, data_e, own, cfg_e, shared, nets.runs)
 
 
 class TestPoints:
@@ -188,26 +186,21 @@ class TestPoints:
 
 
 class RidingEvaluation(TestPoints):
-    """Test passes inside another job's training (:func:`riding_evaluation`): run ``runs[i]`` is seed ``seeds[i]``."""
+    """Test passes inside another job's training (:func:`riding_evaluation`): ``run_of`` maps each shared seed to
+    the job's run index; ``data``, ``nets`` and ``train`` are what the evaluation itself would have trained."""
 
-    def __init__(self, cs: CondensedSet, real: RealDataset, cfg: EvalConfig, device: torch.device,
-                 train: TrainConfig, runs: list[int], seeds: list[int], n_runs: int, model: str, decoded: int,
-                 per_class: list[int]) -> None:
-        super().__init__(cs, real, cfg, device, train.epochs, n_runs, tested=runs)
-        self.cs, self.real, self.cfg, self.device, self.train = cs, real, cfg, device, train
-        self.run_of, self.model, self.decoded, self.per_class = dict(zip(seeds, runs, strict=True)), model, decoded, per_class
-
-    @property
-    def seeds(self) -> list[int]:
-        return list(self.run_of)
+    def __init__(self, cs: CondensedSet, real: RealDataset, cfg: EvalConfig, device: torch.device, data: Prepared,
+                 nets: Networks, train: TrainConfig, run_of: dict[int, int], n_runs: int) -> None:
+        super().__init__(cs, real, cfg, device, train.epochs, n_runs, tested=list(run_of.values()))
+        self.cs, self.real, self.cfg, self.device = cs, real, cfg, device
+        self.data, self.nets, self.train, self.run_of = data, nets, train, run_of
 
     def results(self, seconds: float, compile: bool) -> dict[int, dict[str, Any]]:
         """Each shared seed's result in the layout of :func:`evaluate_sets` (``seconds``: per run)."""
-        info = {"notes": [], "decoded_images": self.decoded,
-                "config": {"model": self.model, "train": self.train.to_dict(), "device": str(self.device),
-                           "compiled": compile, "test_points": [p + 1 for p in self.points]}}
-        return {seed: _single(self.cs, self.run(r, seed, seconds), info, self.per_class, self.cfg, self.real)
-                for seed, r in self.run_of.items()}
+        info = _info([], [self.data], model_name(self.nets, self.real.name), self.train, self.device, compile,
+                     self.points, self.real)
+        return {seed: _single(self.cs, self.run(r, seed, seconds), info, info["images_per_class"][0], self.cfg,
+                              self.real) for seed, r in self.run_of.items()}
 
 
 def _evaluate(sets: list[CondensedSet], real: RealDataset, cfg: EvalConfig, device: str | torch.device,
@@ -230,11 +223,17 @@ def _evaluate(sets: list[CondensedSet], real: RealDataset, cfg: EvalConfig, devi
     runs = [tests.run(r, seed, sec) for r, (seed, sec) in enumerate(zip(seeds, trained.seconds, strict=True))]
     for r, run in enumerate(runs):
         log.info("run %d/%d: last %.2f%%, best %.2f%%", r + 1, len(runs), 100 * run["last"], 100 * run["best"])
-    info = {"notes": notes, "decoded_images": len(datas[0].labels),
-            "images_per_class": [torch.bincount(d.labels.cpu(), minlength=real.num_classes).tolist() for d in datas],
-            "config": {"model": model_name(nets, real.name), "train": trained.config.to_dict(), "device": str(dev),
-                       "compiled": compile, "test_points": [p + 1 for p in tests.points]}}
+    info = _info(notes, datas, model_name(nets, real.name), trained.config, dev, compile, tests.points, real)
     return runs, info
+
+
+def _info(notes: list[str], datas: list[Prepared], model: str, train: TrainConfig, device: torch.device,
+          compile: bool, points: list[int], real: RealDataset) -> dict[str, Any]:
+    """What every run of one evaluation shares in its result: notes, sizes, and the resolved config."""
+    return {"notes": notes, "decoded_images": len(datas[0].labels),
+            "images_per_class": [torch.bincount(d.labels.cpu(), minlength=real.num_classes).tolist() for d in datas],
+            "config": {"model": model, "train": train.to_dict(), "device": str(device), "compiled": compile,
+                       "test_points": [p + 1 for p in points]}}
 
 
 def _apply_set_recipe(cs: CondensedSet, cfg: EvalConfig) -> tuple[Networks, list[str]]:

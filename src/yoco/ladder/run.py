@@ -87,11 +87,11 @@ def run_ladder(
             dyn.config["seconds"] = time.perf_counter() - start  # as each cell records its own
             log.info("dynamics recorded in %.1f s", dyn.config["seconds"])
             if riding is not None:  # the unpruned source's cells are these very networks, tested on the way
-                results = riding.results(dyn.config["seconds"] / cfg.dynamics.runs, compile)
+                per_run = dyn.config["seconds"] / cfg.dynamics.runs
+                results = riding.results(per_run, compile)
                 for cell in todo:
                     if cell.seed in results:
-                        write_result(cell, results[cell.seed], dyn.config["seconds"] / cfg.dynamics.runs,
-                                     from_dynamics=True)
+                        write_result(cell, results[cell.seed], per_run, from_dynamics=True)
                 log.info("source cells of seeds %s read off the dynamics runs", sorted(results))
             return dyn
 
