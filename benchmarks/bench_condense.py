@@ -8,7 +8,7 @@ matching step are counted with ``torch.utils.flop_counter`` and compared with th
 2048^3 float32 matmul, taken in the same run. Writes benchmarks/results/condense_cost.json (or --out).
 
     python benchmarks/bench_condense.py [--steps 3] [--rounds 2] [--precisions default,fp32,tf32]
-        [--net eager,compiled] [--net-batch 1,8] [--device auto] [--out FILE]
+        [--net eager,compiled] [--net-batch 1,8] [--sets fashion-mnist,cifar10-sized] [--device auto] [--out FILE]
 
 ``--net-batch N`` trains the networks of N outer iterations side by side (as ``yoco condense --net-batch N``): the
 network pass is timed for all N together and divided by N, the cost per outer iteration.
@@ -106,6 +106,7 @@ def main() -> None:
     ap.add_argument("--net", default="eager", help="comma list of eager, compiled: how the network trains between "
                     "matching steps")
     ap.add_argument("--net-batch", default="1", help="comma list: outer iterations whose networks train side by side")
+    ap.add_argument("--sets", default="fashion-mnist,cifar10-sized", help="comma list, timed in this order")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", default=str(OUT / "condense_cost.json"))
     args = ap.parse_args()
@@ -116,11 +117,13 @@ def main() -> None:
                 for p in args.precisions.split(",") for e in engines]
     label = {v: " ".join(v[:2]) + (" +compiled net" if v[2] == "compiled" else "") + (f" x{v[3]} nets" if v[3] > 1
              else "") for v in variants}
-    cases = [("fashion-mnist", load_dataset("fashion-mnist"), PRESETS["fashion-mnist"]),
-             ("cifar10-sized", cifar10_sized(), PRESETS["cifar10"])]
+    known = {"fashion-mnist": (lambda: load_dataset("fashion-mnist"), PRESETS["fashion-mnist"]),
+             "cifar10-sized": (cifar10_sized, PRESETS["cifar10"])}
     rate = matmul_rate(dev)
     rows = {}
-    for name, real, cfg in cases:
+    for name in args.sets.split(","):
+        make, cfg = known[name]
+        real = make()
         flops = matching_flops(real, cfg, dev)
         times: dict[str, list[dict]] = {label[v]: [] for v in variants}
         for _ in range(args.rounds):
@@ -134,8 +137,8 @@ def main() -> None:
         rows[name] = {"config": cfg.to_dict(), "matching_flops": flops, "runs": times}
         if dev.type == "cuda":
             rows[name]["tf32_relative_update_difference"] = tf32_deviation(real, cfg, dev)
-    write_json(args.out, {"device": str(dev), "threads": torch.get_num_threads(), "matmul_flops_per_s": rate,
-                          "rows": rows})
+        write_json(args.out, {"device": str(dev), "threads": torch.get_num_threads(), "matmul_flops_per_s": rate,
+                              "rows": rows})  # after every set: a run stopped by its time box keeps what it measured
     print(f"device {dev}, {torch.get_num_threads()} threads, measured matmul {rate / 1e9:.1f} GFLOP/s")
     print(f"{'set':<14}{'engine':<44}{'match s':>9}{'net s':>8}{'inner s':>9}{'GFLOP':>8}{'GFLOP/s':>9}"
           f"{'of matmul':>10}{'match x':>9}{'inner x':>9}")

@@ -61,6 +61,21 @@ condense_until() {  # $1: seconds after the call's start by which the run must h
   python benchmarks/condense_budget.py "${args[@]}" --engine sequential --minutes "$(python -c "print($left / 60)")"
 }
 
+ladder_until() {  # $1: seconds after the call's start by which the ladder must have stopped and been packed. The
+  # full-protocol ladder on the shipped set in /tmp/ladder_gpu (a later call on the warm machine resumes its cells);
+  # its table so far (`yoco report`) and every cell's seconds come back in $OUT/ladder_gpu.tar.
+  # LADDER_FLAGS: e.g. --compile (the batched step compiled once per process and set size)
+  local left=$(( $1 - (SECONDS - T0) - 15 ))
+  [ "$left" -gt 20 ] || { echo "no time left for the ladder"; return; }
+  # shellcheck disable=SC2086
+  timeout "$left" python -m yoco.cli ladder src/yoco/assets/fashion-mnist-idc-ipc10.safetensors \
+    --dataset fashion-mnist --data-root "$YOCO_DATA/fashion-mnist" --device cuda --quiet --out /tmp/ladder_gpu \
+    ${LADDER_FLAGS:-}
+  echo "ladder stopped after $(( SECONDS - T0 )) s"
+  python -m yoco.cli report /tmp/ladder_gpu | head -30  # the cells finished so far, if it was stopped
+  tar -cf "$OUT/ladder_gpu.tar" -C /tmp --exclude='*.safetensors' ladder_gpu
+}
+
 case "${1:-all}" in
   prepare)
     mkdir -p data/fashion-mnist
@@ -68,22 +83,25 @@ case "${1:-all}" in
     du -sh data
     ;;
   measure|all)
+    # everything this call prints also lands in $OUT/session.log, so a call stopped at its limit still reports
+    exec > >(tee "$OUT/session.log") 2>&1
     nvidia-smi -L
-    timeout 120 python -m pytest -q tests/test_train.py tests/test_condense.py tests/test_augment.py \
-      tests/test_dynamics.py -k "cuda or momentum" 2>&1 | tail -5
-    # both engines, the networks of 1 or 8 outer iterations side by side (--net-batch), the update eager or compiled
-    timeout 180 python benchmarks/bench_condense.py --device cuda --steps 3 --rounds 1 --net eager,compiled \
-      --net-batch 1,8 --out "$OUT/condense_cost_cuda.json"
-    # the network update's whole step compiled and replayed as CUDA graphs (the 30 ms CIFAR-10 inner step's lever)
-    YOCO_COMPILE_MODE=reduce-overhead timeout 150 python benchmarks/bench_condense.py --device cuda --steps 3 \
-      --rounds 1 --engines batched --net eager,compiled --net-batch 1,8 --out "$OUT/condense_cost_cuda_graphs.json"
-    # grouped convolutions (the default since 2026-11-26's seventh stop) against vmap, eager and compiled, side by side
-    timeout 200 python benchmarks/bench_networks.py --device cuda --nets 16 --epochs 50 --rounds 2 --compile --vmap \
-      --out "$OUT/networks_cuda.json"
-    YOCO_COMPILE_MODE=reduce-overhead timeout 120 python benchmarks/bench_networks.py --device cuda --nets 16 \
-      --epochs 50 --rounds 1 --compile --out "$OUT/networks_cuda_cudagraphs.json"
+    timeout 100 python -m pytest -q tests/test_train.py tests/test_condense.py tests/test_augment.py \
+      tests/test_dynamics.py -k "cuda or momentum" 2>&1 | tail -8
+    # the CIFAR-10 inner step first (issue 12's 30 ms goal): both engines, the networks of 1 or 8 outer iterations
+    # side by side (--net-batch), the update eager or compiled; each set's figures are written as soon as measured
+    timeout "${CONDENSE_BENCH_S:-200}" python benchmarks/bench_condense.py --device cuda --steps 3 --rounds 1 \
+      --net eager,compiled --net-batch 1,8 --sets cifar10-sized,fashion-mnist --out "$OUT/condense_cost_cuda.json"
+    # the network update's whole step compiled and replayed as CUDA graphs
+    YOCO_COMPILE_MODE=reduce-overhead timeout "${GRAPHS_BENCH_S:-110}" python benchmarks/bench_condense.py \
+      --device cuda --steps 3 --rounds 1 --engines batched --net compiled --net-batch 1,8 --sets cifar10-sized \
+      --out "$OUT/condense_cost_cuda_graphs.json"
     echo "measurements took $(( SECONDS - T0 )) s"
-    [ "$1" = all ] && condense_until "${BUDGET_S:-550}" fashion-mnist "$YOCO_DATA/fashion-mnist" condense_budget_fm
+    [ "$1" = all ] && ladder_until "${ALL_S:-580}"
+    ;;
+  networks)  # grouped convolutions against vmap, eager and compiled, side by side (issue 13's networks per second)
+    timeout "${NETWORKS_S:-200}" python benchmarks/bench_networks.py --device cuda --nets 16 --epochs 50 --rounds 2 \
+      --compile --vmap --out "$OUT/networks_cuda.json"
     ;;
   condense)
     condense_until "${CONDENSE_S:-480}" fashion-mnist "$YOCO_DATA/fashion-mnist" condense_budget_fm
@@ -111,13 +129,7 @@ case "${1:-all}" in
     condense_until "${CONDENSE_S:-480}" cifar10 /tmp/cifar10 condense_budget_cifar10
     ;;
   ladder)
-    # LADDER_FLAGS: e.g. --compile (the batched step compiled once per process and set size)
-    # shellcheck disable=SC2086
-    timeout "${LADDER_S:-150}" python -m yoco.cli ladder src/yoco/assets/fashion-mnist-idc-ipc10.safetensors --dataset fashion-mnist \
-      --data-root "$YOCO_DATA/fashion-mnist" --device cuda --quiet --out /tmp/ladder_gpu ${LADDER_FLAGS:-}
-    echo "ladder stopped after $(( SECONDS - T0 )) s"
-    python -m yoco.cli report /tmp/ladder_gpu | head -30  # the cells finished so far, if it was stopped
-    tar -cf "$OUT/ladder_gpu.tar" -C /tmp --exclude='*.safetensors' ladder_gpu
+    ladder_until "${LADDER_S:-150}"
     ;;
-  *) echo "usage: $0 prepare|all|measure|condense|ladder|prepare-cifar|stage-cifar|condense-cifar" >&2; exit 2 ;;
+  *) echo "usage: $0 prepare|all|measure|networks|condense|ladder|prepare-cifar|stage-cifar|condense-cifar" >&2; exit 2 ;;
 esac
