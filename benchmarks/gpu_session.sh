@@ -53,7 +53,7 @@ condense_until() {  # $1: seconds after the call's start by which the run must h
   if [ ! -d "$run" ] && [ -d "benchmarks/results/$name" ]; then cp -r "benchmarks/results/$name" "$run"; fi
   local left=$(( $1 - (SECONDS - T0) - 20 ))
   [ "$left" -gt 30 ] || { echo "no time left to condense"; return; }
-  local args=(--dataset "$2" --ipc 10 --points 25,50,100,200,500,1000,2000 --data-root "$3"
+  local args=(--dataset "$2" --ipc 10 --points "${POINTS:-25,50,100,200,500,1000,2000}" --data-root "$3"
               --device cuda --no-eval --snapshot "$OUT/$name.tar" --out "$run")
   python benchmarks/condense_budget.py "${args[@]}" --minutes "$(python -c "print($left / 60)")" && return
   echo "batched engine failed; continuing with the sequential engine"
