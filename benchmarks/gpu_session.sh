@@ -3,32 +3,26 @@
 # each call at most 10 minutes). The device machine reaches no network, so the data travels with the call:
 # first, here,
 #   bash benchmarks/gpu_session.sh prepare     (copies Fashion-MNIST, 30 MB, into the ignored data/ folder)
-# then every device call carries it: run(command="bash benchmarks/gpu_session.sh all", carry=["data"], timeout_s=600).
-#   all      CUDA tests, the IDC inner-step cost (both engines, the network update eager and compiled), networks
-#            per second (one by one and batched, eager and torch.compile-d, then compiled with CUDA graphs via
-#            YOCO_COMPILE_MODE=reduce-overhead), about 5-8 minutes, then the Fashion-MNIST IPC-10 condensation budget
-#            run continued until BUDGET_S (default 550) seconds after the start; each step is time-boxed and a
-#            failing step does not stop the next. The first H100 session's call: 68 s of measurements, then 55
-#            outer iterations; a second call in a row (`condense`, CONDENSE_S=335) added 40 more.
-#   condense only the budget run, for CONDENSE_S seconds (default 480).
-#   ladder   the full-protocol ladder on the shipped set, stopped after LADDER_S seconds (default 150); its table
-#            (`yoco report`: the cells finished so far) and cells' seconds come back in $OUT/ladder_gpu.tar.
-# Second H100 session (2026-11-26): `all` with BUDGET_S=470 (336 s of measurements, then iterations 95 -> 110), then
-# LADDER_S=290 `ladder` (dynamics 85 s, 72 of 75 cells in 183 s), 795 s of the 900 with the start. Its CUDA-graph
-# run failed at the first replay; train_batched now copies the carried state out (test: *replayed_as_cuda_graphs*).
-# Seventh stop (no GPU): batched networks now run as grouped convolutions (yoco.models.stacked), 174 device operations
-# a step instead of 368, a compiled step serves several batch sizes (3 graphs for a ladder instead of 6), and IDC's
-# batched matching runs the classes through the same grouped form (1,205 operations a step instead of 1,452).
-# Eighth stop (no GPU): `yoco condense` trains the networks of several outer iterations side by side ahead of their
-# matching (--net-batch, default 8 on a GPU): a network's path reads only real images, and the network update was
-# 76% of the card's CIFAR-10 inner step; bench_condense times --net-batch 1 against 8 (the budget run uses 5, its
-# chunk). The ladder now writes the unpruned source's three cells from the dynamics runs (the same networks at the
-# protocol's settings), so `ladder` no longer trains them apart: compare its total with the sixth stop's 85 + 183 s.
-# Next session's order: BUDGET_S=420 `all` (the CUDA tests, the CUDA-graph one first among them; bench_condense with
-# the grouped matching and the whole-step compiled network update, `--net compiled`; bench_networks grouped against
-# vmap, eager and compiled; about 400 s, so the budget run gets little), then LADDER_S=300 `ladder` eager (grouped,
-# against the second session's eager 85 s + 183 s) or with LADDER_FLAGS=--compile if bench_networks shows the
-# compiled grouped step well ahead of the eager one; then give back.
+# then every device call carries it: run(command="bash benchmarks/gpu_session.sh all", carry=["data/fashion-mnist"],
+# timeout_s=600) (data/cifar10 is too large for one call; see CIFAR-10 below).
+#   all      CUDA tests, the IDC inner-step cost (both engines; the network update eager or compiled, one network or
+#            the networks of 8 outer iterations side by side; then compiled with CUDA graphs), each time-boxed, a
+#            failing step not stopping the next; then the full-protocol ladder until ALL_S (default 580) seconds
+#            after the call's start. Everything printed is also in $OUT/session.log.
+#   networks networks per second, grouped convolutions against vmap, eager and compiled (NETWORKS_S).
+#   condense the Fashion-MNIST IPC-10 condensation budget run, for CONDENSE_S seconds (default 480); POINTS sets
+#            the outer iterations whose sets are kept.
+#   ladder   the full-protocol ladder on the shipped set until LADDER_S seconds (default 150); a later call on the
+#            warm machine resumes its cells; its table (`yoco report`: the cells finished so far) and cells' seconds
+#            come back in $OUT/ladder_gpu.tar.
+# History (all 2026-11-26). First H100 session: 68 s of measurements, then 95 outer iterations of the budget run.
+# Second: 336 s of measurements, iterations 95 -> 110, the ladder's dynamics (85 s) and 72 of 75 cells (183 s).
+# Third (ninth stop): ALL_S=575 `all`: the CUDA tests (33 s), bench_condense with networks side by side (194 s in
+# all), then the whole ladder, 75 cells, in 176 s; then POINTS=25,50,100,150,200,500,1000,2000 CONDENSE_S=415
+# `condense`: iterations 110 -> 185 at about 5 s each; 813 s of the 900 with the start.
+# Next session: `condense` first (iteration 200 comes about 75 s in, then the run heads for 500,
+# about 26 minutes of card away), or the CIFAR-10 run below; `networks` and `ladder` with LADDER_FLAGS=--compile are
+# the timings not yet taken with grouped convolutions.
 # CIFAR-10 (issue 12's stretch; 139 MB, more than one call carries): `prepare-cifar` here, then three calls in a row:
 # `stage-cifar` carrying data/cifar10/a, then b, then `condense-cifar` carrying data/cifar10/c (CONDENSE_S), which
 # returns $OUT/condense_budget_cifar10.tar; commit it as benchmarks/results/condense_budget_cifar10.
@@ -53,7 +47,7 @@ condense_until() {  # $1: seconds after the call's start by which the run must h
   if [ ! -d "$run" ] && [ -d "benchmarks/results/$name" ]; then cp -r "benchmarks/results/$name" "$run"; fi
   local left=$(( $1 - (SECONDS - T0) - 20 ))
   [ "$left" -gt 30 ] || { echo "no time left to condense"; return; }
-  local args=(--dataset "$2" --ipc 10 --points "${POINTS:-25,50,100,200,500,1000,2000}" --data-root "$3"
+  local args=(--dataset "$2" --ipc 10 --points "${POINTS:-25,50,100,150,200,500,1000,2000}" --data-root "$3"
               --device cuda --no-eval --snapshot "$OUT/$name.tar" --out "$run")
   python benchmarks/condense_budget.py "${args[@]}" --minutes "$(python -c "print($left / 60)")" && return
   echo "batched engine failed; continuing with the sequential engine"
