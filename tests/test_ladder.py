@@ -2,6 +2,12 @@
 
 import dataclasses
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -117,6 +123,48 @@ def test_parallel_workers_match_in_process(tmp_path):
     b = run_ladder(cs, cfg, tmp_path / "parallel", data_root=root, device="cpu", progress=False, workers=2)
     torch.set_num_threads(2)
     assert [r["repeats"] for r in a["rows"]] == [r["repeats"] for r in b["rows"]]
+
+
+_ORPHAN_SCRIPT = """
+import os, signal, sys, time
+import multiprocessing as mp
+from concurrent.futures import ProcessPoolExecutor
+from yoco.ladder.cells import exit_with_parent
+watch = sys.argv[1] == "watch"
+kw = dict(initializer=exit_with_parent, initargs=(os.getpid(), 0.05)) if watch else {}
+pool = ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), **kw)
+open(sys.argv[2], "w").write(str(pool.submit(os.getpid).result()))
+pool.submit(time.sleep, 60)
+time.sleep(0.5)
+os.kill(os.getpid(), signal.SIGKILL)  # stopped from outside: no cleanup of its own runs
+"""
+
+
+def _running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended; only its entry waits to be reaped
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads /proc")
+@pytest.mark.parametrize("watch", [True, False])
+def test_local_workers_end_when_the_ladder_is_killed(watch, tmp_path):
+    """A worker whose ladder was killed mid-cell stops at once instead of finishing the cell (the control without
+    the watcher shows the worker would otherwise still be running)."""
+    pid_file = tmp_path / "worker.pid"
+    subprocess.run([sys.executable, "-c", _ORPHAN_SCRIPT, "watch" if watch else "plain", str(pid_file)],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60, check=False)  # killed: -9
+    worker = int(pid_file.read_text())  # no pipe above that a worker could hold open
+    deadline = time.monotonic() + 5
+    while _running(worker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        assert _running(worker) != watch
+    finally:
+        if _running(worker):
+            os.kill(worker, signal.SIGKILL)
 
 
 def test_ray_matches_local_workers(tmp_path):

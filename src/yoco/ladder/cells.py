@@ -166,11 +166,29 @@ def execute(cells: list[Cell], workers: int = 1, ray_address: str | None = None,
         import multiprocessing as mp
 
         threads = max(1, (os.cpu_count() or 1) // workers)
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=exit_with_parent,
+                                 initargs=(os.getpid(),)) as pool:
             futures = [pool.submit(run_cell, dataclasses.replace(c, threads=threads)) for c in cells]
             for _ in as_completed(futures):
                 bar.update()
     bar.close()
+
+
+def exit_with_parent(parent: int, every_s: float = 0.5) -> None:
+    """Worker initializer: end this process as soon as ``parent`` is gone.
+
+    A ladder stopped from outside (``kill``, ``timeout``) ends its own process only; without this, each worker
+    would finish its current cell, minutes of work nobody reads, before noticing its queue is closed. A daemon
+    thread polls the parent's pid (a child outliving its parent is re-parented) and exits at once.
+    """
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _ray_map(cells: list[Cell], address: str):
