@@ -136,3 +136,29 @@ def test_the_sets_recipe_travels_with_it_and_a_protocol_run_says_it_ignores_it(t
                                    progress=False)
     assert plain["config"]["train"]["lr"] == pytest.approx(0.01)
     assert "is ignored; evaluating with the protocol's" in caplog.text
+
+
+def test_an_evaluation_read_off_the_dynamics_equals_its_own_run_notes_included():
+    """riding_evaluation's results are those of evaluate_condensed with the same seed: curve, accuracies, config
+    and the set recipe's notes (here a ZCA-whitened test set, which the set's recipe asks for)."""
+    from yoco.data.datasets import dataset_flip, normalization
+    from yoco.dynamics import DynamicsConfig, record_dynamics
+    from yoco.evaluate import riding_evaluation
+
+    base = tiny_condensed()  # as a set of a registered dataset, so the dynamics standardise it as the evaluation does
+    cs = dataclasses.replace(base, meta=dataclasses.replace(base.meta, dataset="mnist",
+                                                            extra={"recipe": {"zca": {"eps": 0.1}}}))
+    mean, std = normalization("mnist")
+    real = dataclasses.replace(tiny_real(name="mnist"), mean=tuple(mean), std=tuple(std), flip=dataset_flip("mnist"))
+    train = TrainConfig(epochs=4, batch_size=8)
+    cfg = EvalConfig(model="convnet", width=8, repeat=1, test_points=2, train=train)
+    dyn = DynamicsConfig(model="convnet", width=8, runs=2, train=train)
+    riding = riding_evaluation(cs, real, cfg, dyn.networks(), "dynamics", "cpu", [0, 1])
+    assert riding is not None
+    record_dynamics(cs, dyn, device="cpu", progress=False, on_epoch=riding)
+    got = riding.results(1.0, compile=False)
+    for seed in (0, 1):
+        alone = evaluate_condensed(cs, real, dataclasses.replace(cfg, seed=seed), device="cpu", progress=False)
+        assert alone["recipe_notes"] and got[seed]["recipe_notes"] == alone["recipe_notes"]
+        assert got[seed]["runs"][0]["curve"] == alone["runs"][0]["curve"]
+        assert got[seed]["config"] == alone["config"]

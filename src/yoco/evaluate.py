@@ -136,7 +136,7 @@ def riding_evaluation(cs: CondensedSet, real: RealDataset, cfg: EvalConfig, nets
     """
     dev = resolve_device(device)
     check_compatible(cs, real)
-    own, _ = _apply_set_recipe(cs, cfg)
+    own, notes = _apply_set_recipe(cs, cfg)
     data_e = prepare(cs, dev, mean=real.mean, std=real.std, flip=real.flip)
     data_o = prepare(cs, dev)
     cfg_e, cfg_o = recipe(data_e, own, "eval"), recipe(data_o, nets, purpose)
@@ -148,7 +148,7 @@ def riding_evaluation(cs: CondensedSet, real: RealDataset, cfg: EvalConfig, nets
     shared = {s: runs[s] for s in seeds if s in runs}
     if not same or not shared:
         return None
-    return RidingEvaluation(cs, real, cfg, dev, data_e, own, cfg_e, shared, nets.runs)
+    return RidingEvaluation(cs, real, cfg, dev, data_e, own, cfg_e, shared, nets.runs, notes)
 
 
 class TestPoints:
@@ -187,17 +187,18 @@ class TestPoints:
 
 class RidingEvaluation(TestPoints):
     """Test passes inside another job's training (:func:`riding_evaluation`): ``run_of`` maps each shared seed to
-    the job's run index; ``data``, ``nets`` and ``train`` are what the evaluation itself would have trained."""
+    the job's run index; ``data``, ``nets``, ``train`` and ``notes`` are what the evaluation itself would have
+    trained and noted (:func:`_apply_set_recipe`)."""
 
     def __init__(self, cs: CondensedSet, real: RealDataset, cfg: EvalConfig, device: torch.device, data: Prepared,
-                 nets: Networks, train: TrainConfig, run_of: dict[int, int], n_runs: int) -> None:
+                 nets: Networks, train: TrainConfig, run_of: dict[int, int], n_runs: int, notes: list[str]) -> None:
         super().__init__(cs, real, cfg, device, train.epochs, n_runs, tested=list(run_of.values()))
         self.cs, self.real, self.cfg, self.device = cs, real, cfg, device
-        self.data, self.nets, self.train, self.run_of = data, nets, train, run_of
+        self.data, self.nets, self.train, self.run_of, self.notes = data, nets, train, run_of, notes
 
     def results(self, seconds: float, compile: bool) -> dict[int, dict[str, Any]]:
         """Each shared seed's result in the layout of :func:`evaluate_sets` (``seconds``: per run)."""
-        info = _info([], [self.data], model_name(self.nets, self.real.name), self.train, self.device, compile,
+        info = _info(self.notes, [self.data], model_name(self.nets, self.real.name), self.train, self.device, compile,
                      self.points, self.real)
         return {seed: _single(self.cs, self.run(r, seed, seconds), info, info["images_per_class"][0], self.cfg,
                               self.real) for seed, r in self.run_of.items()}
