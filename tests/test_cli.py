@@ -71,7 +71,7 @@ def test_every_command_runs_end_to_end(world, capsys):
     assert json.loads((t / "p1.json").read_text())["ipc"] == 1
     assert run("prune", s, "--scores", t / "scores.csv", "--rule", "ccs", "--option", "hard_cut=0.2", "--ipc", "2",
                "--out", t / "p2.safetensors") == 0
-    assert load(t / "p2.safetensors").meta.extra["selection"]["options"] == {"hard_cut": 0.2}
+    assert load(t / "p2.safetensors").meta.extra["selection"]["options"] == {"hard_cut": 0.2, "pick": "highest"}
     capsys.readouterr()
     assert run("ladder", s, "--dataset", "mnist", "--data-root", root, *FAST_LADDER, "--out", t / "lad") == 0
     out = capsys.readouterr().out
@@ -168,6 +168,10 @@ def test_help_shows_defaults_and_device_only_where_it_matters(capsys):
         run("ladder", "--help")
     text = capsys.readouterr().out
     assert "(default: auto)" in text and "--quick" in text and "width 64" in text and "default: 1000" in text
+    # the paper's cells by default, the averaged-scores option and CCS's two picks named
+    flat = " ".join(text.split())
+    assert "--score-runs {separate,averaged}" in flat and "separate (default, the paper's cells)" in flat
+    assert "pick (default: highest; one of highest, random)" in flat
     with pytest.raises(SystemExit):
         run("prune", "--help")
     text = capsys.readouterr().out

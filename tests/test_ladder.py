@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from helpers import fail_evaluations_of, separable_images, tiny_real, write_mnist_like
@@ -29,7 +30,7 @@ def _setup(tmp_path):
     x, y = separable_images(4, 10, 16, seed=3)
     cs = CondensedSet(x, y, CondensedMeta("mnist", 10, method="test", ipc=4, factor=1), source="src")
     cfg = LadderConfig(
-        dataset="mnist", ipcs=(1, 2), rules=("yoco", "forgetting"), repeat=2,
+        dataset="mnist", ipcs=(1, 2), rules=("yoco", "forgetting"), repeat=2, score_runs="averaged",
         dynamics=DynamicsConfig(model="convnet", width=8, runs=2, train=TrainConfig(epochs=6, batch_size=16)),
         eval=EvalConfig(model="convnet", width=8, test_points=1, train=TrainConfig(epochs=3)),
         lbpe_epochs=4, lbpe_top_k=2, el2n_epochs=2,
@@ -181,11 +182,19 @@ def test_ray_matches_local_workers(tmp_path):
 
 
 def test_saved_eval_config_follows_the_ladder_repeat_and_seed():
-    # cells run one evaluation each, seeded seed..seed+repeat-1: the eval block must not claim another count
-    cfg = LadderConfig(dataset="mnist", repeat=2, seed=4, eval=EvalConfig(repeat=5, seed=0))
+    # cells run one evaluation each, seeded from the ladder's seed: the eval block says how many a table cell
+    # averages (runs x repeat with separate runs, repeat with averaged scores), never another count
+    cfg = LadderConfig(dataset="mnist", repeat=2, seed=4, eval=EvalConfig(repeat=5, seed=0), score_runs="averaged")
     assert (cfg.eval.repeat, cfg.eval.seed) == (2, 4)
     moved = dataclasses.replace(cfg, repeat=7)
     assert moved.to_dict()["eval"]["repeat"] == 7
+    separate = LadderConfig(dataset="mnist", repeat=2, seed=4)
+    assert separate.score_runs == "separate" and separate.eval.repeat == 3 * 2
+    # the defaults: the paper's one evaluation per run's set, three seeds per averaged set
+    assert LadderConfig(dataset="mnist").repeat == 1 and LadderConfig(dataset="mnist").eval.repeat == 3
+    assert LadderConfig(dataset="mnist", score_runs="averaged").repeat == 3
+    assert LadderConfig(dataset="mnist", score_runs="averaged").departures()[0].startswith("averaged-scores")
+    assert LadderConfig(dataset="mnist").departures() == []
 
 
 def test_a_second_ladder_on_a_locked_folder_is_refused(tmp_path):
@@ -243,6 +252,8 @@ def test_a_ladder_that_fails_to_start_leaves_no_claim(tmp_path):
     ({"ipcs": (0,)}, "target IPCs must be whole numbers >= 1"),
     ({"rules": ("yoco", "lbpe_easy_balance")}, "listed twice"),
     ({"options": {"hardcut": 0.1}}, "unknown rule option"),
+    ({"score_runs": "mean"}, "score_runs must be one of separate, averaged"),
+    ({"options": {"pick": "lowest"}}, "ccs option pick must be one of highest, random, got 'lowest'"),
 ])
 def test_bad_ladder_settings_are_refused(change, words):
     with pytest.raises(YocoError, match=words):
@@ -479,3 +490,54 @@ def test_cells_are_keyed_by_the_device_they_train_on_not_its_spelling(tmp_path, 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # `auto` is this CPU
     run_ladder(cs, cfg, tmp_path / "run", data_root=root, device="auto", progress=False)
     assert len(calls) == 1
+
+
+def test_paper_cells_each_dynamics_run_makes_its_own_scores_and_pruned_set(tmp_path, monkeypatch):
+    """YOCO's cells (``reproduce_1..3``): run i's scores alone choose run i's set, each set is evaluated once, and the
+    cell is mean ± std over the runs; the averaged-scores option shares the same dynamics and names itself."""
+    from yoco.rules import select
+    from yoco.scores import compute_scores
+
+    cs, cfg, root = _setup(tmp_path)
+    cfg = dataclasses.replace(cfg, rules=("yoco", "random_balance"), ipcs=(1,), repeat=1, score_runs="separate")
+    assert cfg.evaluations == 2
+    calls = _count_evals(monkeypatch)
+    out = tmp_path / "run"
+    doc = run_ladder(cs, cfg, out, data_root=root, device="cpu", progress=False)
+    assert len(calls) == 2 + 2 + 2  # yoco per run, random per run, the source's two seeds
+    names = sorted(p.name.rsplit("-", 1)[0] for p in (out / "cells").glob("*.json"))
+    assert names == ["lbpe_easy_balance-ipc1-run0-sub0-seed0", "lbpe_easy_balance-ipc1-run1-sub1-seed1",
+                     "random_balance-ipc1-sub0-seed0", "random_balance-ipc1-sub1-seed1", "source-seed0", "source-seed1"]
+    (dyn_file,) = (out / "cache").glob("dynamics-*")
+    dyn = load_dynamics(dyn_file)
+    kept = {}
+    for p in (out / "pruned").glob("lbpe_easy_balance-*.safetensors"):
+        sel = load(p).meta.extra["selection"]
+        kept[sel["score_config"]["run"]] = sel["indices"]
+    assert sorted(kept) == [0, 1]
+    for run in (0, 1):
+        alone = compute_scores(dyn.run(run), lbpe_epochs=4, lbpe_top_k=2, el2n_epochs=2)
+        assert kept[run] == select(alone, dyn.labels, "yoco", 1).tolist()
+    assert kept[0] != kept[1]  # two recordings, two sets (else this test could not tell the modes apart)
+    rows = {r["rule"]: r for r in doc["rows"]}
+    yoco = rows["lbpe_easy_balance"]
+    assert yoco["runs"] == [0, 1] and sorted(yoco["seeds"]) == [0, 1] and len(yoco["repeats"]) == 2
+    assert yoco["last_std"] == pytest.approx(float(np.std(yoco["repeats"])))
+    assert rows["random_balance"]["subsets"] == [0, 1]
+    md = (out / "results.md").read_text()
+    assert "over the 2 dynamics runs, each with its own scores and pruned set" in md
+    assert "NOT the full protocol" in md and "averaged-scores" not in md
+
+    # the averaged-scores option: the same dynamics (not recorded again), one set from the mean scores, named
+    calls.clear()
+    avg = dataclasses.replace(cfg, score_runs="averaged", repeat=2)
+    doc2 = run_ladder(cs, avg, out, data_root=root, device="cpu", progress=False)
+    assert list((out / "cache").glob("dynamics-*")) == [dyn_file]
+    mean_set = select(compute_scores(dyn, lbpe_epochs=4, lbpe_top_k=2, el2n_epochs=2), dyn.labels, "yoco", 1)
+    (p,) = [p for p in (out / "pruned").glob("lbpe_easy_balance-*")
+            if load(p).meta.extra["selection"]["score_config"]["run"] is None]
+    assert load(p).meta.extra["selection"]["indices"] == mean_set.tolist()
+    assert "averaged-scores cells" in (out / "results.md").read_text()
+    # its random subset 0 with seed 0 and the source's seed-0 cell train exactly what the separate ladder trained
+    assert next(r for r in doc2["rows"] if r["rule"] == "source")["seeds"] == [0, 1]
+    assert len(calls) == 2 + 1  # yoco's two seeds and random's seed 1; random seed 0 and the source were cached

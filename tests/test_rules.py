@@ -198,12 +198,67 @@ def test_ccs_reads_el2n_and_defaults_its_cut():
     assert idx.tolist() == list(range(9))  # default cut 0.1 drops exactly the hardest one
 
 
-def test_ccs_samples_at_random_within_a_bin():
+def test_ccs_samples_at_random_within_a_bin_when_asked():
     el2n = torch.full((100,), 0.5, dtype=torch.float64)  # one stratum holding everything
     labels = torch.zeros(100, dtype=torch.int64)
-    picks = [select({"el2n": el2n}, labels, "ccs", 5, hard_cut=0.0, seed=s).tolist() for s in range(4)]
+    picks = [select({"el2n": el2n}, labels, "ccs", 5, hard_cut=0.0, seed=s, pick="random").tolist() for s in range(4)]
     assert len({tuple(p) for p in picks}) == 4
     assert all(max(p) >= 5 for p in picks)  # not simply the first indices
+    # the default (YOCO's code) reads no seed: ties in the one stratum go to the lower index
+    assert {tuple(select({"el2n": el2n}, labels, "ccs", 5, hard_cut=0.0, seed=s).tolist()) for s in range(4)} == {
+        (0, 1, 2, 3, 4)}
+
+
+def upstream_ccs(el2n: torch.Tensor, beta: float, budget: int, stratas: int = 50) -> tuple[list[int], list[int]]:
+    """YOCO's CCS as its code runs it, re-expressed step by step for this test: ``utils/img_loader.py:539-602``
+    (imbalanced, ``mis_num = int(beta * N)``, the descending EL2N order with the hardest ``mis_num`` dropped, the
+    scores replaced by that order) and ``ccs/core/data/Coreset.py:56-132`` (50 bins [min + k w, min + (k+1) w)
+    with w = (1.0001 max - min) / 50, the budget spread over the bins sorted by size, and with
+    ``random_select=False`` the first members of each bin in that descending order). Returns the kept indices
+    and each bin's quota. Ties (absent from these scores) would follow upstream's unstable sorts."""
+    n = len(el2n)
+    order = torch.argsort(el2n, descending=True, stable=True)
+    kept = order[int(beta * n):]
+    score = el2n[kept]
+    lo, hi = torch.min(score), torch.max(score) * 1.0001
+    step = (hi - lo) / stratas
+    masks = [(score >= lo + k * step) & (score < lo + (k + 1) * step) for k in range(stratas)]
+    counts = torch.tensor([int(m.sum()) for m in masks])
+    by_size = torch.argsort(counts, stable=True)
+    rest, budgets = budget, [0] * stratas
+    for i, b in enumerate(by_size.tolist()):
+        budgets[b] = min(int(counts[b]), rest // (stratas - i))
+        rest -= budgets[b]
+    positions = torch.arange(len(score))
+    picked = [int(p) for k in range(stratas) for p in positions[masks[k]][:budgets[k]]]
+    return sorted(kept[picked].tolist()), budgets
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize(("beta", "budget"), [(0.3, 40), (0.1, 80), (0.0, 200), (0.3, 120)])
+def test_ccs_picks_what_yocos_code_picks(seed, beta, budget):
+    """The default pick is YOCO's: the same images as its code on 400 decoded images (CIFAR-10 IPC 10 x 2^2 x 10
+    classes' worth per class, as one imbalanced pool), for its table's betas and budgets."""
+    g = torch.Generator().manual_seed(seed)
+    el2n = torch.rand(400, generator=g, dtype=torch.float64) ** 2 * 1.3  # skewed, like an error norm
+    labels = torch.randint(10, (400,), generator=g)
+    want, _ = upstream_ccs(el2n, beta, budget)
+    assert select({"el2n": el2n}, labels, "ccs", budget // 10, num_classes=10, hard_cut=beta).tolist() == want
+
+
+def test_ccs_random_pick_draws_upstream_ccs_quota_per_bin():
+    """``pick="random"`` (upstream CCS) takes each bin's quota from the same bins, at random within them."""
+    g = torch.Generator().manual_seed(0)
+    el2n = torch.rand(400, generator=g, dtype=torch.float64) ** 2
+    labels = torch.randint(10, (400,), generator=g)
+    highest, budgets = upstream_ccs(el2n, 0.3, 40)
+    rest = torch.argsort(el2n, descending=True, stable=True)[120:]
+    lo, hi = float(el2n[rest].min()), float(el2n[rest].max()) * 1.0001
+    draws = [select({"el2n": el2n}, labels, "ccs", 4, hard_cut=0.3, seed=s, pick="random") for s in range(3)]
+    for idx in draws:
+        bins = ((el2n[idx] - lo) / ((hi - lo) / 50)).floor().to(torch.int64)
+        assert torch.bincount(bins, minlength=50).tolist() == budgets
+    assert any(idx.tolist() != highest for idx in draws)
 
 
 def test_allocate_from_the_emptiest_bin_up():
@@ -444,9 +499,9 @@ def test_score_table_round_trip_keeps_scores_features_and_config(tmp_path):
 def test_prune_records_the_selection_in_the_set_and_ccs_takes_its_table_beta():
     cs, table = _table_and_set(ipc=10, classes=2)
     pruned, record = prune(cs, table, "ccs", 1)
-    assert record["options"] == {"hard_cut": 0.3}  # YOCO's beta for CIFAR-10 10 -> 1
+    assert record["options"] == {"hard_cut": 0.3, "pick": "highest"}  # YOCO's beta for CIFAR-10 10 -> 1
     assert pruned.meta.extra["selection"]["indices"] == record["indices"] and pruned.meta.ipc == 1
-    assert prune(cs, table, "ccs", 1, hard_cut=0.0)[1]["options"] == {"hard_cut": 0.0}
+    assert prune(cs, table, "ccs", 1, hard_cut=0.0)[1]["options"] == {"hard_cut": 0.0, "pick": "highest"}
     assert prune(cs, table, "yoco", 2)[1]["options"] == {}
     with pytest.raises(YocoError, match="ssp features"):
         prune(cs, dataclasses.replace(table, features={}), "ssp", 1)
@@ -476,3 +531,25 @@ def test_only_the_random_selector_reads_nothing_from_the_dynamics():
     assert not parse_rule("random_balance").reads_dynamics and not parse_rule("random_imbalance").reads_dynamics
     for rule in ("yoco", "forgetting_hard_imbalance", "ssp", "ccs", "el2n_easy_balance"):
         assert parse_rule(rule).reads_dynamics, rule
+
+
+def test_one_run_gives_its_own_scores_and_raw_embeddings_to_ssp():
+    """A single run's table is what one of YOCO's reproductions computes: that run's scores, and SSP on the final
+    model's embeddings as they are; several runs' embeddings are normalised and concatenated."""
+    from yoco.rules import build_table, ssp_embeddings
+
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(3).repeat_interleave(4)
+    probs = torch.softmax(torch.randn(2, 6, 12, 3, generator=g), -1)
+    dyn = dynamics(probs, labels)
+    dyn.embeddings = torch.randn(2, 12, 5, generator=g) * 7
+    one = dyn.run(1)
+    assert one.runs == 1 and torch.equal(one.log_probs[0], dyn.log_probs[1]) and one.config["run"] == 1
+    assert torch.equal(ssp_embeddings(one), dyn.embeddings[1])
+    both = ssp_embeddings(dyn)
+    assert both.shape == (12, 10) and torch.allclose(both[:, :5].norm(dim=1), torch.ones(12))
+    table = build_table(one, lbpe_epochs=4, lbpe_top_k=2, el2n_epochs=2)
+    alone = compute_scores(dynamics(probs[1:], labels), lbpe_epochs=4, lbpe_top_k=2, el2n_epochs=2)
+    assert all(torch.equal(table.scores[k], alone[k]) for k in alone)
+    with pytest.raises(YocoError, match="run 2 asked for, the dynamics hold runs 0..1"):
+        dyn.run(2)

@@ -518,7 +518,7 @@ def _prune(p: argparse.ArgumentParser) -> Handler:
 
 @command("ladder", "prune one condensed set to every target IPC with every rule, evaluate, tabulate, plot")
 def _ladder(p: argparse.ArgumentParser) -> Handler:
-    from yoco.ladder import DEFAULT_RULES, PRESETS
+    from yoco.ladder import DEFAULT_RULES, PRESETS, SCORE_RUNS
     from yoco.rules import options_help
 
     p.add_argument("condensed", nargs="?", default=None, help="the source condensed set")
@@ -534,13 +534,19 @@ def _ladder(p: argparse.ArgumentParser) -> Handler:
                    help=f"comma-separated rules (default: {','.join(DEFAULT_RULES)}); {_rules_help()}")
     p.add_argument("--option", type=_option, action="append", default=[], metavar="NAME=VALUE",
                    help=f"a rule method's option for every cell ({options_help()})")
-    p.add_argument("--repeat", type=positive, default=None, help="training seeds per cell (default: 3)")
+    p.add_argument("--score-runs", default=None, choices=list(SCORE_RUNS),
+                   help="separate (default, the paper's cells): each dynamics run makes its own scores and pruned "
+                   "set, each set is evaluated --repeat times, and a cell is mean ± std over the runs; averaged: the "
+                   "scores averaged over the runs into one pruned set, evaluated --repeat times (named in the "
+                   "table's title as a departure)")
+    p.add_argument("--repeat", type=positive, default=None,
+                   help="training seeds per pruned set (default: 1 with separate runs, YOCO's --repeat 1; 3 averaged)")
     p.add_argument("--seed", type=natural, default=None, help="first training seed (default: 0)")
     p.add_argument("--subset-seed", type=natural, default=None,
                    help="seed of the rules that draw at random: random, ssp, ccs (default: 0)")
     p.add_argument("--random-subsets", type=positive, default=None,
-                   help="random balanced subsets (subset seeds from --subset-seed) that the gain-over-random column "
-                   "is measured against (default: 1)")
+                   help="random balanced subsets (per dynamics run with separate runs; subset seeds from "
+                   "--subset-seed) that the gain-over-random column is measured against (default: 1)")
     p.add_argument("--epochs", type=positive, default=None, help="evaluation epochs (default: the protocol's)")
     p.add_argument("--width", type=positive, default=None, help="network width for dynamics and evaluation")
     p.add_argument("--dynamics-epochs", type=positive, default=None, help="default: 1000")
@@ -562,7 +568,7 @@ def _ladder(p: argparse.ArgumentParser) -> Handler:
 
         cfg = build_config(preset=a.preset, dataset=a.dataset, quick_look=a.quick, ipcs=a.ipcs, rules=a.rules,
                            repeat=a.repeat, seed=a.seed, subset_seed=a.subset_seed,
-                           random_subsets=a.random_subsets, lbpe_epochs=a.lbpe_epochs,
+                           random_subsets=a.random_subsets, score_runs=a.score_runs, lbpe_epochs=a.lbpe_epochs,
                            lbpe_top_k=a.lbpe_top_k, options=dict(a.option) or None, eval_epochs=a.epochs,
                            width=a.width, dynamics_epochs=a.dynamics_epochs, dynamics_runs=a.dynamics_runs,
                            dynamics_seed=a.dynamics_seed)

@@ -104,6 +104,16 @@ class Dynamics:
     def num_classes(self) -> int:
         return int(self.log_probs.shape[3])
 
+    def run(self, index: int) -> Dynamics:
+        """The record of run ``index`` alone (views, no copy): what one of YOCO's independent reproductions
+        (``reproduce_1..3``) computes its scores from."""
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < self.runs:
+            raise YocoError(f"{self.source}: run {index!r} asked for, the dynamics hold runs 0..{self.runs - 1}")
+        one = slice(index, index + 1)
+        config = {**self.config, "run": index}
+        return Dynamics(self.log_probs[one], self.train_acc[one], self.labels, self.final_log_probs[one],
+                        self.embeddings[one], config, f"{self.source}[run {index}]", self.targets)
+
 
 _TENSORS = ("log_probs", "train_acc", "labels", "final_log_probs", "embeddings")
 

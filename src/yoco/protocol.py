@@ -48,6 +48,9 @@ EVAL_DSA = "color_crop_flip_scale_rotate"  # IDC's dsa_strategy minus cutout, wh
 MIX, MIX_P, MIX_BETA = "cutmix", 0.5, 1.0
 EVAL_TEST_POINTS = 4  # IDC test_data: epoch_print_freq = epochs // 4, so tested at 1/4, 1/2, 3/4 and the end
 EVAL_REPEATS = 3  # IDC README example and YOCO tables 2-5: --repeat 3
+# YOCO's Table 1 (scripts/table1.sh, --repeat 1): each of the 3 dynamics runs makes its own scores and pruned set,
+# each pruned set is evaluated once, and a cell is the mean and (population) std over the runs.
+PER_RUN_REPEATS = 1
 DYNAMICS_EPOCHS = 1000  # YOCO get_training_dynamics.py --epochs
 DYNAMICS_RUNS = 3  # the paper averages three dynamics runs (README: reproduce_1..3)
 
@@ -123,6 +126,11 @@ CCS_HARD_CUTS: dict[str, dict[tuple[int, int], float]] = {
 }
 CCS_DEFAULT_HARD_CUT = 0.1  # for combinations the table does not cover (upstream crashes on them)
 CCS_STRATA = 50  # CCS Coreset.stratified_sampling
+# Within a stratum YOCO's code keeps the first members in its descending-EL2N order, i.e. the highest
+# (utils/img_loader.py passes random_select=--strata_fixed_select, which no script sets); upstream CCS draws them
+# at random (Coreset.py random_select=True).
+CCS_PICKS = ("highest", "random")
+CCS_PICK = "highest"
 
 
 def ccs_hard_cut(dataset: str, source_ipc: int, target_ipc: int) -> float:

@@ -121,6 +121,7 @@ def summarize_cells(cells: list[dict]) -> list[dict]:
         rows.append({
             "rule": rule, "ipc": ipc, "repeats": [c["last"] for c in ok], "seeds": [c["seed"] for c in ok],
             "subsets": sorted({c.get("subset") for c in ok if c.get("subset") is not None}),
+            "runs": sorted({c.get("run") for c in ok if c.get("run") is not None}),
             "last_mean": float(last.mean()) if ok else None, "last_std": float(last.std()) if ok else None,
             "best_mean": float(best.mean()) if ok else None, "best_std": float(best.std()) if ok else None,
             "failed": [f"seed {c['seed']}: {c['error']}" for c in cs if c["status"] != "ok"],
@@ -152,12 +153,21 @@ def write_ladder_reports(out: str | Path, cells: list[dict], config: dict, plann
     write_text(out / "results.csv", ladder_csv(rows))
     note = "Networks trained through torch.compile (not bit-identical to eager training).\n\n"
     write_text(out / "results.md", (head if partial else "") + (note if config.get("compiled") else "")
-               + ladder_markdown(rows, departures))
+               + ladder_markdown(rows, departures, spread_of(config)))
     title = f"{config.get('dataset', '')}: accuracy after pruning"
     title += " (NOT the full protocol)" if departures else ""
     title += f" ({len(cells)} of {planned} cells)" if partial else ""
     save_ladder_plot(rows, out / "ladder.png", title=title)
     return doc
+
+
+def spread_of(config: dict) -> str:
+    """What a ladder's ``mean ± std`` is over, from its config (older configs, without ``score_runs``: repeats)."""
+    if config.get("score_runs") != "separate":
+        return "over repeats"
+    runs = (config.get("dynamics") or {}).get("runs", "the")
+    return (f"over the {runs} dynamics runs, each with its own scores and pruned set evaluated "
+            f"{config.get('repeat', 1)} time(s) (the paper's cells)")
 
 
 def _fmt(mean: float | None, std: float | None, n: int = 2) -> str:
@@ -180,10 +190,11 @@ def ladder_csv(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def ladder_markdown(rows: list[dict], departures: list[str] | None = None) -> str:
+def ladder_markdown(rows: list[dict], departures: list[str] | None = None, spread: str = "over repeats") -> str:
     """The paper's layout: rules as rows, target IPCs as columns, last-epoch accuracy mean ± std, best in bold.
 
-    ``departures`` (how the settings depart from the protocol) head the table when there are any.
+    ``departures`` (how the settings depart from the protocol) head the table when there are any; ``spread`` says
+    what the std is over (:func:`spread_of`).
     """
     ipcs = sorted({r["ipc"] for r in rows if r["ipc"] is not None})
     rules = list(dict.fromkeys(r["rule"] for r in rows if r["ipc"] is not None))
@@ -201,7 +212,7 @@ def ladder_markdown(rows: list[dict], departures: list[str] | None = None) -> st
             parts.append(text)
         lines.append(f"| {rule} | " + " | ".join(parts) + " |")
     src = [r for r in rows if r["ipc"] is None]
-    note = "Test accuracy (%) at the last epoch, mean ± std over repeats; best per column in bold."
+    note = f"Test accuracy (%) at the last epoch, mean ± std {spread}; best per column in bold."
     if src:
         note += f" Unpruned source set: {_fmt(src[0]['last_mean'], src[0]['last_std'], len(src[0]['repeats']))}."
     ref = {r["ipc"]: r for r in rows if r["rule"] == RANDOM_REFERENCE and r["last_mean"] is not None}

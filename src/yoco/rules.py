@@ -30,7 +30,7 @@ from yoco import protocol
 from yoco.data.condensed import CondensedSet, decode
 from yoco.dynamics import Dynamics
 from yoco.errors import YocoError
-from yoco.protocol import CCS_DEFAULT_HARD_CUT, CCS_STRATA, KMEANS_MAX_ITER, KMEANS_TOL
+from yoco.protocol import CCS_DEFAULT_HARD_CUT, CCS_PICK, CCS_PICKS, CCS_STRATA, KMEANS_MAX_ITER, KMEANS_TOL
 from yoco.registry import Registry
 from yoco.scores import SCORES, compute_scores, get_score, uniform_scores
 from yoco.scoretable import ScoreTable
@@ -129,6 +129,7 @@ class Selector:
     options: Mapping[str, Any] = field(default_factory=dict)
     resolve: Callable[[dict[str, Any], PruneContext], dict[str, Any]] | None = None
     check: Callable[[dict[str, Any]], None] | None = None
+    choices: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
 
 
 SELECTORS: Registry[Selector] = Registry("selector")
@@ -139,11 +140,16 @@ def register_selector(
     options: Mapping[str, Any] | None = None,
     resolve: Callable[[dict[str, Any], PruneContext], dict[str, Any]] | None = None,
     check: Callable[[dict[str, Any]], None] | None = None,
+    choices: Mapping[str, Sequence[Any]] | None = None,
 ) -> Callable[[SelectFn], SelectFn]:
-    """Decorator registering ``fn(group_indices, budget, context) -> chosen indices`` as the rule ``name``."""
+    """Decorator registering ``fn(group_indices, budget, context) -> chosen indices`` as the rule ``name``.
+
+    ``choices`` lists the values an option may take (checked before any selection, and shown in ``--help``).
+    """
 
     def add(fn: SelectFn) -> SelectFn:
-        SELECTORS.add(name, Selector(name, fn, tuple(columns), prepare, dict(options or {}), resolve, check),
+        SELECTORS.add(name, Selector(name, fn, tuple(columns), prepare, dict(options or {}), resolve, check,
+                                     {k: tuple(v) for k, v in (choices or {}).items()}),
                       description=((fn.__doc__ or "").strip().splitlines() or [""])[0])
         return fn
 
@@ -174,10 +180,12 @@ def options_help() -> str:
     parts = []
     for name in SELECTORS.names():
         sel = SELECTORS.get(name)
+        # the options whose default depends on the dataset and IPCs are those resolve() fills
+        resolved = set(sel.resolve(dict(sel.options), PruneContext("", 0, 0))) if sel.resolve is not None else set()
         for k, v in sel.options.items():
-            default = (f"the protocol's value for the dataset and IPCs, else {v}" if sel.resolve is not None
-                       else f"{v}")
-            parts.append(f"{name}: {k} (default: {default})")
+            default = f"the protocol's value for the dataset and IPCs, else {v}" if k in resolved else f"{v}"
+            among = f"; one of {', '.join(map(str, sel.choices[k]))}" if k in sel.choices else ""
+            parts.append(f"{name}: {k} (default: {default}{among})")
     return "; ".join(parts)
 
 
@@ -205,7 +213,7 @@ def parse_rule(name: str | Rule) -> Rule:
                     f"known rules: {', '.join(rule_names())}")
 
 
-def _own_options(r: Rule, options: Mapping[str, Any], where: PruneContext | None) -> dict[str, Any]:
+def resolve_options(r: Rule, options: Mapping[str, Any], where: PruneContext | None) -> dict[str, Any]:
     """The rule's method options: its defaults, resolved for ``where``, overridden by what was given.
 
     An option no method knows is refused (a typo); options of other methods are ignored, so one set of options
@@ -223,6 +231,9 @@ def _own_options(r: Rule, options: Mapping[str, Any], where: PruneContext | None
     if sel.resolve is not None and where is not None:
         own.update(sel.resolve(dict(own), where))
     own.update(given)
+    for k, allowed in sel.choices.items():
+        if own.get(k) not in allowed:
+            raise YocoError(f"{sel.name} option {k} must be one of {', '.join(map(str, allowed))}, got {own.get(k)!r}")
     if sel.check is not None:
         sel.check(own)
     return own
@@ -284,7 +295,7 @@ def select(
             raise YocoError(f"{sel.name} features must be [N={count}, D], got {list(feats.shape)}")
         if not torch.isfinite(feats).all():
             raise YocoError(f"{sel.name} features hold NaN or infinite values")
-    own = _own_options(r, options, where)
+    own = resolve_options(r, options, where)
 
     if r.balanced:
         groups = []
@@ -361,7 +372,7 @@ def prune(cs: CondensedSet, table: ScoreTable, rule: str | Rule, ipc: int, *, se
     f = cs.meta.factor
     n = ipc * f * f
     where = PruneContext(cs.meta.dataset, cs.meta.ipc, ipc)
-    own = _own_options(r, options, where)
+    own = resolve_options(r, options, where)
     idx = select(table.scores, dec.labels, r, n, num_classes=cs.num_classes, features=table.features, seed=seed,
                  **own)
     counts = class_counts(dec.labels, idx, cs.num_classes)
@@ -391,7 +402,11 @@ def _random(members: torch.Tensor, budget: int, ctx: Context) -> torch.Tensor:
 
 
 def ssp_embeddings(dyn: Dynamics) -> torch.Tensor:
-    """SSP's features: each run's final-model embeddings L2-normalised, the runs concatenated (``[N, runs * D]``)."""
+    """SSP's features: one run's final-model embeddings as they are (YOCO's k-means input, ``[N, D]``); for
+    several runs (scores averaged over runs), each run's L2-normalised, concatenated (``[N, runs * D]``), so no
+    run's scale dominates the distances."""
+    if dyn.runs == 1:
+        return dyn.embeddings[0].to(torch.float32)
     return torch.cat(list(F.normalize(dyn.embeddings, dim=-1)), dim=-1)
 
 
@@ -429,16 +444,17 @@ def _ccs_check(options: dict[str, Any]) -> None:
         raise YocoError(f"CCS hard-cut ratio must be in [0, 1), got {cut!r}")
 
 
-@register_selector("ccs", columns=("el2n",), options={"hard_cut": CCS_DEFAULT_HARD_CUT}, resolve=_ccs_resolve,
-                   check=_ccs_check)
+@register_selector("ccs", columns=("el2n",), options={"hard_cut": CCS_DEFAULT_HARD_CUT, "pick": CCS_PICK},
+                   resolve=_ccs_resolve, check=_ccs_check, choices={"pick": CCS_PICKS})
 def _ccs(members: torch.Tensor, budget: int, ctx: Context) -> torch.Tensor:
     """Coverage-centric: drop the hardest ``hard_cut`` by EL2N, then stratified sampling over 50 score bins.
 
     The cut is ``floor(hard_cut * m)`` of the ``m`` candidates (with a 1e-9 guard so that 0.3 * 10 is 3),
     hardest first, ties cut at the lower index first; it is reduced to ``m - budget`` when fewer than
-    ``budget`` images would remain, so the budget is always met. Within a bin the picks are a seeded
-    random permutation's first ones. The hard cut defaults to YOCO's table for (dataset, source IPC, target
-    IPC) when pruning a set (:func:`yoco.protocol.ccs_hard_cut`), else 0.1.
+    ``budget`` images would remain, so the budget is always met. Within a bin, ``pick="highest"`` (the default,
+    as YOCO's code runs it) keeps the highest-EL2N members, ties to the lower index; ``pick="random"`` (upstream
+    CCS) a seeded random permutation's first ones. The hard cut defaults to YOCO's table for (dataset, source
+    IPC, target IPC) when pruning a set (:func:`yoco.protocol.ccs_hard_cut`), else 0.1.
     """
     s = ctx.scores["el2n"][members]
     m = len(members)
@@ -451,7 +467,11 @@ def _ccs(members: torch.Tensor, budget: int, ctx: Context) -> torch.Tensor:
     for b, quota in enumerate(allocate(sizes, budget)):
         if quota:
             inside = rest[(bins == b).nonzero().flatten()]
-            chosen.append(inside[torch.randperm(len(inside), generator=ctx.generator)[:quota]])
+            if ctx.options["pick"] == "highest":  # rest is in index order, so ties keep the lower index
+                order = torch.sort(-s[inside], stable=True).indices
+            else:
+                order = torch.randperm(len(inside), generator=ctx.generator)
+            chosen.append(inside[order[:quota]])
     return members[torch.cat(chosen)] if chosen else members[:0]
 
 

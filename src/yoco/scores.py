@@ -2,7 +2,8 @@
 
 Every score is a pure function ``(dynamics, config) -> [rows, N]`` (one row per training run, or one row for
 scores that do not depend on a run) registered with :func:`register_score`; :func:`compute_scores` averages
-the rows, so each score is the mean over runs as in the paper. The registry also records which end of a score
+the rows. The paper scores each run on its own (``Dynamics.run(i)``, one row); the mean over several runs is the
+ladder's averaged-scores option. The registry also records which end of a score
 is *hard*, so that a rule's ``easy``/``hard`` direction means the same thing for every score: ``easy`` keeps
 the least hard images, ``hard`` the hardest.
 

@@ -42,13 +42,15 @@ class Cell:
     device: str = "auto"
     threads: int = 0
     compile: bool = False
+    run: int | None = None
 
     @property
     def name(self) -> str:
         if self.ipc is None:
             return f"source-seed{self.seed}"
+        run = f"-run{self.run}" if self.run is not None else ""
         sub = f"-sub{self.subset}" if self.subset is not None else ""
-        return f"{self.rule}-ipc{self.ipc}{sub}-seed{self.seed}"
+        return f"{self.rule}-ipc{self.ipc}{run}{sub}-seed{self.seed}"
 
     def done(self) -> bool:
         """Finished with this cell's key (a changed setting, a failure or a truncated file reruns it)."""
@@ -65,7 +67,7 @@ class Cell:
         old = self.recorded()
         if old is None:
             return {"status": "failed", "error": "no result (the cell did not run)", "rule": self.rule,
-                    "ipc": self.ipc, "seed": self.seed, "subset": self.subset, "key": self.key}
+                    "ipc": self.ipc, "seed": self.seed, "subset": self.subset, "run": self.run, "key": self.key}
         return old
 
 
@@ -91,8 +93,8 @@ def run_cell(cell: Cell) -> dict[str, Any]:
         res = evaluate_condensed(cs, real, cfg, device=cell.device, progress=False, compile=cell.compile)
     except Exception as exc:  # noqa: BLE001 - a failed cell is reported in the table, the ladder goes on
         result = {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()}
-        result.update({"rule": cell.rule, "ipc": cell.ipc, "seed": cell.seed, "subset": cell.subset, "key": cell.key,
-                       "seconds": time.perf_counter() - t0})
+        result.update({"rule": cell.rule, "ipc": cell.ipc, "seed": cell.seed, "subset": cell.subset, "run": cell.run,
+                       "key": cell.key, "seconds": time.perf_counter() - t0})
         write_json(cell.out, result)
         return result
     return write_result(cell, res, time.perf_counter() - t0)
@@ -103,7 +105,7 @@ def write_result(cell: Cell, res: dict[str, Any], seconds: float, **extra: Any) 
     layout) and return it."""
     result = {"status": "ok", "last": res["last_mean"], "best": res["best_mean"], "curve": res["runs"][0]["curve"],
               "sha256": res["sha256"], "config": res["config"], "rule": cell.rule, "ipc": cell.ipc, "seed": cell.seed,
-              "subset": cell.subset, "key": cell.key, "seconds": seconds, **extra}
+              "subset": cell.subset, "run": cell.run, "key": cell.key, "seconds": seconds, **extra}
     write_json(cell.out, result)
     return result
 

@@ -11,10 +11,11 @@ from yoco import protocol
 from yoco.dynamics import DynamicsConfig
 from yoco.errors import YocoError
 from yoco.evaluate import EvalConfig
-from yoco.rules import option_names, parse_rule
+from yoco.rules import option_names, parse_rule, resolve_options
 
 DEFAULT_RULES = ("yoco", "random_balance", "forgetting", "el2n", "aum", "entropy", "ssp", "ccs")
 PRESETS = protocol.PAPER_LADDERS
+SCORE_RUNS = ("separate", "averaged")  # how a cell uses the dynamics runs; the first is the paper's
 
 
 @dataclass
@@ -23,20 +24,27 @@ class LadderConfig:
 
     ``None`` score windows follow the published ones for the source (:func:`yoco.scores.resolve_windows`).
 
-    ``seed`` seeds the training runs (each cell is trained with seeds ``seed .. seed + repeat - 1``), and
-    ``dynamics.seed`` the dynamics runs whose scores the score-based rules read (another dynamics seed measures how
-    much of a rule's result is its scores' noise);
-    ``subset_seed`` seeds the rules that draw at random (random, ssp, ccs), so the spread between subsets can
-    be measured apart from the training noise; ``random_subsets`` random balanced subsets (subset seeds
-    ``subset_seed ..``) make the reference that every rule's "gain over random" is measured against, with the
-    spread between subsets in its std. ``options`` are rule-method options (``{"hard_cut": 0.2}`` for
-    CCS); ``None`` LBPE window entries follow :func:`yoco.protocol.lbpe_window` for the source.
+    ``score_runs`` says how a table cell uses the ``dynamics.runs`` recordings. ``"separate"`` (the paper's: YOCO
+    averages "over three independent training dynamics", ``reproduce_1..3``): run ``i`` makes its own scores and its
+    own pruned set, each pruned set is evaluated ``repeat`` times (default 1, YOCO's ``--repeat 1``), and the cell
+    is the mean ± std over all those evaluations. ``"averaged"``: the scores are averaged over the runs into one
+    pruned set, evaluated ``repeat`` times (default 3); a departure from the protocol, named in the table.
+
+    ``seed`` seeds the training runs (a cell's evaluations use seeds ``seed .. seed + evaluations - 1``; with
+    separate runs, run ``i``'s set gets ``seed + i * repeat ..``), and ``dynamics.seed`` the dynamics runs whose
+    scores the score-based rules read (another dynamics seed measures how much of a rule's result is its scores'
+    noise); ``subset_seed`` seeds the rules that draw at random (random, ssp, ccs with a random pick), so the spread
+    between subsets can be measured apart from the training noise; ``random_subsets`` random balanced subsets
+    (per run, with separate runs; subset seeds ``subset_seed ..``) make the reference that every rule's "gain over
+    random" is measured against, with the spread between subsets in its std. ``options`` are rule-method options
+    (``{"hard_cut": 0.2}`` for CCS); ``None`` LBPE window entries follow :func:`yoco.protocol.lbpe_window` for the
+    source.
     """
 
     dataset: str
     ipcs: tuple[int, ...] = (1, 2, 5)
     rules: tuple[str, ...] = DEFAULT_RULES
-    repeat: int = protocol.EVAL_REPEATS
+    repeat: int | None = None
     seed: int = 0
     subset_seed: int = 0
     dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)
@@ -47,10 +55,15 @@ class LadderConfig:
     options: dict[str, Any] = field(default_factory=dict)
     reference: bool = True
     random_subsets: int = 1
+    score_runs: str = SCORE_RUNS[0]
 
     def __post_init__(self) -> None:
         self.ipcs = tuple(self.ipcs)
         self.rules = tuple(self.rules)
+        if self.score_runs not in SCORE_RUNS:
+            raise YocoError(f"score_runs must be one of {', '.join(SCORE_RUNS)}, got {self.score_runs!r}")
+        if self.repeat is None:
+            self.repeat = protocol.PER_RUN_REPEATS if self.separate else protocol.EVAL_REPEATS
         if not self.ipcs:
             raise YocoError("the ladder needs at least one target IPC")
         bad = [k for k in self.ipcs if isinstance(k, bool) or not isinstance(k, int) or k < 1]
@@ -71,8 +84,26 @@ class LadderConfig:
         unknown = sorted(set(self.options) - known)
         if unknown:
             raise YocoError(f"unknown rule option(s) {unknown}; options by method: {option_names()}")
-        # every cell is one evaluation run seeded from the ladder's own seed range: the saved eval config says so
-        self.eval = dataclasses.replace(self.eval, repeat=self.repeat, seed=self.seed)
+        for rule in self.rules:  # a bad option value stops the ladder now, not after hours of dynamics
+            resolve_options(parse_rule(rule), self.options, None)
+        # every evaluation is seeded from the ladder's own seed range, and the saved eval config says how many
+        # evaluations a table cell averages
+        self.eval = dataclasses.replace(self.eval, repeat=self.evaluations, seed=self.seed)
+
+    @property
+    def separate(self) -> bool:
+        """Whether each dynamics run makes its own scores and pruned sets (the paper's cells)."""
+        return self.score_runs == "separate"
+
+    @property
+    def set_runs(self) -> int:
+        """Pruned sets per (rule, target IPC) from the dynamics: one per run, or one from the averaged scores."""
+        return self.dynamics.runs if self.separate else 1
+
+    @property
+    def evaluations(self) -> int:
+        """Evaluations a table cell averages (per rule other than the random reference)."""
+        return self.set_runs * int(self.repeat)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -90,6 +121,9 @@ class LadderConfig:
                 out.append(f"{what} network width {width} (protocol 128)")
         if ev.test_points != protocol.EVAL_TEST_POINTS:
             out.append(f"{ev.test_points} test points (protocol {protocol.EVAL_TEST_POINTS})")
+        if not self.separate:
+            out.append(f"averaged-scores cells: the scores averaged over the {dyn.runs} dynamics runs into one pruned "
+                       "set (protocol: each run's own scores and pruned set)")
         return out
 
 
@@ -129,7 +163,7 @@ def preset_config(name: str, **overrides: Any) -> LadderConfig:
 def build_config(*, preset: str | None = None, dataset: str | None = None, quick_look: bool = False,
                  ipcs: tuple[int, ...] | None = None, rules: tuple[str, ...] | None = None,
                  repeat: int | None = None, seed: int | None = None, subset_seed: int | None = None,
-                 random_subsets: int | None = None,
+                 random_subsets: int | None = None, score_runs: str | None = None,
                  lbpe_epochs: int | None = None, lbpe_top_k: int | None = None,
                  options: dict[str, Any] | None = None, eval_epochs: int | None = None, width: int | None = None,
                  dynamics_epochs: int | None = None, dynamics_runs: int | None = None,
@@ -140,7 +174,7 @@ def build_config(*, preset: str | None = None, dataset: str | None = None, quick
     the training overrides, so an explicit ``eval_epochs`` or ``width`` wins over the quick settings.
     """
     top = {k: v for k, v in {"ipcs": ipcs, "rules": rules, "repeat": repeat, "seed": seed, "subset_seed": subset_seed,
-                             "random_subsets": random_subsets,
+                             "random_subsets": random_subsets, "score_runs": score_runs,
                              "lbpe_epochs": lbpe_epochs, "lbpe_top_k": lbpe_top_k, "options": options}.items()
            if v is not None}
     if preset:
@@ -173,4 +207,4 @@ def demo_config() -> LadderConfig:
 
     The shipped set decodes to 400 images, so the demo's networks are narrower (width 32) than ``--quick``'s.
     """
-    return quick(LadderConfig(dataset="fashion-mnist", ipcs=(1, 2, 5), repeat=2), width=32)
+    return quick(LadderConfig(dataset="fashion-mnist", ipcs=(1, 2, 5)), width=32)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ from yoco.ladder.cache import FolderLock, cached, claim, key, read_json
 from yoco.ladder.cells import Cell, _dataset, execute, write_result
 from yoco.ladder.config import DEMO_SET, LadderConfig, demo_config
 from yoco.report import write_ladder_reports
-from yoco.rules import RANDOM_REFERENCE, build_table, parse_rule, prune
+from yoco.rules import RANDOM_REFERENCE, PruneContext, build_table, parse_rule, prune, resolve_options
 from yoco.scores import windows_for
 from yoco.scoretable import ScoreTable, load_table
 from yoco.train import resolve_device
@@ -73,7 +75,8 @@ def run_ladder(
         if cfg.reference:
             src_path = cache / f"source-{source_fp}.safetensors"
             cached(src_path, source_fp, lambda: cs, save, load, fingerprint)
-            source_cells = _cells(out, "source", None, src_path, source_fp, cfg, eval_cfg, data_root, device, compile)
+            source_cells = _cells(out, "source", None, src_path, source_fp, cfg, eval_cfg, data_root, device, compile,
+                                  range(cfg.seed, cfg.seed + cfg.evaluations))
 
         def make_dynamics() -> Dynamics:
             log.info("recording training dynamics (%d runs x %d epochs)", cfg.dynamics.runs, cfg.dynamics.epochs)
@@ -95,35 +98,46 @@ def run_ladder(
                 log.info("source cells of seeds %s read off the dynamics runs", sorted(results))
             return dyn
 
-        def dynamics() -> Dynamics:
-            return cached(cache / f"dynamics-{dyn_key}.safetensors", dyn_key, make_dynamics, save_dynamics,
-                          load_dynamics, lambda d: d.config.get("cache_key"))
+        loaded: list[Dynamics] = []
 
-        # The windows follow from the source and the dynamics' length, so a folder whose score table is made
+        def dynamics() -> Dynamics:  # loaded (or recorded) at most once, and only when a score table needs it
+            if not loaded:
+                loaded.append(cached(cache / f"dynamics-{dyn_key}.safetensors", dyn_key, make_dynamics,
+                                     save_dynamics, load_dynamics, lambda d: d.config.get("cache_key")))
+            return loaded[0]
+
+        # The windows follow from the source and the dynamics' length, so a folder whose score tables are made
         # (e.g. committed without its large dynamics file) resumes without the dynamics.
         windows = windows_for(cs.meta.dataset, cs.meta.method, cfg.dynamics.epochs, cs.source,
                               lbpe_epochs=cfg.lbpe_epochs, lbpe_top_k=cfg.lbpe_top_k, el2n_epochs=cfg.el2n_epochs)
         score_kw = {**windows, "seed": cfg.subset_seed}
-        table_key = key(dyn_key, score_kw)
-        table = cached(cache / f"scores-{table_key}.safetensors", table_key,
-                       lambda: build_table(dynamics(), **score_kw, config={"dynamics": dyn_key, "cache_key": table_key}),
-                       lambda t, p: t.save(p), load_table, lambda t: t.config.get("cache_key"))
+        tables = [_score_table(cache, dyn_key, score_kw, dynamics, run if cfg.separate else None)
+                  for run in range(cfg.set_runs)]
 
         cells: list[Cell] = list(source_cells)
         for rule in cfg.rules:
             parsed = parse_rule(rule)
             name = parsed.name
             subsets = cfg.random_subsets if name == RANDOM_REFERENCE else 1
-            # a subset that reads no score (random) is keyed by the source alone, so another dynamics seed or score
-            # window reruns only the cells that read them
-            origin = table_key if parsed.reads_dynamics else source_fp
             for ipc in cfg.ipcs:
-                for sub in range(cfg.subset_seed, cfg.subset_seed + subsets):
-                    pkey = key(origin, name, ipc, cfg.options, sub)
-                    path = out / "pruned" / f"{name}-ipc{ipc}-sub{sub}-{pkey}.safetensors"
-                    cached(path, pkey, lambda n=name, k=ipc, s=sub, pk=pkey: _pruned(cs, table, n, k, cfg, s, pk),
-                           save, load, lambda p: p.meta.extra.get("cache_key"))
-                    cells += _cells(out, name, ipc, path, pkey, cfg, eval_cfg, data_root, device, compile, sub)
+                # the method's resolved options (CCS's hard cut and pick) key its sets, so a changed default
+                # never reuses a set made under the old one; rules without options keep their older keys
+                own = resolve_options(parsed, cfg.options, PruneContext(cs.meta.dataset, cs.meta.ipc, ipc))
+                for run, (table, table_key) in enumerate(tables):
+                    # a subset that reads no score (random) is keyed by the source alone, so another dynamics seed
+                    # or score window reruns only the cells that read them
+                    origin = table_key if parsed.reads_dynamics else source_fp
+                    for sub in range(cfg.subset_seed + run * subsets, cfg.subset_seed + (run + 1) * subsets):
+                        pkey = key(origin, name, ipc, cfg.options, sub, *([own] if own else []))
+                        path = out / "pruned" / f"{name}-ipc{ipc}-sub{sub}-{pkey}.safetensors"
+                        cached(path, pkey, partial(_pruned, cs, table, name, ipc, cfg, sub, pkey), save, load,
+                               lambda p: p.meta.extra.get("cache_key"))
+                        # the run is part of a cell's name only where it chose the set (a random subset's seed
+                        # already names it), so the same subset and seed is the same cell file in either mode
+                        first = cfg.seed + run * cfg.repeat
+                        cells += _cells(out, name, ipc, path, pkey, cfg, eval_cfg, data_root, device, compile,
+                                        range(first, first + cfg.repeat), sub,
+                                        run if cfg.separate and parsed.reads_dynamics else None)
 
         # smallest target IPC first and the unpruned source last: a ladder stopped part-way leaves whole rows
         # (every rule at the small IPCs) rather than every IPC of a few rules
@@ -136,7 +150,7 @@ def run_ladder(
                          "score_windows": windows}  # the windows used, where the config leaves them to the protocol
         write_json(out / PLAN, {"config": report_config,
                                 "cells": [{"rule": c.rule, "ipc": c.ipc, "seed": c.seed, "subset": c.subset,
-                                           "key": c.key, "file": Path(c.out).name} for c in cells]})
+                                           "run": c.run, "key": c.key, "file": Path(c.out).name} for c in cells]})
         execute(todo, workers, ray_address, progress, batch_cells=batch_cells)
         doc = write_ladder_reports(out, [c.result() for c in cells], report_config)
     return doc
@@ -157,7 +171,7 @@ def report_ladder(out_dir: str | Path) -> dict[str, Any]:
     results = []
     for c in plan["cells"]:
         cell = Cell(c["rule"], c["ipc"], c["seed"], "", "", None, {}, c["key"], str(out / "cells" / c["file"]),
-                    subset=c["subset"])
+                    subset=c["subset"], run=c.get("run"))
         if (res := cell.recorded()) is not None:
             results.append(res)
     if not results:
@@ -171,6 +185,24 @@ def _compiled(compile: bool) -> list[str]:
     return ["compiled"] if compile else []
 
 
+def _score_table(cache: Path, dyn_key: str, score_kw: dict[str, Any], dynamics: Callable[[], Dynamics],
+                 run: int | None) -> tuple[ScoreTable, str]:
+    """The score table of one dynamics run (``run``), or of the scores averaged over every run (None), and its key.
+
+    The averaged table keeps the key it had before per-run tables existed, so older folders reuse it.
+    """
+    table_key = key(dyn_key, score_kw) if run is None else key(dyn_key, score_kw, "run", run)
+    name = f"scores-{table_key}.safetensors" if run is None else f"scores-run{run}-{table_key}.safetensors"
+
+    def make() -> ScoreTable:
+        dyn = dynamics() if run is None else dynamics().run(run)
+        return build_table(dyn, **score_kw, config={"dynamics": dyn_key, "run": run, "cache_key": table_key})
+
+    table = cached(cache / name, table_key, make, lambda t, p: t.save(p), load_table,
+                   lambda t: t.config.get("cache_key"))
+    return table, table_key
+
+
 def _pruned(cs: CondensedSet, table: ScoreTable, rule: str, ipc: int, cfg: LadderConfig, subset: int,
             pkey: str) -> CondensedSet:
     pruned, _ = prune(cs, table, rule, ipc, seed=subset, **cfg.options)
@@ -179,14 +211,14 @@ def _pruned(cs: CondensedSet, table: ScoreTable, rule: str, ipc: int, cfg: Ladde
 
 
 def _cells(out: Path, rule: str, ipc: int | None, set_path: Path, set_key: str, cfg: LadderConfig,
-           eval_cfg: dict[str, Any], data_root: str | None, device: str, compile: bool,
-           subset: int | None = None) -> list[Cell]:
+           eval_cfg: dict[str, Any], data_root: str | None, device: str, compile: bool, seeds: range,
+           subset: int | None = None, run: int | None = None) -> list[Cell]:
     cells = []
-    for s in range(cfg.seed, cfg.seed + cfg.repeat):
+    for s in seeds:
         # keyed by the kind of device the cell trains on, so `auto` and `cpu` on a CPU are the same cell
         k = key(set_key, eval_cfg, resolve_device(device).type, s, *_compiled(compile))
         cell = Cell(rule, ipc, s, str(set_path), cfg.dataset, data_root, eval_cfg, k, "", subset=subset,
-                    device=device, compile=compile)
+                    device=device, compile=compile, run=run)
         cells.append(dataclasses.replace(cell, out=str(out / "cells" / f"{cell.name}-{k}.json")))
     return cells
 

