@@ -541,3 +541,34 @@ def test_paper_cells_each_dynamics_run_makes_its_own_scores_and_pruned_set(tmp_p
     # its random subset 0 with seed 0 and the source's seed-0 cell train exactly what the separate ladder trained
     assert next(r for r in doc2["rows"] if r["rule"] == "source")["seeds"] == [0, 1]
     assert len(calls) == 2 + 1  # yoco's two seeds and random's seed 1; random seed 0 and the source were cached
+
+
+def test_precision_reaches_the_cache_keys_the_results_and_the_title(tmp_path, monkeypatch):
+    """A bf16 ladder in the folder of an fp32 one records its dynamics and cells apart (nothing reused across
+    precisions), says bf16 in its results, heading and plot title, and the fp32 ladder's files are left as they were."""
+    from yoco.ladder import build_config
+
+    assert build_config(dataset="mnist", precision="bf16").dynamics.train.precision == "bf16"
+    cs, cfg, root = _setup(tmp_path)
+    cfg = dataclasses.replace(cfg, rules=("yoco",), ipcs=(1,), repeat=1)
+    out = tmp_path / "run"
+    run_ladder(cs, cfg, out, data_root=root, device="cpu", progress=False)
+    before = {p.name for p in (out / "cells").iterdir()} | {p.name for p in (out / "cache").iterdir()}
+    calls = _count_evals(monkeypatch)
+    half = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, train=dataclasses.replace(
+        cfg.eval.train, precision="bf16")), dynamics=dataclasses.replace(cfg.dynamics, train=dataclasses.replace(
+            cfg.dynamics.train, precision="bf16")))
+    doc = run_ladder(cs, half, out, data_root=root, device="cpu", progress=False)
+    assert len(calls) == 1 + 1  # yoco's cell and the source's: nothing of the fp32 ladder reused
+    after = {p.name for p in (out / "cells").iterdir()} | {p.name for p in (out / "cache").iterdir()}
+    assert before < after and len(after - before) >= 4  # dynamics, score table, two cells
+    (dyn,) = [load_dynamics(p) for p in (out / "cache").glob("dynamics-*") if p.name not in before]
+    assert dyn.config["train"]["precision"] == "bf16"
+    cells = [json.loads((out / "cells" / n).read_text()) for n in after - before if n.endswith(".json")]
+    assert cells and all(c["config"]["train"]["precision"] == "bf16" for c in cells)
+    assert doc["config"]["eval"]["train"]["precision"] == "bf16"
+    assert "evaluation in bf16 (protocol fp32)" in (out / "results.md").read_text()
+    from yoco.report import ladder_title
+
+    assert ladder_title(doc["config"]).endswith("(NOT the full protocol) [averaged-scores cells, bf16]")
+    assert ladder_title({**doc["config"], "score_runs": "separate"}).endswith("[bf16]")

@@ -123,6 +123,15 @@ def _compile(p: argparse.ArgumentParser, help: str | None = None) -> None:
                    "results and caches record it")
 
 
+def _precision(p: argparse.ArgumentParser) -> None:
+    from yoco.protocol import PRECISION, PRECISIONS
+
+    p.add_argument("--precision", choices=list(PRECISIONS), default=PRECISION,
+                   help="training arithmetic: fp32 = PyTorch's defaults, as the published code ran (the protocol); "
+                   "tf32 = TF32 matmuls and convolutions (CUDA); bf16 = bfloat16 autocast, float32 weights; "
+                   "results and caches record it")
+
+
 def _dataset(p: argparse.ArgumentParser, required: bool = True) -> None:
     from yoco.data.datasets import DATASETS
 
@@ -326,6 +335,7 @@ def _evaluate(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--out", default=None, help="result JSON (default: CONDENSED with .eval.json)")
     _device(p)
     _compile(p)
+    _precision(p)
 
     def run(a: argparse.Namespace) -> int:
         from yoco.data.condensed import load
@@ -340,7 +350,8 @@ def _evaluate(p: argparse.ArgumentParser) -> Handler:
         real = _real(a)
         check_compatible(cs, real)
         cfg = EvalConfig(**given(model=a.model, width=a.width, repeat=a.repeat, seed=a.seed,
-                                 test_points=a.test_points), train=TrainConfig(epochs=a.epochs), recipe=a.recipe)
+                                 test_points=a.test_points), train=TrainConfig(epochs=a.epochs, precision=a.precision),
+                         recipe=a.recipe)
         result = evaluate_condensed(cs, real, cfg, device=a.device, progress=not a.quiet, compile=a.compile)
         result["file"] = {"path": str(a.condensed), "sha256": file_sha256(a.condensed)}
         write_json(out, result)
@@ -424,6 +435,7 @@ def _dynamics(p: argparse.ArgumentParser) -> Handler:
                    help="outputs of the augmented training pass (as the paper; default) or one clean pass per epoch")
     _device(p)
     _compile(p)
+    _precision(p)
 
     def run(a: argparse.Namespace) -> int:
         from yoco.data.condensed import load
@@ -434,7 +446,7 @@ def _dynamics(p: argparse.ArgumentParser) -> Handler:
         check_outputs([a.out], [a.condensed])
         cs = load(a.condensed)
         cfg = DynamicsConfig(**given(model=a.model, width=a.width, runs=a.runs, seed=a.seed, record=a.record),
-                             train=TrainConfig(epochs=a.epochs))
+                             train=TrainConfig(epochs=a.epochs, precision=a.precision))
         dyn = record_dynamics(cs, cfg, device=a.device, progress=not a.quiet, compile=a.compile)
         save_dynamics(dyn, a.out)
         acc = dyn.train_acc[:, -1].mean()
@@ -562,6 +574,7 @@ def _ladder(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--out", required=True, help="output folder")
     _device(p)
     _compile(p)
+    _precision(p)
 
     def run(a: argparse.Namespace) -> int:
         from yoco.ladder import build_config, run_ladder
@@ -571,7 +584,7 @@ def _ladder(p: argparse.ArgumentParser) -> Handler:
                            random_subsets=a.random_subsets, score_runs=a.score_runs, lbpe_epochs=a.lbpe_epochs,
                            lbpe_top_k=a.lbpe_top_k, options=dict(a.option) or None, eval_epochs=a.epochs,
                            width=a.width, dynamics_epochs=a.dynamics_epochs, dynamics_runs=a.dynamics_runs,
-                           dynamics_seed=a.dynamics_seed)
+                           dynamics_seed=a.dynamics_seed, precision=a.precision)
         cs = _ladder_source(a, cfg.dataset)
         doc = run_ladder(cs, cfg, a.out, data_root=a.data_root, workers=a.workers, ray_address=a.ray,
                          force=a.force, device=a.device, progress=not a.quiet, compile=a.compile)
