@@ -394,6 +394,7 @@ def _condense(p: argparse.ArgumentParser) -> Handler:
     _compile(p, "train the network between matching steps with each step (augmentation, mixing, forward, backward, "
              "SGD) as one torch.compile-d graph, for a GPU's launch overhead; a runtime choice, so a checkpoint "
              "resumes with or without it")
+    _precision(p)
 
     def run(a: argparse.Namespace) -> int:
         from yoco.condense import checkpoint_path, condense, resolve_config
@@ -405,7 +406,7 @@ def _condense(p: argparse.ArgumentParser) -> Handler:
         real = _real(a)
         cfg = resolve_config(real.name, a.preset, **given(
             ipc=a.ipc, factor=a.factor, iterations=a.iterations, inner=a.inner, width=a.width, engine=a.engine,
-            seed=a.seed, checkpoint_every=a.checkpoint_every, eval_every=a.eval_every))
+            seed=a.seed, checkpoint_every=a.checkpoint_every, eval_every=a.eval_every, precision=a.precision))
         eval_fn = None
         if cfg.eval_every:
             quick_eval = EvalConfig(repeat=1, test_points=1, train=TrainConfig(epochs=a.eval_epochs))
@@ -596,6 +597,7 @@ def _ladder(p: argparse.ArgumentParser) -> Handler:
 
 def _ladder_source(a: argparse.Namespace, dataset: str):
     from yoco.data.condensed import load
+    from yoco.protocol import PRECISION
 
     if a.condensed and a.condense:
         raise YocoError("give either a condensed set or --condense ipc=K, not both")
@@ -605,7 +607,10 @@ def _ladder_source(a: argparse.Namespace, dataset: str):
         raise YocoError("ladder needs a condensed set (or --condense ipc=K to condense the real dataset first)")
     from yoco.condense import condense_from_spec
 
-    return condense_from_spec(dataset, a.condense, Path(a.out) / "condensed.safetensors", data_root=a.data_root,
+    spec = a.condense  # the ladder's precision condenses too, unless the spec says otherwise
+    if a.precision != PRECISION and "precision" not in spec:
+        spec += f",precision={a.precision}"
+    return condense_from_spec(dataset, spec, Path(a.out) / "condensed.safetensors", data_root=a.data_root,
                               device=a.device, progress=not a.quiet)
 
 
