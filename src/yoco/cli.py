@@ -473,8 +473,8 @@ def _score(p: argparse.ArgumentParser) -> Handler:
     def run(a: argparse.Namespace) -> int:
         from yoco.dynamics import load_dynamics
         from yoco.files import check_outputs
-        from yoco.rules import build_table
         from yoco.scores import resolve_windows
+        from yoco.scoretable import build_table
 
         if Path(a.out).suffix.lower() == ".csv":
             raise YocoError(f"{a.out}: the score table is a .safetensors file; use --csv for the CSV export")

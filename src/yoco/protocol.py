@@ -102,6 +102,7 @@ def eval_epochs(dataset: str, images_per_class: int, num_classes: int) -> int:
 
 EL2N_EPOCHS = 10  # EL2N = the error summed over epochs 0..9 of the dynamics run (CCS and YOCO)
 LBPE_BY_METHOD = {"mtt": (10, 3), "dsa": (100, 3), "kip": (50, 3), "dream": (200, 10)}
+LBPE_WINDOW = (100, 10)  # IDC on CIFAR-10, and what every dataset without its own entry takes
 
 
 def lbpe_window(dataset: str, method: str) -> tuple[int, int]:
@@ -116,7 +117,7 @@ def lbpe_window(dataset: str, method: str) -> tuple[int, int]:
     if m in LBPE_BY_METHOD:
         return LBPE_BY_METHOD[m]
     d = _norm(dataset)
-    return (200, 10) if d == "cifar100" or d.startswith("imagenet") else (100, 10)
+    return (200, 10) if d == "cifar100" or d.startswith("imagenet") else LBPE_WINDOW
 
 
 # CCS's hard-cut ratio beta by (dataset, source IPC, target IPC): YOCO argument.py prune_score_ratio_config.
