@@ -7,7 +7,7 @@ part (every class drawn, augmented, matched and its images stepped) and of the r
 matching step are counted with ``torch.utils.flop_counter`` and compared with the machine's measured rate on a
 2048^3 float32 matmul, taken in the same run. Writes benchmarks/results/condense_cost.json (or --out).
 
-    python benchmarks/bench_condense.py [--steps 3] [--rounds 2] [--precisions default,fp32,tf32]
+    python benchmarks/bench_condense.py [--steps 3] [--rounds 2] [--precisions default,ieee,tf32,bf16]
         [--net eager,compiled] [--net-batch 1,8] [--sets fashion-mnist,cifar10-sized] [--device auto] [--out FILE]
 
 ``--net-batch N`` trains the networks of N outer iterations side by side (as ``yoco condense --net-batch N``): the
@@ -102,7 +102,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2, help="alternating rounds of the engines")
     ap.add_argument("--engines", default="sequential,batched")
     ap.add_argument("--precisions", default="default",
-                    help="comma list of default (torch's: TF32 convolutions on CUDA), fp32, tf32")
+                    help="comma list of default (torch's: TF32 convolutions on CUDA; yoco's --precision fp32), ieee "
+                    "(IEEE float32 everywhere), tf32, bf16 (yoco's --precision choices)")
     ap.add_argument("--net", default="eager", help="comma list of eager, compiled: how the network trains between "
                     "matching steps")
     ap.add_argument("--net-batch", default="1", help="comma list: outer iterations whose networks train side by side")
@@ -112,7 +113,8 @@ def main() -> None:
     args = ap.parse_args()
     dev = resolve_device(args.device)
     engines = args.engines.split(",")
-    modes = {"default": None, "fp32": False, "tf32": True}
+    # each label: the TF32 flags to set (None: torch's defaults) and the IDC config's precision
+    modes = {"default": (None, "fp32"), "ieee": (False, "fp32"), "tf32": (None, "tf32"), "bf16": (None, "bf16")}
     variants = [(e, p, n, int(b)) for b in args.net_batch.split(",") for n in args.net.split(",")
                 for p in args.precisions.split(",") for e in engines]
     label = {v: " ".join(v[:2]) + (" +compiled net" if v[2] == "compiled" else "") + (f" x{v[3]} nets" if v[3] > 1
@@ -129,10 +131,11 @@ def main() -> None:
         for _ in range(args.rounds):
             for v in variants:
                 engine, precision, net, nets = v
-                set_tf32(modes[precision])
+                flags, arithmetic = modes[precision]
+                set_tf32(flags)
                 times[label[v]].append(matching_cost_breakdown(
-                    real, dataclasses.replace(cfg, engine=engine), dev, steps=args.steps, compile=net == "compiled",
-                    net_batch=nets))
+                    real, dataclasses.replace(cfg, engine=engine, precision=arithmetic), dev, steps=args.steps,
+                    compile=net == "compiled", net_batch=nets))
         set_tf32(None)
         rows[name] = {"config": cfg.to_dict(), "matching_flops": flops, "runs": times}
         if dev.type == "cuda":

