@@ -58,10 +58,13 @@ def tdds_scores(contributions: torch.Tensor, epochs: int, window: int, decay: fl
 
 def _check(options: dict[str, Any]) -> None:
     t, w, d = options.get("tdds_epochs"), options.get("tdds_window"), options.get("tdds_decay")
-    if not _whole(t) or t < 2:
-        raise YocoError(f"tdds_epochs (TDDS's trajectory T) must be a whole number >= 2, got {t!r}")
-    if not _whole(w) or not 2 <= w <= t:
-        raise YocoError(f"tdds_window must be a whole number between 2 and tdds_epochs={t}, got {w!r}")
+    if not _whole(t) or t < 3:
+        raise YocoError(f"tdds_epochs (TDDS's trajectory T) must be a whole number >= 3, got {t!r}")
+    if w == 2:
+        raise YocoError("tdds_window=2 holds one contribution, which has no variability (every score would be 0); "
+                        "choose at least 3")
+    if not _whole(w) or not 3 <= w <= t:
+        raise YocoError(f"tdds_window must be a whole number between 3 and tdds_epochs={t}, got {w!r}")
     if isinstance(d, bool) or not isinstance(d, (int, float)) or not 0.0 < float(d) <= 1.0:
         raise YocoError(f"tdds_decay must be in (0, 1], got {d!r}")
 
