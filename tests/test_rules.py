@@ -452,8 +452,9 @@ def test_every_rule_runs_on_computed_scores():
     dyn = dynamics(probs, labels)
     dyn.embeddings.normal_(generator=g)
     table = build_table(dyn, lbpe_epochs=10, lbpe_top_k=3, el2n_epochs=5)  # every registered method's columns
+    short = {"tdds_epochs": 12, "dual_epochs": 12}  # windows that fit the 12 recorded epochs
     for name in rule_names():
-        idx = select(table.scores, labels, name, 2, num_classes=3, features=table.features, seed=0)
+        idx = select(table.scores, labels, name, 2, num_classes=3, features=table.features, seed=0, **short)
         assert len(idx) == 6 and len(torch.unique(idx)) == 6
         if parse_rule(name).balanced:
             assert class_counts(labels, idx, 3) == [2, 2, 2]
@@ -479,11 +480,14 @@ def test_score_table_round_trip_keeps_scores_features_and_config(tmp_path):
     from yoco.scoretable import load_table
 
     _, table = _table_and_set()
-    assert set(table.features) == {"ssp"} and table.features["ssp"].shape == (12, 8)
+    assert set(table.features) == {"embeddings", "contributions", "label_probs"}
+    assert table.features["embeddings"].shape == (12, 8)  # two runs' 4-D embeddings, normalised and concatenated
+    assert table.features["contributions"].shape == (12, 2, 11) and table.features["label_probs"].shape == (12, 2, 12)
     back = load_table(table.save(tmp_path / "scores.safetensors"))
     assert list(back.scores) == list(table.scores) and back.config == table.config
     assert all(torch.equal(back.scores[k], v) for k, v in table.scores.items())
-    assert torch.equal(back.features["ssp"], table.features["ssp"]) and torch.equal(back.labels, table.labels)
+    assert all(torch.equal(back.features[k], v) for k, v in table.features.items())
+    assert torch.equal(back.labels, table.labels)
     csv = load_table(table.to_csv(tmp_path / "scores.csv"))
     assert csv.features == {} and all(torch.equal(csv.scores[k], v) for k, v in table.scores.items())
 

@@ -504,7 +504,7 @@ def _prune(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--ipc", type=positive, required=True, help="target stored images per class")
     p.add_argument("--option", type=_option, action="append", default=[], metavar="NAME=VALUE",
                    help=f"a rule method's option, e.g. hard_cut=0.2 for ccs ({options_help()})")
-    p.add_argument("--seed", type=natural, default=0, help="seeds the rules that draw at random (random, ssp, ccs)")
+    p.add_argument("--seed", type=natural, default=0, help="seeds the rules that draw at random (random, ssp, ccs, kcenter, dual)")
     p.add_argument("--out", required=True, help="the pruned set (.safetensors; the selection is in its metadata)")
     p.add_argument("--record", default=None, help="also write the selection (indices, class counts) as JSON")
 
@@ -556,7 +556,7 @@ def _ladder(p: argparse.ArgumentParser) -> Handler:
                    help="training seeds per pruned set (default: 1 with separate runs, YOCO's --repeat 1; 3 averaged)")
     p.add_argument("--seed", type=natural, default=None, help="first training seed (default: 0)")
     p.add_argument("--subset-seed", type=natural, default=None,
-                   help="seed of the rules that draw at random: random, ssp, ccs (default: 0)")
+                   help="seed of the rules that draw at random: random, ssp, ccs, kcenter, dual (default: 0)")
     p.add_argument("--random-subsets", type=positive, default=None,
                    help="random balanced subsets (per dynamics run with separate runs; subset seeds from "
                    "--subset-seed) that the gain-over-random column is measured against (default: 1)")

@@ -163,6 +163,39 @@ PAPER_LADDERS: dict[str, dict[str, Any]] = {
 KMEANS_MAX_ITER, KMEANS_TOL = 100, 1e-4  # fast_pytorch_kmeans.KMeans defaults, as YOCO calls it for SSP
 
 # ----------------------------------------------------------------------------------------------------------
+# The newer rules (docs/protocol.md, "Newer rules"), each with its authors' defaults. Epoch counts are absolute
+# (the first T epochs of the dynamics), as LBPE's window is.
+
+# TDDS (zhangxin-xd/Dataset-Pruning-TDDS): the first T epochs, windows of W epochs, exponential weight `decay`;
+# README's reproduction command (importance_evaluation.py's own argparse defaults are T = W = 10).
+TDDS_EPOCHS, TDDS_WINDOW, TDDS_DECAY = 30, 10, 0.9
+TDDS_LOG_EPS = 1e-8  # log(p + 1e-8) in the per-epoch contribution
+
+# DUAL (behaapyy/dual-pruning): windows of W epochs over the first T (30 on CIFAR, 60 on ImageNet), each window's
+# std (x10) times (1 - mean) of the label's probability; Beta sampling with c_D = 4 (exp_cifar README); the
+# ImageNet README runs the plain top-score selection.
+DUAL_EPOCHS, DUAL_EPOCHS_IMAGENET, DUAL_WINDOW = 30, 60, 10
+DUAL_STD_SCALE = 10.0
+DUAL_C_D = 4.0
+DUAL_SAMPLES = ("beta", "top")
+DUAL_SAMPLE, DUAL_SAMPLE_IMAGENET = "beta", "top"
+DUAL_ANCHORS = 10  # the anchor is the mean prediction of the 10 highest-scoring images
+DUAL_BETA_SCALE = 15.0  # y_b = 15 (1 - anchor) (1 - r^c_D), y_a = 16 - y_b
+
+# Herding as DeepCore's code runs it steps to the image FARTHEST from (i+1) mu - sum(chosen) (torch.argmax);
+# Welling's herding (and iCaRL's exemplars) step to the nearest. Both are offered, DeepCore's by default.
+HERDING_PICKS = ("farthest", "nearest")
+HERDING_PICK = "farthest"
+
+
+def dual_defaults(dataset: str) -> dict[str, Any]:
+    """DUAL's window T and sampling for ``dataset``: ImageNet subsets as the authors' ImageNet code (T = 60, the
+    top scores), every other dataset as their CIFAR code (T = 30, Beta sampling)."""
+    if is_imagenet(_norm(dataset)):
+        return {"dual_epochs": DUAL_EPOCHS_IMAGENET, "dual_sample": DUAL_SAMPLE_IMAGENET}
+    return {"dual_epochs": DUAL_EPOCHS, "dual_sample": DUAL_SAMPLE}
+
+# ----------------------------------------------------------------------------------------------------------
 # IDC condensation presets (IDC misc/reproduce.py set_arguments, argument.py). Every preset matches conv kernels
 # only, steps the images once per class with momentum 0.5, trains the network on real data between steps.
 

@@ -8,10 +8,12 @@ Every other rule defaults to *imbalanced*, as in the published baselines; an imb
 and may leave a class with no image at all, which is part of what it is compared on.
 
 Some methods are selections rather than score orders: ``random`` (a seeded uniform order), ``ssp`` (k-means
-prototypes on the final model's embeddings) and ``ccs`` (coverage-centric stratified sampling on EL2N). Each is
-one :class:`~yoco.selectors.Selector` in a file of :mod:`yoco.selectors` that declares what it reads (score
-columns, per-image features it prepares from the dynamics) and its own options with their defaults (CCS owns its
-hard-cut table), so adding a method is one file, and :func:`select`/:func:`prune` carry only generic arguments.
+prototypes on the final model's embeddings), ``ccs`` (coverage-centric stratified sampling on EL2N), and the newer
+``tdds``, ``dual``, ``kcenter``, ``herding`` and ``moderate``. Each is one :class:`~yoco.selectors.Selector` in a
+file of :mod:`yoco.selectors` that declares what it reads (score columns, a per-image feature prepared once from
+the dynamics and shared with other selectors) and its own options with their defaults (CCS owns its hard-cut
+table), so adding a method is one file, and :func:`select`/:func:`prune` carry only generic arguments. A selector
+that orders images (TDDS) takes a rule's easy/hard direction like a score; the others take none.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from yoco.data.condensed import CondensedSet, decode
 from yoco.errors import YocoError
 from yoco.scores import SCORES, get_score
 from yoco.scoretable import ScoreTable
-from yoco.selectors import SELECTORS, Context, PruneContext, Selector
+from yoco.selectors import SELECTORS, Context, PruneContext, Selector, canonical_feature
 
 DIRECTIONS = ("easy", "hard")
 BALANCES = ("balance", "imbalance")
@@ -39,9 +41,9 @@ RANDOM_REFERENCE = "random_balance"  # what "gain over random" is measured again
 
 @dataclass(frozen=True)
 class Rule:
-    """A parsed rule: ``score`` (a score name or a selector: random, ssp, ccs), ``direction``, ``balance``.
+    """A parsed rule: ``score`` (a score name or a selector: random, ssp, ccs, ...), ``direction``, ``balance``.
 
-    ``direction`` is ``"easy"`` or ``"hard"`` for score orders and None for selectors.
+    ``direction`` is ``"easy"`` or ``"hard"`` for score orders and directional selectors, None for the others.
     """
 
     score: str
@@ -53,7 +55,7 @@ class Rule:
             raise YocoError(f"unknown rule score {self.score!r}; known: {', '.join(_ranked_scores() + SELECTORS.names())}")
         if self.balance not in BALANCES:
             raise YocoError(f"rule balance must be one of {', '.join(BALANCES)}, got {self.balance!r}")
-        if self.score in SELECTORS:
+        if self.score in SELECTORS and not SELECTORS.get(self.score).directional:
             if self.direction is not None:
                 raise YocoError(f"rule {self.score} takes no easy/hard direction, got {self.direction!r}")
         elif self.direction not in DIRECTIONS:
@@ -74,15 +76,15 @@ class Rule:
         """Whether the selection depends on the recorded dynamics (a score, score columns or prepared features);
         False for a selector that reads neither (random), whose subsets do not change with the dynamics."""
         sel = self.selector
-        return sel is None or bool(sel.columns) or sel.prepare is not None
+        return sel is None or bool(sel.columns) or sel.feature_name is not None
 
     @property
     def needs(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """The score columns and the selector features this rule reads from a score table."""
+        """The score columns and the features this rule reads from a score table."""
         sel = self.selector
         if sel is None:
             return (self.score,), ()
-        return sel.columns, ((sel.name,) if sel.prepare is not None else ())
+        return sel.columns, ((sel.feature_name,) if sel.feature_name is not None else ())
 
     @property
     def selector(self) -> Selector | None:
@@ -100,7 +102,10 @@ def rule_names() -> list[str]:
     for s in _ranked_scores():
         names += [f"{s}_{d}_{b}" for d in DIRECTIONS for b in BALANCES]
     for s in SELECTORS.names():
-        names += [f"{s}_{b}" for b in BALANCES]
+        if SELECTORS.get(s).directional:
+            names += [f"{s}_{d}_{b}" for d in DIRECTIONS for b in BALANCES]
+        else:
+            names += [f"{s}_{b}" for b in BALANCES]
     return names
 
 
@@ -136,6 +141,9 @@ def parse_rule(name: str | Rule) -> Rule:
     direction = parts.pop() if len(parts) > 1 and parts[-1] in DIRECTIONS else None
     base = "_".join(parts)
     if base in SELECTORS:
+        sel = SELECTORS.get(base)
+        if sel.directional:
+            return Rule(base, direction or sel.default_direction, balance or "imbalance")
         if direction is not None:
             raise YocoError(f"rule {name!r}: {base} is a selection and takes no easy/hard direction; "
                             f"use {base}_balance or {base}_imbalance")
@@ -195,8 +203,10 @@ def select(
     n : images to keep per class. A balanced rule keeps exactly ``n`` of every class; an imbalanced one keeps
         exactly ``n * num_classes`` chosen over the whole set, so a class may get none.
     num_classes : default ``max(labels) + 1``.
-    features : per-image features by selector name (``{"ssp": [N, D] embeddings}``).
-    seed : seeds ``random``, ``ssp`` and ``ccs``; score orders break ties by index and use no randomness.
+    features : per-image features by feature name (``{"embeddings": [N, D]}``; the older name ``ssp`` is read
+        as ``embeddings``).
+    seed : seeds the selectors that draw (``random``, ``ssp``, ``ccs``'s random pick, ``kcenter``'s first centre,
+        ``dual``'s Beta sampling); score orders break ties by index and use no randomness.
     where : dataset and IPCs, for option defaults that depend on them (CCS's hard cut).
     **options : the rule's method options (``hard_cut`` for CCS); see :func:`option_names`.
     """
@@ -219,13 +229,15 @@ def select(
             raise YocoError(f"score column {col!r} has {len(bad)} NaN or infinite value(s) (first at index "
                             f"{int(bad[0])}); recompute the scores")
     feats = None
-    if sel is not None and sel.prepare is not None:
-        feats = (features or {}).get(sel.name)
+    if sel is not None and sel.feature_name is not None:
+        fname = sel.feature_name
+        given = {canonical_feature(k): v for k, v in (features or {}).items()}
+        feats = given.get(fname)
         if feats is None:
-            raise YocoError(f"rule {r.name} needs the {sel.name} features of every image ([N, D], made by "
-                            "`yoco score` into its score table); none were given (a scores CSV carries none)")
+            raise YocoError(f"rule {r.name} needs the {sel.name} features of every image ({fname} [N, ...], made "
+                            "by `yoco score` into its score table); none were given (a scores CSV carries none)")
         feats = torch.as_tensor(feats).to(torch.float32)
-        if feats.dim() != 2 or len(feats) != count:
+        if feats.dim() < 2 or len(feats) != count:
             raise YocoError(f"{sel.name} features must be [N={count}, D], got {list(feats.shape)}")
         if not torch.isfinite(feats).all():
             raise YocoError(f"{sel.name} features hold NaN or infinite values")
@@ -246,7 +258,7 @@ def select(
             raise YocoError(f"rule {r.name} keeps {n} x {c} classes = {budget} images but the set has only {count}")
         groups = [torch.arange(count)]
 
-    ctx = Context(table, lab, feats, own, torch.Generator().manual_seed(seed), seed)
+    ctx = Context(table, lab, feats, own, torch.Generator().manual_seed(seed), seed, r.direction)
     picks = [sel.fn(members, budget, ctx) if sel else _rank(r, members, budget, ctx) for members in groups]
     out = torch.sort(torch.cat(picks).to(torch.int64)).values
     if len(out) != budget * len(groups) or len(torch.unique(out)) != len(out):

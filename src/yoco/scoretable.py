@@ -1,5 +1,6 @@
 """The score table: one value per decoded image for every score, the labels, the per-image features some
-selectors need (SSP's embeddings) and the config that produced them, in ONE file; :func:`build_table` makes it
+selectors need (each made once and shared: the final model's embeddings, TDDS's per-epoch contributions, DUAL's
+per-epoch label probabilities) and the config that produced them, in ONE file; :func:`build_table` makes it
 from the dynamics.
 
 :class:`ScoreTable` is saved as a safetensors file (no pickle) that ``yoco prune`` and the ladder read; the CSV,
@@ -29,7 +30,8 @@ from yoco.dynamics import Dynamics
 from yoco.errors import YocoError
 from yoco.files import read_tensors, write_tensors, write_text
 from yoco.scores import SCORES, compute_scores
-from yoco.selectors import SELECTORS
+from yoco.selectors import canonical_feature, get_feature
+from yoco.selectors import features as all_features
 
 CONFIG_PREFIX = "# config: "
 
@@ -168,7 +170,9 @@ class ScoreTable:
     Attributes:
         scores: score name -> float64 ``[N]``.
         labels: int64 ``[N]``, the class of every decoded image.
-        features: name -> float32 ``[N, D]`` per-image features (``"ssp"``: SSP's embeddings).
+        features: name -> float32 ``[N, ...]`` per-image features shared by the selectors that read them
+            (``"embeddings"``: the final model's; a table made before features were shared holds them as
+            ``"ssp"``, read as ``"embeddings"``).
         config: how the scores were made (the dynamics file, windows, seed).
     """
 
@@ -188,13 +192,15 @@ class ScoreTable:
             if not torch.isfinite(col).all():
                 raise YocoError(f"{self.source}: score {name!r} holds NaN or infinite values")
             self.scores[name] = col
-        for name, feat in list(self.features.items()):
+        features = {}
+        for name, feat in self.features.items():
             feat = torch.as_tensor(feat).to(torch.float32)
-            if feat.dim() != 2 or feat.shape[0] != n:
+            if feat.dim() < 2 or feat.shape[0] != n:
                 raise YocoError(f"{self.source}: features {name!r} have shape {list(feat.shape)}, expected [{n}, D]")
             if not torch.isfinite(feat).all():
                 raise YocoError(f"{self.source}: features {name!r} hold NaN or infinite values")
-            self.features[name] = feat
+            features.setdefault(canonical_feature(name), feat)
+        self.features = features
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -244,7 +250,7 @@ def build_table(dyn: Dynamics, *, lbpe_epochs: int, lbpe_top_k: int, el2n_epochs
     """Every score of ``dyn`` plus the features every selector prepares from it, as one :class:`ScoreTable`; its
     config records the version of every method it holds (:func:`complete_table` reads them)."""
     scores = compute_scores(dyn, lbpe_epochs=lbpe_epochs, lbpe_top_k=lbpe_top_k, el2n_epochs=el2n_epochs, seed=seed)
-    features = {name: SELECTORS.get(name).prepare(dyn) for name in _featured()}
+    features = {name: feature.prepare(dyn) for name, feature in all_features().items()}
     cfg = {"lbpe_epochs": lbpe_epochs, "lbpe_top_k": lbpe_top_k, "el2n_epochs": el2n_epochs, "seed": seed,
            **dict(config or {}), "methods": _versions(scores, features)}
     return ScoreTable(scores, dyn.labels, features, cfg)
@@ -252,39 +258,37 @@ def build_table(dyn: Dynamics, *, lbpe_epochs: int, lbpe_top_k: int, el2n_epochs
 
 def complete_table(table: ScoreTable, dynamics: Callable[[], Dynamics], *, scores: Iterable[str] = (),
                    features: Iterable[str] = ()) -> tuple[ScoreTable, list[str]]:
-    """``table`` with the asked-for ``scores`` and selector ``features`` it lacks, or holds in an older version than
-    the registered method's, computed from ``dynamics()`` (called only then) with the table's own windows.
+    """``table`` with the asked-for ``scores`` and ``features`` it lacks, or holds in an older version than the
+    registered method's, computed from ``dynamics()`` (called only then) with the table's own windows.
 
     How a method added after a folder was made joins that folder: only its column is computed, every other column
     (and every pruned set and cell made from it) stays. Returns the table and the names computed (empty: as it was).
-    A table written before versions were recorded holds version 1 of everything in it.
+    A table written before versions were recorded holds version 1 of everything in it; features held under a
+    former name (SSP's embeddings as ``ssp``) count as the feature's current name.
     """
     held = table.config.get("methods") or _versions(table.scores, table.features, assume=1)
+    held_features = {canonical_feature(n): v for n, v in held.get("features", {}).items()}
+    held = {"scores": dict(held.get("scores", {})), "features": held_features}
     stale_scores = [n for n in dict.fromkeys(scores)
-                    if n not in table.scores or held.get("scores", {}).get(n) != SCORES.get(n).version]
-    stale_features = [n for n in dict.fromkeys(features)
-                      if n not in table.features or held.get("features", {}).get(n) != SELECTORS.get(n).version]
+                    if n not in table.scores or held["scores"].get(n) != SCORES.get(n).version]
+    stale_features = [n for n in dict.fromkeys(canonical_feature(f) for f in features)
+                      if n not in table.features or held_features.get(n) != get_feature(n).version]
     if not stale_scores and not stale_features:
         return table, []
     dyn = dynamics()
     cfg = table.config
     new_scores = compute_scores(dyn, stale_scores, lbpe_epochs=cfg["lbpe_epochs"], lbpe_top_k=cfg["lbpe_top_k"],
                                 el2n_epochs=cfg["el2n_epochs"], seed=cfg.get("seed", 0)) if stale_scores else {}
-    new_features = {n: SELECTORS.get(n).prepare(dyn) for n in stale_features}
+    new_features = {n: get_feature(n).prepare(dyn) for n in stale_features}
     check_matches(table.labels, dyn.labels, table.source)
     merged_scores, merged_features = {**table.scores, **new_scores}, {**table.features, **new_features}
-    versions = {"scores": {**held.get("scores", {}), **{n: SCORES.get(n).version for n in new_scores}},
-                "features": {**held.get("features", {}), **{n: SELECTORS.get(n).version for n in new_features}}}
+    versions = {"scores": {**held["scores"], **{n: SCORES.get(n).version for n in new_scores}},
+                "features": {**held_features, **{n: get_feature(n).version for n in new_features}}}
     done = ScoreTable(merged_scores, table.labels, merged_features, {**cfg, "methods": versions}, source=table.source)
     return done, stale_scores + stale_features
-
-
-def _featured() -> list[str]:
-    """The selectors that prepare per-image features."""
-    return [name for name in SELECTORS.names() if SELECTORS.get(name).prepare is not None]
 
 
 def _versions(scores: Iterable[str], features: Iterable[str], assume: int | None = None) -> dict[str, dict[str, int]]:
     """The method version of each column: the registered method's, or ``assume`` (a table older than versions)."""
     return {"scores": {n: assume or SCORES.get(n).version for n in scores},
-            "features": {n: assume or SELECTORS.get(n).version for n in features}}
+            "features": {n: assume or get_feature(n).version for n in features}}

@@ -33,12 +33,12 @@ class LadderConfig:
     ``seed`` seeds the training runs (a cell's evaluations use seeds ``seed .. seed + evaluations - 1``; with
     separate runs, run ``i``'s set gets ``seed + i * repeat ..``), and ``dynamics.seed`` the dynamics runs whose
     scores the score-based rules read (another dynamics seed measures how much of a rule's result is its scores'
-    noise); ``subset_seed`` seeds the rules that draw at random (random, ssp, ccs with a random pick), so the spread
-    between subsets can be measured apart from the training noise; ``random_subsets`` random balanced subsets
-    (per run, with separate runs; subset seeds ``subset_seed ..``) make the reference that every rule's "gain over
-    random" is measured against, with the spread between subsets in its std. ``options`` are rule-method options
-    (``{"hard_cut": 0.2}`` for CCS); ``None`` LBPE window entries follow :func:`yoco.protocol.lbpe_window` for the
-    source.
+    noise); ``subset_seed`` seeds the rules that draw at random (random, ssp, ccs with a random pick, kcenter,
+    dual), so the spread between subsets can be measured apart from the training noise; ``random_subsets`` random
+    balanced subsets (per run, with separate runs; subset seeds ``subset_seed ..``) make the reference that every
+    rule's "gain over random" is measured against, with the spread between subsets in its std. ``options`` are
+    rule-method options (``{"hard_cut": 0.2}`` for CCS); ``None`` LBPE window entries follow
+    :func:`yoco.protocol.lbpe_window` for the source.
     """
 
     dataset: str

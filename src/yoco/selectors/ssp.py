@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from yoco.dynamics import Dynamics
 from yoco.errors import YocoError
 from yoco.selectors.base import Context, register_selector
+from yoco.selectors.embeddings import final_embeddings
 from yoco.selectors.kmeans import kmeans
 
-
-def ssp_embeddings(dyn: Dynamics) -> torch.Tensor:
-    """SSP's features: one run's final-model embeddings as they are (YOCO's k-means input, ``[N, D]``); for
-    several runs (scores averaged over runs), each run's L2-normalised, concatenated (``[N, runs * D]``), so no
-    run's scale dominates the distances."""
-    if dyn.runs == 1:
-        return dyn.embeddings[0].to(torch.float32)
-    return torch.cat(list(F.normalize(dyn.embeddings, dim=-1)), dim=-1)
+ssp_embeddings = final_embeddings  # SSP's features, by the name they had before they were shared
 
 
-@register_selector("ssp", prepare=ssp_embeddings)
+@register_selector("ssp", feature="embeddings")
 def _ssp(members: torch.Tensor, budget: int, ctx: Context) -> torch.Tensor:
     """Self-supervised prototypes: k-means with ``budget`` clusters, keep the image nearest each centroid.
 
