@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from yoco import protocol
-from yoco.data.condensed import CondensedSet, decode
+from yoco.data.condensed import CondensedSet, content_sha256, decode
 from yoco.dynamics import Dynamics
 from yoco.errors import YocoError
 from yoco.protocol import CCS_DEFAULT_HARD_CUT, CCS_PICK, CCS_PICKS, CCS_STRATA, KMEANS_MAX_ITER, KMEANS_TOL
@@ -349,7 +349,7 @@ def build_table(dyn: Dynamics, *, lbpe_epochs: int, lbpe_top_k: int, el2n_epochs
     features = {name: SELECTORS.get(name).prepare(dyn) for name in SELECTORS.names()
                 if SELECTORS.get(name).prepare is not None}
     cfg = {"lbpe_epochs": lbpe_epochs, "lbpe_top_k": lbpe_top_k, "el2n_epochs": el2n_epochs, "seed": seed,
-           **dict(config or {})}
+           **({"set_sha256": dyn.config["set_sha256"]} if "set_sha256" in dyn.config else {}), **dict(config or {})}
     return ScoreTable(scores, dyn.labels, features, cfg)
 
 
@@ -369,6 +369,10 @@ def prune(cs: CondensedSet, table: ScoreTable, rule: str | Rule, ipc: int, *, se
     r = parse_rule(rule)
     dec = decode(cs)
     table.check_matches(dec.labels)
+    made_for = table.config.get("set_sha256")
+    if made_for is not None and made_for != content_sha256(cs):
+        raise YocoError(f"{table.source}: the scores were computed for another set (sha256 {str(made_for)[:12]}), not "
+                        f"{cs.source} (sha256 {content_sha256(cs)[:12]}); score this set's own dynamics")
     f = cs.meta.factor
     n = ipc * f * f
     where = PruneContext(cs.meta.dataset, cs.meta.ipc, ipc)

@@ -223,8 +223,8 @@ def load_table(path: str | Path) -> ScoreTable:
     try:
         config = json.loads(header.get("config", "{}"))
         order = json.loads(header.get("order", "[]"))
-    except json.JSONDecodeError as exc:
-        raise YocoError(f"{path}: score table header is damaged ({exc})") from None
+    except (ValueError, RecursionError) as exc:  # bad JSON, or JSON nested deeper than Python's parser goes
+        raise YocoError(f"{path}: score table header is damaged ({str(exc)[:200] or type(exc).__name__})") from None
     if not isinstance(config, dict) or not isinstance(order, list):
         raise YocoError(f"{path}: score table header is damaged (config must be an object, order a list)")
     names = [k.removeprefix("score.") for k in tensors if k.startswith("score.")]

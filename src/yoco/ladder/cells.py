@@ -43,6 +43,7 @@ class Cell:
     threads: int = 0
     compile: bool = False
     run: int | None = None
+    test_sha256: str = ""
 
     @property
     def name(self) -> str:
@@ -78,6 +79,15 @@ def _dataset(name: str, root: str | None):
     return load_dataset(name, root=root)
 
 
+def _tested_on(cell: Cell):
+    """The cell's dataset, refused when its test set is not the one the cell was planned (and keyed) with."""
+    real = _dataset(cell.dataset, cell.data_root)
+    if cell.test_sha256 and real.digest("test") != cell.test_sha256:
+        raise YocoError(f"{real.root}: the {real.name} test set changed since the ladder planned this cell (sha256 "
+                        f"{real.digest('test')[:12]}, planned {cell.test_sha256[:12]}); rerun the ladder")
+    return real
+
+
 def run_cell(cell: Cell) -> dict[str, Any]:
     """Evaluate one pruned set with one seed and write its JSON; never raises (errors are recorded)."""
     from yoco.data.condensed import load
@@ -88,7 +98,7 @@ def run_cell(cell: Cell) -> dict[str, Any]:
     t0 = time.perf_counter()
     try:
         cs = load(cell.set_path)
-        real = _dataset(cell.dataset, cell.data_root)
+        real = _tested_on(cell)
         cfg = EvalConfig(**{**cell.eval, "repeat": 1, "seed": cell.seed})
         res = evaluate_condensed(cs, real, cfg, device=cell.device, progress=False, compile=cell.compile)
     except Exception as exc:  # noqa: BLE001 - a failed cell is reported in the table, the ladder goes on
@@ -105,7 +115,8 @@ def write_result(cell: Cell, res: dict[str, Any], seconds: float, **extra: Any) 
     layout) and return it."""
     result = {"status": "ok", "last": res["last_mean"], "best": res["best_mean"], "curve": res["runs"][0]["curve"],
               "sha256": res["sha256"], "config": res["config"], "rule": cell.rule, "ipc": cell.ipc, "seed": cell.seed,
-              "subset": cell.subset, "run": cell.run, "key": cell.key, "seconds": seconds, **extra}
+              "subset": cell.subset, "run": cell.run, "key": cell.key, "seconds": seconds,
+              **({"test_sha256": cell.test_sha256} if cell.test_sha256 else {}), **extra}
     write_json(cell.out, result)
     return result
 
@@ -121,7 +132,7 @@ def run_group(cells: list[Cell]) -> list[dict[str, Any]]:
     t0 = time.perf_counter()
     try:
         sets = [load(c.set_path) for c in cells]
-        real = _dataset(first.dataset, first.data_root)
+        real = _tested_on(first)
         results = evaluate_sets(sets, real, EvalConfig(**{**first.eval, "repeat": 1}), device=first.device,
                                 progress=False, batched=True, seeds=[c.seed for c in cells], compile=first.compile)
     except Exception:  # noqa: BLE001 - fall back to one by one, where each failure is recorded on its own cell
@@ -135,7 +146,7 @@ def groups(cells: list[Cell]) -> list[list[Cell]]:
     compiling."""
     by: dict[tuple, list[Cell]] = {}
     for c in cells:
-        by.setdefault((c.ipc, c.dataset, c.device, c.compile, json.dumps(c.eval, sort_keys=True, default=str)),
+        by.setdefault((c.ipc, c.dataset, c.test_sha256, c.device, c.compile, json.dumps(c.eval, sort_keys=True, default=str)),
                       []).append(c)
     return list(by.values())
 

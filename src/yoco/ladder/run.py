@@ -30,6 +30,7 @@ from yoco.train import resolve_device
 
 log = logging.getLogger(__name__)
 PLAN = "plan.json"  # the ladder's evaluation cells, written before they run, read by report_ladder
+MAX_PRUNED_SETS = 2000  # pruned sets one ladder may write (each a file of its own); the paper's tables need < 200
 
 
 def fingerprint(cs: CondensedSet) -> str:
@@ -66,7 +67,12 @@ def run_ladder(
         bad = [k for k in cfg.ipcs if cs.meta.ipc and k >= cs.meta.ipc]
         if bad:
             raise YocoError(f"target IPCs {bad} must be below the source IPC {cs.meta.ipc}")
+        planned = cfg.pruned_sets()
+        if planned > MAX_PRUNED_SETS:
+            raise YocoError(f"{out}: the ladder would write {planned} pruned sets, more than the {MAX_PRUNED_SETS} yoco "
+                            "allows in one folder; use fewer rules, IPCs, dynamics runs or --random-subsets")
         claim(out, source_fp, cfg.dataset, cfg.to_dict(), force)
+        tested = real.digest("test")  # cells are keyed by the test set's content, not by where it was read
         cache = out / "cache"
 
         dyn_key = key(source_fp, cfg.dynamics.to_dict(), *_compiled(compile))
@@ -76,7 +82,7 @@ def run_ladder(
             src_path = cache / f"source-{source_fp}.safetensors"
             cached(src_path, source_fp, lambda: cs, save, load, fingerprint)
             source_cells = _cells(out, "source", None, src_path, source_fp, cfg, eval_cfg, data_root, device, compile,
-                                  range(cfg.seed, cfg.seed + cfg.evaluations))
+                                  range(cfg.seed, cfg.seed + cfg.evaluations), tested=tested)
 
         def make_dynamics() -> Dynamics:
             log.info("recording training dynamics (%d runs x %d epochs)", cfg.dynamics.runs, cfg.dynamics.epochs)
@@ -137,7 +143,7 @@ def run_ladder(
                         first = cfg.seed + run * cfg.repeat
                         cells += _cells(out, name, ipc, path, pkey, cfg, eval_cfg, data_root, device, compile,
                                         range(first, first + cfg.repeat), sub,
-                                        run if cfg.separate and parsed.reads_dynamics else None)
+                                        run if cfg.separate and parsed.reads_dynamics else None, tested=tested)
 
         # smallest target IPC first and the unpruned source last: a ladder stopped part-way leaves whole rows
         # (every rule at the small IPCs) rather than every IPC of a few rules
@@ -145,7 +151,7 @@ def run_ladder(
         log.info("%d evaluation cells, %d already done, %d to run", len(cells), len(cells) - len(todo), len(todo))
         if batch_cells is None:
             batch_cells = resolve_device(device).type == "cuda" and workers == 1 and not ray_address
-        report_config = {**cfg.to_dict(), "source": cs.source, "source_fingerprint": source_fp,
+        report_config = {**cfg.to_dict(), "source": cs.source, "source_fingerprint": source_fp, "test_sha256": tested,
                          "source_sha256": content_sha256(cs), "departures": cfg.departures(), "compiled": compile,
                          "score_windows": windows}  # the windows used, where the config leaves them to the protocol
         write_json(out / PLAN, {"config": report_config,
@@ -212,13 +218,15 @@ def _pruned(cs: CondensedSet, table: ScoreTable, rule: str, ipc: int, cfg: Ladde
 
 def _cells(out: Path, rule: str, ipc: int | None, set_path: Path, set_key: str, cfg: LadderConfig,
            eval_cfg: dict[str, Any], data_root: str | None, device: str, compile: bool, seeds: range,
-           subset: int | None = None, run: int | None = None) -> list[Cell]:
+           subset: int | None = None, run: int | None = None, *, tested: str) -> list[Cell]:
     cells = []
     for s in seeds:
-        # keyed by the kind of device the cell trains on, so `auto` and `cpu` on a CPU are the same cell
-        k = key(set_key, eval_cfg, resolve_device(device).type, s, *_compiled(compile))
+        # keyed by the kind of device the cell trains on, so `auto` and `cpu` on a CPU are the same cell, and by the
+        # test set's content, so another --data-root with other test data never reuses a cell (cells of folders made
+        # before the test set was in the key are evaluated again, once)
+        k = key(set_key, eval_cfg, resolve_device(device).type, s, *_compiled(compile), {"test_sha256": tested})
         cell = Cell(rule, ipc, s, str(set_path), cfg.dataset, data_root, eval_cfg, k, "", subset=subset,
-                    device=device, compile=compile, run=run)
+                    device=device, compile=compile, run=run, test_sha256=tested)
         cells.append(dataclasses.replace(cell, out=str(out / "cells" / f"{cell.name}-{k}.json")))
     return cells
 
