@@ -307,7 +307,8 @@ def _torch_load(path: Path) -> Any:
                             f"containers{what}") from None
         detail = re.search(r"WeightsUnpickler error:\s*(.+)", str(exc))
         why = f" ({detail.group(1).strip()[:120]})" if detail else ""
-        raise YocoError(f"{path}: not a PyTorch file of tensors that yoco can open without executing it{why}") from None
+        raise YocoError(f"{path}: not a readable PyTorch file{why}; yoco reads only tensors and plain containers, "
+                        "without executing anything") from None
     except Exception as exc:  # noqa: BLE001 - a corrupt or foreign file makes torch.load raise anything
         raise YocoError(
             f"{path}: not a readable PyTorch file ({type(exc).__name__}: {_first_line(exc)})"

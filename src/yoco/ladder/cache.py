@@ -100,8 +100,8 @@ class FolderLock:
 # What a ladder writes at the top of its folder, and the folders it fills; anything else there is not a ladder's.
 REPORTS = ("results.csv", "results.json", "results.md", "ladder.png", "plan.json", "ladder.json")
 STAGES = ("cache", "pruned", "cells")
-OWN = {*REPORTS, *STAGES, ".ladder.lock", "condensed.safetensors", "condensed.safetensors.ckpt", "config.toml",
-       "config.yaml", "config.yml"}
+# What a ladder's folder may hold before the ladder claims it (ladder.json): its lock and the set --condense makes.
+UNCLAIMED = {".ladder.lock", "condensed.safetensors", "condensed.safetensors.ckpt"}
 
 
 def check_folder(folder: str | Path, inputs: Sequence[Path] = (), outputs: Sequence[Path] = ()) -> None:
@@ -112,7 +112,7 @@ def check_folder(folder: str | Path, inputs: Sequence[Path] = (), outputs: Seque
     if folder.exists() and not folder.is_dir():
         raise YocoError(f"{folder}: exists and is not a folder; a ladder's --out is a folder")
     if folder.is_dir() and not (folder / "ladder.json").is_file():
-        foreign = sorted(p.name for p in folder.iterdir() if p.name not in OWN and not _temporary(p.name))
+        foreign = sorted(p.name for p in folder.iterdir() if p.name not in UNCLAIMED and not _temporary(p.name))
         if foreign:
             shown = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
             raise YocoError(f"{folder}: holds files that are not a ladder's ({shown}); a ladder writes only into an "
