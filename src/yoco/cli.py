@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from yoco.errors import YocoError
 from yoco.registry import Registry
@@ -47,6 +47,14 @@ def command(name: str, help: str) -> Callable[[Callable[[argparse.ArgumentParser
         return COMMANDS.add(name, Command(name, help, fn), description=help)
 
     return wrap
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, except that a bad command line is one line on stderr (status 2), like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        flat, where = " ".join(message.split()), self.prog.removeprefix("yoco").strip()
+        self.exit(2, f"yoco: error: {where + ': ' if where else ''}{flat}; see `{self.prog} --help`\n")
 
 
 class _Help(argparse.RawDescriptionHelpFormatter):
@@ -715,8 +723,7 @@ CONFIGURABLE = ("evaluate", "condense", "ladder")  # the commands that take --co
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     """The full argument parser (also used to render ``--help``) and each command's sub-parser."""
-    parser = argparse.ArgumentParser(prog="yoco", description="Condense once, prune to any size (YOCO).",
-                                     formatter_class=_Help)
+    parser = _Parser(prog="yoco", description="Condense once, prune to any size (YOCO).", formatter_class=_Help)
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     subs = {}

@@ -39,6 +39,7 @@ MAX_ARRAY_BYTES = 2 * 1024**3  # an archived array declaring more than this is r
 # What the tensors of one .pt file may amount to once a reader materialises them (views counted at their full size,
 # as float32 images / int64 labels); a stride-0 view of one stored number can claim terabytes.
 MAX_LOAD_BYTES = 4 * 1024**3
+MAX_VIEW_GROWTH, MAX_SMALL_VIEW = 16, 16 * 1024**2  # a view may read as 16x its storage (uint8 -> float32...)
 MAX_LOAD_OBJECTS = 100_000  # containers and tensors in one .pt file (a published set holds a handful)
 MAX_MTT_LR = 1.0  # MTT's learned learning rates are about 0.01; a larger one is a damaged or foreign file
 
@@ -334,9 +335,10 @@ def _check_materialised(obj: Any, path: Path) -> None:
     """Refuse what ``torch.load`` returned when copying its tensors would take more than :data:`MAX_LOAD_BYTES`.
 
     Each tensor counts ``numel`` elements of at least 4 bytes (floats become float32) and integers 8 (int64 labels),
-    whatever its storage holds, so views that repeat one stored value are counted as what a reader makes of them.
-    Walked without recursion, so deep nesting cannot overflow the stack."""
-    total, count, todo = 0, 0, [obj]
+    whatever its storage holds, so views that repeat one stored value are counted as what a reader makes of them; and
+    no tensor may read as more than :data:`MAX_VIEW_GROWTH` times the bytes it stores (beyond a small view), so a
+    file's contents cost about its size. Walked without recursion, so deep nesting cannot overflow the stack."""
+    total, count, todo, views = 0, 0, [obj], []
     while todo:
         item = todo.pop()
         count += 1
@@ -344,17 +346,25 @@ def _check_materialised(obj: Any, path: Path) -> None:
             raise YocoError(f"{path}: holds more than {MAX_LOAD_OBJECTS} objects; not a condensed set")
         if torch.is_tensor(item):
             width = 4 if item.is_floating_point() or item.is_complex() else 8
-            total += item.numel() * max(width, item.element_size())
+            size = item.numel() * max(width, item.element_size())
+            if item.layout == torch.strided:  # sparse and other layouts are refused by the readers themselves
+                views.append((item, size))
+            total += size
         elif isinstance(item, np.ndarray):
             total += item.size * max(8, item.itemsize)
         elif isinstance(item, dict):
             todo.extend(item.values())
         elif isinstance(item, (list, tuple)):
             todo.extend(item)
-        if total > MAX_LOAD_BYTES:
-            raise YocoError(f"{path}: its tensors would take {total / 2**30:.3g} GiB or more once read (views counted "
-                            f"at full size), more than the {MAX_LOAD_BYTES / 2**30:g} GiB yoco allows; refusing to "
-                            "read it")
+    if total > MAX_LOAD_BYTES:
+        raise YocoError(f"{path}: its tensors would take {total / 2**30:.3g} GiB once read (views counted at full "
+                        f"size), more than the {MAX_LOAD_BYTES / 2**30:g} GiB yoco allows; refusing to read it")
+    for item, size in views:
+        stored = item.untyped_storage().nbytes()
+        if size > max(MAX_VIEW_GROWTH * stored, MAX_SMALL_VIEW):
+            raise YocoError(f"{path}: holds a tensor of {item.numel()} values that repeats {stored} stored bytes "
+                            f"({size / 2**20:.3g} MiB once read: an expanded or overlapping view); refusing to read "
+                            "it (save the tensor with .contiguous())")
 
 
 def _first_line(exc: BaseException) -> str:
