@@ -369,3 +369,26 @@ def test_results_name_the_set_and_test_data_they_were_computed_on(world):
     assert run("evaluate", world["set"], "--dataset", "mnist", "--data-root", world["root"], *QUICK, "--repeat", "1",
                "--out", t / "e.json") == 0
     assert json.loads((t / "e.json").read_text())["test_sha256"] == world["real"].digest("test")
+
+
+def test_a_checkpoint_resumes_only_on_the_training_images_it_was_made_from(tmp_path):
+    import dataclasses
+
+    from test_condense import TINY, _interrupted_run, fake_real
+
+    from yoco.condense import checkpoint_path, condense
+    from yoco.files import read_tensors, write_tensors
+
+    real = fake_real()
+    out = tmp_path / "c.safetensors"
+    _interrupted_run(real, dataclasses.replace(TINY, iterations=6), out, at=2)
+    other = fake_real()
+    other.train_labels = other.train_labels.flip(0)  # same name and shape, other training data
+    with pytest.raises(YocoError, match="train_sha256"):
+        condense(other, TINY, out, device="cpu", resume=True, progress=False)
+    # a checkpoint written before the digest was kept resumes as before (checked by name and shape)
+    header, tensors = read_tensors(checkpoint_path(out), "IDC checkpoint")
+    identity = json.loads(header["identity"])
+    identity.pop("train_sha256")
+    write_tensors(checkpoint_path(out), tensors, {**header, "identity": json.dumps(identity)})
+    assert condense(real, TINY, out, device="cpu", resume=True, progress=False).images.shape == (8, 1, 8, 8)
