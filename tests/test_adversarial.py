@@ -37,7 +37,9 @@ MAX_RSS_KIB = 1_500_000
 HERE = Path(__file__).resolve().parent
 SRC = Path(yoco.__file__).resolve().parents[1]
 QUICK = ["--epochs", "2", "--width", "8", "--repeat", "1", "--device", "cpu", "--quiet"]
-FUZZ = settings(max_examples=12, deadline=None, derandomize=True,
+# 12 examples per property keep CI near a minute; YOCO_ADVERSARIAL_EXAMPLES=500 (and derandomize off) searches deeper
+EXAMPLES = int(os.environ.get("YOCO_ADVERSARIAL_EXAMPLES", "12"))
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=EXAMPLES <= 12,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 
@@ -389,3 +391,51 @@ def test_files_that_claim_huge_sizes_are_refused_before_allocating(yoco_cli, wor
     finally:
         path.unlink(missing_ok=True)
         (world / "i.safetensors").unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="module")
+def ladder_folder(world: Path) -> Path:
+    """A finished tiny ladder in the world, for the readers of ``yoco report``."""
+    from yoco.data.condensed import load
+    from yoco.ladder import LadderConfig, quick, run_ladder
+
+    cfg = quick(LadderConfig(dataset="mnist", ipcs=(1,), rules=("random_balance",), repeat=1), width=8, dyn_epochs=2,
+                eval_epochs=2)
+    run_ladder(load(world / "set.safetensors"), cfg, world / "lad0", data_root=str(world / "data"), device="cpu",
+               progress=False)
+    return world / "lad0"
+
+
+REPORTS = ("lad0/results.csv", "lad0/results.json", "lad0/results.md", "lad0/ladder.png")
+TRICKY = st.sampled_from(["10", "x", True, None, -1, 2**70, 1e308, [], {}, [1, 2], {"a": 1}, "\u202e", "9" * 400])
+
+
+@FUZZ
+@given(which=st.sampled_from(["plan.json", "cell"]), ops=byte_ops, field=st.integers(0, 50), value=TRICKY,
+       how=st.sampled_from(["bytes", "field"]))
+def test_report_reads_or_refuses_a_damaged_ladder_folder(yoco_cli, ladder_folder, which, ops, field, value, how):
+    path = ladder_folder / "plan.json" if which == "plan.json" else min((ladder_folder / "cells").glob("*.json"))
+    original = path.read_bytes()
+    try:
+        if how == "bytes":
+            path.write_bytes(corrupt(original, ops))
+        else:  # one value somewhere in the JSON replaced by a value of the wrong kind
+            doc = json.loads(original)
+            spots = list(_spots(doc))
+            holder, key = spots[field % len(spots)]
+            holder[key] = value
+            path.write_text(json.dumps(doc))
+        accepted_or_refused(yoco_cli("report", "lad0"), REPORTS)
+    finally:
+        path.write_bytes(original)
+
+
+def _spots(doc: object):
+    """Every (container, key) of a JSON document, depth first."""
+    todo = [doc]
+    while todo:
+        item = todo.pop()
+        pairs = item.items() if isinstance(item, dict) else enumerate(item) if isinstance(item, list) else ()
+        for k, v in pairs:
+            yield item, k
+            todo.append(v)

@@ -56,10 +56,14 @@ def cached(path: Path, want: str, make: Callable[[], T], save: Callable[[T, Path
 def read_json(path: Path) -> dict[str, Any] | None:
     """A JSON object from ``path``, or None when it is missing, truncated or not an object."""
     try:
-        obj = json.loads(path.read_text())
-    except (OSError, ValueError, RecursionError):  # missing, truncated, not UTF-8, absurdly nested
+        obj = json.loads(path.read_text(), parse_constant=_no_constant)
+    except (OSError, ValueError, RecursionError):  # missing, truncated, not UTF-8, absurdly nested, NaN
         return None
     return obj if isinstance(obj, dict) else None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number yoco writes")
 
 
 class FolderLock:

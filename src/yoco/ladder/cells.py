@@ -59,9 +59,13 @@ class Cell:
         return old is not None and old.get("status") == "ok"
 
     def recorded(self) -> dict[str, Any] | None:
-        """The cell's result file (ok or failed) when it was written with this cell's key, else None."""
+        """The cell's result file (ok or failed) when it was written with this cell's key and reads as a result
+        (accuracies are numbers in [0, 1], an error is text), else None; what it says of its rule, IPC, seed, subset
+        and run is this cell's (its key says so)."""
         old = read_json(Path(self.out))
-        return old if old is not None and old.get("key") == self.key else None
+        if old is None or old.get("key") != self.key or not _well_formed(old):
+            return None
+        return {**old, "rule": self.rule, "ipc": self.ipc, "seed": self.seed, "subset": self.subset, "run": self.run}
 
     def result(self) -> dict[str, Any]:
         """The cell's result file, checked against its key; a missing or stale file reads as failed."""
@@ -70,6 +74,15 @@ class Cell:
             return {"status": "failed", "error": "no result (the cell did not run)", "rule": self.rule,
                     "ipc": self.ipc, "seed": self.seed, "subset": self.subset, "run": self.run, "key": self.key}
         return old
+
+
+def _well_formed(result: dict[str, Any]) -> bool:
+    """Whether a cell file's result has what the reports read, of the right kinds."""
+    if result.get("status") == "failed":
+        return isinstance(result.get("error"), str)
+    return result.get("status") == "ok" and all(
+        isinstance(result.get(k), (int, float)) and not isinstance(result.get(k), bool) and 0 <= result[k] <= 1
+        for k in ("last", "best"))
 
 
 @lru_cache(maxsize=2)

@@ -174,6 +174,7 @@ def report_ladder(out_dir: str | Path) -> dict[str, Any]:
     if plan is None or not isinstance(plan.get("cells"), list):
         raise YocoError(f"{out / PLAN}: no ladder plan here (missing or unreadable); a ladder writes it when its "
                         "evaluations start")
+    _check_plan(plan, out / PLAN)
     results = []
     for c in plan["cells"]:
         cell = Cell(c["rule"], c["ipc"], c["seed"], "", "", None, {}, c["key"], str(out / "cells" / c["file"]),
@@ -183,6 +184,28 @@ def report_ladder(out_dir: str | Path) -> dict[str, Any]:
     if not results:
         raise YocoError(f"{out}: none of the {len(plan['cells'])} planned evaluation cells has finished yet")
     return write_ladder_reports(out, results, plan["config"], planned=len(plan["cells"]))
+
+
+def _check_plan(plan: dict[str, Any], path: Path) -> None:
+    """Refuse a plan whose cells or config are not of the kinds a ladder writes (a damaged or hand-edited file)."""
+    def whole(v: Any, none: bool = False) -> bool:
+        return (none and v is None) or (isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**63)
+
+    config = plan.get("config")
+    kinds = {"dataset": str, "departures": list, "compiled": bool, "score_runs": str, "dynamics": dict}
+    bad = [k for k, kind in kinds.items() if isinstance(config, dict) and k in config and not isinstance(config[k], kind)]
+    if not isinstance(config, dict) or bad or not all(isinstance(d, str) for d in config.get("departures", [])) or (
+            "repeat" in config and not whole(config["repeat"])) or (
+            not whole((config.get("dynamics") or {}).get("runs", 0))):
+        raise YocoError(f"{path}: damaged ladder plan (its config{' field ' + bad[0] if bad else ''} is not what a "
+                        "ladder writes); rerun the ladder to write it again")
+    for i, c in enumerate(plan["cells"]):
+        if not (isinstance(c, dict) and isinstance(c.get("rule"), str) and whole(c.get("ipc"), none=True)
+                and whole(c.get("seed")) and whole(c.get("subset"), none=True) and whole(c.get("run"), none=True)
+                and isinstance(c.get("key"), str) and isinstance(c.get("file"), str)
+                and c["file"] == Path(c["file"]).name and c["file"] not in ("", ".", "..")):
+            raise YocoError(f"{path}: damaged ladder plan (cell {i} is not what a ladder writes); rerun the ladder to "
+                            "write it again")
 
 
 def _compiled(compile: bool) -> list[str]:
