@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from yoco.errors import YocoError
 from yoco.registry import Registry
@@ -48,6 +49,14 @@ def command(name: str, help: str) -> Callable[[Callable[[argparse.ArgumentParser
     return wrap
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, except that a bad command line is one line on stderr (status 2), like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        flat, where = " ".join(message.split()), self.prog.removeprefix("yoco").strip()
+        self.exit(2, f"yoco: error: {where + ': ' if where else ''}{flat}; see `{self.prog} --help`\n")
+
+
 class _Help(argparse.RawDescriptionHelpFormatter):
     """Shows an option's default when it has a real one (not None, not a flag's False)."""
 
@@ -58,28 +67,44 @@ class _Help(argparse.RawDescriptionHelpFormatter):
         return text
 
 
-def _whole(low: int) -> Callable[[str], int]:
-    """An argparse type: a whole number >= ``low`` (zero never silently means "the default")."""
+def _whole(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number >= ``low`` (zero never silently means "the default") and <= ``high``."""
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text[:40]!r}") from None
         if value < low:
             raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        if high is not None and value > high:
+            shown = f"{value}" if len(str(value)) <= 30 else f"a {len(str(value))}-digit number"
+            raise argparse.ArgumentTypeError(f"must be at most {high} (yoco's limit for this option), got {shown}")
         return value
 
     return parse
 
 
-positive, natural = _whole(1), _whole(0)
+# Upper bounds of the numeric options, far above the published protocol's values (epochs up to 3000, width 128,
+# 3 runs, IDC's 2000 iterations of 100 inner steps, IPC 50), so a typo or an absurd value is one line, not an
+# overflow traceback or a machine swapping. docs/reliability.md lists them.
+LIMITS = {"epochs": 100_000, "width": 1024, "runs": 100, "seed": 2**31 - 1, "ipc": 10_000, "classes": 100_000,
+          "factor": 8, "index": 100_000, "iterations": 100_000, "pixels": 4096, "workers": 256}
+BOUNDED = {"epochs": _whole(1, LIMITS["epochs"]), "width": _whole(1, LIMITS["width"]),
+           "runs": _whole(1, LIMITS["runs"]), "seed": _whole(0, LIMITS["seed"]), "ipc": _whole(1, LIMITS["ipc"]),
+           "classes": _whole(1, LIMITS["classes"]), "factor": _whole(1, LIMITS["factor"]),
+           "index": _whole(0, LIMITS["index"]), "iterations": _whole(1, LIMITS["iterations"]),
+           "iterations0": _whole(0, LIMITS["iterations"]), "pixels": _whole(1, LIMITS["pixels"]),
+           "workers": _whole(1, LIMITS["workers"])}
 
 
 def _ipcs(text: str) -> tuple[int, ...]:
-    values = tuple(positive(v.strip()) for v in text.split(",") if v.strip())
+    values = tuple(BOUNDED["ipc"](v.strip()) for v in text.split(",") if v.strip())
     if not values:
         raise argparse.ArgumentTypeError("give at least one target IPC, e.g. 1,2,5")
+    twice = sorted({v for v in values if values.count(v) > 1})
+    if twice:
+        raise argparse.ArgumentTypeError(f"target IPC {twice[0]} is given twice; each IPC is one column of the table")
     return values
 
 
@@ -93,11 +118,13 @@ def _names(text: str) -> tuple[str, ...]:
 def _option(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text[:60]!r}")
     try:
         parsed: Any = float(value) if any(ch in value for ch in ".eE") else int(value)
     except ValueError:
         parsed = value.strip()
+    if isinstance(parsed, float) and not math.isfinite(parsed):
+        raise argparse.ArgumentTypeError(f"{key.strip()}: expected a finite number, got {value.strip()[:40]!r}")
     return key.strip(), parsed
 
 
@@ -139,7 +166,7 @@ def _dataset(p: argparse.ArgumentParser, required: bool = True) -> None:
                    help="real dataset: " + ", ".join(DATASETS.names()))
     p.add_argument("--data-root", default=None, metavar="DIR",
                    help="folder holding the dataset files (default: the dataset's own; see `yoco datasets`)")
-    p.add_argument("--resolution", type=positive, default=None, metavar="PX",
+    p.add_argument("--resolution", type=BOUNDED["pixels"], default=None, metavar="PX",
                    help="resize to PX x PX (ImageNet subsets: default 224)")
 
 
@@ -154,21 +181,44 @@ def _training(p: argparse.ArgumentParser, repeat_help: str) -> None:
 
     p.add_argument("--model", default=None, help=f"network ({', '.join(model_names())}); default: the "
                    "protocol's for the dataset (convnet3; resnet10_ap for ImageNet subsets)")
-    p.add_argument("--width", type=positive, default=None, help="network width (default: the model's, 128)")
-    p.add_argument("--epochs", type=positive, default=None,
+    p.add_argument("--width", type=BOUNDED["width"], default=None, help="network width (default: the model's, 128)")
+    p.add_argument("--epochs", type=BOUNDED["epochs"], default=None,
                    help="training epochs (default: the protocol's, 1000 for CIFAR/MNIST-like data)")
-    p.add_argument("--repeat", type=positive, default=None, help=repeat_help)
-    p.add_argument("--seed", type=natural, default=None, help="first training seed (default: 0)")
+    p.add_argument("--repeat", type=BOUNDED["runs"], default=None, help=repeat_help)
+    p.add_argument("--seed", type=BOUNDED["seed"], default=None, help="first training seed (default: 0)")
 
 
-def _keep_config(a: argparse.Namespace, beside: Path) -> None:
-    """Copy the ``--config`` file (if any) beside the results, so they say what produced them."""
+def _config_copy(a: argparse.Namespace, beside: Path, folder: bool = False) -> list[Path]:
+    """Where the ``--config`` file's copy goes beside the results (``OUT.config.<suffix>``, or ``config.<suffix>``
+    in a results folder): one more output, checked with the others before any work. Empty without ``--config``, or
+    when the copy would be the config file itself (a rerun from the copy kept last time)."""
+    if not getattr(a, "config", None):
+        return []
+    src = Path(a.config)
+    target = beside / f"config{src.suffix}" if folder else beside.with_name(f"{beside.name}.config{src.suffix}")
+    if target.resolve() == src.resolve() or (target.exists() and os.path.samefile(target, src)):
+        return []
+    return [target]
+
+
+def _keep_config(a: argparse.Namespace, copies: list[Path]) -> None:
+    """Write the ``--config`` file's text, as read when the command started, to its copy beside the results."""
+    from yoco.files import write_text
+
+    for target in copies:
+        write_text(target, a.config_text)
+
+
+def _inputs(a: argparse.Namespace, *paths: str | Path | None) -> list[Path]:
+    """Everything a command reads: ``paths``, the ``--config`` file, and the files of ``--dataset`` (when given)."""
+    from yoco.data.datasets import dataset_inputs
+
+    found = [Path(p) for p in paths if p]
     if getattr(a, "config", None):
-        from yoco.files import write_text
-
-        src = Path(a.config)
-        target = beside / f"config{src.suffix}" if beside.is_dir() else beside.with_name(f"{beside.name}.config{src.suffix}")
-        write_text(target, src.read_text(encoding="utf-8-sig"))
+        found.append(Path(a.config))
+    if getattr(a, "dataset", None):
+        found += dataset_inputs(a.dataset, getattr(a, "data_root", None))
+    return found
 
 
 def _saved(cs, out: str | Path, *, written: bool = False) -> int:
@@ -230,7 +280,7 @@ def _show(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--png", default=None,
                    help="grid image path (default: the set's file name with .png, in the current folder, so that "
                         "showing a set inside an installed package writes nothing there)")
-    p.add_argument("--per-class", type=positive, default=10, help="images shown per class")
+    p.add_argument("--per-class", type=BOUNDED["ipc"], default=10, help="images shown per class")
 
     def run(a: argparse.Namespace) -> int:
         from yoco.data.condensed import load
@@ -238,7 +288,7 @@ def _show(p: argparse.ArgumentParser) -> Handler:
         from yoco.report import save_image_grid, summarize
 
         png = Path(a.png) if a.png else Path(Path(a.condensed).stem + ".png")
-        check_outputs([png], [a.condensed])
+        check_outputs([png], _inputs(a, a.condensed))
         cs = load(a.condensed)
         print(summarize(cs))
         save_image_grid(cs, png, per_class=a.per_class)
@@ -256,13 +306,13 @@ def _import(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--format", required=True, choices=FORMATS.names(), help=FORMATS.help())
     p.add_argument("--dataset", required=True, help="the real dataset it was condensed from")
     p.add_argument("--out", required=True, help="output .safetensors path")
-    p.add_argument("--num-classes", type=positive, default=None,
+    p.add_argument("--num-classes", type=BOUNDED["classes"], default=None,
                    help="default: the width of one-hot labels, else the largest label + 1")
-    p.add_argument("--factor", type=positive, default=None,
+    p.add_argument("--factor", type=BOUNDED["factor"], default=None,
                    help="multi-formation factor (default: the format's: IDC/DREAM 2, others 1)")
     p.add_argument("--normalized", choices=["yes", "no"], default=None,
                    help="are the stored images standardised (default: the format's: IDC/DREAM no, others yes)")
-    p.add_argument("--experiment", type=natural, default=0, help="which experiment of a DSA res_*.pt file")
+    p.add_argument("--experiment", type=BOUNDED["index"], default=0, help="which experiment of a DSA res_*.pt file")
     p.add_argument("--labels", default=None, help="MTT labels_best.pt (default: beside the images)")
     p.add_argument("--zca", action="store_true", help="the images are ZCA-whitened (MTT's CIFAR sets): evaluation "
                    "whitens the test set the same way")
@@ -271,13 +321,25 @@ def _import(p: argparse.ArgumentParser) -> Handler:
         from yoco.data.formats import import_condensed
         from yoco.files import check_outputs
 
-        check_outputs([a.out], [a.path] + ([a.labels] if a.labels else []))
+        check_outputs([a.out], _import_inputs(a))
         normalized = None if a.normalized is None else a.normalized == "yes"
         cs = import_condensed(a.path, a.format, dataset=a.dataset, num_classes=a.num_classes, factor=a.factor,
                               normalized=normalized, experiment=a.experiment, labels_path=a.labels, zca=a.zca)
         return _saved(cs, a.out)
 
     return run
+
+
+def _import_inputs(a: argparse.Namespace) -> list[Path]:
+    """The files an import reads: the file (a folder's default file, or the whole folder for folder formats), MTT's
+    labels and learning-rate files beside it, and the dataset's files (read for image folders' class names)."""
+    from yoco.data.formats import FORMATS
+
+    spec, path = FORMATS.get(a.format), Path(a.path)
+    if path.is_dir() and spec.default_file is not None:
+        path = path / spec.default_file
+    extra = [path.with_name("labels_best.pt"), path.with_name("lr_best.pt")] if spec.name == "mtt" else []
+    return _inputs(a, path, a.labels, *extra)
 
 
 @command("export", "write a condensed set as an image folder (root/<class>/<index>.png) for other tools")
@@ -291,11 +353,13 @@ def _export(p: argparse.ArgumentParser) -> Handler:
     def run(a: argparse.Namespace) -> int:
         from yoco.data.condensed import load
         from yoco.data.containers import export_imagefolder
-        from yoco.data.datasets import load_dataset
+        from yoco.data.datasets import dataset_inputs, load_dataset
+        from yoco.files import check_outputs
 
-        if Path(a.out).resolve() == Path(a.condensed).resolve():
-            raise YocoError(f"{a.out}: output is the input file {a.condensed}; refusing to overwrite it")
+        check_outputs([], _inputs(a, a.condensed), folders=[a.out])
         cs = load(a.condensed)
+        if a.class_names:
+            check_outputs([], dataset_inputs(cs.meta.dataset, a.data_root), folders=[a.out])
         names = list(load_dataset(cs.meta.dataset, root=a.data_root).classes) if a.class_names else None
         out = export_imagefolder(cs, a.out, names)
         print(f"wrote {len(cs)} images to {out} (8-bit PNG, pixel space; re-import with --format imagefolder)")
@@ -307,15 +371,15 @@ def _export(p: argparse.ArgumentParser) -> Handler:
 @command("sample", "take random real images per class as a starting (\"condensed\") set")
 def _sample(p: argparse.ArgumentParser) -> Handler:
     _dataset(p)
-    p.add_argument("--ipc", type=positive, required=True, help="images per class")
-    p.add_argument("--seed", type=natural, default=0, help="which random subset")
+    p.add_argument("--ipc", type=BOUNDED["ipc"], required=True, help="images per class")
+    p.add_argument("--seed", type=BOUNDED["seed"], default=0, help="which random subset")
     p.add_argument("--out", required=True, help="output .safetensors path")
 
     def run(a: argparse.Namespace) -> int:
         from yoco.data.subset import random_real_subset
         from yoco.files import check_outputs
 
-        check_outputs([a.out])
+        check_outputs([a.out], _inputs(a))
         cs = random_real_subset(_real(a), a.ipc, seed=a.seed)
         return _saved(cs, a.out)
 
@@ -327,7 +391,7 @@ def _evaluate(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("condensed", help="a yoco condensed-set file")
     _dataset(p)
     _training(p, "independent runs, seeds seed .. seed+repeat-1 (default: 3)")
-    p.add_argument("--test-points", type=positive, default=None,
+    p.add_argument("--test-points", type=BOUNDED["epochs"], default=None,
                    help="times the network is tested during training (default: the protocol's 4)")
     p.add_argument("--recipe", choices=["set", "protocol"], default="set",
                    help="set: use the evaluation recipe the set's method published with it (MTT's learned learning "
@@ -345,7 +409,8 @@ def _evaluate(p: argparse.ArgumentParser) -> Handler:
         from yoco.train import TrainConfig
 
         out = Path(a.out) if a.out else Path(a.condensed).with_suffix(".eval.json")
-        check_outputs([out], [a.condensed])
+        copies = _config_copy(a, out)
+        check_outputs([out, *copies], _inputs(a, a.condensed))
         cs = load(a.condensed)
         real = _real(a)
         check_compatible(cs, real)
@@ -354,8 +419,9 @@ def _evaluate(p: argparse.ArgumentParser) -> Handler:
                          recipe=a.recipe)
         result = evaluate_condensed(cs, real, cfg, device=a.device, progress=not a.quiet, compile=a.compile)
         result["file"] = {"path": str(a.condensed), "sha256": file_sha256(a.condensed)}
+        result["test_sha256"] = real.digest("test")  # the test set it was measured on, by content
         write_json(out, result)
-        _keep_config(a, out)
+        _keep_config(a, copies)
         print(f"{real.name} test accuracy over {len(result['runs'])} run(s): {accuracy_line(result)}")
         print(f"wrote {out}")
         return 0
@@ -368,26 +434,26 @@ def _condense(p: argparse.ArgumentParser) -> Handler:
     from yoco.condense import PRESETS
 
     _dataset(p)
-    p.add_argument("--ipc", type=positive, required=True, help="stored images per class")
+    p.add_argument("--ipc", type=BOUNDED["ipc"], required=True, help="stored images per class")
     p.add_argument("--preset", default=None, choices=list(PRESETS),
                    help="IDC settings (default: the dataset's published preset; cpu-quick: a CPU smoke run)")
-    p.add_argument("--factor", type=positive, default=None, help="multi-formation factor (default: the preset's, 2)")
-    p.add_argument("--iterations", type=positive, default=None, help="outer iterations (published: 2000)")
-    p.add_argument("--inner", type=positive, default=None, help="inner matching steps per iteration (published: 100)")
-    p.add_argument("--width", type=positive, default=None, help="matching network width (published: 128)")
+    p.add_argument("--factor", type=BOUNDED["factor"], default=None, help="multi-formation factor (default: the preset's, 2)")
+    p.add_argument("--iterations", type=BOUNDED["iterations"], default=None, help="outer iterations (published: 2000)")
+    p.add_argument("--inner", type=BOUNDED["iterations"], default=None, help="inner matching steps per iteration (published: 100)")
+    p.add_argument("--width", type=BOUNDED["width"], default=None, help="matching network width (published: 128)")
     p.add_argument("--engine", choices=["auto", "batched", "sequential"], default=None,
                    help="batched: every class in one gradient evaluation, the per-class steps in closed "
                    "form; sequential: IDC's loop; auto (default): batched on a GPU, sequential on a CPU (faster "
                    "there); all give the same images up to float rounding")
-    p.add_argument("--net-batch", type=positive, default=None,
+    p.add_argument("--net-batch", type=BOUNDED["runs"], default=None,
                    help="train the matching networks of this many outer iterations side by side, ahead of their "
                    "matching (their paths read only real images); default: 8 on a GPU, 1 on a CPU (measured "
                    "faster there); the same images up to float rounding")
-    p.add_argument("--seed", type=natural, default=None, help="default: 0")
-    p.add_argument("--checkpoint-every", type=natural, default=None,
+    p.add_argument("--seed", type=BOUNDED["seed"], default=None, help="default: 0")
+    p.add_argument("--checkpoint-every", type=BOUNDED["iterations0"], default=None,
                    help="outer iterations between checkpoints (OUT.ckpt; default 50, 0 = off)")
-    p.add_argument("--eval-every", type=natural, default=None, help="evaluate the current set every N iterations")
-    p.add_argument("--eval-epochs", type=positive, default=300, help="epochs of those periodic evaluations")
+    p.add_argument("--eval-every", type=BOUNDED["iterations0"], default=None, help="evaluate the current set every N iterations")
+    p.add_argument("--eval-epochs", type=BOUNDED["epochs"], default=300, help="epochs of those periodic evaluations")
     p.add_argument("--resume", action="store_true", help="continue from OUT.ckpt")
     p.add_argument("--out", required=True, help="output .safetensors path")
     _device(p)
@@ -402,7 +468,8 @@ def _condense(p: argparse.ArgumentParser) -> Handler:
         from yoco.files import check_outputs
         from yoco.train import TrainConfig
 
-        check_outputs([a.out, checkpoint_path(a.out)])
+        copies = _config_copy(a, Path(a.out))
+        check_outputs([a.out, checkpoint_path(a.out), *copies], _inputs(a))
         real = _real(a)
         cfg = resolve_config(real.name, a.preset, **given(
             ipc=a.ipc, factor=a.factor, iterations=a.iterations, inner=a.inner, width=a.width, engine=a.engine,
@@ -416,7 +483,7 @@ def _condense(p: argparse.ArgumentParser) -> Handler:
 
         cs = condense(real, cfg, a.out, device=a.device, resume=a.resume, progress=not a.quiet, eval_fn=eval_fn,
                       compile=a.compile, net_batch=a.net_batch)
-        _keep_config(a, Path(a.out))
+        _keep_config(a, copies)
         return _saved(cs, a.out, written=True)
 
     return run
@@ -426,12 +493,12 @@ def _condense(p: argparse.ArgumentParser) -> Handler:
 def _dynamics(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("condensed", help="a yoco condensed-set file")
     p.add_argument("--out", required=True, help="dynamics file (.safetensors)")
-    p.add_argument("--runs", type=positive, default=None, help="independent training runs; scores average them "
+    p.add_argument("--runs", type=BOUNDED["runs"], default=None, help="independent training runs; scores average them "
                    "(default: 3)")
-    p.add_argument("--epochs", type=positive, default=None, help="default: the protocol's 1000")
+    p.add_argument("--epochs", type=BOUNDED["epochs"], default=None, help="default: the protocol's 1000")
     p.add_argument("--model", default=None, help="default: the evaluation network of the set's dataset")
-    p.add_argument("--width", type=positive, default=None, help="default: the model's, 128")
-    p.add_argument("--seed", type=natural, default=None, help="first training seed (default: 0)")
+    p.add_argument("--width", type=BOUNDED["width"], default=None, help="default: the model's, 128")
+    p.add_argument("--seed", type=BOUNDED["seed"], default=None, help="first training seed (default: 0)")
     p.add_argument("--record", choices=["train", "clean"], default=None,
                    help="outputs of the augmented training pass (as the paper; default) or one clean pass per epoch")
     _device(p)
@@ -464,11 +531,11 @@ def _score(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("dynamics", help="a dynamics file written by `yoco dynamics`")
     p.add_argument("--out", required=True, help="score table (.safetensors: scores, labels and SSP's features)")
     p.add_argument("--csv", default=None, help="also export the scores as a readable CSV")
-    p.add_argument("--lbpe-epochs", type=positive, default=None,
+    p.add_argument("--lbpe-epochs", type=BOUNDED["epochs"], default=None,
                    help="LBPE window E (default: the published one for the set's dataset and method)")
-    p.add_argument("--lbpe-top-k", type=positive, default=None, help="LBPE top-K epochs (default: as E)")
-    p.add_argument("--el2n-epochs", type=positive, default=None, help="EL2N window (default: 10)")
-    p.add_argument("--seed", type=natural, default=0, help="seeds the random score")
+    p.add_argument("--lbpe-top-k", type=BOUNDED["epochs"], default=None, help="LBPE top-K epochs (default: as E)")
+    p.add_argument("--el2n-epochs", type=BOUNDED["epochs"], default=None, help="EL2N window (default: 10)")
+    p.add_argument("--seed", type=BOUNDED["seed"], default=0, help="seeds the random score")
 
     def run(a: argparse.Namespace) -> int:
         from yoco.dynamics import load_dynamics
@@ -501,10 +568,11 @@ def _prune(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("condensed", help="the condensed set to prune")
     p.add_argument("--scores", required=True, help="score table from `yoco score` (or a scores CSV: no ssp)")
     p.add_argument("--rule", required=True, help=_rules_help())
-    p.add_argument("--ipc", type=positive, required=True, help="target stored images per class")
+    p.add_argument("--ipc", type=BOUNDED["ipc"], required=True, help="target stored images per class")
     p.add_argument("--option", type=_option, action="append", default=[], metavar="NAME=VALUE",
                    help=f"a rule method's option, e.g. hard_cut=0.2 for ccs ({options_help()})")
-    p.add_argument("--seed", type=natural, default=0, help="seeds the rules that draw at random (random, ssp, ccs, kcenter, dual)")
+    p.add_argument("--seed", type=BOUNDED["seed"], default=0,
+                   help="seeds the rules that draw at random (random, ssp, ccs, kcenter, dual)")
     p.add_argument("--out", required=True, help="the pruned set (.safetensors; the selection is in its metadata)")
     p.add_argument("--record", default=None, help="also write the selection (indices, class counts) as JSON")
 
@@ -552,24 +620,24 @@ def _ladder(p: argparse.ArgumentParser) -> Handler:
                    "set, each set is evaluated --repeat times, and a cell is mean ± std over the runs; averaged: the "
                    "scores averaged over the runs into one pruned set, evaluated --repeat times (named in the "
                    "table's title as a departure)")
-    p.add_argument("--repeat", type=positive, default=None,
+    p.add_argument("--repeat", type=BOUNDED["runs"], default=None,
                    help="training seeds per pruned set (default: 1 with separate runs, YOCO's --repeat 1; 3 averaged)")
-    p.add_argument("--seed", type=natural, default=None, help="first training seed (default: 0)")
-    p.add_argument("--subset-seed", type=natural, default=None,
+    p.add_argument("--seed", type=BOUNDED["seed"], default=None, help="first training seed (default: 0)")
+    p.add_argument("--subset-seed", type=BOUNDED["seed"], default=None,
                    help="seed of the rules that draw at random: random, ssp, ccs, kcenter, dual (default: 0)")
-    p.add_argument("--random-subsets", type=positive, default=None,
+    p.add_argument("--random-subsets", type=BOUNDED["runs"], default=None,
                    help="random balanced subsets (per dynamics run with separate runs; subset seeds from "
                    "--subset-seed) that the gain-over-random column is measured against (default: 1)")
-    p.add_argument("--epochs", type=positive, default=None, help="evaluation epochs (default: the protocol's)")
-    p.add_argument("--width", type=positive, default=None, help="network width for dynamics and evaluation")
-    p.add_argument("--dynamics-epochs", type=positive, default=None, help="default: 1000")
-    p.add_argument("--dynamics-runs", type=positive, default=None, help="default: 3")
-    p.add_argument("--dynamics-seed", type=natural, default=None,
+    p.add_argument("--epochs", type=BOUNDED["epochs"], default=None, help="evaluation epochs (default: the protocol's)")
+    p.add_argument("--width", type=BOUNDED["width"], default=None, help="network width for dynamics and evaluation")
+    p.add_argument("--dynamics-epochs", type=BOUNDED["epochs"], default=None, help="default: 1000")
+    p.add_argument("--dynamics-runs", type=BOUNDED["runs"], default=None, help="default: 3")
+    p.add_argument("--dynamics-seed", type=BOUNDED["seed"], default=None,
                    help="first seed of the dynamics runs, apart from the training seeds: another one measures how "
                    "much of a score-based rule's result is its scores' noise (default: 0)")
-    p.add_argument("--lbpe-epochs", type=positive, default=None, help="default: the published window for the source")
-    p.add_argument("--lbpe-top-k", type=positive, default=None, help="default: the published window for the source")
-    p.add_argument("--workers", type=positive, default=1, help="evaluations run side by side in local processes")
+    p.add_argument("--lbpe-epochs", type=BOUNDED["epochs"], default=None, help="default: the published window for the source")
+    p.add_argument("--lbpe-top-k", type=BOUNDED["epochs"], default=None, help="default: the published window for the source")
+    p.add_argument("--workers", type=BOUNDED["workers"], default=1, help="evaluations run side by side in local processes")
     p.add_argument("--ray", default=None, metavar="ADDRESS", help="run evaluations on a Ray cluster")
     p.add_argument("--force", action="store_true", help="reuse an output folder that holds another ladder")
     p.add_argument("--out", required=True, help="output folder")
@@ -578,18 +646,21 @@ def _ladder(p: argparse.ArgumentParser) -> Handler:
     _precision(p)
 
     def run(a: argparse.Namespace) -> int:
-        from yoco.ladder import build_config, run_ladder
+        from yoco.ladder import build_config, check_folder, run_ladder
 
+        copies = _config_copy(a, Path(a.out), folder=True)
         cfg = build_config(preset=a.preset, dataset=a.dataset, quick_look=a.quick, ipcs=a.ipcs, rules=a.rules,
                            repeat=a.repeat, seed=a.seed, subset_seed=a.subset_seed,
                            random_subsets=a.random_subsets, score_runs=a.score_runs, lbpe_epochs=a.lbpe_epochs,
                            lbpe_top_k=a.lbpe_top_k, options=dict(a.option) or None, eval_epochs=a.epochs,
                            width=a.width, dynamics_epochs=a.dynamics_epochs, dynamics_runs=a.dynamics_runs,
                            dynamics_seed=a.dynamics_seed, precision=a.precision)
+        a.dataset = cfg.dataset  # the preset's, when only a preset is given: its files are inputs too
+        check_folder(a.out, _inputs(a, a.condensed), copies)
         cs = _ladder_source(a, cfg.dataset)
         doc = run_ladder(cs, cfg, a.out, data_root=a.data_root, workers=a.workers, ray_address=a.ray,
                          force=a.force, device=a.device, progress=not a.quiet, compile=a.compile)
-        _keep_config(a, Path(a.out))
+        _keep_config(a, copies)
         return _print_ladder(a.out, doc)
 
     return run
@@ -644,7 +715,7 @@ def _report(p: argparse.ArgumentParser) -> Handler:
 def _demo(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--out", default="runs/demo", help="output folder")
     p.add_argument("--data-root", default=None, metavar="DIR", help="folder holding Fashion-MNIST's IDX files")
-    p.add_argument("--workers", type=positive, default=min(2, os.cpu_count() or 1),
+    p.add_argument("--workers", type=BOUNDED["workers"], default=min(2, os.cpu_count() or 1),
                    help="parallel evaluation processes")
     _device(p)
     _compile(p)
@@ -671,8 +742,7 @@ CONFIGURABLE = ("evaluate", "condense", "ladder")  # the commands that take --co
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     """The full argument parser (also used to render ``--help``) and each command's sub-parser."""
-    parser = argparse.ArgumentParser(prog="yoco", description="Condense once, prune to any size (YOCO).",
-                                     formatter_class=_Help)
+    parser = _Parser(prog="yoco", description="Condense once, prune to any size (YOCO).", formatter_class=_Help)
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     subs = {}
@@ -690,9 +760,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
 
 def _apply_config(sub: argparse.ArgumentParser, path: str) -> None:
     """Make the options in ``path`` the sub-parser's defaults (no longer required), so the command line wins."""
-    from yoco.files import read_config
+    from yoco.files import load_config
 
-    values = read_config(path)
+    values, text = load_config(path)
     actions = {a.dest: a for a in sub._actions if a.option_strings}
     defaults: dict[str, Any] = {}
     for raw_key, value in values.items():
@@ -703,7 +773,7 @@ def _apply_config(sub: argparse.ArgumentParser, path: str) -> None:
             raise YocoError(f"{path}: unknown option {raw_key!r}; known: {', '.join(known)}")
         defaults[dest] = _config_value(path, raw_key, value, action)
         action.required = False
-    sub.set_defaults(**defaults)
+    sub.set_defaults(**defaults, config_text=text)
 
 
 def _config_path(argv: Sequence[str]) -> str | None:

@@ -18,13 +18,14 @@ import torch.nn.functional as F
 
 from yoco import protocol
 from yoco.augment import to_device
-from yoco.data.condensed import CondensedSet
+from yoco.data.condensed import CondensedSet, content_sha256
 from yoco.errors import YocoError
 from yoco.files import read_tensors, write_tensors
 from yoco.runner import EpochHook, Networks, model_name, prepare, train_networks
 from yoco.train import Batch, TrainConfig, predict, predict_many, resolve_device
 
 DEVICE_RECORD_BYTES = 2 << 30  # a dynamics record up to 2 GiB stays on the GPU while it is written
+MAX_RECORD_BYTES = 16 << 30  # a larger record (runs x epochs x images x classes, float16) is refused before training
 
 
 @dataclass
@@ -218,6 +219,10 @@ def record_dynamics(cs: CondensedSet, cfg: DynamicsConfig, device: str | torch.d
     data = prepare(cs, resolve_device(device))
     nets = cfg.networks()
     x, n, c = data.images, len(data.labels), data.num_classes
+    if cfg.runs * cfg.epochs * n * c * 2 > MAX_RECORD_BYTES:
+        raise YocoError(f"{cs.source}: {cfg.runs} runs x {cfg.epochs} epochs x {n} images x {c} classes of outputs "
+                        f"need {cfg.runs * cfg.epochs * n * c * 2 / 2**30:.3g} GiB, more than the "
+                        f"{MAX_RECORD_BYTES / 2**30:g} GiB yoco allows for a dynamics record")
     # On a GPU the record stays there while it fits, so no training step waits to copy its outputs to the host.
     fits = x.device.type == "cuda" and cfg.runs * cfg.epochs * n * c * 2 <= DEVICE_RECORD_BYTES
     at = x.device if fits else torch.device("cpu")
@@ -244,6 +249,6 @@ def record_dynamics(cs: CondensedSet, cfg: DynamicsConfig, device: str | torch.d
     train_acc = (log_probs.argmax(-1) == labels).float().mean(-1)
     config = {**cfg.to_dict(), "model": model_name(nets, data.dataset), "train": trained.config.to_dict(),
               "condensed": cs.source, "condensed_meta": cs.meta.to_dict(), "mean": list(data.mean),
-              "std": list(data.std), "compiled": compile}
+              "std": list(data.std), "compiled": compile, "set_sha256": content_sha256(cs)}
     targets = data.soft.cpu() if data.soft is not None else None
     return Dynamics(log_probs, train_acc, labels, torch.stack(finals), torch.stack(embeds), config, targets=targets)

@@ -64,12 +64,26 @@ class EvalConfig:
 
 
 def check_compatible(cs: CondensedSet, real: RealDataset) -> None:
-    """Refuse before training when the condensed set cannot be tested on ``real``'s test set."""
+    """Refuse before training when the condensed set cannot be tested on ``real``'s test set (another dataset than
+    the one it declares, other classes or image shapes)."""
+    if _canonical(cs.meta.dataset) != _canonical(real.name):
+        raise YocoError(f"{cs.source}: the set was made from {cs.meta.dataset!r} but the test set is {real.name!r}; "
+                        f"evaluate it on {cs.meta.dataset}")
     if cs.num_classes != real.num_classes:
         raise YocoError(f"{cs.source}: {cs.num_classes} classes, but {real.name} has {real.num_classes}")
     shape, want = tuple(cs.images.shape[1:]), (real.channels, *real.image_size)
     if shape != want:
         raise YocoError(f"{cs.source}: images are {list(shape)} (C, H, W) but {real.name} test images are {list(want)}")
+
+
+def _canonical(name: str) -> str:
+    """A dataset's registered name (aliases and case folded), or the name itself when it is not registered."""
+    from yoco.data.datasets import DATASETS
+
+    try:
+        return DATASETS.get(str(name).strip().lower()).name
+    except YocoError:
+        return str(name).strip().lower()
 
 
 def evaluate_condensed(cs: CondensedSet, real: RealDataset, cfg: EvalConfig, *, device: str | torch.device = "auto",

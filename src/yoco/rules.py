@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from yoco.data.condensed import CondensedSet, decode
+from yoco.data.condensed import CondensedSet, content_sha256, decode
 from yoco.errors import YocoError
 from yoco.scores import SCORES, get_score
 from yoco.scoretable import ScoreTable
@@ -304,6 +304,10 @@ def prune(cs: CondensedSet, table: ScoreTable, rule: str | Rule, ipc: int, *, se
     r = parse_rule(rule)
     dec = decode(cs)
     table.check_matches(dec.labels)
+    made_for = table.config.get("set_sha256")
+    if made_for is not None and made_for != content_sha256(cs):
+        raise YocoError(f"{table.source}: the scores were computed for another set (sha256 {str(made_for)[:12]}), not "
+                        f"{cs.source} (sha256 {content_sha256(cs)[:12]}); score this set's own dynamics")
     f = cs.meta.factor
     n = ipc * f * f
     where = PruneContext(cs.meta.dataset, cs.meta.ipc, ipc)

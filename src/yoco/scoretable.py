@@ -234,8 +234,8 @@ def load_table(path: str | Path) -> ScoreTable:
     try:
         config = json.loads(header.get("config", "{}"))
         order = json.loads(header.get("order", "[]"))
-    except json.JSONDecodeError as exc:
-        raise YocoError(f"{path}: score table header is damaged ({exc})") from None
+    except (ValueError, RecursionError) as exc:  # bad JSON, or JSON nested deeper than Python's parser goes
+        raise YocoError(f"{path}: score table header is damaged ({str(exc)[:200] or type(exc).__name__})") from None
     if not isinstance(config, dict) or not isinstance(order, list):
         raise YocoError(f"{path}: score table header is damaged (config must be an object, order a list)")
     names = [k.removeprefix("score.") for k in tensors if k.startswith("score.")]
@@ -252,7 +252,8 @@ def build_table(dyn: Dynamics, *, lbpe_epochs: int, lbpe_top_k: int, el2n_epochs
     scores = compute_scores(dyn, lbpe_epochs=lbpe_epochs, lbpe_top_k=lbpe_top_k, el2n_epochs=el2n_epochs, seed=seed)
     features = {name: feature.prepare(dyn) for name, feature in all_features().items()}
     cfg = {"lbpe_epochs": lbpe_epochs, "lbpe_top_k": lbpe_top_k, "el2n_epochs": el2n_epochs, "seed": seed,
-           **dict(config or {}), "methods": _versions(scores, features)}
+           **({"set_sha256": dyn.config["set_sha256"]} if "set_sha256" in dyn.config else {}), **dict(config or {}),
+           "methods": _versions(scores, features)}
     return ScoreTable(scores, dyn.labels, features, cfg)
 
 

@@ -803,6 +803,7 @@ def _identity(cfg: IDCConfig, real: RealDataset) -> dict[str, Any]:
     d = {k: v for k, v in cfg.to_dict().items() if k not in RESUMABLE_FIELDS}
     d["dataset"] = real.name
     d["train_shape"] = list(real.train_images.shape)
+    d["train_sha256"] = real.digest("train")  # the training images by content, not where they were read
     return json.loads(json.dumps(d))
 
 
@@ -825,7 +826,11 @@ def _read_checkpoint(path: Path, cfg: IDCConfig, real: RealDataset) -> _State:
         saved, iteration, losses = json.loads(header["identity"]), int(header["iteration"]), json.loads(header["losses"])
     except (KeyError, ValueError) as exc:
         raise YocoError(f"{path}: checkpoint header is damaged ({exc})") from None
+    if not isinstance(saved, dict):
+        raise YocoError(f"{path}: checkpoint header is damaged (its identity is not a JSON object)")
     now = _identity(cfg, real)
+    if "train_sha256" not in saved:  # written before the data's digest was kept: checked by name and shape only
+        now.pop("train_sha256")
     diff = [f"{k}: {saved.get(k)!r} in the checkpoint, {now.get(k)!r} now"
             for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)]
     if diff:

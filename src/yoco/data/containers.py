@@ -26,7 +26,7 @@ import torch
 from yoco.data.condensed import CondensedMeta, CondensedSet
 from yoco.data.formats import Raw, Request, register
 from yoco.errors import YocoError
-from yoco.files import atomic_write, write_json
+from yoco.files import atomic_folder, write_json
 
 log = logging.getLogger(__name__)
 
@@ -56,21 +56,40 @@ def _decode(data: bytes | Path, where: str) -> np.ndarray:
 
 
 def _stack(arrays: list[np.ndarray], where: str) -> torch.Tensor:
+    if not arrays:
+        raise YocoError(f"{where}: holds no images (no rows); a condensed set has at least one")
     shapes = {a.shape for a in arrays}
     if len(shapes) != 1:
         raise YocoError(f"{where}: images differ in size or channels ({sorted(shapes)[:4]}); a condensed set has one")
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 255.0
 
 
-def _class_index(names: list[str], dataset_classes: list[str] | None) -> dict[str, int]:
-    """Folder name -> class index: whole numbers as themselves, else the dataset's class names, else sorted order."""
+def _class_index(names: list[str], dataset_classes: list[str] | None, where: str = "") -> dict[str, int]:
+    """Folder name -> class index: whole numbers as themselves, else the dataset's class names (compared without
+    case and punctuation, so ``T-shirt_top`` is ``T-shirt/top``, as ``yoco export --class-names`` writes it), else
+    sorted order. Folder names of which only some are the dataset's classes are refused: sorted order would then
+    relabel the others silently."""
     if all(re.fullmatch(r"\d+", n) for n in names):
         return {n: int(n) for n in names}
     if dataset_classes:
-        lookup = {c.lower(): i for i, c in enumerate(dataset_classes)}
-        if all(n.lower() in lookup for n in names):
-            return {n: lookup[n.lower()] for n in names}
+        lookup: dict[str, int] = {}
+        for i, c in enumerate(dataset_classes):
+            lookup.setdefault(_plain(c), i)
+        known = {n: lookup[_plain(n)] for n in names if _plain(n) in lookup}
+        if len(known) == len(names) and len(set(known.values())) == len(names):
+            return known
+        if known:
+            unknown = sorted(set(names) - set(known))
+            raise YocoError(f"{where}: class folders {unknown[:5]} are not among the dataset's classes, though "
+                            f"{sorted(known)[:3]} are; rename them to the dataset's class names (or 0..C-1)")
+        log.warning("%s: no class folder is named after a class of the dataset; classes follow the folders' sorted "
+                    "order (%s)", where, ", ".join(f"{n}={i}" for i, n in enumerate(sorted(names[:10]))))
     return {n: i for i, n in enumerate(sorted(names))}
+
+
+def _plain(name: str) -> str:
+    """A class name without case and punctuation (``Ankle boot``, ``ankle_boot`` and ``Ankle-Boot`` are one)."""
+    return re.sub(r"[^0-9a-z]+", "", name.lower())
 
 
 def _dataset_classes(dataset: str | None) -> list[str] | None:
@@ -95,7 +114,7 @@ def read_imagefolder(path: Path, req: Request) -> Raw | CondensedSet:
     if not classes:
         raise YocoError(f"{path}: no class folders")
     saved = _saved_meta(path)
-    index = _class_index(classes, saved.get("classes") if saved else _dataset_classes(req.dataset))
+    index = _class_index(classes, saved.get("classes") if saved else _dataset_classes(req.dataset), str(path))
     arrays, labels, files = [], [], []
     for name in classes:
         images = sorted(f for f in (path / name).iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()
@@ -192,20 +211,23 @@ def export_imagefolder(cs: CondensedSet, out: str | Path, class_names: list[str]
     bits: a lossy copy for other tools) and ``out/condensed.json`` with its metadata, so ``yoco import
     --format imagefolder`` restores factor, method and IPC. Folders are named by ``class_names`` or the index."""
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise YocoError(f"{out}: folder exists and is not empty; choose a new folder")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise YocoError(f"{out}: exists and is not empty (or not a folder); choose a new folder")
     if class_names is not None and len(class_names) != cs.num_classes:
         raise YocoError(f"{len(class_names)} class names for {cs.num_classes} classes")
     names = [re.sub(r"[^\w.-]+", "_", n) for n in class_names] if class_names else [str(c) for c in
                                                                                     range(cs.num_classes)]
+    if len({_plain(n) for n in names}) != len(names):
+        raise YocoError(f"class names {names} are not distinct once case and punctuation are set aside")
     pix = (cs.pixels().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
     from PIL import Image
 
-    for i, (arr, label) in enumerate(zip(pix, cs.labels.tolist(), strict=True)):
-        folder = out / names[label]
-        folder.mkdir(parents=True, exist_ok=True)
-        image = Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr)
-        atomic_write(folder / f"{i:06d}.png", lambda p, im=image: im.save(p, format="PNG"))
-    write_json(out / META_FILE, {"meta": cs.meta.to_dict(), "classes": names, "source": cs.source,
-                                 "note": "8-bit PNG copy of the stored images (pixel space, clamped)"})
+    # written into a temporary folder beside ``out`` and renamed into place: a full disk leaves no partial export
+    with atomic_folder(out) as tmp:
+        for i, (arr, label) in enumerate(zip(pix, cs.labels.tolist(), strict=True)):
+            (tmp / names[label]).mkdir(exist_ok=True)
+            Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr).save(tmp / names[label] / f"{i:06d}.png",
+                                                                            format="PNG")
+        write_json(tmp / META_FILE, {"meta": cs.meta.to_dict(), "classes": names, "source": cs.source,
+                                     "note": "8-bit PNG copy of the stored images (pixel space, clamped)"})
     return out

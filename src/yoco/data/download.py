@@ -127,8 +127,10 @@ def _fetch(remote: Remote, target: Path, progress: bool, timeout: float) -> None
                         f"{target.parent} by hand") from None
     if response is not None:
         with response:
-            resumed = have and response.status == 206
-            total = response.length + (have if resumed else 0) if response.length is not None else None
+            # file:// and other non-HTTP sources give a plain file object: no status, no length
+            length, status = getattr(response, "length", None), getattr(response, "status", None)
+            resumed = have and status == 206
+            total = length + (have if resumed else 0) if length is not None else None
             mode = "ab" if resumed else "wb"
             with open(part, mode) as fh, tqdm(total=total, initial=have if resumed else 0, unit="B", unit_scale=True,
                                               desc=target.name, disable=not progress, leave=False) as bar:

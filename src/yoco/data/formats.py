@@ -15,6 +15,7 @@ import math
 import pickle
 import re
 import reprlib
+import warnings
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +36,12 @@ ZCA_EPS = 0.1  # MTT's kornia ZCAWhitening(eps=0.1)
 KIP_IMAGE_KEYS = ("images", "x", "support_images", "x_train", "image")
 KIP_LABEL_KEYS = ("labels", "y", "support_labels", "y_train", "label")
 MAX_ARRAY_BYTES = 2 * 1024**3  # an archived array declaring more than this is refused before anything is read
+# What the tensors of one .pt file may amount to once a reader materialises them (views counted at their full size,
+# as float32 images / int64 labels); a stride-0 view of one stored number can claim terabytes.
+MAX_LOAD_BYTES = 4 * 1024**3
+MAX_VIEW_GROWTH, MAX_SMALL_VIEW = 16, 16 * 1024**2  # a view may read as 16x its storage (uint8 -> float32...)
+MAX_LOAD_OBJECTS = 100_000  # containers and tensors in one .pt file (a published set holds a handful)
+MAX_MTT_LR = 1.0  # MTT's learned learning rates are about 0.01; a larger one is a damaged or foreign file
 
 
 @dataclass
@@ -273,25 +280,91 @@ def describe(obj: Any) -> str:
 
 
 def _torch_load(path: Path) -> Any:
-    """``torch.load`` that only rebuilds tensors and plain containers, with errors naming the file."""
+    """``torch.load`` that only rebuilds tensors and plain containers, with errors naming the file.
+
+    Nothing is materialised beyond :data:`MAX_LOAD_BYTES`: a zip-format file's members are checked before it is
+    read and its storages are memory-mapped, and what the tensors would take once a reader copies them (a stride-0
+    view of one stored number counts at its full size) is added up before any reader touches them.
+    """
     if not path.is_file():
         raise YocoError(f"{path}: no such file")
+    zipped = zipfile.is_zipfile(path)
+    if zipped:
+        _check_members(path)
+    elif path.stat().st_size > MAX_LOAD_BYTES:
+        raise YocoError(f"{path}: {path.stat().st_size} bytes, more than the {MAX_LOAD_BYTES / 2**30:g} GiB a "
+                        "condensed-set file may hold")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's own advice (multi-line warnings) is not for our users
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=zipped)
     except pickle.UnpicklingError as exc:
-        # The weights-only unpickler names a blocked callable or class; other messages mean a corrupt file.
-        if not re.search(r"GLOBAL|allowlist|reduce for", str(exc)):
-            raise YocoError(f"{path}: not a readable PyTorch file ({_first_line(exc)})") from None
+        # The weights-only unpickler names a blocked callable or class; other messages mean a corrupt file or a
+        # plain pickle. Either way torch's advice (load with weights_only=False) would execute the file: not quoted.
         m = re.search(r"GLOBAL (\S+)", str(exc))
-        what = f" (it references {m.group(1)})" if m else ""
-        raise YocoError(
-            f"refusing to execute code from {path}: it holds objects other than tensors and plain "
-            f"containers{what}"
-        ) from None
+        if m or re.search(r"allowlist|reduce for", str(exc)):
+            what = f" (it references {m.group(1)})" if m else ""
+            raise YocoError(f"refusing to execute code from {path}: it holds objects other than tensors and plain "
+                            f"containers{what}") from None
+        detail = re.search(r"WeightsUnpickler error:\s*(.+)", str(exc))
+        why = f" ({detail.group(1).strip()[:120]})" if detail else ""
+        raise YocoError(f"{path}: not a readable PyTorch file{why}; yoco reads only tensors and plain containers, "
+                        "without executing anything") from None
     except Exception as exc:  # noqa: BLE001 - a corrupt or foreign file makes torch.load raise anything
         raise YocoError(
             f"{path}: not a readable PyTorch file ({type(exc).__name__}: {_first_line(exc)})"
         ) from None
+    _check_materialised(obj, path)
+    return obj
+
+
+def _check_members(path: Path) -> None:
+    """Refuse a zip-format ``.pt`` whose members would unpack to more than :data:`MAX_LOAD_BYTES`."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+    except Exception as exc:  # noqa: BLE001 - a corrupt zip directory can raise anything
+        raise YocoError(f"{path}: not a readable PyTorch file ({type(exc).__name__}: {_first_line(exc)})") from None
+    total = sum(info.file_size for info in infos)
+    if total > MAX_LOAD_BYTES:
+        raise YocoError(f"{path}: its parts unpack to {total / 2**30:.3g} GiB, more than the "
+                        f"{MAX_LOAD_BYTES / 2**30:g} GiB yoco reads from one file")
+
+
+def _check_materialised(obj: Any, path: Path) -> None:
+    """Refuse what ``torch.load`` returned when copying its tensors would take more than :data:`MAX_LOAD_BYTES`.
+
+    Each tensor counts ``numel`` elements of at least 4 bytes (floats become float32) and integers 8 (int64 labels),
+    whatever its storage holds, so views that repeat one stored value are counted as what a reader makes of them; and
+    no tensor may read as more than :data:`MAX_VIEW_GROWTH` times the bytes it stores (beyond a small view), so a
+    file's contents cost about its size. Walked without recursion, so deep nesting cannot overflow the stack."""
+    total, count, todo, views = 0, 0, [obj], []
+    while todo:
+        item = todo.pop()
+        count += 1
+        if count > MAX_LOAD_OBJECTS:
+            raise YocoError(f"{path}: holds more than {MAX_LOAD_OBJECTS} objects; not a condensed set")
+        if torch.is_tensor(item):
+            width = 4 if item.is_floating_point() or item.is_complex() else 8
+            size = item.numel() * max(width, item.element_size())
+            if item.layout == torch.strided:  # sparse and other layouts are refused by the readers themselves
+                views.append((item, size))
+            total += size
+        elif isinstance(item, np.ndarray):
+            total += item.size * max(8, item.itemsize)
+        elif isinstance(item, dict):
+            todo.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            todo.extend(item)
+    if total > MAX_LOAD_BYTES:
+        raise YocoError(f"{path}: its tensors would take {total / 2**30:.3g} GiB once read (views counted at full "
+                        f"size), more than the {MAX_LOAD_BYTES / 2**30:g} GiB yoco allows; refusing to read it")
+    for item, size in views:
+        stored = item.untyped_storage().nbytes()
+        if size > max(MAX_VIEW_GROWTH * stored, MAX_SMALL_VIEW):
+            raise YocoError(f"{path}: holds a tensor of {item.numel()} values that repeats {stored} stored bytes "
+                            f"({size / 2**20:.3g} MiB once read: an expanded or overlapping view); refusing to read "
+                            "it (save the tensor with .contiguous())")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -473,8 +546,12 @@ def read_mtt(path: Path, req: Request) -> Raw:
     lr_path = path.with_name("lr_best.pt")
     if lr_path.is_file():  # MTT learns the evaluation learning rate with the images
         lr = _torch_load(lr_path)
-        if not torch.is_tensor(lr) or lr.numel() != 1 or not torch.isfinite(lr).all() or float(lr) <= 0:
+        if not torch.is_tensor(lr) or lr.numel() != 1 or lr.is_complex():
             raise YocoError(f"{lr_path}: expected one positive learning rate, found {describe(lr)}")
+        value = float(lr)
+        if not (math.isfinite(value) and 0 < value <= MAX_MTT_LR):
+            raise YocoError(f"{lr_path}: learning rate {value:g} is outside (0, {MAX_MTT_LR:g}] (MTT learns about "
+                            "0.01); refusing to train with it: remove the file or fix it")
         extra["recipe"] = {"lr": float(lr), "lr_file": lr_path.name}
     return Raw(images, labels, extra)
 

@@ -4,7 +4,7 @@
 (evaluation runs and where they execute), ``run`` (the stage sequence and the demo).
 """
 
-from yoco.ladder.cache import key
+from yoco.ladder.cache import check_folder, key
 from yoco.ladder.cells import Cell, execute, run_cell
 from yoco.ladder.config import (
     DEFAULT_RULES,
@@ -27,6 +27,7 @@ __all__ = [
     "Cell",
     "LadderConfig",
     "build_config",
+    "check_folder",
     "demo",
     "demo_config",
     "execute",

@@ -16,12 +16,12 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
 from yoco.errors import YocoError
-from yoco.files import write_json
+from yoco.files import check_outputs, write_json
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -56,10 +56,14 @@ def cached(path: Path, want: str, make: Callable[[], T], save: Callable[[T, Path
 def read_json(path: Path) -> dict[str, Any] | None:
     """A JSON object from ``path``, or None when it is missing, truncated or not an object."""
     try:
-        obj = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        obj = json.loads(path.read_text(), parse_constant=_no_constant)
+    except (OSError, ValueError, RecursionError):  # missing, truncated, not UTF-8, absurdly nested, NaN
         return None
     return obj if isinstance(obj, dict) else None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number yoco writes")
 
 
 class FolderLock:
@@ -97,11 +101,43 @@ class FolderLock:
             self._fd = None
 
 
+# What a ladder writes at the top of its folder, and the folders it fills; anything else there is not a ladder's.
+REPORTS = ("results.csv", "results.json", "results.md", "ladder.png", "plan.json", "ladder.json")
+STAGES = ("cache", "pruned", "cells")
+# What a ladder's folder may hold before the ladder claims it (ladder.json): its lock and the set --condense makes.
+UNCLAIMED = {".ladder.lock", "condensed.safetensors", "condensed.safetensors.ckpt"}
+
+
+def check_folder(folder: str | Path, inputs: Sequence[Path] = (), outputs: Sequence[Path] = ()) -> None:
+    """Refuse, before any work, a ladder folder that is a file, holds files that are not a ladder's (a ladder writes
+    only into an empty folder or one of its own), or whose reports, stage folders or ``outputs`` (a config copy)
+    would overwrite one of ``inputs``."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise YocoError(f"{folder}: exists and is not a folder; a ladder's --out is a folder")
+    if folder.is_dir() and not (folder / "ladder.json").is_file():
+        foreign = sorted(p.name for p in folder.iterdir() if p.name not in UNCLAIMED and not _temporary(p.name))
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
+            raise YocoError(f"{folder}: holds files that are not a ladder's ({shown}); a ladder writes only into an "
+                            "empty folder or one of its own: choose another --out")
+    check_outputs([folder / name for name in REPORTS] + list(outputs), inputs)
+    for stage in STAGES:
+        check_outputs([], inputs, folders=[folder / stage])
+
+
+def _temporary(name: str) -> bool:
+    """An atomic write's temporary (``.<name>.<random>.tmp``), left behind by a ladder killed mid-write."""
+    return name.startswith(".") and name.endswith(".tmp")
+
+
 def claim(folder: Path, source_fp: str, dataset: str, config: dict[str, Any], force: bool) -> None:
-    """Refuse a folder that holds a ladder of another source set or dataset (unless ``force``), then claim it.
+    """Refuse a folder that holds a ladder of another source set or dataset (unless ``force``), or files that are not
+    a ladder's (even with ``force``), then claim it.
 
     Called only after every input has been checked, so a ladder that fails to start leaves no claim behind.
     """
+    check_folder(folder)
     manifest = folder / "ladder.json"
     old = read_json(manifest) if manifest.exists() else None
     if old is not None and not force and (old.get("source_fingerprint"), old.get("dataset")) != (source_fp, dataset):

@@ -43,6 +43,7 @@ class Cell:
     threads: int = 0
     compile: bool = False
     run: int | None = None
+    test_sha256: str = ""
 
     @property
     def name(self) -> str:
@@ -58,9 +59,13 @@ class Cell:
         return old is not None and old.get("status") == "ok"
 
     def recorded(self) -> dict[str, Any] | None:
-        """The cell's result file (ok or failed) when it was written with this cell's key, else None."""
+        """The cell's result file (ok or failed) when it was written with this cell's key and reads as a result
+        (accuracies are numbers in [0, 1], an error is text), else None; what it says of its rule, IPC, seed, subset
+        and run is this cell's (its key says so)."""
         old = read_json(Path(self.out))
-        return old if old is not None and old.get("key") == self.key else None
+        if old is None or old.get("key") != self.key or not _well_formed(old):
+            return None
+        return {**old, "rule": self.rule, "ipc": self.ipc, "seed": self.seed, "subset": self.subset, "run": self.run}
 
     def result(self) -> dict[str, Any]:
         """The cell's result file, checked against its key; a missing or stale file reads as failed."""
@@ -71,11 +76,29 @@ class Cell:
         return old
 
 
+def _well_formed(result: dict[str, Any]) -> bool:
+    """Whether a cell file's result has what the reports read, of the right kinds."""
+    if result.get("status") == "failed":
+        return isinstance(result.get("error"), str)
+    return result.get("status") == "ok" and all(
+        isinstance(result.get(k), (int, float)) and not isinstance(result.get(k), bool) and 0 <= result[k] <= 1
+        for k in ("last", "best"))
+
+
 @lru_cache(maxsize=2)
 def _dataset(name: str, root: str | None):
     from yoco.data.datasets import load_dataset
 
     return load_dataset(name, root=root)
+
+
+def _tested_on(cell: Cell):
+    """The cell's dataset, refused when its test set is not the one the cell was planned (and keyed) with."""
+    real = _dataset(cell.dataset, cell.data_root)
+    if cell.test_sha256 and real.digest("test") != cell.test_sha256:
+        raise YocoError(f"{real.root}: the {real.name} test set changed since the ladder planned this cell (sha256 "
+                        f"{real.digest('test')[:12]}, planned {cell.test_sha256[:12]}); rerun the ladder")
+    return real
 
 
 def run_cell(cell: Cell) -> dict[str, Any]:
@@ -88,7 +111,7 @@ def run_cell(cell: Cell) -> dict[str, Any]:
     t0 = time.perf_counter()
     try:
         cs = load(cell.set_path)
-        real = _dataset(cell.dataset, cell.data_root)
+        real = _tested_on(cell)
         cfg = EvalConfig(**{**cell.eval, "repeat": 1, "seed": cell.seed})
         res = evaluate_condensed(cs, real, cfg, device=cell.device, progress=False, compile=cell.compile)
     except Exception as exc:  # noqa: BLE001 - a failed cell is reported in the table, the ladder goes on
@@ -105,7 +128,8 @@ def write_result(cell: Cell, res: dict[str, Any], seconds: float, **extra: Any) 
     layout) and return it."""
     result = {"status": "ok", "last": res["last_mean"], "best": res["best_mean"], "curve": res["runs"][0]["curve"],
               "sha256": res["sha256"], "config": res["config"], "rule": cell.rule, "ipc": cell.ipc, "seed": cell.seed,
-              "subset": cell.subset, "run": cell.run, "key": cell.key, "seconds": seconds, **extra}
+              "subset": cell.subset, "run": cell.run, "key": cell.key, "seconds": seconds,
+              **({"test_sha256": cell.test_sha256} if cell.test_sha256 else {}), **extra}
     write_json(cell.out, result)
     return result
 
@@ -121,7 +145,7 @@ def run_group(cells: list[Cell]) -> list[dict[str, Any]]:
     t0 = time.perf_counter()
     try:
         sets = [load(c.set_path) for c in cells]
-        real = _dataset(first.dataset, first.data_root)
+        real = _tested_on(first)
         results = evaluate_sets(sets, real, EvalConfig(**{**first.eval, "repeat": 1}), device=first.device,
                                 progress=False, batched=True, seeds=[c.seed for c in cells], compile=first.compile)
     except Exception:  # noqa: BLE001 - fall back to one by one, where each failure is recorded on its own cell
@@ -135,7 +159,7 @@ def groups(cells: list[Cell]) -> list[list[Cell]]:
     compiling."""
     by: dict[tuple, list[Cell]] = {}
     for c in cells:
-        by.setdefault((c.ipc, c.dataset, c.device, c.compile, json.dumps(c.eval, sort_keys=True, default=str)),
+        by.setdefault((c.ipc, c.dataset, c.test_sha256, c.device, c.compile, json.dumps(c.eval, sort_keys=True, default=str)),
                       []).append(c)
     return list(by.values())
 

@@ -11,11 +11,12 @@ from yoco import protocol
 from yoco.dynamics import DynamicsConfig
 from yoco.errors import YocoError
 from yoco.evaluate import EvalConfig
-from yoco.rules import option_names, parse_rule, resolve_options
+from yoco.rules import RANDOM_REFERENCE, option_names, parse_rule, resolve_options
 
 DEFAULT_RULES = ("yoco", "random_balance", "forgetting", "el2n", "aum", "entropy", "ssp", "ccs")
 PRESETS = protocol.PAPER_LADDERS
 SCORE_RUNS = ("separate", "averaged")  # how a cell uses the dynamics runs; the first is the paper's
+MAX_RANDOM_SUBSETS = 100  # random reference subsets per run: each one is a pruned set and its evaluations
 
 
 @dataclass
@@ -69,6 +70,8 @@ class LadderConfig:
         bad = [k for k in self.ipcs if isinstance(k, bool) or not isinstance(k, int) or k < 1]
         if bad:
             raise YocoError(f"target IPCs must be whole numbers >= 1, got {bad}")
+        if len(set(self.ipcs)) != len(self.ipcs):
+            raise YocoError(f"a target IPC is listed twice in {list(self.ipcs)}; each IPC is one column of the table")
         if not self.rules:
             raise YocoError("the ladder needs at least one rule (--rules)")
         for rule in self.rules:
@@ -77,6 +80,9 @@ class LadderConfig:
             raise YocoError(f"the same rule is listed twice in {list(self.rules)}")
         _at_least("repeat", self.repeat, 1)
         _at_least("random_subsets", self.random_subsets, 1)
+        if self.random_subsets > MAX_RANDOM_SUBSETS:
+            raise YocoError(f"random_subsets must be at most {MAX_RANDOM_SUBSETS} (yoco's limit; each subset is a "
+                            f"pruned set and its evaluations), got {self.random_subsets}")
         for name in ("lbpe_epochs", "lbpe_top_k", "el2n_epochs"):
             if getattr(self, name) is not None:
                 _at_least(name, getattr(self, name), 1)
@@ -99,6 +105,11 @@ class LadderConfig:
     def set_runs(self) -> int:
         """Pruned sets per (rule, target IPC) from the dynamics: one per run, or one from the averaged scores."""
         return self.dynamics.runs if self.separate else 1
+
+    def pruned_sets(self) -> int:
+        """How many pruned sets the ladder writes: per rule, target IPC and set run (random reference: per subset)."""
+        per_rule = [self.random_subsets if parse_rule(r).name == RANDOM_REFERENCE else 1 for r in self.rules]
+        return sum(per_rule) * len(self.ipcs) * self.set_runs
 
     @property
     def evaluations(self) -> int:

@@ -31,6 +31,7 @@ from yoco.train import resolve_device
 
 log = logging.getLogger(__name__)
 PLAN = "plan.json"  # the ladder's evaluation cells, written before they run, read by report_ladder
+MAX_PRUNED_SETS = 2000  # pruned sets one ladder may write (each a file of its own); the paper's tables need < 200
 
 
 def fingerprint(cs: CondensedSet) -> str:
@@ -67,7 +68,12 @@ def run_ladder(
         bad = [k for k in cfg.ipcs if cs.meta.ipc and k >= cs.meta.ipc]
         if bad:
             raise YocoError(f"target IPCs {bad} must be below the source IPC {cs.meta.ipc}")
+        planned = cfg.pruned_sets()
+        if planned > MAX_PRUNED_SETS:
+            raise YocoError(f"{out}: the ladder would write {planned} pruned sets, more than the {MAX_PRUNED_SETS} yoco "
+                            "allows in one folder; use fewer rules, IPCs, dynamics runs or --random-subsets")
         claim(out, source_fp, cfg.dataset, cfg.to_dict(), force)
+        tested = real.digest("test")  # cells are keyed by the test set's content, not by where it was read
         cache = out / "cache"
 
         dyn_key = key(source_fp, cfg.dynamics.to_dict(), *_compiled(compile))
@@ -77,7 +83,7 @@ def run_ladder(
             src_path = cache / f"source-{source_fp}.safetensors"
             cached(src_path, source_fp, lambda: cs, save, load, fingerprint)
             source_cells = _cells(out, "source", None, src_path, source_fp, cfg, eval_cfg, data_root, device, compile,
-                                  range(cfg.seed, cfg.seed + cfg.evaluations))
+                                  range(cfg.seed, cfg.seed + cfg.evaluations), tested=tested)
 
         def make_dynamics() -> Dynamics:
             log.info("recording training dynamics (%d runs x %d epochs)", cfg.dynamics.runs, cfg.dynamics.epochs)
@@ -140,7 +146,7 @@ def run_ladder(
                         first = cfg.seed + run * cfg.repeat
                         cells += _cells(out, name, ipc, path, pkey, cfg, eval_cfg, data_root, device, compile,
                                         range(first, first + cfg.repeat), sub,
-                                        run if cfg.separate and parsed.reads_dynamics else None)
+                                        run if cfg.separate and parsed.reads_dynamics else None, tested=tested)
 
         # smallest target IPC first and the unpruned source last: a ladder stopped part-way leaves whole rows
         # (every rule at the small IPCs) rather than every IPC of a few rules
@@ -148,7 +154,7 @@ def run_ladder(
         log.info("%d evaluation cells, %d already done, %d to run", len(cells), len(cells) - len(todo), len(todo))
         if batch_cells is None:
             batch_cells = resolve_device(device).type == "cuda" and workers == 1 and not ray_address
-        report_config = {**cfg.to_dict(), "source": cs.source, "source_fingerprint": source_fp,
+        report_config = {**cfg.to_dict(), "source": cs.source, "source_fingerprint": source_fp, "test_sha256": tested,
                          "source_sha256": content_sha256(cs), "departures": cfg.departures(), "compiled": compile,
                          "score_windows": windows}  # the windows used, where the config leaves them to the protocol
         write_json(out / PLAN, {"config": report_config,
@@ -171,6 +177,7 @@ def report_ladder(out_dir: str | Path) -> dict[str, Any]:
     if plan is None or not isinstance(plan.get("cells"), list):
         raise YocoError(f"{out / PLAN}: no ladder plan here (missing or unreadable); a ladder writes it when its "
                         "evaluations start")
+    _check_plan(plan, out / PLAN)
     results = []
     for c in plan["cells"]:
         cell = Cell(c["rule"], c["ipc"], c["seed"], "", "", None, {}, c["key"], str(out / "cells" / c["file"]),
@@ -180,6 +187,28 @@ def report_ladder(out_dir: str | Path) -> dict[str, Any]:
     if not results:
         raise YocoError(f"{out}: none of the {len(plan['cells'])} planned evaluation cells has finished yet")
     return write_ladder_reports(out, results, plan["config"], planned=len(plan["cells"]))
+
+
+def _check_plan(plan: dict[str, Any], path: Path) -> None:
+    """Refuse a plan whose cells or config are not of the kinds a ladder writes (a damaged or hand-edited file)."""
+    def whole(v: Any, none: bool = False) -> bool:
+        return (none and v is None) or (isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**63)
+
+    config = plan.get("config")
+    kinds = {"dataset": str, "departures": list, "compiled": bool, "score_runs": str, "dynamics": dict}
+    bad = [k for k, kind in kinds.items() if isinstance(config, dict) and k in config and not isinstance(config[k], kind)]
+    if not isinstance(config, dict) or bad or not all(isinstance(d, str) for d in config.get("departures", [])) or (
+            "repeat" in config and not whole(config["repeat"])) or (
+            not whole((config.get("dynamics") or {}).get("runs", 0))):
+        raise YocoError(f"{path}: damaged ladder plan (its config{' field ' + bad[0] if bad else ''} is not what a "
+                        "ladder writes); rerun the ladder to write it again")
+    for i, c in enumerate(plan["cells"]):
+        if not (isinstance(c, dict) and isinstance(c.get("rule"), str) and whole(c.get("ipc"), none=True)
+                and whole(c.get("seed")) and whole(c.get("subset"), none=True) and whole(c.get("run"), none=True)
+                and isinstance(c.get("key"), str) and isinstance(c.get("file"), str)
+                and c["file"] == Path(c["file"]).name and c["file"] not in ("", ".", "..")):
+            raise YocoError(f"{path}: damaged ladder plan (cell {i} is not what a ladder writes); rerun the ladder to "
+                            "write it again")
 
 
 def _compiled(compile: bool) -> list[str]:
@@ -223,13 +252,15 @@ def _pruned(cs: CondensedSet, table: ScoreTable, rule: str, ipc: int, cfg: Ladde
 
 def _cells(out: Path, rule: str, ipc: int | None, set_path: Path, set_key: str, cfg: LadderConfig,
            eval_cfg: dict[str, Any], data_root: str | None, device: str, compile: bool, seeds: range,
-           subset: int | None = None, run: int | None = None) -> list[Cell]:
+           subset: int | None = None, run: int | None = None, *, tested: str) -> list[Cell]:
     cells = []
     for s in seeds:
-        # keyed by the kind of device the cell trains on, so `auto` and `cpu` on a CPU are the same cell
-        k = key(set_key, eval_cfg, resolve_device(device).type, s, *_compiled(compile))
+        # keyed by the kind of device the cell trains on, so `auto` and `cpu` on a CPU are the same cell, and by the
+        # test set's content, so another --data-root with other test data never reuses a cell (cells of folders made
+        # before the test set was in the key are evaluated again, once)
+        k = key(set_key, eval_cfg, resolve_device(device).type, s, *_compiled(compile), {"test_sha256": tested})
         cell = Cell(rule, ipc, s, str(set_path), cfg.dataset, data_root, eval_cfg, k, "", subset=subset,
-                    device=device, compile=compile, run=run)
+                    device=device, compile=compile, run=run, test_sha256=tested)
         cells.append(dataclasses.replace(cell, out=str(out / "cells" / f"{cell.name}-{k}.json")))
     return cells
 
