@@ -131,7 +131,7 @@ def accepted_or_refused(ran: Ran, outputs: tuple[str, ...] = ()) -> None:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from yoco.dynamics import DynamicsConfig, record_dynamics, save_dynamics
-    from yoco.rules import build_table
+    from yoco.scoretable import build_table
     from yoco.train import TrainConfig
 
     w = tmp_path_factory.mktemp("world")
