@@ -152,6 +152,15 @@ def _training(p: argparse.ArgumentParser, repeat_help: str) -> None:
     p.add_argument("--seed", type=natural, default=None, help="first training seed (default: 0)")
 
 
+def _pruned_epochs(p: argparse.ArgumentParser) -> None:
+    from yoco import protocol
+
+    p.add_argument("--pruned-epochs", choices=list(protocol.PRUNED_EPOCHS), default=None,
+                   help="whose size sets a pruned set's evaluation epochs on ImageNet subsets: source (default, "
+                   "YOCO's test.py: the source set's, 1000 for IPC 10 or 20 sources) or own (IDC's table on the "
+                   "pruned set's own size: 2000 or 1500)")
+
+
 def _keep_config(a: argparse.Namespace, beside: Path) -> None:
     """Copy the ``--config`` file (if any) beside the results, so they say what produced them."""
     if getattr(a, "config", None):
@@ -250,7 +259,7 @@ def _import(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--num-classes", type=positive, default=None,
                    help="default: the width of one-hot labels, else the largest label + 1")
     p.add_argument("--factor", type=positive, default=None,
-                   help="multi-formation factor (default: the format's: IDC/DREAM 2, others 1)")
+                   help="multi-formation factor (default: the format's: IDC 2, 3 for ImageNet; DREAM 2; others 1)")
     p.add_argument("--normalized", choices=["yes", "no"], default=None,
                    help="are the stored images standardised (default: the format's: IDC/DREAM no, others yes)")
     p.add_argument("--experiment", type=natural, default=0, help="which experiment of a DSA res_*.pt file")
@@ -323,6 +332,7 @@ def _evaluate(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--recipe", choices=["set", "protocol"], default="set",
                    help="set: use the evaluation recipe the set's method published with it (MTT's learned learning "
                    "rate, ZCA), saying so; protocol: ignore it (with a warning)")
+    _pruned_epochs(p)
     p.add_argument("--out", default=None, help="result JSON (default: CONDENSED with .eval.json)")
     _device(p)
     _compile(p)
@@ -340,7 +350,8 @@ def _evaluate(p: argparse.ArgumentParser) -> Handler:
         real = _real(a)
         check_compatible(cs, real)
         cfg = EvalConfig(**given(model=a.model, width=a.width, repeat=a.repeat, seed=a.seed,
-                                 test_points=a.test_points), train=TrainConfig(epochs=a.epochs), recipe=a.recipe)
+                                 test_points=a.test_points, pruned_epochs=a.pruned_epochs),
+                         train=TrainConfig(epochs=a.epochs), recipe=a.recipe)
         result = evaluate_condensed(cs, real, cfg, device=a.device, progress=not a.quiet, compile=a.compile)
         result["file"] = {"path": str(a.condensed), "sha256": file_sha256(a.condensed)}
         write_json(out, result)
@@ -548,6 +559,7 @@ def _ladder(p: argparse.ArgumentParser) -> Handler:
                    help="random balanced subsets (per dynamics run with separate runs; subset seeds from "
                    "--subset-seed) that the gain-over-random column is measured against (default: 1)")
     p.add_argument("--epochs", type=positive, default=None, help="evaluation epochs (default: the protocol's)")
+    _pruned_epochs(p)
     p.add_argument("--width", type=positive, default=None, help="network width for dynamics and evaluation")
     p.add_argument("--dynamics-epochs", type=positive, default=None, help="default: 1000")
     p.add_argument("--dynamics-runs", type=positive, default=None, help="default: 3")
@@ -571,7 +583,7 @@ def _ladder(p: argparse.ArgumentParser) -> Handler:
                            random_subsets=a.random_subsets, score_runs=a.score_runs, lbpe_epochs=a.lbpe_epochs,
                            lbpe_top_k=a.lbpe_top_k, options=dict(a.option) or None, eval_epochs=a.epochs,
                            width=a.width, dynamics_epochs=a.dynamics_epochs, dynamics_runs=a.dynamics_runs,
-                           dynamics_seed=a.dynamics_seed)
+                           dynamics_seed=a.dynamics_seed, pruned_epochs=a.pruned_epochs)
         cs = _ladder_source(a, cfg.dataset)
         doc = run_ladder(cs, cfg, a.out, data_root=a.data_root, workers=a.workers, ray_address=a.ray,
                          force=a.force, device=a.device, progress=not a.quiet, compile=a.compile)

@@ -37,6 +37,9 @@ class EvalConfig:
     ``None`` fields (epochs, augmentation) follow the protocol for the dataset and set size. ``recipe="set"``
     applies the evaluation recipe the set's method published with it (``meta.extra["recipe"]``: MTT's learned
     learning rate, ZCA whitening); ``"protocol"`` ignores it, with a warning naming both.
+    ``pruned_epochs`` says whose size sets a pruned set's epochs (on ImageNet subsets the only difference):
+    ``"source"``, YOCO's way (the source set's, so 1000 for every pruned ImageNet-10 set of IPC 10 or 20), or
+    ``"own"``, IDC's table applied to the pruned set's own size.
     """
 
     model: str | None = None
@@ -46,6 +49,7 @@ class EvalConfig:
     test_points: int = protocol.EVAL_TEST_POINTS
     train: TrainConfig = field(default_factory=TrainConfig)
     recipe: str = "set"
+    pruned_epochs: str = protocol.PRUNED_EPOCHS_DEFAULT
 
     def __post_init__(self) -> None:
         if self.recipe not in ("set", "protocol"):
@@ -57,7 +61,7 @@ class EvalConfig:
         self.networks()  # validates repeat, width and seed
 
     def networks(self) -> Networks:
-        return Networks(self.model, self.width, self.repeat, self.seed, self.train)
+        return Networks(self.model, self.width, self.repeat, self.seed, self.train, self.pruned_epochs)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
