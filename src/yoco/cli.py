@@ -329,9 +329,10 @@ def _evaluate(p: argparse.ArgumentParser) -> Handler:
     _training(p, "independent runs, seeds seed .. seed+repeat-1 (default: 3)")
     p.add_argument("--test-points", type=positive, default=None,
                    help="times the network is tested during training (default: the protocol's 4)")
-    p.add_argument("--recipe", choices=["set", "protocol"], default="set",
+    p.add_argument("--recipe", choices=["set", "protocol", "yoco"], default="set",
                    help="set: use the evaluation recipe the set's method published with it (MTT's learned learning "
-                   "rate, ZCA), saying so; protocol: ignore it (with a warning)")
+                   "rate, ZCA), saying so; protocol: ignore it (with a warning); yoco: as YOCO's test.py evaluated "
+                   "MTT/DSA/KIP sets (lr 0.01, no ZCA, the stored standardised images standardised again)")
     _pruned_epochs(p)
     p.add_argument("--out", default=None, help="result JSON (default: CONDENSED with .eval.json)")
     _device(p)
@@ -371,10 +372,19 @@ def _condense(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--ipc", type=positive, required=True, help="stored images per class")
     p.add_argument("--preset", default=None, choices=list(PRESETS),
                    help="IDC settings (default: the dataset's published preset; cpu-quick: a CPU smoke run)")
-    p.add_argument("--factor", type=positive, default=None, help="multi-formation factor (default: the preset's, 2)")
+    p.add_argument("--factor", type=positive, default=None,
+                   help="multi-formation factor (default: the preset's, 2; 3 for ImageNet)")
     p.add_argument("--iterations", type=positive, default=None, help="outer iterations (published: 2000)")
     p.add_argument("--inner", type=positive, default=None, help="inner matching steps per iteration (published: 100)")
     p.add_argument("--width", type=positive, default=None, help="matching network width (published: 128)")
+    p.add_argument("--net-images", type=positive, default=None,
+                   help="real images the network trains on after every inner step (published: 2000 CIFAR, 500 others)")
+    p.add_argument("--pretrain-epochs", type=natural, default=None,
+                   help="epochs each fresh network trains on the real set before matching (published: 10 for "
+                   "ImageNet, 0 others)")
+    p.add_argument("--decode", choices=["auto", "single", "bound"], default=None,
+                   help="multi-formation of the matched synthetic batches: single, bound (at most batch_syn images "
+                   "per class) or auto (default: IDC's presets, bound for ImageNet at factor >= 3 and IPC >= 20)")
     p.add_argument("--engine", choices=["auto", "batched", "sequential"], default=None,
                    help="batched: every class in one gradient evaluation, the per-class steps in closed "
                    "form; sequential: IDC's loop; auto (default): batched on a GPU, sequential on a CPU (faster "
@@ -405,7 +415,8 @@ def _condense(p: argparse.ArgumentParser) -> Handler:
         real = _real(a)
         cfg = resolve_config(real.name, a.preset, **given(
             ipc=a.ipc, factor=a.factor, iterations=a.iterations, inner=a.inner, width=a.width, engine=a.engine,
-            seed=a.seed, checkpoint_every=a.checkpoint_every, eval_every=a.eval_every))
+            seed=a.seed, checkpoint_every=a.checkpoint_every, eval_every=a.eval_every, net_images=a.net_images,
+            net_pretrain_epochs=a.pretrain_epochs, decode=a.decode))
         eval_fn = None
         if cfg.eval_every:
             quick_eval = EvalConfig(repeat=1, test_points=1, train=TrainConfig(epochs=a.eval_epochs))

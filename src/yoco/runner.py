@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from yoco import protocol
-from yoco.data.condensed import CondensedSet, decode
+from yoco.data.condensed import CondensedSet, decode, normalize
 from yoco.errors import YocoError
 from yoco.models import create_model
 from yoco.train import Batch, TrainConfig, batchable, resolve_device, seeded, train, train_batched
@@ -80,15 +80,19 @@ class Prepared:
 
 
 def prepare(cs: CondensedSet, device: torch.device, *, mean: tuple[float, ...] | None = None,
-            std: tuple[float, ...] | None = None, flip: bool | None = None) -> Prepared:
-    """Decode ``cs`` and standardise it with ``mean``/``std`` (default: its dataset's, see :func:`input_stats`)."""
+            std: tuple[float, ...] | None = None, flip: bool | None = None, renormalize: bool = False) -> Prepared:
+    """Decode ``cs`` and standardise it with ``mean``/``std`` (default: its dataset's, see :func:`input_stats`).
+
+    ``renormalize`` standardises a set stored standardised once more, its values read as pixels: what YOCO's loader
+    does to MTT, DSA and KIP sets (an evaluation option, ``EvalConfig(recipe="yoco")``)."""
     dec = decode(cs)
     d_mean, d_std, d_flip = input_stats(dec)
     mean, std = tuple(mean or d_mean), tuple(std or d_std)
     if len(mean) != dec.images.shape[1]:
         raise YocoError(f"{cs.source}: images have {dec.images.shape[1]} channel(s) but the normalisation of "
                         f"{cs.meta.dataset!r} has {len(mean)}; is the set from another dataset?")
-    x = dec.normalized_images(mean, std).to(device)
+    x = (normalize(dec.images, mean, std) if renormalize and dec.meta.normalized
+         else dec.normalized_images(mean, std)).to(device)
     soft = dec.soft.to(device) if dec.soft is not None else None
     return Prepared(x, dec.labels.to(device), dec.num_classes, cs.meta.dataset, mean, std,
                     d_flip if flip is None else flip, soft, source_images_per_class(cs))
