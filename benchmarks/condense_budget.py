@@ -71,13 +71,16 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true", help="the network between matching steps torch.compile-d")
     ap.add_argument("--net-batch", type=int, default=None,
                     help="outer iterations whose networks train side by side (default: the device's; at most --chunk)")
+    ap.add_argument("--precision", default=None, help="fp32 (the protocol), tf32 or bf16 (default: fp32); a checkpoint "
+                    "resumes under another one")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/condense_budget_fm"))
     args = ap.parse_args()
     points = sorted(int(v) for v in args.points.split(","))
     real = load_dataset(args.dataset, root=args.data_root)
     base = resolve_config(real.name, None, ipc=args.ipc, checkpoint_every=args.chunk, engine=args.engine,
-                          **{k: v for k, v in {"inner": args.inner, "width": args.width}.items() if v is not None})
+                          **{k: v for k, v in {"inner": args.inner, "width": args.width,
+                                               "precision": args.precision}.items() if v is not None})
     run = args.out / "run.safetensors"
     sets = args.out / "sets"
     sets.mkdir(parents=True, exist_ok=True)

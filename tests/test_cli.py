@@ -172,6 +172,12 @@ def test_help_shows_defaults_and_device_only_where_it_matters(capsys):
     flat = " ".join(text.split())
     assert "--score-runs {separate,averaged}" in flat and "separate (default, the paper's cells)" in flat
     assert "pick (default: highest; one of highest, random)" in flat
+    for command in ("ladder", "evaluate", "dynamics", "condense"):
+        with pytest.raises(SystemExit):
+            run(command, "--help")
+        flat = " ".join(capsys.readouterr().out.split())
+        assert "--precision {fp32,tf32,bf16}" in flat and "bf16 = bfloat16 autocast" in flat, command
+        assert "(default: fp32)" in flat, command
     with pytest.raises(SystemExit):
         run("prune", "--help")
     text = capsys.readouterr().out

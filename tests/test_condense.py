@@ -453,3 +453,30 @@ def test_compiled_network_update_is_a_runtime_choice_a_checkpoint_resumes_across
     resumed = condense(real, TINY, out, device="cpu", progress=False, resume=True, compile=True)
     assert wrapped == ["_BatchedStep"]
     torch.testing.assert_close(resumed.images, straight.images, atol=1e-5, rtol=1e-4)
+
+
+def test_bf16_condensation_runs_under_autocast_records_it_and_resumes_an_fp32_checkpoint(tmp_path, monkeypatch):
+    """``precision="bf16"``: the matching and the network updates run under bfloat16 autocast (the images stay
+    float32), the set records it, and an fp32 checkpoint continues under bf16 (a runtime choice, as on a GPU loan)."""
+    real = fake_real()
+    seen = []
+    real_autocast = torch.autocast
+
+    def spying(device_type, dtype=None, **kw):
+        seen.append((device_type, dtype))
+        return real_autocast(device_type, dtype=dtype, **kw)
+
+    monkeypatch.setattr(torch, "autocast", spying)
+    fp32 = condense(real, TINY, tmp_path / "a.safetensors", device="cpu", progress=False)
+    assert not seen
+    half = condense(real, dataclasses.replace(TINY, precision="bf16"), tmp_path / "b.safetensors", device="cpu",
+                    progress=False)
+    assert seen and set(seen) == {("cpu", torch.bfloat16)}
+    assert half.images.dtype == torch.float32 and not torch.equal(half.images, fp32.images)
+    assert load(tmp_path / "b.safetensors").meta.extra["config"]["precision"] == "bf16"
+    out = tmp_path / "c.safetensors"
+    condense(real, dataclasses.replace(TINY, iterations=2), out, device="cpu", progress=False, keep_checkpoint=True)
+    resumed = condense(real, dataclasses.replace(TINY, precision="bf16"), out, device="cpu", progress=False, resume=True)
+    assert len(resumed.meta.extra["matching_loss"]) == TINY.iterations
+    with pytest.raises(YocoError, match="IDC: unknown precision 'fp8'"):
+        condense(real, dataclasses.replace(TINY, precision="fp8"), tmp_path / "d.safetensors", device="cpu")

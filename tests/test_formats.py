@@ -488,7 +488,8 @@ def test_soft_labels_travel_from_import_to_training_scores_and_pruning(tmp_path)
     # them, the scores read them, pruning keeps them and balances by the arg-max class
     from yoco.data.condensed import decode, load
     from yoco.dynamics import DynamicsConfig, record_dynamics
-    from yoco.rules import build_table, class_counts, prune
+    from yoco.rules import class_counts, prune
+    from yoco.scoretable import build_table
     from yoco.train import TrainConfig
 
     g = torch.Generator().manual_seed(0)

@@ -541,3 +541,79 @@ def test_paper_cells_each_dynamics_run_makes_its_own_scores_and_pruned_set(tmp_p
     # its random subset 0 with seed 0 and the source's seed-0 cell train exactly what the separate ladder trained
     assert next(r for r in doc2["rows"] if r["rule"] == "source")["seeds"] == [0, 1]
     assert len(calls) == 2 + 1  # yoco's two seeds and random's seed 1; random seed 0 and the source were cached
+
+
+def test_precision_reaches_the_cache_keys_the_results_and_the_title(tmp_path, monkeypatch):
+    """A bf16 ladder in the folder of an fp32 one records its dynamics and cells apart (nothing reused across
+    precisions), says bf16 in its results, heading and plot title, and the fp32 ladder's files are left as they were."""
+    from yoco.ladder import build_config
+
+    assert build_config(dataset="mnist", precision="bf16").dynamics.train.precision == "bf16"
+    cs, cfg, root = _setup(tmp_path)
+    cfg = dataclasses.replace(cfg, rules=("yoco",), ipcs=(1,), repeat=1)
+    out = tmp_path / "run"
+    run_ladder(cs, cfg, out, data_root=root, device="cpu", progress=False)
+    before = {p.name for p in (out / "cells").iterdir()} | {p.name for p in (out / "cache").iterdir()}
+    calls = _count_evals(monkeypatch)
+    half = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, train=dataclasses.replace(
+        cfg.eval.train, precision="bf16")), dynamics=dataclasses.replace(cfg.dynamics, train=dataclasses.replace(
+            cfg.dynamics.train, precision="bf16")))
+    doc = run_ladder(cs, half, out, data_root=root, device="cpu", progress=False)
+    assert len(calls) == 1 + 1  # yoco's cell and the source's: nothing of the fp32 ladder reused
+    after = {p.name for p in (out / "cells").iterdir()} | {p.name for p in (out / "cache").iterdir()}
+    assert before < after and len(after - before) >= 4  # dynamics, score table, two cells
+    (dyn,) = [load_dynamics(p) for p in (out / "cache").glob("dynamics-*") if p.name not in before]
+    assert dyn.config["train"]["precision"] == "bf16"
+    cells = [json.loads((out / "cells" / n).read_text()) for n in after - before if n.endswith(".json")]
+    assert cells and all(c["config"]["train"]["precision"] == "bf16" for c in cells)
+    assert doc["config"]["eval"]["train"]["precision"] == "bf16"
+    assert "evaluation in bf16 (protocol fp32)" in (out / "results.md").read_text()
+    from yoco.report import ladder_title
+
+    assert ladder_title(doc["config"]).endswith("(NOT the full protocol) [averaged-scores cells, bf16]")
+    assert ladder_title({**doc["config"], "score_runs": "separate"}).endswith("[bf16]")
+
+
+def test_a_method_added_after_a_folder_was_made_joins_it(tmp_path, monkeypatch):
+    """A score and a selector registered after a ladder folder exists (through the public registration, as a user's
+    own file would) are added to its score tables as new columns; nothing made before is made again."""
+    from yoco.scores import SCORES, register_score
+    from yoco.scoretable import load_table
+    from yoco.selectors import SELECTORS, register_selector
+
+    cs, cfg, root = _setup(tmp_path)
+    cfg = dataclasses.replace(cfg, rules=("yoco", "random_balance"), ipcs=(1,), repeat=1, score_runs="separate")
+    out = tmp_path / "run"
+    run_ladder(cs, cfg, out, data_root=root, device="cpu", progress=False)
+    before = {p.name: p.stat().st_mtime_ns for p in (out / "cells").iterdir()}
+
+    @register_score("spread", harder="high")
+    def spread(dyn, score_cfg):
+        """How much the log-probability of the label moves over the run."""
+        y = dyn.labels.view(1, 1, -1, 1).expand(dyn.runs, dyn.epochs, -1, 1)
+        return dyn.log_probs.float().gather(-1, y).squeeze(-1).std(1).double()
+
+    def centre(dyn):
+        return dyn.embeddings.mean(0)
+
+    @register_selector("nearest", prepare=centre)
+    def nearest(members, budget, ctx):
+        """The images nearest the embeddings' mean."""
+        d = (ctx.features[members] - ctx.features.mean(0)).norm(dim=1)
+        return members[torch.sort(d, stable=True).indices[:budget]]
+
+    try:
+        calls = _count_evals(monkeypatch)
+        more = dataclasses.replace(cfg, rules=("yoco", "random_balance", "spread", "nearest"))
+        doc = run_ladder(cs, more, out, data_root=root, device="cpu", progress=False)
+        assert len(calls) == 2 * 2  # the two new rules, one set per dynamics run each; nothing else again
+        assert all((out / "cells" / n).stat().st_mtime_ns == t for n, t in before.items())
+        rows = {r["rule"]: r for r in doc["rows"]}
+        assert rows["spread_hard_imbalance"]["last_mean"] is not None and rows["nearest_imbalance"]["runs"] == [0, 1]
+        for path in (out / "cache").glob("scores-run*"):
+            table = load_table(path)
+            assert "spread" in table.scores and "nearest" in table.features
+            assert table.config["methods"]["scores"]["spread"] == 1 and table.config["methods"]["scores"]["lbpe"] == 1
+    finally:
+        SCORES.remove("spread")
+        SELECTORS.remove("nearest")

@@ -383,3 +383,49 @@ def test_the_batched_step_traces_as_one_graph(mix_p):
     step = _BatchedStep(models[0], recipes[0].dsa, recipes[0].cfg)
     explained = dynamo.explain(step)(params, momenta, x, y, draws, torch.tensor(0.01))
     assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons
+
+
+def test_bf16_trains_under_autocast_with_float32_weights_one_by_one_and_batched():
+    """``precision="bf16"``: the steps' logits are bfloat16 (autocast), the weights and momenta stay float32, the
+    numbers move away from float32's, and the batched run matches one-by-one runs at bfloat16's tolerance."""
+    from yoco.train import train_batched
+
+    x, y = separable_images(n_per_class=6)
+    cfg = TrainConfig(epochs=2, batch_size=12, precision="bf16")
+
+    def fresh():
+        with seeded(3):
+            return create_model("convnet", 4, 1, 16, width=8, depth=2)
+
+    dtypes = set()
+    m16 = train(fresh(), x, y, cfg, progress=False, on_batch=lambda b: dtypes.add(b.logits.dtype))
+    m32 = train(fresh(), x, y, dataclasses.replace(cfg, precision="fp32"), progress=False)
+    assert dtypes == {torch.bfloat16} and all(p.dtype == torch.float32 for p in m16.parameters())
+    assert not torch.equal(m16.classifier.weight, m32.classifier.weight)
+    batched_dtypes = set()
+    (mb,) = train_batched([fresh()], [x], [y], [cfg], progress=False,
+                          on_batch=lambda i, b: batched_dtypes.add(b.logits.dtype))
+    assert batched_dtypes == {torch.bfloat16}
+    assert torch.allclose(mb.classifier.weight, m16.classifier.weight, atol=2e-2)
+
+
+def test_precision_is_recorded_only_when_it_is_not_the_protocols():
+    """Configs written before the option read the same (and so do the cache keys made from them)."""
+    from yoco.dynamics import DynamicsConfig
+    from yoco.evaluate import EvalConfig
+
+    assert "precision" not in TrainConfig().to_dict() and TrainConfig.from_dict(TrainConfig().to_dict()) == TrainConfig()
+    bf = TrainConfig(precision="bf16")
+    assert bf.to_dict()["precision"] == "bf16" and TrainConfig.from_dict(bf.to_dict()) == bf
+    for cfg in (EvalConfig(), DynamicsConfig()):
+        assert "precision" not in cfg.to_dict()["train"]
+        assert dataclasses.replace(cfg, train=bf).to_dict()["train"]["precision"] == "bf16"
+    with pytest.raises(YocoError, match="precision must be one of fp32, tf32, bf16, got 'fp16'"):
+        TrainConfig(precision="fp16")
+
+
+def test_tf32_on_a_cpu_is_one_clear_error():
+    x, y = separable_images(n_per_class=2)
+    model = create_model("convnet", 4, 1, 16, width=8, depth=2)
+    with pytest.raises(YocoError, match="--precision tf32 needs an NVIDIA GPU"):
+        train(model, x, y, TrainConfig(epochs=1, precision="tf32"), progress=False)

@@ -123,6 +123,15 @@ def _compile(p: argparse.ArgumentParser, help: str | None = None) -> None:
                    "results and caches record it")
 
 
+def _precision(p: argparse.ArgumentParser) -> None:
+    from yoco.protocol import PRECISION, PRECISIONS
+
+    p.add_argument("--precision", choices=list(PRECISIONS), default=PRECISION,
+                   help="training arithmetic: fp32 = PyTorch's defaults, as the published code ran (the protocol); "
+                   "tf32 = TF32 matmuls and convolutions (CUDA); bf16 = bfloat16 autocast, float32 weights; "
+                   "results and caches record it")
+
+
 def _dataset(p: argparse.ArgumentParser, required: bool = True) -> None:
     from yoco.data.datasets import DATASETS
 
@@ -337,6 +346,7 @@ def _evaluate(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--out", default=None, help="result JSON (default: CONDENSED with .eval.json)")
     _device(p)
     _compile(p)
+    _precision(p)
 
     def run(a: argparse.Namespace) -> int:
         from yoco.data.condensed import load
@@ -352,7 +362,7 @@ def _evaluate(p: argparse.ArgumentParser) -> Handler:
         check_compatible(cs, real)
         cfg = EvalConfig(**given(model=a.model, width=a.width, repeat=a.repeat, seed=a.seed,
                                  test_points=a.test_points, pruned_epochs=a.pruned_epochs),
-                         train=TrainConfig(epochs=a.epochs), recipe=a.recipe)
+                         train=TrainConfig(epochs=a.epochs, precision=a.precision), recipe=a.recipe)
         result = evaluate_condensed(cs, real, cfg, device=a.device, progress=not a.quiet, compile=a.compile)
         result["file"] = {"path": str(a.condensed), "sha256": file_sha256(a.condensed)}
         write_json(out, result)
@@ -404,6 +414,7 @@ def _condense(p: argparse.ArgumentParser) -> Handler:
     _compile(p, "train the network between matching steps with each step (augmentation, mixing, forward, backward, "
              "SGD) as one torch.compile-d graph, for a GPU's launch overhead; a runtime choice, so a checkpoint "
              "resumes with or without it")
+    _precision(p)
 
     def run(a: argparse.Namespace) -> int:
         from yoco.condense import checkpoint_path, condense, resolve_config
@@ -415,8 +426,8 @@ def _condense(p: argparse.ArgumentParser) -> Handler:
         real = _real(a)
         cfg = resolve_config(real.name, a.preset, **given(
             ipc=a.ipc, factor=a.factor, iterations=a.iterations, inner=a.inner, width=a.width, engine=a.engine,
-            seed=a.seed, checkpoint_every=a.checkpoint_every, eval_every=a.eval_every, net_images=a.net_images,
-            net_pretrain_epochs=a.pretrain_epochs, decode=a.decode))
+            seed=a.seed, checkpoint_every=a.checkpoint_every, eval_every=a.eval_every, precision=a.precision,
+            net_images=a.net_images, net_pretrain_epochs=a.pretrain_epochs, decode=a.decode))
         eval_fn = None
         if cfg.eval_every:
             quick_eval = EvalConfig(repeat=1, test_points=1, train=TrainConfig(epochs=a.eval_epochs))
@@ -446,6 +457,7 @@ def _dynamics(p: argparse.ArgumentParser) -> Handler:
                    help="outputs of the augmented training pass (as the paper; default) or one clean pass per epoch")
     _device(p)
     _compile(p)
+    _precision(p)
 
     def run(a: argparse.Namespace) -> int:
         from yoco.data.condensed import load
@@ -456,7 +468,7 @@ def _dynamics(p: argparse.ArgumentParser) -> Handler:
         check_outputs([a.out], [a.condensed])
         cs = load(a.condensed)
         cfg = DynamicsConfig(**given(model=a.model, width=a.width, runs=a.runs, seed=a.seed, record=a.record),
-                             train=TrainConfig(epochs=a.epochs))
+                             train=TrainConfig(epochs=a.epochs, precision=a.precision))
         dyn = record_dynamics(cs, cfg, device=a.device, progress=not a.quiet, compile=a.compile)
         save_dynamics(dyn, a.out)
         acc = dyn.train_acc[:, -1].mean()
@@ -482,8 +494,8 @@ def _score(p: argparse.ArgumentParser) -> Handler:
     def run(a: argparse.Namespace) -> int:
         from yoco.dynamics import load_dynamics
         from yoco.files import check_outputs
-        from yoco.rules import build_table
         from yoco.scores import resolve_windows
+        from yoco.scoretable import build_table
 
         if Path(a.out).suffix.lower() == ".csv":
             raise YocoError(f"{a.out}: the score table is a .safetensors file; use --csv for the CSV export")
@@ -585,6 +597,7 @@ def _ladder(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--out", required=True, help="output folder")
     _device(p)
     _compile(p)
+    _precision(p)
 
     def run(a: argparse.Namespace) -> int:
         from yoco.ladder import build_config, run_ladder
@@ -594,7 +607,7 @@ def _ladder(p: argparse.ArgumentParser) -> Handler:
                            random_subsets=a.random_subsets, score_runs=a.score_runs, lbpe_epochs=a.lbpe_epochs,
                            lbpe_top_k=a.lbpe_top_k, options=dict(a.option) or None, eval_epochs=a.epochs,
                            width=a.width, dynamics_epochs=a.dynamics_epochs, dynamics_runs=a.dynamics_runs,
-                           dynamics_seed=a.dynamics_seed, pruned_epochs=a.pruned_epochs)
+                           dynamics_seed=a.dynamics_seed, precision=a.precision, pruned_epochs=a.pruned_epochs)
         cs = _ladder_source(a, cfg.dataset)
         doc = run_ladder(cs, cfg, a.out, data_root=a.data_root, workers=a.workers, ray_address=a.ray,
                          force=a.force, device=a.device, progress=not a.quiet, compile=a.compile)
@@ -606,6 +619,7 @@ def _ladder(p: argparse.ArgumentParser) -> Handler:
 
 def _ladder_source(a: argparse.Namespace, dataset: str):
     from yoco.data.condensed import load
+    from yoco.protocol import PRECISION
 
     if a.condensed and a.condense:
         raise YocoError("give either a condensed set or --condense ipc=K, not both")
@@ -615,7 +629,10 @@ def _ladder_source(a: argparse.Namespace, dataset: str):
         raise YocoError("ladder needs a condensed set (or --condense ipc=K to condense the real dataset first)")
     from yoco.condense import condense_from_spec
 
-    return condense_from_spec(dataset, a.condense, Path(a.out) / "condensed.safetensors", data_root=a.data_root,
+    spec = a.condense  # the ladder's precision condenses too, unless the spec says otherwise
+    if a.precision != PRECISION and "precision" not in spec:
+        spec += f",precision={a.precision}"
+    return condense_from_spec(dataset, spec, Path(a.out) / "condensed.safetensors", data_root=a.data_root,
                               device=a.device, progress=not a.quiet)
 
 

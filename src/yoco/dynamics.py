@@ -207,7 +207,7 @@ class DynamicsConfig:
         return Networks(self.model, self.width, self.runs, self.seed, self.train)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "train": self.train.to_dict()}
 
 
 def record_dynamics(cs: CondensedSet, cfg: DynamicsConfig, device: str | torch.device = "auto",

@@ -69,7 +69,7 @@ class EvalConfig:
         return Networks(self.model, self.width, self.repeat, self.seed, self.train, self.pruned_epochs)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "train": self.train.to_dict()}
 
 
 def check_compatible(cs: CondensedSet, real: RealDataset) -> None:

@@ -46,6 +46,11 @@ BATCH_SIZE, LR, MOMENTUM, WEIGHT_DECAY = 64, 0.01, 0.9, 5e-4
 MILESTONES, GAMMA = (2 / 3, 5 / 6), 0.2
 EVAL_DSA = "color_crop_flip_scale_rotate"  # IDC's dsa_strategy minus cutout, which CutMix replaces
 MIX, MIX_P, MIX_BETA = "cutmix", 0.5, 1.0
+# Arithmetic precision of training: "fp32" is PyTorch's defaults, what IDC's and YOCO's code get (IEEE float32
+# matmuls; on NVIDIA Ampere and newer, cuDNN may run convolutions in TF32); "tf32" allows TF32 for matmuls and
+# convolutions (CUDA only); "bf16" trains under bfloat16 autocast with float32 weights and optimiser state.
+PRECISIONS = ("fp32", "tf32", "bf16")
+PRECISION = "fp32"
 EVAL_TEST_POINTS = 4  # IDC test_data: epoch_print_freq = epochs // 4, so tested at 1/4, 1/2, 3/4 and the end
 EVAL_REPEATS = 3  # IDC README example and YOCO tables 2-5: --repeat 3
 # YOCO's Table 1 (scripts/table1.sh, --repeat 1): each of the 3 dynamics runs makes its own scores and pruned set,
@@ -124,6 +129,7 @@ def eval_epochs(dataset: str, images_per_class: int, num_classes: int) -> int:
 
 EL2N_EPOCHS = 10  # EL2N = the error summed over epochs 0..9 of the dynamics run (CCS and YOCO)
 LBPE_BY_METHOD = {"mtt": (10, 3), "dsa": (100, 3), "kip": (50, 3), "dream": (200, 10)}
+LBPE_WINDOW = (100, 10)  # IDC on CIFAR-10, and what every dataset without its own entry takes
 
 
 def lbpe_window(dataset: str, method: str) -> tuple[int, int]:
@@ -138,7 +144,7 @@ def lbpe_window(dataset: str, method: str) -> tuple[int, int]:
     if m in LBPE_BY_METHOD:
         return LBPE_BY_METHOD[m]
     d = _norm(dataset)
-    return (200, 10) if d == "cifar100" or d.startswith("imagenet") else (100, 10)
+    return (200, 10) if d == "cifar100" or d.startswith("imagenet") else LBPE_WINDOW
 
 
 # CCS's hard-cut ratio beta by (dataset, source IPC, target IPC): YOCO argument.py prune_score_ratio_config.

@@ -5,7 +5,7 @@ entry, a duplicate name is refused, and an unknown name is a :class:`YocoError` 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
 from yoco.errors import YocoError
@@ -84,3 +84,21 @@ def _first_line(entry: object) -> str:
     doc = getattr(entry, "__doc__", None) or ""
     lines = doc.strip().splitlines()
     return lines[0].strip() if lines else ""
+
+
+def import_submodules(package: str, path: Iterable[str], first: tuple[str, ...] = (), skip: tuple[str, ...] = ("base",)
+                      ) -> list[str]:
+    """Import every module of ``package`` (whose ``__path__`` is ``path``): the ``first`` ones in that order, then
+    the rest by name, leaving out ``skip``. How a package of methods registers each of them without a list to edit:
+    a new method is a new file. Returns the module names imported."""
+    import importlib
+    import pkgutil
+
+    found = sorted(m.name for m in pkgutil.iter_modules(list(path)) if m.name not in skip)
+    missing = [m for m in first if m not in found]
+    if missing:
+        raise ImportError(f"{package}: the modules {missing} listed first are missing")
+    order = list(first) + [m for m in found if m not in first]
+    for name in order:
+        importlib.import_module(f"{package}.{name}")
+    return order

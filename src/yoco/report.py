@@ -154,11 +154,20 @@ def write_ladder_reports(out: str | Path, cells: list[dict], config: dict, plann
     note = "Networks trained through torch.compile (not bit-identical to eager training).\n\n"
     write_text(out / "results.md", (head if partial else "") + (note if config.get("compiled") else "")
                + ladder_markdown(rows, departures, spread_of(config)))
-    title = f"{config.get('dataset', '')}: accuracy after pruning"
-    title += " (NOT the full protocol)" if departures else ""
-    title += f" ({len(cells)} of {planned} cells)" if partial else ""
+    title = ladder_title(config) + (f" ({len(cells)} of {planned} cells)" if partial else "")
     save_ladder_plot(rows, out / "ladder.png", title=title)
     return doc
+
+
+def ladder_title(config: dict) -> str:
+    """The plot's title: the dataset, whether the settings depart from the protocol, and the two departures a
+    reader must see at a glance (averaged-scores cells, a precision other than the protocol's)."""
+    title = f"{config.get('dataset', '')}: accuracy after pruning"
+    title += " (NOT the full protocol)" if config.get("departures") else ""
+    tags = ["averaged-scores cells"] if config.get("score_runs") == "averaged" else []
+    tags += sorted({t["precision"] for t in ((config.get("eval") or {}).get("train") or {},
+                                              (config.get("dynamics") or {}).get("train") or {}) if "precision" in t})
+    return title + (f" [{', '.join(tags)}]" if tags else "")
 
 
 def spread_of(config: dict) -> str:

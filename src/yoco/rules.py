@@ -9,31 +9,26 @@ and may leave a class with no image at all, which is part of what it is compared
 
 Some methods are selections rather than score orders: ``random`` (a seeded uniform order), ``ssp`` (k-means
 prototypes on the final model's embeddings) and ``ccs`` (coverage-centric stratified sampling on EL2N). Each is
-one :class:`Selector` that declares what it reads (score columns, per-image features it prepares from the
-dynamics) and its own options with their defaults (CCS owns its hard-cut table), so adding a method is one
-function and one :func:`register_selector` line, and :func:`select`/:func:`prune` carry only generic arguments.
+one :class:`~yoco.selectors.Selector` in a file of :mod:`yoco.selectors` that declares what it reads (score
+columns, per-image features it prepares from the dynamics) and its own options with their defaults (CCS owns its
+hard-cut table), so adding a method is one file, and :func:`select`/:func:`prune` carry only generic arguments.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from yoco import protocol
 from yoco.data.condensed import CondensedSet, decode
-from yoco.dynamics import Dynamics
 from yoco.errors import YocoError
-from yoco.protocol import CCS_DEFAULT_HARD_CUT, CCS_PICK, CCS_PICKS, CCS_STRATA, KMEANS_MAX_ITER, KMEANS_TOL
-from yoco.registry import Registry
-from yoco.scores import SCORES, compute_scores, get_score, uniform_scores
+from yoco.scores import SCORES, get_score
 from yoco.scoretable import ScoreTable
+from yoco.selectors import SELECTORS, Context, PruneContext, Selector
 
 DIRECTIONS = ("easy", "hard")
 BALANCES = ("balance", "imbalance")
@@ -82,78 +77,17 @@ class Rule:
         return sel is None or bool(sel.columns) or sel.prepare is not None
 
     @property
+    def needs(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The score columns and the selector features this rule reads from a score table."""
+        sel = self.selector
+        if sel is None:
+            return (self.score,), ()
+        return sel.columns, ((sel.name,) if sel.prepare is not None else ())
+
+    @property
     def selector(self) -> Selector | None:
         """The selection method behind the rule, or None for a plain score order."""
         return SELECTORS.get(self.score) if self.score in SELECTORS else None
-
-
-@dataclass(frozen=True)
-class PruneContext:
-    """Where a selection happens, for options whose default depends on it (CCS's hard cut)."""
-
-    dataset: str
-    source_ipc: int
-    target_ipc: int
-
-
-@dataclass
-class Context:
-    """What a selector reads: float64 score columns, labels, its features, its resolved options, a generator."""
-
-    scores: dict[str, torch.Tensor]
-    labels: torch.Tensor
-    features: torch.Tensor | None
-    options: dict[str, Any]
-    generator: torch.Generator
-    seed: int
-
-
-SelectFn = Callable[[torch.Tensor, int, Context], torch.Tensor]
-
-
-@dataclass(frozen=True)
-class Selector:
-    """A selection method that is not a plain score order.
-
-    ``fn(group_indices, budget, context)`` picks ``budget`` distinct indices among ``group_indices`` (all images
-    for an imbalanced rule, one class for a balanced one). ``columns`` are the score columns it reads;
-    ``prepare(dynamics)`` makes the per-image features it needs (stored in the score table under the selector's
-    name); ``options`` are its own options with their defaults, and ``resolve(options, where)`` fills the ones
-    whose default depends on the dataset and the IPCs.
-    """
-
-    name: str
-    fn: SelectFn
-    columns: tuple[str, ...] = ()
-    prepare: Callable[[Dynamics], torch.Tensor] | None = None
-    options: Mapping[str, Any] = field(default_factory=dict)
-    resolve: Callable[[dict[str, Any], PruneContext], dict[str, Any]] | None = None
-    check: Callable[[dict[str, Any]], None] | None = None
-    choices: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
-
-
-SELECTORS: Registry[Selector] = Registry("selector")
-
-
-def register_selector(
-    name: str, *, columns: Sequence[str] = (), prepare: Callable[[Dynamics], torch.Tensor] | None = None,
-    options: Mapping[str, Any] | None = None,
-    resolve: Callable[[dict[str, Any], PruneContext], dict[str, Any]] | None = None,
-    check: Callable[[dict[str, Any]], None] | None = None,
-    choices: Mapping[str, Sequence[Any]] | None = None,
-) -> Callable[[SelectFn], SelectFn]:
-    """Decorator registering ``fn(group_indices, budget, context) -> chosen indices`` as the rule ``name``.
-
-    ``choices`` lists the values an option may take (checked before any selection, and shown in ``--help``).
-    """
-
-    def add(fn: SelectFn) -> SelectFn:
-        SELECTORS.add(name, Selector(name, fn, tuple(columns), prepare, dict(options or {}), resolve, check,
-                                     {k: tuple(v) for k, v in (choices or {}).items()}),
-                      description=((fn.__doc__ or "").strip().splitlines() or [""])[0])
-        return fn
-
-    return add
 
 
 def _ranked_scores() -> list[str]:
@@ -342,17 +276,6 @@ def _rank(rule: Rule, members: torch.Tensor, budget: int, ctx: Context) -> torch
 # The score table and the pruned set
 
 
-def build_table(dyn: Dynamics, *, lbpe_epochs: int, lbpe_top_k: int, el2n_epochs: int = protocol.EL2N_EPOCHS,
-                seed: int = 0, config: Mapping[str, Any] | None = None) -> ScoreTable:
-    """Every score of ``dyn`` plus the features every selector prepares from it, as one :class:`ScoreTable`."""
-    scores = compute_scores(dyn, lbpe_epochs=lbpe_epochs, lbpe_top_k=lbpe_top_k, el2n_epochs=el2n_epochs, seed=seed)
-    features = {name: SELECTORS.get(name).prepare(dyn) for name in SELECTORS.names()
-                if SELECTORS.get(name).prepare is not None}
-    cfg = {"lbpe_epochs": lbpe_epochs, "lbpe_top_k": lbpe_top_k, "el2n_epochs": el2n_epochs, "seed": seed,
-           **dict(config or {})}
-    return ScoreTable(scores, dyn.labels, features, cfg)
-
-
 def prune(cs: CondensedSet, table: ScoreTable, rule: str | Rule, ipc: int, *, seed: int = 0,
           **options: Any) -> tuple[CondensedSet, dict[str, Any]]:
     """Keep ``ipc`` stored images' worth of decoded images per class (``ipc * factor**2``) of ``cs`` by ``rule``.
@@ -388,183 +311,6 @@ def prune(cs: CondensedSet, table: ScoreTable, rule: str | Rule, ipc: int, *, se
     soft = dec.soft[idx] if dec.soft is not None else None
     pruned = CondensedSet(dec.images[idx], dec.labels[idx], meta, source=f"{cs.source}[{r.name}@ipc{ipc}]", soft=soft)
     return pruned, record
-
-
-# ----------------------------------------------------------------------------------------------------------
-# The selectors
-
-
-@register_selector("random")
-def _random(members: torch.Tensor, budget: int, ctx: Context) -> torch.Tensor:
-    """A uniform random subset: the lowest values of the seed's ``random`` score draw."""
-    key = uniform_scores(len(ctx.labels), ctx.seed)[members]
-    return members[torch.sort(key, stable=True).indices[:budget]]
-
-
-def ssp_embeddings(dyn: Dynamics) -> torch.Tensor:
-    """SSP's features: one run's final-model embeddings as they are (YOCO's k-means input, ``[N, D]``); for
-    several runs (scores averaged over runs), each run's L2-normalised, concatenated (``[N, runs * D]``), so no
-    run's scale dominates the distances."""
-    if dyn.runs == 1:
-        return dyn.embeddings[0].to(torch.float32)
-    return torch.cat(list(F.normalize(dyn.embeddings, dim=-1)), dim=-1)
-
-
-@register_selector("ssp", prepare=ssp_embeddings)
-def _ssp(members: torch.Tensor, budget: int, ctx: Context) -> torch.Tensor:
-    """Self-supervised prototypes: k-means with ``budget`` clusters, keep the image nearest each centroid.
-
-    k-means as YOCO runs it (random-point start, float32, see :func:`kmeans`). Where two centroids share their
-    nearest image, YOCO keeps the image twice (a smaller set); here the later centroid takes its nearest image
-    not yet kept, so the budget is always met with distinct images.
-    """
-    if budget == len(members):
-        return members
-    if ctx.features is None:
-        raise YocoError("ssp needs embeddings")
-    x = ctx.features[members]
-    centers, _ = kmeans(x, budget, generator=ctx.generator)
-    dist = torch.cdist(centers, x)
-    taken = torch.zeros(len(members), dtype=torch.bool)
-    chosen = []
-    for j in range(budget):
-        p = int(dist[j].masked_fill(taken, float("inf")).argmin())
-        taken[p] = True
-        chosen.append(p)
-    return members[torch.tensor(chosen, dtype=torch.int64)]
-
-
-def _ccs_resolve(options: dict[str, Any], where: PruneContext) -> dict[str, Any]:
-    return {"hard_cut": protocol.ccs_hard_cut(where.dataset, where.source_ipc, where.target_ipc)}
-
-
-def _ccs_check(options: dict[str, Any]) -> None:
-    cut = options.get("hard_cut")
-    if isinstance(cut, bool) or not isinstance(cut, (int, float)) or not 0.0 <= float(cut) < 1.0:
-        raise YocoError(f"CCS hard-cut ratio must be in [0, 1), got {cut!r}")
-
-
-@register_selector("ccs", columns=("el2n",), options={"hard_cut": CCS_DEFAULT_HARD_CUT, "pick": CCS_PICK},
-                   resolve=_ccs_resolve, check=_ccs_check, choices={"pick": CCS_PICKS})
-def _ccs(members: torch.Tensor, budget: int, ctx: Context) -> torch.Tensor:
-    """Coverage-centric: drop the hardest ``hard_cut`` by EL2N, then stratified sampling over 50 score bins.
-
-    The cut is ``floor(hard_cut * m)`` of the ``m`` candidates (with a 1e-9 guard so that 0.3 * 10 is 3),
-    hardest first, ties cut at the lower index first; it is reduced to ``m - budget`` when fewer than
-    ``budget`` images would remain, so the budget is always met. Within a bin, ``pick="highest"`` (the default,
-    as YOCO's code runs it) keeps the highest-EL2N members, ties to the lower index; ``pick="random"`` (upstream
-    CCS) a seeded random permutation's first ones. The hard cut defaults to YOCO's table for (dataset, source
-    IPC, target IPC) when pruning a set (:func:`yoco.protocol.ccs_hard_cut`), else 0.1.
-    """
-    s = ctx.scores["el2n"][members]
-    m = len(members)
-    cut = min(math.floor(float(ctx.options["hard_cut"]) * m + 1e-9), m - budget)
-    rest = torch.sort(torch.sort(-s, stable=True).indices[cut:]).values
-    rest_scores = s[rest]
-    bins = strata(rest_scores, CCS_STRATA)
-    sizes = torch.bincount(bins, minlength=CCS_STRATA).tolist()
-    chosen = []
-    for b, quota in enumerate(allocate(sizes, budget)):
-        if quota:
-            inside = rest[(bins == b).nonzero().flatten()]
-            if ctx.options["pick"] == "highest":  # rest is in index order, so ties keep the lower index
-                order = torch.sort(-s[inside], stable=True).indices
-            else:
-                order = torch.randperm(len(inside), generator=ctx.generator)
-            chosen.append(inside[order[:quota]])
-    return members[torch.cat(chosen)] if chosen else members[:0]
-
-
-def strata(values: torch.Tensor, bins: int) -> torch.Tensor:
-    """Bin of each value among ``bins`` equal-width bins over ``[min, 1.0001 * max)``, as CCS's
-    ``stratified_sampling`` (the factor keeps the maximum inside the last bin). For a maximum of zero or below,
-    where that factor would not, the top edge is the maximum plus 1e-4 of the range instead."""
-    lo, hi = float(values.min()), float(values.max())
-    if hi <= lo:
-        return torch.zeros(len(values), dtype=torch.int64)
-    top = hi * 1.0001 if hi > 0 else hi + 1e-4 * (hi - lo)
-    step = (top - lo) / bins
-    return ((values - lo) / step).floor().to(torch.int64).clamp(0, bins - 1)
-
-
-def allocate(sizes: Sequence[int], budget: int) -> list[int]:
-    """CCS's budget split: visit non-empty bins from the smallest up, each taking min(size, left // bins left).
-
-    Ties in size are visited in bin order. The integer division leaves the remainder to later (larger) bins,
-    and the last non-empty bin takes everything still left, so the total is exactly ``budget`` whenever the bins
-    hold at least that many (if a bin cannot give its share, the share passes on to the larger bins).
-    """
-    if budget > sum(sizes):
-        raise YocoError(f"cannot draw {budget} images from strata holding {sum(sizes)}")
-    order = sorted((b for b in range(len(sizes)) if sizes[b] > 0), key=lambda b: (sizes[b], b))
-    quota = [0] * len(sizes)
-    left = budget
-    for i, b in enumerate(order):
-        quota[b] = min(sizes[b], left // (len(order) - i))
-        left -= quota[b]
-    return quota
-
-
-def kmeans(
-    x: torch.Tensor, k: int, *, generator: torch.Generator, max_iter: int = KMEANS_MAX_ITER, tol: float = KMEANS_TOL,
-    init: str = "random",
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Lloyd's k-means in float32: returns centroids ``[k, D]`` and assignments ``[N]``.
-
-    ``init="random"`` starts from ``k`` distinct random points, as the k-means package YOCO calls for SSP
-    (``fast_pytorch_kmeans.KMeans``, its defaults: random points, at most 100 rounds, stop when the squared
-    centroid change is at most 1e-4); ``init="k-means++"`` seeds by D^2 sampling instead, which finds
-    well-separated clusters more reliably. An empty cluster keeps its centroid.
-    """
-    x = x.to(torch.float32)
-    m = len(x)
-    if not 1 <= k <= m:
-        raise YocoError(f"k-means needs 1 <= k <= {m} points, got k={k}")
-    if init == "random":
-        centers = x[torch.randperm(m, generator=generator)[:k]].clone()
-    elif init == "k-means++":
-        centers = x[_kmeans_pp(x, k, generator)].clone()
-    else:
-        raise YocoError(f"unknown k-means init {init!r}; choose random or k-means++")
-    assign = torch.cdist(x, centers).argmin(1)
-    for _ in range(max_iter):
-        sums = torch.zeros_like(centers).index_add_(0, assign, x)
-        counts = torch.bincount(assign, minlength=k)
-        filled = counts > 0
-        new = centers.clone()
-        new[filled] = sums[filled] / counts[filled].unsqueeze(1).to(torch.float32)
-        shift = float((new - centers).pow(2).sum())
-        centers = new
-        assign = torch.cdist(x, centers).argmin(1)
-        if shift <= tol:
-            break
-    return centers, assign
-
-
-def _kmeans_pp(x: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
-    """Indices of ``k`` distinct k-means++ seeds (D^2 sampling; uniform among the rest once every point is taken)."""
-    m = len(x)
-    sq = (x * x).sum(1)
-
-    def dist2(i: int) -> torch.Tensor:
-        # ||x - x_i||^2 by one matrix-vector product: far cheaper than materialising x - x_i for wide features
-        return (sq - 2 * (x @ x[i]) + sq[i]).clamp_min(0)
-
-    taken = torch.zeros(m, dtype=torch.bool)
-    nxt = int(torch.randint(m, (1,), generator=generator))
-    picked = [nxt]
-    taken[nxt] = True
-    d2 = dist2(nxt).masked_fill(taken, 0.0)
-    for _ in range(1, k):
-        if float(d2.sum()) > 0:
-            nxt = int(torch.multinomial(d2, 1, generator=generator))
-        else:
-            free = (~taken).nonzero().flatten()
-            nxt = int(free[torch.randint(len(free), (1,), generator=generator)])
-        picked.append(nxt)
-        taken[nxt] = True
-        d2 = torch.minimum(d2, dist2(nxt)).masked_fill(taken, 0.0)
-    return torch.tensor(picked)
 
 
 def _as_labels(labels: Any) -> torch.Tensor:

@@ -1,5 +1,6 @@
 """The score table: one value per decoded image for every score, the labels, the per-image features some
-selectors need (SSP's embeddings) and the config that produced them, in ONE file.
+selectors need (SSP's embeddings) and the config that produced them, in ONE file; :func:`build_table` makes it
+from the dynamics.
 
 :class:`ScoreTable` is saved as a safetensors file (no pickle) that ``yoco prune`` and the ladder read; the CSV,
 ``index,label,<score columns...>`` with the config as JSON on its first line (``# config: {json}``), is a
@@ -15,7 +16,7 @@ import io
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from yoco import protocol
+from yoco.dynamics import Dynamics
 from yoco.errors import YocoError
 from yoco.files import read_tensors, write_tensors, write_text
+from yoco.scores import SCORES, compute_scores
+from yoco.selectors import SELECTORS
 
 CONFIG_PREFIX = "# config: "
 
@@ -232,3 +237,54 @@ def load_table(path: str | Path) -> ScoreTable:
     scores = {n: tensors[f"score.{n}"] for n in names}
     features = {k.removeprefix("features."): v for k, v in tensors.items() if k.startswith("features.")}
     return ScoreTable(scores, tensors["labels"], features, config, source=str(path))
+
+
+def build_table(dyn: Dynamics, *, lbpe_epochs: int, lbpe_top_k: int, el2n_epochs: int = protocol.EL2N_EPOCHS,
+                seed: int = 0, config: Mapping[str, Any] | None = None) -> ScoreTable:
+    """Every score of ``dyn`` plus the features every selector prepares from it, as one :class:`ScoreTable`; its
+    config records the version of every method it holds (:func:`complete_table` reads them)."""
+    scores = compute_scores(dyn, lbpe_epochs=lbpe_epochs, lbpe_top_k=lbpe_top_k, el2n_epochs=el2n_epochs, seed=seed)
+    features = {name: SELECTORS.get(name).prepare(dyn) for name in _featured()}
+    cfg = {"lbpe_epochs": lbpe_epochs, "lbpe_top_k": lbpe_top_k, "el2n_epochs": el2n_epochs, "seed": seed,
+           **dict(config or {}), "methods": _versions(scores, features)}
+    return ScoreTable(scores, dyn.labels, features, cfg)
+
+
+def complete_table(table: ScoreTable, dynamics: Callable[[], Dynamics], *, scores: Iterable[str] = (),
+                   features: Iterable[str] = ()) -> tuple[ScoreTable, list[str]]:
+    """``table`` with the asked-for ``scores`` and selector ``features`` it lacks, or holds in an older version than
+    the registered method's, computed from ``dynamics()`` (called only then) with the table's own windows.
+
+    How a method added after a folder was made joins that folder: only its column is computed, every other column
+    (and every pruned set and cell made from it) stays. Returns the table and the names computed (empty: as it was).
+    A table written before versions were recorded holds version 1 of everything in it.
+    """
+    held = table.config.get("methods") or _versions(table.scores, table.features, assume=1)
+    stale_scores = [n for n in dict.fromkeys(scores)
+                    if n not in table.scores or held.get("scores", {}).get(n) != SCORES.get(n).version]
+    stale_features = [n for n in dict.fromkeys(features)
+                      if n not in table.features or held.get("features", {}).get(n) != SELECTORS.get(n).version]
+    if not stale_scores and not stale_features:
+        return table, []
+    dyn = dynamics()
+    cfg = table.config
+    new_scores = compute_scores(dyn, stale_scores, lbpe_epochs=cfg["lbpe_epochs"], lbpe_top_k=cfg["lbpe_top_k"],
+                                el2n_epochs=cfg["el2n_epochs"], seed=cfg.get("seed", 0)) if stale_scores else {}
+    new_features = {n: SELECTORS.get(n).prepare(dyn) for n in stale_features}
+    check_matches(table.labels, dyn.labels, table.source)
+    merged_scores, merged_features = {**table.scores, **new_scores}, {**table.features, **new_features}
+    versions = {"scores": {**held.get("scores", {}), **{n: SCORES.get(n).version for n in new_scores}},
+                "features": {**held.get("features", {}), **{n: SELECTORS.get(n).version for n in new_features}}}
+    done = ScoreTable(merged_scores, table.labels, merged_features, {**cfg, "methods": versions}, source=table.source)
+    return done, stale_scores + stale_features
+
+
+def _featured() -> list[str]:
+    """The selectors that prepare per-image features."""
+    return [name for name in SELECTORS.names() if SELECTORS.get(name).prepare is not None]
+
+
+def _versions(scores: Iterable[str], features: Iterable[str], assume: int | None = None) -> dict[str, dict[str, int]]:
+    """The method version of each column: the registered method's, or ``assume`` (a table older than versions)."""
+    return {"scores": {n: assume or SCORES.get(n).version for n in scores},
+            "features": {n: assume or SELECTORS.get(n).version for n in features}}

@@ -37,7 +37,8 @@ class TrainConfig:
     drops mirroring), then ``mix`` (CutMix or mixup) with probability ``mix_p``.
 
     ``None`` in ``epochs``, ``base_aug``, ``dsa``, ``flip`` or ``mix_p`` means "the protocol's for the set";
-    :meth:`resolve` fills them in before :func:`train` runs.
+    :meth:`resolve` fills them in before :func:`train` runs. ``precision`` is the arithmetic of the training steps
+    (:data:`yoco.protocol.PRECISIONS`, :func:`precision_scope`); test passes stay in float32.
     """
 
     epochs: int | None = None
@@ -56,9 +57,12 @@ class TrainConfig:
     seed: int = 0
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
+    precision: str = protocol.PRECISION
 
     def __post_init__(self) -> None:
         self.milestones = tuple(self.milestones)
+        if self.precision not in protocol.PRECISIONS:
+            raise YocoError(f"precision must be one of {', '.join(protocol.PRECISIONS)}, got {self.precision!r}")
         if self.mean is not None:
             self.mean = tuple(self.mean)
         if self.std is not None:
@@ -74,7 +78,12 @@ class TrainConfig:
             raise YocoError(f"mix_p must be a probability, got {self.mix_p}")
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The fields as JSON-ready values; the protocol's precision is left out, so configs (and the cache keys
+        made from them) written before the option existed read the same."""
+        d = dataclasses.asdict(self)
+        if d["precision"] == protocol.PRECISION:
+            del d["precision"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -125,6 +134,30 @@ def seeded(seed: int) -> Iterator[None]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield
+
+
+@contextmanager
+def precision_scope(precision: str, device: torch.device) -> Iterator[None]:
+    """Run a block's training arithmetic at ``precision``: ``fp32`` changes nothing (PyTorch's defaults), ``tf32``
+    lets CUDA matmuls and convolutions use TF32 (restored afterwards), ``bf16`` autocasts to bfloat16 (weights,
+    gradients and optimiser state stay float32)."""
+    if precision == "fp32":
+        yield
+    elif precision == "tf32":
+        if device.type != "cuda":
+            raise YocoError("--precision tf32 needs an NVIDIA GPU (TF32 is a CUDA tensor-core format); on this "
+                            f"{device.type} use fp32 or bf16")
+        flags = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        try:
+            yield
+        finally:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags
+    elif precision == "bf16":
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            yield
+    else:
+        raise YocoError(f"precision must be one of {', '.join(protocol.PRECISIONS)}, got {precision!r}")
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -323,8 +356,9 @@ def train(
         for start in range(0, n, cfg.batch_size):
             idx = perm[start : start + cfg.batch_size]
             x, ya, yb, lam = recipe.batch(images, labels, idx)
-            out = step_model(x)
-            loss = _loss(out, ya, yb, lam)
+            with precision_scope(cfg.precision, images.device):
+                out = step_model(x)
+                loss = _loss(out, ya, yb, lam)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -445,7 +479,8 @@ def train_batched(
             draws = _draw_many(recipes, x.shape[1], x.shape[-2], x.shape[-1], dev)
             if compile:
                 _any_size(x, y, draws)
-            params, momenta, loss, out = step(params, momenta, x, y, draws, lr)
+            with precision_scope(cfg.precision, dev):
+                params, momenta, loss, out = step(params, momenta, x, y, draws, lr)
             if graphed:
                 # a CUDA-graph replay's outputs live in its memory pool and are freed when the next step starts, so
                 # the state carried into it is copied out (hooks use ``out`` at once; ``loss`` is read before)

@@ -61,7 +61,7 @@ from yoco.errors import YocoError
 from yoco.files import read_tensors, write_tensors
 from yoco.models import create_model, model_names
 from yoco.models.stacked import stacked_forward
-from yoco.train import TrainConfig, batchable, resolve_device, seeded, train, train_batched
+from yoco.train import TrainConfig, batchable, precision_scope, resolve_device, seeded, train, train_batched
 
 if TYPE_CHECKING:
     from yoco.data.datasets import RealDataset
@@ -76,7 +76,7 @@ GPU_NET_GROUP = 8  # outer iterations whose networks train side by side on a GPU
 CHECKPOINT_VERSION = "2"
 # Fields that change how long a run goes, how it reports or how it computes the same numbers, never its
 # trajectory: a resumed run may differ here.
-RESUMABLE_FIELDS = ("iterations", "checkpoint_every", "eval_every", "engine")
+RESUMABLE_FIELDS = ("iterations", "checkpoint_every", "eval_every", "engine", "precision")
 # Fields added after checkpoints existed, at the values every earlier run had: a checkpoint's identity leaves them
 # out there, so an older checkpoint still resumes.
 LEGACY_VALUES = {"decode": "single", "net_mix_p": protocol.MIX_P}
@@ -93,7 +93,8 @@ class IDCConfig:
     trained on after every inner step; ``net_pretrain_epochs`` full passes precede matching on each new network
     (IDC uses 10 for ImageNet-10). ``init="mix"`` tiles the *first* ``ipc * factor**2`` real images of each
     class, downsampled nearest-neighbour (IDC); ``init_random=True`` takes random images instead, downsampled
-    by area averaging (a seed then changes the start).
+    by area averaging (a seed then changes the start). ``precision`` is the arithmetic of the matching and of the
+    network updates (:func:`yoco.train.precision_scope`); a checkpoint resumes under another one.
 
     ``net_mix_p`` is the probability of CutMix in that network training (IDC: 0.5 for CIFAR-like data, 1.0 for
     ImageNet). ``decode`` is the multi-formation of the matched synthetic batches: ``single`` (every stored image
@@ -129,6 +130,7 @@ class IDCConfig:
     seed: int = 0
     checkpoint_every: int = 50
     eval_every: int = 0
+    precision: str = protocol.PRECISION
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -244,7 +246,7 @@ def check_config(cfg: IDCConfig, real: RealDataset) -> None:
         raise YocoError(f"IDC: ipc {cfg.ipc} needs {need} real images per class to initialise, but class {c} of "
                         f"{real.name} has {counts[c]}")
     choices = {"init": INITS, "metric": METRICS, "engine": ENGINES, "net_mix": ("cutmix", "mixup", "none"),
-               "decode": DECODES}
+               "decode": DECODES, "precision": protocol.PRECISIONS}
     for name, allowed in choices.items():
         if getattr(cfg, name) not in allowed:
             raise YocoError(f"IDC: unknown {name} {getattr(cfg, name)!r}; choose {', '.join(allowed)}")
@@ -571,7 +573,7 @@ def _net_train_config(cfg: IDCConfig, flip: bool, epochs: int, seed: int) -> Tra
     ops = [o for o in parse_strategy(cfg.match_dsa) if not (o == "cutout" and cfg.net_mix == "cutmix")]
     return TrainConfig(epochs=epochs, batch_size=cfg.batch_real, lr=cfg.net_lr, weight_decay=cfg.net_weight_decay,
                        milestones=(), base_aug="none", dsa="_".join(ops) or "none", flip=flip, mix=cfg.net_mix,
-                       mix_p=cfg.net_mix_p, seed=seed)
+                       mix_p=cfg.net_mix_p, seed=seed, precision=cfg.precision)
 
 
 def _net_optimizer(net: nn.Module, cfg: IDCConfig) -> torch.optim.Optimizer:
@@ -816,7 +818,8 @@ def condense(real: RealDataset, cfg: IDCConfig, out: str | Path, *, device: str 
             images.clamp()
             total = torch.zeros((), device=dev)
             for net, rng in zip(nets, plan.matching, strict=True):
-                total += images.step(net, pool, dsa, _replayed(rng)).to(dev)
+                with precision_scope(cfg.precision, dev):
+                    total += images.step(net, pool, dsa, _replayed(rng)).to(dev)
             losses.append(float(total) / cfg.inner / real.num_classes)  # IDC logs the mean per class and step
             done = it + 1
             bar.update(1)

@@ -106,7 +106,7 @@ class LadderConfig:
         return self.set_runs * int(self.repeat)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "dynamics": self.dynamics.to_dict(), "eval": self.eval.to_dict()}
 
     def departures(self) -> list[str]:
         """How these settings depart from the published protocol (empty: the full protocol)."""
@@ -121,6 +121,9 @@ class LadderConfig:
                 out.append(f"{what} network width {width} (protocol 128)")
         if ev.test_points != protocol.EVAL_TEST_POINTS:
             out.append(f"{ev.test_points} test points (protocol {protocol.EVAL_TEST_POINTS})")
+        for what, train in (("dynamics", dyn.train), ("evaluation", ev.train)):
+            if train.precision != protocol.PRECISION:
+                out.append(f"{what} in {train.precision} (protocol {protocol.PRECISION})")
         if not self.separate:
             out.append(f"averaged-scores cells: the scores averaged over the {dyn.runs} dynamics runs into one pruned "
                        "set (protocol: each run's own scores and pruned set)")
@@ -167,7 +170,8 @@ def build_config(*, preset: str | None = None, dataset: str | None = None, quick
                  lbpe_epochs: int | None = None, lbpe_top_k: int | None = None,
                  options: dict[str, Any] | None = None, eval_epochs: int | None = None, width: int | None = None,
                  dynamics_epochs: int | None = None, dynamics_runs: int | None = None,
-                 dynamics_seed: int | None = None, pruned_epochs: str | None = None) -> LadderConfig:
+                 dynamics_seed: int | None = None, precision: str | None = None,
+                 pruned_epochs: str | None = None) -> LadderConfig:
     """A ladder config from a preset or a dataset, then the given settings (``None``: keep the default).
 
     Order: the preset (or the dataset's defaults), the top-level settings, ``quick_look`` (:func:`quick`), then
@@ -198,6 +202,9 @@ def build_config(*, preset: str | None = None, dataset: str | None = None, quick
         dy = dataclasses.replace(dy, runs=dynamics_runs)
     if dynamics_seed is not None:
         dy = dataclasses.replace(dy, seed=dynamics_seed)
+    if precision is not None:  # one arithmetic for the scores' networks and the evaluated ones
+        ev = dataclasses.replace(ev, train=dataclasses.replace(ev.train, precision=precision))
+        dy = dataclasses.replace(dy, train=dataclasses.replace(dy.train, precision=precision))
     return dataclasses.replace(cfg, eval=ev, dynamics=dy)
 
 

@@ -24,9 +24,10 @@ from yoco.ladder.cache import FolderLock, cached, claim, key, read_json
 from yoco.ladder.cells import Cell, _dataset, execute, write_result
 from yoco.ladder.config import DEMO_SET, LadderConfig, demo_config
 from yoco.report import write_ladder_reports
-from yoco.rules import RANDOM_REFERENCE, PruneContext, build_table, parse_rule, prune, resolve_options
+from yoco.rules import RANDOM_REFERENCE, parse_rule, prune, resolve_options
 from yoco.scores import windows_for
-from yoco.scoretable import ScoreTable, load_table
+from yoco.scoretable import ScoreTable, build_table, complete_table, load_table
+from yoco.selectors import PruneContext
 from yoco.train import resolve_device
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,9 @@ def run_ladder(
         windows = windows_for(cs.meta.dataset, cs.meta.method, cfg.dynamics.epochs, cs.source,
                               lbpe_epochs=cfg.lbpe_epochs, lbpe_top_k=cfg.lbpe_top_k, el2n_epochs=cfg.el2n_epochs)
         score_kw = {**windows, "seed": cfg.subset_seed}
-        tables = [_score_table(cache, dyn_key, score_kw, dynamics, run if cfg.separate else None)
+        needs = [parse_rule(r).needs for r in cfg.rules]
+        columns = {"scores": [c for n in needs for c in n[0]], "features": [f for n in needs for f in n[1]]}
+        tables = [_score_table(cache, dyn_key, score_kw, dynamics, run if cfg.separate else None, columns)
                   for run in range(cfg.set_runs)]
 
         cells: list[Cell] = list(source_cells)
@@ -204,20 +207,28 @@ def _keyed(eval_cfg: dict[str, Any], dataset: str) -> dict[str, Any]:
 
 
 def _score_table(cache: Path, dyn_key: str, score_kw: dict[str, Any], dynamics: Callable[[], Dynamics],
-                 run: int | None) -> tuple[ScoreTable, str]:
+                 run: int | None, columns: dict[str, list[str]]) -> tuple[ScoreTable, str]:
     """The score table of one dynamics run (``run``), or of the scores averaged over every run (None), and its key.
 
-    The averaged table keeps the key it had before per-run tables existed, so older folders reuse it.
+    The averaged table keeps the key it had before per-run tables existed, so older folders reuse it. A cached
+    table that lacks a column the ladder's rules read (a method added since), or holds an older version of it,
+    gets that column computed and added (:func:`yoco.scoretable.complete_table`); its other columns stay, and so
+    does every set and cell made from them.
     """
     table_key = key(dyn_key, score_kw) if run is None else key(dyn_key, score_kw, "run", run)
-    name = f"scores-{table_key}.safetensors" if run is None else f"scores-run{run}-{table_key}.safetensors"
+    path = cache / (f"scores-{table_key}.safetensors" if run is None else f"scores-run{run}-{table_key}.safetensors")
+
+    def source() -> Dynamics:
+        return dynamics() if run is None else dynamics().run(run)
 
     def make() -> ScoreTable:
-        dyn = dynamics() if run is None else dynamics().run(run)
-        return build_table(dyn, **score_kw, config={"dynamics": dyn_key, "run": run, "cache_key": table_key})
+        return build_table(source(), **score_kw, config={"dynamics": dyn_key, "run": run, "cache_key": table_key})
 
-    table = cached(cache / name, table_key, make, lambda t, p: t.save(p), load_table,
-                   lambda t: t.config.get("cache_key"))
+    table = cached(path, table_key, make, lambda t, p: t.save(p), load_table, lambda t: t.config.get("cache_key"))
+    table, added = complete_table(table, source, **columns)
+    if added:
+        log.info("%s: computed %s, which the table did not hold in their current version", path, ", ".join(added))
+        table.save(path)
     return table, table_key
 
 

@@ -1,18 +1,14 @@
-"""Importance scores: one value per decoded image, computed from the recorded training dynamics.
+"""The score registry and what every score shares: :class:`ScoreSpec`, :func:`register_score`,
+:func:`compute_scores`, the windows the scores read, and the per-epoch error they are built from.
 
 Every score is a pure function ``(dynamics, config) -> [rows, N]`` (one row per training run, or one row for
-scores that do not depend on a run) registered with :func:`register_score`; :func:`compute_scores` averages
-the rows. The paper scores each run on its own (``Dynamics.run(i)``, one row); the mean over several runs is the
-ladder's averaged-scores option. The registry also records which end of a score
-is *hard*, so that a rule's ``easy``/``hard`` direction means the same thing for every score: ``easy`` keeps
-the least hard images, ``hard`` the hardest.
+scores that do not depend on a run); :func:`compute_scores` averages the rows. The paper scores each run on its
+own (``Dynamics.run(i)``, one row); the mean over several runs is the ladder's averaged-scores option. The
+registry also records which end of a score is *hard*, so that a rule's ``easy``/``hard`` direction means the same
+thing for every score: ``easy`` keeps the least hard images, ``hard`` the hardest.
 
 The float16 log-probabilities are turned into float64 probabilities with a softmax, which renormalises the
 rows after float16 rounding (a log-softmax row is left unchanged up to that rounding).
-
-Sets with soft labels: LBPE and EL2N measure the L2 error against the image's label distribution (what the
-networks were taught) instead of the one-hot class; forgetting, AUM and the accuracy that picks LBPE's epochs
-use the distribution's arg-max class as "the" label; entropy does not read labels.
 """
 
 from __future__ import annotations
@@ -45,9 +41,9 @@ class ScoreConfig:
     ``el2n_epochs`` is EL2N's window; ``seed`` seeds the ``random`` score.
     """
 
-    lbpe_epochs: int = 100
-    lbpe_top_k: int = 10
-    el2n_epochs: int = 10
+    lbpe_epochs: int = protocol.LBPE_WINDOW[0]
+    lbpe_top_k: int = protocol.LBPE_WINDOW[1]
+    el2n_epochs: int = protocol.EL2N_EPOCHS
     seed: int = 0
 
 
@@ -59,7 +55,8 @@ class ScoreSpec:
     """A registered score: its function and how rules read it.
 
     ``harder`` says which end is hard ("high" or "low"); ``directional`` is False for scores whose order means
-    nothing (``random``), which then take no ``easy``/``hard`` direction in a rule.
+    nothing (``random``), which then take no ``easy``/``hard`` direction in a rule. ``version`` is raised when the
+    function's numbers change, so score tables holding the older column compute it again.
     """
 
     name: str
@@ -69,6 +66,7 @@ class ScoreSpec:
     default_balance: Balance
     directional: bool
     summary: str
+    version: int = 1
 
 
 SCORES: Registry[ScoreSpec] = Registry("score")
@@ -81,6 +79,7 @@ def register_score(
     default_direction: Direction = "hard",
     default_balance: Balance = "imbalance",
     directional: bool = True,
+    version: int = 1,
 ) -> Callable[[ScoreFn], ScoreFn]:
     """Decorator adding a score function to the registry under ``name`` (the first docstring line is its summary)."""
     if not re.fullmatch(r"[a-z][a-z0-9]*", name):
@@ -92,8 +91,8 @@ def register_score(
 
     def add(fn: ScoreFn) -> ScoreFn:
         summary = ((fn.__doc__ or "").strip().splitlines() or [""])[0]
-        SCORES.add(name, ScoreSpec(name, fn, harder, default_direction, default_balance, directional, summary),
-                   description=summary)
+        SCORES.add(name, ScoreSpec(name, fn, harder, default_direction, default_balance, directional, summary,
+                                   version), description=summary)
         return fn
 
     return add
@@ -113,9 +112,9 @@ def compute_scores(
     dyn: Dynamics,
     names: Iterable[str] | None = None,
     *,
-    lbpe_epochs: int = 100,
-    lbpe_top_k: int = 10,
-    el2n_epochs: int = 10,
+    lbpe_epochs: int = ScoreConfig.lbpe_epochs,
+    lbpe_top_k: int = ScoreConfig.lbpe_top_k,
+    el2n_epochs: int = ScoreConfig.el2n_epochs,
     seed: int = 0,
 ) -> dict[str, torch.Tensor]:
     """Every requested score (all registered ones by default) as a float64 vector ``[N]``, averaged over runs.
@@ -200,7 +199,7 @@ def l2_error(log_probs: torch.Tensor, labels: torch.Tensor, targets: torch.Tenso
     return torch.linalg.vector_norm(probs - target, dim=-1)
 
 
-def _need_epochs(dyn: Dynamics, epochs: int, what: str) -> None:
+def need_epochs(dyn: Dynamics, epochs: int, what: str) -> None:
     if epochs < 1:
         raise YocoError(f"{what} needs a window of at least 1 epoch, got {epochs}")
     if dyn.epochs < epochs:
@@ -208,80 +207,8 @@ def _need_epochs(dyn: Dynamics, epochs: int, what: str) -> None:
                         f"{epochs} epochs; record longer dynamics or shrink the window")
 
 
-def _chunks(dyn: Dynamics, run: int, stop: int) -> Iterator[torch.Tensor]:
+def epoch_chunks(dyn: Dynamics, run: int, stop: int) -> Iterator[torch.Tensor]:
     """Epochs ``[0, stop)`` of one run as float16 chunks of about 8M values (bounded float64 memory)."""
     step = max(1, 8_000_000 // max(1, dyn.num_samples * dyn.num_classes))
     for start in range(0, stop, step):
         yield dyn.log_probs[run, start:min(stop, start + step)]
-
-
-@register_score("lbpe", harder="high", default_direction="easy", default_balance="balance")
-def lbpe(dyn: Dynamics, cfg: ScoreConfig) -> torch.Tensor:
-    """YOCO's logit-based prediction error: L2 error summed over the K best-accuracy epochs of the first E.
-
-    Per run, the K epochs with the highest training accuracy among the first E are chosen (ties go to the
-    earlier epoch), so the score reads the network when it fits the set best rather than at a fixed time.
-    """
-    e, k = cfg.lbpe_epochs, cfg.lbpe_top_k
-    _need_epochs(dyn, e, "lbpe")
-    if not 1 <= k <= e:
-        raise YocoError(f"lbpe's top-K must be between 1 and the window E={e}, got K={k}")
-    rows = []
-    for r in range(dyn.runs):
-        acc = dyn.train_acc[r, :e].to(torch.float64)
-        top = torch.sort(-acc, stable=True).indices[:k]
-        rows.append(l2_error(dyn.log_probs[r, top], dyn.labels, dyn.targets).sum(0))
-    return torch.stack(rows)
-
-
-@register_score("el2n", harder="high", default_direction="hard")
-def el2n(dyn: Dynamics, cfg: ScoreConfig) -> torch.Tensor:
-    """EL2N: the L2 error averaged over the first ``el2n_epochs`` epochs."""
-    e = cfg.el2n_epochs
-    _need_epochs(dyn, e, "el2n")
-    rows = []
-    for r in range(dyn.runs):
-        total = torch.zeros(dyn.num_samples, dtype=torch.float64)
-        for chunk in _chunks(dyn, r, e):
-            total += l2_error(chunk, dyn.labels, dyn.targets).sum(0)
-        rows.append(total / e)
-    return torch.stack(rows)
-
-
-@register_score("forgetting", harder="high", default_direction="hard")
-def forgetting(dyn: Dynamics, cfg: ScoreConfig) -> torch.Tensor:
-    """Forgetting events: epochs where the prediction goes from correct to wrong (argmax vs label), whole run."""
-    rows = []
-    for r in range(dyn.runs):
-        correct = torch.cat([c.argmax(-1) == dyn.labels for c in _chunks(dyn, r, dyn.epochs)])
-        rows.append((correct[:-1] & ~correct[1:]).sum(0).to(torch.float64))
-    return torch.stack(rows)
-
-
-@register_score("aum", harder="low", default_direction="hard")
-def aum(dyn: Dynamics, cfg: ScoreConfig) -> torch.Tensor:
-    """Area under the margin: sum over all epochs of p(y) - max over k != y of p(k); a low margin is hard."""
-    y = dyn.labels.unsqueeze(-1)
-    rows = []
-    for r in range(dyn.runs):
-        total = torch.zeros(dyn.num_samples, dtype=torch.float64)
-        for chunk in _chunks(dyn, r, dyn.epochs):
-            probs = torch.softmax(chunk.to(torch.float64), dim=-1)
-            p_y = probs.gather(-1, y.expand(probs.shape[0], -1, 1)).squeeze(-1)
-            others = probs.scatter(-1, y.expand(probs.shape[0], -1, 1), float("-inf")).amax(-1)
-            total += (p_y - others).sum(0)
-        rows.append(total)
-    return torch.stack(rows)
-
-
-@register_score("entropy", harder="high", default_direction="hard")
-def entropy(dyn: Dynamics, cfg: ScoreConfig) -> torch.Tensor:
-    """Entropy (natural log) of the final model's softmax on the un-augmented images."""
-    probs = torch.softmax(dyn.final_log_probs.to(torch.float64), dim=-1)
-    return torch.special.entr(probs).sum(-1)
-
-
-@register_score("random", harder="high", default_direction="easy", directional=False)
-def random_uniform(dyn: Dynamics, cfg: ScoreConfig) -> torch.Tensor:
-    """Uniform random values from ``seed`` (one row: the same draw the ``random`` rule makes with that seed)."""
-    return uniform_scores(dyn.num_samples, cfg.seed).unsqueeze(0)
