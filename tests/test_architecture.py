@@ -67,3 +67,4 @@ def test_every_module_imports_only_its_layer_or_below():
             if _layer(imported) > mine:
                 problems.append(f"{module} (layer {mine}) imports {imported} (layer {_layer(imported)})")
     assert not problems, "\n".join(problems)
+

@@ -368,7 +368,7 @@ WNIDS = ["n02869837", "n01749939"]
 @pytest.fixture
 def imagenet_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, dict[str, np.ndarray]]:
     """Two ImageNet-10 classes (the list order, not sorted order, gives the labels) and a few tiny images."""
-    monkeypatch.setattr(datasets, "imagenet_classes", lambda name: list(WNIDS))
+    monkeypatch.setattr(datasets.images, "imagenet_classes", lambda name: list(WNIDS))
     known = {"exact": rgb(16, 16, 1), "wide": np.zeros((16, 48, 3), np.uint8)}
     known["wide"][:, 16:32] = (0, 200, 0)
     known["wide"][:, :16] = known["wide"][:, 32:] = (250, 0, 0)
@@ -533,7 +533,7 @@ class _Reduce:
 
 def _numpy_reconstruct():
     """The function numpy's own array pickles name (numpy.core or numpy._core, by version)."""
-    return datasets._numpy_multiarray()._reconstruct
+    return datasets.cifar._numpy_multiarray()._reconstruct
 
 
 @pytest.mark.parametrize(("value", "message"), [

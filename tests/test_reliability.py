@@ -273,7 +273,7 @@ def test_13_a_ladder_plan_is_bounded_before_anything_is_written(world, monkeypat
 def test_15_a_resolution_beyond_the_memory_ceiling_is_refused_before_allocating(world, monkeypatch):
     from yoco.data import datasets
 
-    monkeypatch.setattr(datasets, "MAX_DATASET_BYTES", 1 << 20)
+    monkeypatch.setattr(datasets.base, "MAX_DATASET_BYTES", 1 << 20)
     with pytest.raises(YocoError, match=r"need .* GiB, more than the .* GiB yoco allows for a dataset"):
         datasets.load_dataset("mnist", root=world["root"], resolution=100)
 

@@ -31,6 +31,7 @@ NORMALIZATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
 }
 NO_FLIP = frozenset({"mnist", "svhn"})
 IMAGENET_SUBSETS = ("imagenet10", "imagenet100")
+IMAGENET_RESOLUTION = 224  # IDC's ImageNet subsets: shorter side resized, centre crop (data.py, --size)
 
 
 def is_imagenet(dataset: str) -> bool:
