@@ -29,7 +29,8 @@ from yoco.allocator import tune_allocator
 from yoco.condense import idc
 from yoco.data.datasets import load_dataset
 from yoco.models import create_model
-from yoco.train import TrainConfig, predict, train
+from yoco.train import TrainConfig, train
+from yoco.predict import predict
 torch.set_num_threads(int(sys.argv[1]))
 tuned = tune_allocator()
 rows = {}

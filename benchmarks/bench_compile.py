@@ -17,7 +17,8 @@ import torch
 from bench_networks import _data, _models
 
 from yoco.files import write_json
-from yoco.train import TrainConfig, resolve_device, train
+from yoco.runtime import resolve_device
+from yoco.train import TrainConfig, train
 
 OUT = Path(__file__).parent / "results"
 

@@ -22,7 +22,8 @@ from torch._dynamo.utils import counters
 
 from yoco.files import write_json
 from yoco.models import create_model
-from yoco.train import TrainConfig, resolve_device, seeded, train_batched
+from yoco.runtime import resolve_device, seeded
+from yoco.train import TrainConfig, train_batched
 
 OUT = Path(__file__).parent / "results"
 GROUPS = [(24, 40), (24, 80), (24, 200), (3, 400), (3, 400)]  # (networks, images), the ladder's order

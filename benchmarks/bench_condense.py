@@ -31,7 +31,7 @@ from yoco.condense import idc
 from yoco.condense.idc import PRESETS, matching_cost_breakdown
 from yoco.data.datasets import RealDataset, load_dataset
 from yoco.files import write_json
-from yoco.train import resolve_device
+from yoco.runtime import resolve_device
 
 OUT = Path(__file__).parent / "results"
 

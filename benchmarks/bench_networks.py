@@ -28,7 +28,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from yoco import train as train_mod
 from yoco.files import write_json
 from yoco.models import create_model, stacked
-from yoco.train import TrainConfig, resolve_device, seeded, train, train_batched
+from yoco.runtime import resolve_device, seeded
+from yoco.train import TrainConfig, train, train_batched
 
 OUT = Path(__file__).parent / "results"
 

@@ -18,7 +18,8 @@ import torch
 
 from yoco.files import write_json
 from yoco.models import create_model
-from yoco.train import predict, resolve_device
+from yoco.predict import predict
+from yoco.runtime import resolve_device
 
 OUT = Path(__file__).parent / "results"
 IMAGES = 10_000

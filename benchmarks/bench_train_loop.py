@@ -25,7 +25,8 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
 
 from yoco.models import create_model
-from yoco.train import TrainConfig, resolve_device, seeded, train
+from yoco.runtime import resolve_device, seeded
+from yoco.train import TrainConfig, train
 
 
 def sync(device: torch.device) -> None:

@@ -16,11 +16,11 @@ ROOT = Path(yoco.__file__).parent
 LAYERS = [
     ["errors", "allocator"],
     ["registry", "protocol"],
-    ["files"],
+    ["files", "runtime"],
     ["data"],
     ["models"],
     ["augment"],
-    ["train"],
+    ["train", "predict"],
     ["runner"],
     ["dynamics", "evaluate"],
     ["scores"],

@@ -29,7 +29,7 @@ from yoco.data.condensed import decode_images, load
 from yoco.data.datasets import RealDataset
 from yoco.errors import YocoError
 from yoco.models import create_model
-from yoco.train import seeded
+from yoco.runtime import seeded
 
 
 def fake_real(n_per_class: int = 12, num_classes: int = 4, size: int = 8, channels: int = 1) -> RealDataset:

@@ -33,7 +33,7 @@ from yoco.data.condensed import (
 from yoco.data.datasets import RealDataset
 from yoco.errors import YocoError
 from yoco.models import create_model
-from yoco.train import seeded
+from yoco.runtime import seeded
 
 MEAN, STD = protocol.IMAGENET_MEAN, protocol.IMAGENET_STD
 
@@ -377,7 +377,8 @@ def test_pruned_epochs_option_is_checked_and_keys_only_imagenet_cells() -> None:
 
 def test_imagenet_final_pass_reads_seeded_augmented_views() -> None:
     from yoco.dynamics import DynamicsConfig, augmented_predict, record_dynamics
-    from yoco.train import TrainConfig, predict
+    from yoco.predict import predict
+    from yoco.train import TrainConfig
 
     x = torch.rand(6, 3, 32, 32, generator=torch.Generator().manual_seed(5))
     cs = _set(x, torch.tensor([0, 0, 0, 1, 1, 1]), 1)

@@ -8,7 +8,7 @@ from torch.func import grad, stack_module_state
 
 from yoco.models import create_model
 from yoco.models.stacked import groupable, stacked_forward
-from yoco.train import seeded
+from yoco.runtime import seeded
 
 CONVNETS = [
     ("convnet3", 1, 28, {"width": 8}),  # IDC's network on 28x28 input: first conv padded by 3

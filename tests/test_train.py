@@ -6,7 +6,9 @@ from helpers import separable_images
 
 from yoco.errors import YocoError
 from yoco.models import create_model
-from yoco.train import TrainConfig, accuracy, lr_at, milestone_epochs, seeded, train
+from yoco.predict import accuracy
+from yoco.runtime import seeded
+from yoco.train import TrainConfig, lr_at, milestone_epochs, train
 
 
 def test_schedule_drops_at_two_thirds_and_five_sixths():
@@ -122,7 +124,7 @@ def test_batched_networks_equal_separate_runs():
 def test_test_passes_run_in_cache_sized_batches_on_a_cpu_with_the_same_logits():
     # a CPU predicts 16 images at a time (measured 2.1-2.8x faster than 500); every image, the tail included, gets the
     # logits one large batch gives it
-    from yoco.train import CPU_TEST_BATCH, TEST_BATCH, predict, predict_many, test_batch
+    from yoco.predict import CPU_TEST_BATCH, TEST_BATCH, predict, predict_many, test_batch
 
     assert test_batch(torch.device("cpu")) == CPU_TEST_BATCH < TEST_BATCH == test_batch(torch.device("cuda"))
     x = torch.randn(2 * CPU_TEST_BATCH + 7, 1, 16, 16, generator=torch.Generator().manual_seed(0))
@@ -142,7 +144,8 @@ def test_test_passes_run_in_cache_sized_batches_on_a_cpu_with_the_same_logits():
 def test_one_test_pass_serves_all_batched_networks():
     # predict_many runs N networks over the images together (chunks of pairs // N images) and must give each
     # network's own logits; a batched run hands all its networks to on_epoch at once, so one pass serves them
-    from yoco.train import accuracies, predict, predict_many, train_batched
+    from yoco.predict import accuracies, predict, predict_many
+    from yoco.train import train_batched
 
     x, y = separable_images(n_per_class=6)
     nets = []
@@ -165,7 +168,8 @@ def test_one_test_pass_serves_all_batched_networks():
 
 def test_batched_refuses_batch_norm_and_mixed_recipes():
     from yoco.errors import YocoError
-    from yoco.train import batchable, train_batched
+    from yoco.models.stacked import batchable
+    from yoco.train import train_batched
 
     x, y = separable_images(n_per_class=2)
     bn = create_model("resnet18", 4, 1, 16, width=8)
@@ -219,10 +223,10 @@ def test_compiled_training_stays_close_to_eager():
 
 
 def test_compiling_without_a_cxx_compiler_is_one_clear_error(monkeypatch):
-    from yoco import train as train_mod
+    from yoco import runtime
     from yoco.errors import YocoError
 
-    monkeypatch.setattr(train_mod.shutil, "which", lambda name: None)
+    monkeypatch.setattr(runtime.shutil, "which", lambda name: None)
     x, y = separable_images(n_per_class=1)
     net = create_model("convnet", 4, 1, 16, width=8, depth=2)
     with pytest.raises(YocoError, match="needs a C\\+\\+ compiler"):

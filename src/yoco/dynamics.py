@@ -21,8 +21,10 @@ from yoco.augment import ImageNetAug, to_device
 from yoco.data.condensed import CondensedSet, content_sha256
 from yoco.errors import YocoError
 from yoco.files import read_tensors, write_tensors
+from yoco.predict import predict, predict_many
 from yoco.runner import EpochHook, Networks, model_name, prepare, train_networks
-from yoco.train import Batch, TrainConfig, predict, predict_many, resolve_device
+from yoco.runtime import resolve_device
+from yoco.train import Batch, TrainConfig
 
 DEVICE_RECORD_BYTES = 2 << 30  # a dynamics record up to 2 GiB stays on the GPU while it is written
 MAX_RECORD_BYTES = 16 << 30  # a larger record (runs x epochs x images x classes, float16) is refused before training

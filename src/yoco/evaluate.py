@@ -24,8 +24,10 @@ from yoco.data.condensed import CondensedSet, content_sha256, normalize
 from yoco.data.datasets import RealDataset
 from yoco.data.zca import fit_zca
 from yoco.errors import YocoError
+from yoco.predict import accuracies
 from yoco.runner import Networks, Prepared, model_name, prepare, recipe, train_networks
-from yoco.train import TrainConfig, accuracies, resolve_device
+from yoco.runtime import resolve_device
+from yoco.train import TrainConfig
 
 log = logging.getLogger(__name__)
 RECIPES = ("set", "protocol", "yoco")

@@ -21,7 +21,9 @@ from yoco import protocol
 from yoco.data.condensed import CondensedSet, decode, normalize
 from yoco.errors import YocoError
 from yoco.models import create_model
-from yoco.train import Batch, TrainConfig, batchable, resolve_device, seeded, train, train_batched
+from yoco.models.stacked import batchable
+from yoco.runtime import resolve_device, seeded
+from yoco.train import Batch, TrainConfig, train, train_batched
 
 BatchHook = Callable[[int, Batch], None]  # (run index, batch)
 EpochHook = Callable[[list[int], int, list[nn.Module]], None]  # (run indices, epoch, their models)
@@ -158,9 +160,9 @@ def train_networks(data: Prepared | list[Prepared], nets: Networks, purpose: str
     ``dynamics``). Hooks receive the run index first. ``batched`` trains the runs as one batched computation
     (:func:`yoco.train.train_batched`: the same numbers up to float rounding); ``None`` batches on a GPU, where
     one small network leaves the card idle, and not on a CPU, where the batched kernels measured slower.
-    ``compile`` runs the training steps through ``torch.compile`` (:func:`yoco.train.compiled`), batched or not.
+    ``compile`` runs the training steps through ``torch.compile`` (:func:`yoco.runtime.compiled`), batched or not.
     ``on_epoch(runs, epoch, models)`` gets, after each epoch, the runs that reached it: all of them at once when
-    batched (so one test pass serves them, :func:`yoco.train.predict_many`), one at a time otherwise.
+    batched (so one test pass serves them, :func:`yoco.predict.predict_many`), one at a time otherwise.
     """
     sets = data if isinstance(data, list) else [data] * nets.runs
     seeds = list(seeds) if seeds is not None else [nets.seed + r for r in range(nets.runs)]

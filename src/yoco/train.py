@@ -10,10 +10,7 @@ IDC's protocol). Hooks see every batch's outputs (for training dynamics) and the
 from __future__ import annotations
 
 import dataclasses
-import os
-import shutil
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -25,7 +22,8 @@ from yoco import protocol
 from yoco.allocator import tune_allocator
 from yoco.augment import DSA, ImageNetAug, MixPlan, cutmix_plan, mix, mixup_plan, to_device
 from yoco.errors import YocoError
-from yoco.models.stacked import stacked_forward
+from yoco.models.stacked import batchable, stacked_forward
+from yoco.runtime import compile_mode, compiled, precision_scope
 
 
 @dataclass
@@ -126,50 +124,6 @@ def lr_at(cfg: TrainConfig, epoch: int) -> float:
     """Learning rate used during ``epoch`` (0-based) under the multi-step schedule."""
     drops = sum(epoch >= m for m in milestone_epochs(cfg))
     return cfg.lr * cfg.gamma**drops
-
-
-@contextmanager
-def seeded(seed: int) -> Iterator[None]:
-    """Run a block (e.g. model construction) under a fixed global seed without disturbing the caller's RNG."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
-
-
-@contextmanager
-def precision_scope(precision: str, device: torch.device) -> Iterator[None]:
-    """Run a block's training arithmetic at ``precision``: ``fp32`` changes nothing (PyTorch's defaults), ``tf32``
-    lets CUDA matmuls and convolutions use TF32 (restored afterwards), ``bf16`` autocasts to bfloat16 (weights,
-    gradients and optimiser state stay float32)."""
-    if precision == "fp32":
-        yield
-    elif precision == "tf32":
-        if device.type != "cuda":
-            raise YocoError("--precision tf32 needs an NVIDIA GPU (TF32 is a CUDA tensor-core format); on this "
-                            f"{device.type} use fp32 or bf16")
-        flags = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-        try:
-            yield
-        finally:
-            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags
-    elif precision == "bf16":
-        with torch.autocast(device.type, dtype=torch.bfloat16):
-            yield
-    else:
-        raise YocoError(f"precision must be one of {', '.join(protocol.PRECISIONS)}, got {precision!r}")
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is a user error. The host's allocator is
-    tuned on the way (:func:`yoco.allocator.tune_allocator`: every device's data passes through host memory)."""
-    tune_allocator()
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise YocoError("--device cuda was asked for but no CUDA device is available")
-    return dev
 
 
 class _Recipe:
@@ -372,33 +326,10 @@ def train(
     return model
 
 
-def compiled(model: nn.Module, device: torch.device) -> nn.Module:
-    """``model`` wrapped by ``torch.compile`` (default mode; shares its parameters, so hooks and tests read the
-    plain module). Inductor fuses the small network's elementwise work (normalisation, ReLU, pooling), which is
-    what bounds it on a CPU: 1.5x faster training steps there (BENCHMARKS.md), after a compile of some seconds
-    per process and set size. Not bit-identical to eager (float reordering); on the CPU it needs a C++ compiler.
-    ``$YOCO_COMPILE_MODE`` picks torch.compile's mode (e.g. ``reduce-overhead``: CUDA graphs on a GPU).
-    """
-    if device.type == "cpu" and not any(shutil.which(c) for c in (os.environ.get("CXX", "g++"), "g++", "c++")):
-        raise YocoError("compiling networks on the CPU needs a C++ compiler (g++ or $CXX), and none was found; "
-                        "install one (apt-get install g++) or train without compiling")
-    return torch.compile(model, mode=_compile_mode())
-
-
-def _compile_mode() -> str | None:
-    """torch.compile's mode from ``$YOCO_COMPILE_MODE`` (None: its default); the CUDA-graph modes replay steps."""
-    return os.environ.get("YOCO_COMPILE_MODE") or None
-
-
 def _report(epoch: int, epochs: int, every: int = 10) -> bool:
     """Whether the progress bar reads the loss after ``epoch``: reading it waits for the device, so only every
     ``every`` epochs and at the end (a small set is one step per epoch, and a sync per step idles a GPU)."""
     return epoch % every == every - 1 or epoch == epochs - 1
-
-
-def batchable(model: nn.Module) -> bool:
-    """Whether ``model`` can be trained batched with others: no buffers (batch norm's running statistics)."""
-    return not any(True for _ in model.buffers())
 
 
 def train_batched(
@@ -456,7 +387,7 @@ def train_batched(
     pool = images[0] if same else torch.stack(images)
     pool_labels = labels[0] if same else torch.stack(labels)
     dev = pool.device
-    graphed = compile and dev.type == "cuda" and _compile_mode() in ("reduce-overhead", "max-autotune")
+    graphed = compile and dev.type == "cuda" and compile_mode() in ("reduce-overhead", "max-autotune")
     for m in models:
         m.train()
 
@@ -624,64 +555,3 @@ def _base_augmentation(cfg: TrainConfig) -> ImageNetAug | None:
     return ImageNetAug(cfg.mean, cfg.std, flip=cfg.flip)
 
 
-TEST_BATCH = 500  # images per forward pass when only predicting, on a GPU
-CPU_TEST_BATCH = 16  # on a CPU: activations that stay in the caches (faster than 500, the same logits)
-
-
-def test_batch(device: torch.device) -> int:
-    """Images per forward pass when only predicting on ``device``. On a CPU a batch of 16 keeps a ConvNet's
-    activations in the caches: 1.5-1.8x faster than 500 at width 128 with bit-identical logits (2.1-2.9x with
-    glibc's allocator defaults; BENCHMARKS.md, "Test passes"); a GPU wants large batches."""
-    return CPU_TEST_BATCH if device.type == "cpu" else TEST_BATCH
-
-
-@torch.no_grad()
-def predict(model: nn.Module, images: torch.Tensor, batch_size: int | None = None, device: torch.device | None = None,
-            features: bool = False) -> torch.Tensor:
-    """Logits (or penultimate features) of ``model`` on ``images`` in eval mode, batched (default:
-    :func:`test_batch`), returned on CPU."""
-    device = device or next(model.parameters()).device
-    batch_size = batch_size or test_batch(device)
-    was_training = model.training
-    model.eval()
-    fn = model.features if features else model
-    outs = [fn(images[i : i + batch_size].to(device)).float().cpu() for i in range(0, images.shape[0], batch_size)]
-    model.train(was_training)
-    return torch.cat(outs)
-
-
-@torch.no_grad()
-def predict_many(models: list[nn.Module], images: torch.Tensor, batch_size: int | None = None,
-                 pairs: int | None = None) -> torch.Tensor:
-    """Logits ``[N, n, C]`` of N networks of one architecture on the same images, in eval mode, returned on CPU.
-
-    Networks without buffers (:func:`batchable`) go through the images together, one stacked computation
-    (:func:`~yoco.models.stacked.stacked_forward`) per chunk of ``pairs // N`` images (``pairs`` bounds the
-    image-network pairs in flight, i.e. the memory; default 2048 on a GPU, :func:`test_batch` on a CPU), so N
-    networks cost one pass over the data with N times larger kernels (on a GPU, fewer launches); others, or a
-    single network, are run one by one with :func:`predict` in chunks of ``batch_size``.
-    """
-    if len(models) == 1 or not all(batchable(m) for m in models):
-        return torch.stack([predict(m, images, batch_size) for m in models])
-    from torch.func import stack_module_state
-
-    device = next(models[0].parameters()).device
-    pairs = pairs or (test_batch(device) if device.type == "cpu" else 2048)
-    chunk = max(1, pairs // len(models))
-    params, _ = stack_module_state(models)
-    run = stacked_forward(models[0], training=False, shared_input=True)
-    outs = [run(params, images[i : i + chunk].to(device)).float().cpu() for i in range(0, images.shape[0], chunk)]
-    return torch.cat(outs, dim=1)
-
-
-def accuracies(models: list[nn.Module], images: torch.Tensor, labels: torch.Tensor, batch_size: int | None = None
-               ) -> list[float]:
-    """Top-1 accuracy of each of ``models`` on a labelled set (images normalised), in one pass where they batch
-    (:func:`predict_many`)."""
-    pred = predict_many(models, images, batch_size).argmax(-1)
-    return (pred == labels.cpu()).float().mean(-1).tolist()
-
-
-def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int | None = None) -> float:
-    """Top-1 accuracy of ``model`` on a labelled set (images normalised)."""
-    return accuracies([model], images, labels, batch_size)[0]

@@ -60,8 +60,9 @@ from yoco.data.condensed import (
 from yoco.errors import YocoError
 from yoco.files import read_tensors, write_tensors
 from yoco.models import create_model, model_names
-from yoco.models.stacked import stacked_forward
-from yoco.train import TrainConfig, batchable, precision_scope, resolve_device, seeded, train, train_batched
+from yoco.models.stacked import batchable, stacked_forward
+from yoco.runtime import precision_scope, resolve_device, seeded
+from yoco.train import TrainConfig, train, train_batched
 
 if TYPE_CHECKING:
     from yoco.data.datasets import RealDataset
@@ -94,7 +95,7 @@ class IDCConfig:
     (IDC uses 10 for ImageNet-10). ``init="mix"`` tiles the *first* ``ipc * factor**2`` real images of each
     class, downsampled nearest-neighbour (IDC); ``init_random=True`` takes random images instead, downsampled
     by area averaging (a seed then changes the start). ``precision`` is the arithmetic of the matching and of the
-    network updates (:func:`yoco.train.precision_scope`); a checkpoint resumes under another one.
+    network updates (:func:`yoco.runtime.precision_scope`); a checkpoint resumes under another one.
 
     ``net_mix_p`` is the probability of CutMix in that network training (IDC: 0.5 for CIFAR-like data, 1.0 for
     ImageNet). ``decode`` is the multi-formation of the matched synthetic batches: ``single`` (every stored image

@@ -25,10 +25,10 @@ from yoco.ladder.cells import Cell, _dataset, execute, write_result
 from yoco.ladder.config import DEMO_SET, LadderConfig, demo_config
 from yoco.report import write_ladder_reports
 from yoco.rules import RANDOM_REFERENCE, parse_rule, prune, resolve_options
+from yoco.runtime import resolve_device
 from yoco.scores import windows_for
 from yoco.scoretable import ScoreTable, build_table, complete_table, load_table
 from yoco.selectors import PruneContext
-from yoco.train import resolve_device
 
 log = logging.getLogger(__name__)
 PLAN = "plan.json"  # the ladder's evaluation cells, written before they run, read by report_ladder

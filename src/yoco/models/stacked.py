@@ -1,6 +1,6 @@
 """N networks of one architecture evaluated as one computation over their stacked parameters.
 
-Batched training (:func:`yoco.train.train_batched`) and batched test passes (:func:`yoco.train.predict_many`)
+Batched training (:func:`yoco.train.train_batched`) and batched test passes (:func:`yoco.predict.predict_many`)
 need ``f(params, x) -> logits [N, B, K]`` where every entry of ``params`` is stacked over the N networks
 (:func:`torch.func.stack_module_state`). The generic way is :func:`torch.func.vmap` over a weightless copy of the
 model. For ConvNet, the network of every result in this field, the same function is written here with grouped
@@ -92,3 +92,8 @@ def _grouped(model: ConvNet, params: dict[str, torch.Tensor], x: torch.Tensor, s
     if bias is None:
         return torch.bmm(features, w.transpose(1, 2))
     return torch.baddbmm(bias.unsqueeze(1), features, w.transpose(1, 2))
+
+
+def batchable(model: nn.Module) -> bool:
+    """Whether ``model`` can be trained batched with others: no buffers (batch norm's running statistics)."""
+    return not any(True for _ in model.buffers())
