@@ -70,3 +70,29 @@ def test_paper_ladders_take_their_lbpe_window_from_the_method():
     assert windows["cifar10-idc-ipc10"] == (100, 10) and windows["cifar100-idc-ipc50"] == (200, 10)
     assert windows["cifar10-mtt-ipc10"] == (10, 3) and windows["cifar10-kip-ipc10"] == (50, 3)
     assert preset_config("cifar10-idc-ipc50").ipcs == (1, 2, 5, 10)
+
+
+def test_the_documented_protocol_numbers_appear_in_code_only_in_protocol_py():
+    """Every number docs/protocol.md lists lives in protocol.py: the distinctive ones (normalisation constants, DSA
+    and ImageNet augmentation ranges, the lighting PCA, CCS's strata edge, the optimiser's weight decay) never appear
+    as a literal in any other module's code (docstrings and comments may quote them)."""
+    import ast
+    from pathlib import Path
+
+    import yoco
+    from yoco import protocol
+
+    documented = {v for mean, std in protocol.NORMALIZATION.values() for v in (*mean, *std)}
+    documented |= {v for row in protocol.LIGHTING_EIGVEC for v in row} | set(protocol.LIGHTING_EIGVAL)
+    documented |= {protocol.DSA_SCALE, protocol.DSA_ROTATE_DEG, protocol.DSA_CROP, protocol.CCS_TOP,
+                   protocol.WEIGHT_DECAY, protocol.IMAGENET_JITTER, protocol.IMAGENET_LIGHTING}
+    unrelated = {("report.py", 1.2)}  # a plot's line width
+    found = []
+    for path in sorted(Path(yoco.__file__).parent.rglob("*.py")):
+        if path.name == "protocol.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Constant) and isinstance(node.value, float) and node.value in documented
+                    and (path.name, node.value) not in unrelated):
+                found.append(f"{path.name}:{node.lineno}: {node.value}")
+    assert not found, "protocol numbers outside protocol.py:\n" + "\n".join(found)

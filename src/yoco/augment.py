@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from yoco import protocol
 from yoco.errors import YocoError
 
 DSA_OPS = ("color", "crop", "cutout", "flip", "scale", "rotate")
@@ -41,11 +42,11 @@ def parse_strategy(strategy: str, flip: bool = True) -> tuple[str, ...]:
 class DSAParams:
     """The usual DSA ranges."""
 
-    scale: float = 1.2
-    rotate_deg: float = 15.0
-    crop_pad: float = 0.125
-    cutout: float = 0.5
-    flip_p: float = 0.5
+    scale: float = protocol.DSA_SCALE
+    rotate_deg: float = protocol.DSA_ROTATE_DEG
+    crop_pad: float = protocol.DSA_CROP
+    cutout: float = protocol.DSA_CUTOUT
+    flip_p: float = protocol.DSA_FLIP_P
 
 
 class DSA:
@@ -194,9 +195,6 @@ class DSA:
         return (~inside).unsqueeze(1).to(x.dtype)
 
 
-# AlexNet's PCA lighting noise as IDC's data.py sets it (eigenvalues and eigenvectors of ImageNet's RGB covariance)
-LIGHTING_EIGVAL = (0.2175, 0.0188, 0.0045)
-LIGHTING_EIGVEC = ((-0.5675, 0.7192, 0.4009), (-0.5808, -0.0045, -0.8140), (-0.5836, -0.6948, 0.4203))
 
 
 class ImageNetAug:
@@ -207,8 +205,9 @@ class ImageNetAug:
     applied in pixel space: the batch is de-standardised with ``mean``/``std`` and standardised again after.
     """
 
-    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...], scale: tuple[float, float] = (0.5, 1.0),
-                 jitter: float = 0.4, lighting: float = 0.1, flip: bool = True) -> None:
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...],
+                 scale: tuple[float, float] = protocol.IMAGENET_CROP_AREA, jitter: float = protocol.IMAGENET_JITTER,
+                 lighting: float = protocol.IMAGENET_LIGHTING, flip: bool = True) -> None:
         self.mean, self.std = tuple(mean), tuple(std)
         self.scale, self.jitter, self.lighting, self.flip = scale, jitter, lighting, flip
 
@@ -223,7 +222,7 @@ class ImageNetAug:
         factors = (torch.rand(n, 3, generator=g) * 2 - 1) * self.jitter  # brightness, contrast, saturation
         order = torch.rand(n, 3, generator=g).argsort(1)
         light = torch.randn(n, 3, generator=g) * self.lighting
-        rgb = (light * torch.tensor(LIGHTING_EIGVAL)) @ torch.tensor(LIGHTING_EIGVEC).T
+        rgb = (light * torch.tensor(protocol.LIGHTING_EIGVAL)) @ torch.tensor(protocol.LIGHTING_EIGVEC).T
         cols = [theta.reshape(n, 6), flip.float().view(n, 1), factors, order.float(), rgb]
         moved = to_device(torch.cat(cols, 1), x.device).to(x.dtype).split([6, 1, 3, 3, 3], 1)
         theta, flip, factors, order, rgb = moved

@@ -45,6 +45,18 @@ def is_imagenet(dataset: str) -> bool:
 # One network's training (IDC train.py ``train``): SGD, lr x0.2 at 2/3 and 5/6 of training, batch 64.
 BATCH_SIZE, LR, MOMENTUM, WEIGHT_DECAY = 64, 0.01, 0.9, 5e-4
 MILESTONES, GAMMA = (2 / 3, 5 / 6), 0.2
+# DSA's ranges (IDC misc/augment.py ParamDiffAug): scale x, y in [1/1.2, 1.2], rotate +-15 degrees, crop shift up to
+# 0.125 of the side, cutout square of half the side, flip with probability 0.5.
+DSA_SCALE, DSA_ROTATE_DEG, DSA_CROP, DSA_CUTOUT, DSA_FLIP_P = 1.2, 15.0, 0.125, 0.5, 0.5
+# IDC's ImageNet training augmentation (data.py transform_imagenet, misc/utils.py): random-resized crop of area
+# 0.5-1, colour jitter 0.4 (brightness, contrast, saturation), AlexNet PCA lighting 0.1 with ImageNet's RGB
+# eigenvalues and eigenvectors.
+IMAGENET_CROP_AREA, IMAGENET_JITTER, IMAGENET_LIGHTING = (0.5, 1.0), 0.4, 0.1
+LIGHTING_EIGVAL = (0.2175, 0.0188, 0.0045)
+LIGHTING_EIGVEC = ((-0.5675, 0.7192, 0.4009), (-0.5808, -0.0045, -0.8140), (-0.5836, -0.6948, 0.4203))
+# ConvNet-3 as IDC evaluates with it (models/convnet.py via train.py define_model): width 128, depth 3.
+CONVNET_WIDTH, CONVNET_DEPTH = 128, 3
+ZCA_EPS = 0.1  # MTT's ZCA whitening (kornia ZCAWhitening(eps=0.1), buffer.py)
 EVAL_DSA = "color_crop_flip_scale_rotate"  # IDC's dsa_strategy minus cutout, which CutMix replaces
 MIX, MIX_P, MIX_BETA = "cutmix", 0.5, 1.0
 # Arithmetic precision of training: "fp32" is PyTorch's defaults, what IDC's and YOCO's code get (IEEE float32
@@ -160,6 +172,7 @@ CCS_HARD_CUTS: dict[str, dict[tuple[int, int], float]] = {
 }
 CCS_DEFAULT_HARD_CUT = 0.1  # for combinations the table does not cover (upstream crashes on them)
 CCS_STRATA = 50  # CCS Coreset.stratified_sampling
+CCS_TOP = 1.0001  # the top edge of the strata is max * 1.0001, so the maximum falls inside the last one
 # Within a stratum YOCO's code keeps the first members in its descending-EL2N order, i.e. the highest
 # (utils/img_loader.py passes random_select=--strata_fixed_select, which no script sets); upstream CCS draws them
 # at random (Coreset.py random_select=True).

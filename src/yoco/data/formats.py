@@ -29,11 +29,11 @@ from yoco import protocol
 from yoco.data import condensed
 from yoco.data.condensed import CondensedMeta, CondensedSet
 from yoco.errors import YocoError
+from yoco.protocol import ZCA_EPS
 from yoco.registry import Registry
 
 logger = logging.getLogger(__name__)
 
-ZCA_EPS = 0.1  # MTT's kornia ZCAWhitening(eps=0.1)
 KIP_IMAGE_KEYS = ("images", "x", "support_images", "x_train", "image")
 KIP_LABEL_KEYS = ("labels", "y", "support_labels", "y_train", "label")
 MAX_ARRAY_BYTES = 2 * 1024**3  # an archived array declaring more than this is refused before anything is read

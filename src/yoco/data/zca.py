@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from yoco.errors import YocoError
+from yoco.protocol import ZCA_EPS
 
 
 @dataclass
@@ -31,7 +32,7 @@ class ZCA:
         return torch.cat(out).view(-1, *self.shape)
 
 
-def fit_zca(x: torch.Tensor, eps: float = 0.1, batch: int = 4096) -> ZCA:
+def fit_zca(x: torch.Tensor, eps: float = ZCA_EPS, batch: int = 4096) -> ZCA:
     """Fit ZCA whitening on ``[N, C, H, W]`` images (float64 accumulation, in chunks)."""
     n = x.shape[0]
     if n < 2:

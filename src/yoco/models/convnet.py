@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from yoco import protocol
 from yoco.errors import YocoError
 from yoco.models.registry import Classifier, norm_layer, register_model
 
@@ -25,8 +26,8 @@ class ConvNet(Classifier):
         num_classes: int,
         channels: int,
         image_size: tuple[int, int],
-        width: int = 128,
-        depth: int = 3,
+        width: int = protocol.CONVNET_WIDTH,
+        depth: int = protocol.CONVNET_DEPTH,
         norm: str = "instance",
         pooling: str = "avg",
     ) -> None:

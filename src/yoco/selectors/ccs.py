@@ -10,7 +10,7 @@ import torch
 
 from yoco import protocol
 from yoco.errors import YocoError
-from yoco.protocol import CCS_DEFAULT_HARD_CUT, CCS_PICK, CCS_PICKS, CCS_STRATA
+from yoco.protocol import CCS_DEFAULT_HARD_CUT, CCS_PICK, CCS_PICKS, CCS_STRATA, CCS_TOP
 from yoco.selectors.base import Context, PruneContext, register_selector
 
 
@@ -62,7 +62,7 @@ def strata(values: torch.Tensor, bins: int) -> torch.Tensor:
     lo, hi = float(values.min()), float(values.max())
     if hi <= lo:
         return torch.zeros(len(values), dtype=torch.int64)
-    top = hi * 1.0001 if hi > 0 else hi + 1e-4 * (hi - lo)
+    top = hi * CCS_TOP if hi > 0 else hi + (CCS_TOP - 1) * (hi - lo)
     step = (top - lo) / bins
     return ((values - lo) / step).floor().to(torch.int64).clamp(0, bins - 1)
 
