@@ -34,7 +34,7 @@ from yoco.data.condensed import CondensedMeta, CondensedSet, decode, decode_imag
 from yoco.errors import YocoError
 from yoco.files import read_tensors, write_tensors
 from yoco.models import create_model
-from yoco.rules import parse_rule, prune, select
+from yoco.rules import check_set, parse_rule, prune, select
 from yoco.scoretable import ScoreTable
 from yoco.train import seeded
 
@@ -406,6 +406,10 @@ def test_mdc_prefix_refuses_a_set_that_is_not_mdcs_as_made():
         prune(pruned, ScoreTable({"random": torch.rand(len(pruned.labels))}, pruned.labels), "mdc_prefix", 1)
     with pytest.raises(YocoError, match="is not an MDC set"):
         select({}, dec.labels, "mdc_prefix", 4)  # a bare selection has no set to read the order of
+    check_set("mdc_prefix", cs)  # what a ladder asks of each rule before any work
+    check_set("yoco", idc_set)
+    with pytest.raises(YocoError, match="is not an MDC set"):
+        check_set("mdc_prefix", idc_set)
 
 
 def test_cli_condenses_with_mdc(tmp_path, capsys):

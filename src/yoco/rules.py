@@ -155,6 +155,18 @@ def parse_rule(name: str | Rule) -> Rule:
                     f"known rules: {', '.join(rule_names())}")
 
 
+def set_meta_of(cs: CondensedSet) -> dict[str, Any]:
+    """What a selector reads of the set it selects from (``Context.set_meta``): its metadata and its source."""
+    return {**cs.meta.to_dict(), "source": cs.source}
+
+
+def check_set(rule: str | Rule, cs: CondensedSet) -> None:
+    """Refuse, before any work, a set ``rule`` cannot select from (``mdc_prefix`` on a set that is not MDC's)."""
+    sel = parse_rule(rule).selector
+    if sel is not None and sel.check_set is not None:
+        sel.check_set(set_meta_of(cs))
+
+
 def resolve_options(r: Rule, options: Mapping[str, Any], where: PruneContext | None) -> dict[str, Any]:
     """The rule's method options: its defaults, resolved for ``where``, overridden by what was given.
 
@@ -316,7 +328,7 @@ def prune(cs: CondensedSet, table: ScoreTable, rule: str | Rule, ipc: int, *, se
     where = PruneContext(cs.meta.dataset, cs.meta.ipc, ipc)
     own = resolve_options(r, options, where)
     idx = select(table.scores, dec.labels, r, n, num_classes=cs.num_classes, features=table.features, seed=seed,
-                 set_meta={**cs.meta.to_dict(), "source": cs.source}, **own)
+                 set_meta=set_meta_of(cs), **own)
     counts = class_counts(dec.labels, idx, cs.num_classes)
     record = {"rule": r.name, "ipc": ipc, "factor": f, "kept_decoded_per_class_target": n, "seed": seed,
               "options": own, "class_counts": counts, "indices": idx.tolist(), "scores": table.source,

@@ -87,7 +87,8 @@ class Selector:
     default depends on the dataset and the IPCs. A ``directional`` selector orders images and takes a rule's
     ``easy``/``hard`` direction (``default_direction`` when the rule names none), passed in ``Context.direction``.
     ``default_balance`` is the class handling of a rule named without one (imbalanced, as the published baselines,
-    unless the method is per class by nature).
+    unless the method is per class by nature). ``check_set(set_meta)`` refuses, before any work, a set the method
+    cannot select from (``mdc_prefix`` on a set that is not MDC's).
     """
 
     name: str
@@ -103,6 +104,7 @@ class Selector:
     directional: bool = False
     default_direction: str = "hard"
     default_balance: str = "imbalance"
+    check_set: Callable[[Mapping[str, Any]], None] | None = None
 
     @property
     def feature_name(self) -> str | None:
@@ -120,6 +122,7 @@ def register_selector(
     check: Callable[[dict[str, Any]], None] | None = None,
     choices: Mapping[str, Sequence[Any]] | None = None,
     version: int = 1, directional: bool = False, default_direction: str = "hard", default_balance: str = "imbalance",
+    check_set: Callable[[Mapping[str, Any]], None] | None = None,
 ) -> Callable[[SelectFn], SelectFn]:
     """Decorator registering ``fn(group_indices, budget, context) -> chosen indices`` as the rule ``name``.
 
@@ -137,7 +140,7 @@ def register_selector(
     def add(fn: SelectFn) -> SelectFn:
         SELECTORS.add(name, Selector(name, fn, tuple(columns), prepare, dict(options or {}), resolve, check,
                                      {k: tuple(v) for k, v in (choices or {}).items()}, version, feature,
-                                     directional, default_direction, default_balance),
+                                     directional, default_direction, default_balance, check_set),
                       description=((fn.__doc__ or "").strip().splitlines() or [""])[0])
         return fn
 

@@ -10,6 +10,9 @@ and refuses a set without it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 
 from yoco.errors import YocoError
@@ -17,7 +20,20 @@ from yoco.protocol import MDC_NESTED_ORDER
 from yoco.selectors.base import Context, register_selector
 
 
-@register_selector("mdc_prefix", default_balance="balance")
+def check_mdc_set(meta: Mapping[str, Any]) -> None:
+    """Refuse a set whose metadata is not that of an MDC set as MDC made it (no nested record, or pruned since)."""
+    name = meta.get("source") or "the set"
+    nested = (meta.get("extra") or {}).get("nested_subsets")
+    if not isinstance(nested, dict) or nested.get("order") != MDC_NESTED_ORDER:
+        raise YocoError(f"mdc_prefix: {name} is not an MDC set (its metadata records no nested subsets); only a set "
+                        "made by `yoco condense --method mdc` has them")
+    ipc, factor = meta.get("ipc"), meta.get("factor")
+    if nested.get("ipc") != ipc or not isinstance(ipc, int) or not isinstance(factor, int) or factor < 1:
+        raise YocoError(f"mdc_prefix: {name} holds IPC {ipc} at factor {factor}, not the IPC {nested.get('ipc')} set "
+                        "MDC made (pruned or changed since); cut the MDC set itself")
+
+
+@register_selector("mdc_prefix", default_balance="balance", check_set=check_mdc_set)
 def _mdc_prefix(members: torch.Tensor, budget: int, ctx: Context) -> torch.Tensor:
     """MDC's own subsets of an MDC set: per class, the decoded images its subset of the target IPC holds.
 
@@ -32,15 +48,8 @@ def nested_positions(ctx: Context) -> torch.Tensor:
     """Every decoded image's position in its class's crop-major order: tile ``t`` of the class's ``r``-th stored image
     (yoco's decoded index ``i * f**2 + t``) is at ``t * ipc + r``. Refuses a set that is not an MDC set as made."""
     meta = dict(ctx.set_meta or {})
-    name = meta.get("source") or "the set"
-    nested = (meta.get("extra") or {}).get("nested_subsets")
-    if not isinstance(nested, dict) or nested.get("order") != MDC_NESTED_ORDER:
-        raise YocoError(f"mdc_prefix: {name} is not an MDC set (its metadata records no nested subsets); only a set "
-                        "made by `yoco condense --method mdc` has them")
-    ipc, factor = meta.get("ipc"), meta.get("factor")
-    if nested.get("ipc") != ipc or not isinstance(factor, int) or factor < 1:
-        raise YocoError(f"mdc_prefix: {name} holds IPC {ipc} at factor {factor}, not the IPC {nested.get('ipc')} set "
-                        "MDC made (pruned or changed since); cut the MDC set itself")
+    check_mdc_set(meta)
+    name, ipc, factor = meta.get("source") or "the set", meta["ipc"], meta["factor"]
     f2 = factor * factor
     labels = ctx.labels
     stored = labels[::f2]
