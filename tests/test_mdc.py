@@ -425,3 +425,13 @@ def test_cli_condenses_with_mdc(tmp_path, capsys):
     capsys.readouterr()
     assert cli.main(["condense", *common, "--mdc-period", "5", "--out", str(tmp_path / "idc.safetensors")]) == 2
     assert "add --method mdc" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_mdc_batched_on_cuda_equals_the_sequential_cpu_run(tmp_path, ieee_float32):
+    real = fake_real(n_per_class=16)
+    cpu = condense_mdc(real, MDC_TINY, tmp_path / "cpu.safetensors", EVERY, device="cpu", progress=False)
+    gpu = condense_mdc(real, dataclasses.replace(MDC_TINY, engine="batched"), tmp_path / "gpu.safetensors", EVERY,
+                       device="cuda", progress=False)  # the GPU default: networks side by side
+    assert gpu.meta.extra["mdc"]["choices"] == cpu.meta.extra["mdc"]["choices"]
+    torch.testing.assert_close(gpu.images, cpu.images, rtol=0, atol=1e-4)

@@ -57,7 +57,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-
 @dataclass
 class MDCConfig:
     """MDC's own settings, beside IDC's (:class:`~yoco.condense.idc.IDCConfig`).
