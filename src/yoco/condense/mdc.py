@@ -152,7 +152,7 @@ def _rounded(t: torch.Tensor) -> list[float]:
 def most_learnable(prev: list[float], cur: list[float], first: bool) -> int:
     """The subset (its IPC) whose loss changed most since the last tracked iteration: IPC 1 the first time, else the
     first of ``torch.argsort(|prev - cur|, descending=True)`` on float32, as ``select_reg_ipc`` takes it (ties go
-    where torch's sort puts them, which for fewer than 16 subsets is the smallest IPC)."""
+    where torch's sort puts them, which for up to 16 subsets (IPC up to 17) is the smallest IPC)."""
     if first or not prev:
         return 1
     if len(prev) != len(cur):
