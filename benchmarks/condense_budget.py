@@ -1,5 +1,6 @@
-"""Accuracy against condensation budget: one IDC run, the set saved at several points of its schedule, each
-evaluated under the full protocol. Tells users how much of IDC's 2000 x 100 schedule they actually need.
+"""Accuracy against condensation budget: one IDC (or MDC, ``--method mdc``) run, the set saved at several points of
+its schedule, each evaluated under the full protocol. Tells users how much of IDC's 2000 x 100 schedule they actually
+need; an MDC run's sets are the sources of its ladder (``mdc_prefix`` beside YOCO's rule).
 
 Resumable across short GPU loans: the run's checkpoint (``<out>/run.safetensors.ckpt``, a few MB, meant to be
 committed) is kept between calls; each call condenses in chunks of ``--chunk`` outer iterations while the next
@@ -9,6 +10,8 @@ same command again to continue.
 
     python benchmarks/condense_budget.py --dataset fashion-mnist --ipc 10 --points 25,50,100,200,500,1000,2000 \\
         --minutes 8 --device cuda --out benchmarks/results/condense_budget_fm
+    python benchmarks/condense_budget.py --method mdc --dataset fashion-mnist --ipc 10 --points 100,200,500,1000,2000 \\
+        --minutes 8 --device cuda --out benchmarks/results/condense_budget_fm_mdc
 
 Writes ``<out>/sets/iter<N>.safetensors``, ``<out>/evals/iter<N>.json``, ``<out>/budget.json``, ``<out>/budget.md``
 and ``<out>/budget.png``; prints the table.
@@ -24,7 +27,7 @@ import tarfile
 import time
 from pathlib import Path
 
-from yoco.condense import condense, resolve_config
+from yoco.condense import METHODS, MDCConfig, condense, condense_mdc, resolve_config, resolve_mdc_config
 from yoco.data.condensed import load, save
 from yoco.data.datasets import load_dataset
 from yoco.evaluate import EvalConfig, evaluate_condensed
@@ -53,6 +56,9 @@ def main() -> None:
     ap.add_argument("--dataset", default="fashion-mnist")
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--ipc", type=int, default=10)
+    ap.add_argument("--method", choices=METHODS, default="idc", help="idc, or mdc (IDC plus MDC's subset loss, mse)")
+    ap.add_argument("--mdc-period", type=int, default=None, help="MDC: iterations between subset choices (default 100)")
+    ap.add_argument("--mdc-class-wise", action="store_true", help="MDC: each class chooses its own subset")
     ap.add_argument("--points", default="25,50,100,200,500,1000,2000", help="outer iterations at which to save")
     ap.add_argument("--inner", type=int, default=None, help="inner steps per iteration (default: the preset's 100)")
     ap.add_argument("--width", type=int, default=None, help="matching network width (default: the preset's)")
@@ -78,9 +84,12 @@ def main() -> None:
     args = ap.parse_args()
     points = sorted(int(v) for v in args.points.split(","))
     real = load_dataset(args.dataset, root=args.data_root)
-    base = resolve_config(real.name, None, ipc=args.ipc, checkpoint_every=args.chunk, engine=args.engine,
-                          **{k: v for k, v in {"inner": args.inner, "width": args.width,
-                                               "precision": args.precision}.items() if v is not None})
+    resolve = resolve_mdc_config if args.method == "mdc" else resolve_config
+    base = resolve(real.name, None, ipc=args.ipc, checkpoint_every=args.chunk, engine=args.engine,
+                   **{k: v for k, v in {"inner": args.inner, "width": args.width,
+                                        "precision": args.precision}.items() if v is not None})
+    mdc = MDCConfig(**{k: v for k, v in {"period": args.mdc_period, "class_wise": args.mdc_class_wise or None}.items()
+                       if v is not None})
     run = args.out / "run.safetensors"
     sets = args.out / "sets"
     sets.mkdir(parents=True, exist_ok=True)
@@ -92,8 +101,10 @@ def main() -> None:
             break
         upto = min(done + args.chunk, next(p for p in points if p > done))
         t0 = time.perf_counter()
-        cs = condense(real, dataclasses.replace(base, iterations=upto), run, device=args.device, resume=True,
-                      progress=False, keep_checkpoint=True, compile=args.compile, net_batch=args.net_batch)
+        kw = {"device": args.device, "resume": True, "progress": False, "keep_checkpoint": True,
+              "compile": args.compile, "net_batch": args.net_batch}
+        cfg = dataclasses.replace(base, iterations=upto)
+        cs = condense_mdc(real, cfg, run, mdc, **kw) if args.method == "mdc" else condense(real, cfg, run, **kw)
         per_chunk = (time.perf_counter() - t0) * args.chunk / (upto - done)
         done = upto
         print(f"iteration {done}: matching loss {cs.meta.extra['matching_loss'][-1]:.5g}, "
@@ -125,8 +136,9 @@ def main() -> None:
                      "best_mean": res["best_mean"], "best_std": res["best_std"], "sha256": res["sha256"]})
     if not args.reference:  # an evaluation-only rerun draws the lines the folder was last drawn with
         args.reference = (read_json(args.out / "budget.json") or {}).get("references", [])
-    write_json(args.out / "budget.json", {"config": base.to_dict(), "dataset": real.name, "rows": rows,
-                                          "references": args.reference})
+    write_json(args.out / "budget.json", {"config": base.to_dict(), "dataset": real.name, "method": args.method,
+                                          **({"mdc": mdc.to_dict()} if args.method == "mdc" else {}),
+                                          "rows": rows, "references": args.reference})
     lines = ["| outer iterations | last | best |", "| --- | --- | --- |"]
     lines += [f"| {r['iterations']} | {100 * r['last_mean']:.2f} ± {100 * r['last_std']:.2f} | "
               f"{100 * r['best_mean']:.2f} ± {100 * r['best_std']:.2f} |" for r in rows]
@@ -150,7 +162,7 @@ def main() -> None:
         ticks = [t for t in (1, 10, 25, 50, 100, 200, 500, 1000, 2000, 5000) if t <= points[-1]]
         ax.set_xticks(ticks, [str(t) for t in ticks])
         ax.set_xlim(1, points[-1] * 1.1)  # the whole schedule, so the reached part reads as a fraction of it
-        ax.set_xlabel("IDC outer iterations (each 100 inner steps)")
+        ax.set_xlabel(f"{args.method.upper()} outer iterations (each {base.inner} inner steps)")
         ax.set_ylabel("test accuracy (%), last epoch")
         ax.set_title(f"{real.name} IPC {args.ipc}: accuracy against condensation budget")
         ax.grid(alpha=0.3)

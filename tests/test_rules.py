@@ -453,8 +453,11 @@ def test_every_rule_runs_on_computed_scores():
     dyn.embeddings.normal_(generator=g)
     table = build_table(dyn, lbpe_epochs=10, lbpe_top_k=3, el2n_epochs=5)  # every registered method's columns
     short = {"tdds_epochs": 12, "dual_epochs": 12}  # windows that fit the 12 recorded epochs
+    # the set's metadata says it is MDC's (factor 1, 8 per class), for mdc_prefix, which reads the set's own order
+    meta = {"ipc": 8, "factor": 1, "extra": {"nested_subsets": {"order": "crop-major", "ipc": 8}}}
     for name in rule_names():
-        idx = select(table.scores, labels, name, 2, num_classes=3, features=table.features, seed=0, **short)
+        idx = select(table.scores, labels, name, 2, num_classes=3, features=table.features, seed=0, set_meta=meta,
+                     **short)
         assert len(idx) == 6 and len(torch.unique(idx)) == 6
         if parse_rule(name).balanced:
             assert class_counts(labels, idx, 3) == [2, 2, 2]

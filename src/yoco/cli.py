@@ -440,12 +440,21 @@ def _evaluate(p: argparse.ArgumentParser) -> Handler:
     return run
 
 
-@command("condense", "condense a real dataset with IDC (gradient matching, multi-formation)")
+@command("condense", "condense a real dataset with IDC (gradient matching, multi-formation) or MDC (IDC plus "
+         "an adaptive subset loss: nested subsets for every smaller IPC)")
 def _condense(p: argparse.ArgumentParser) -> Handler:
-    from yoco.condense import PRESETS
+    from yoco.condense import METHODS, PRESETS
 
     _dataset(p)
     p.add_argument("--ipc", type=BOUNDED["ipc"], required=True, help="stored images per class")
+    p.add_argument("--method", choices=METHODS, default="idc",
+                   help="idc: IDC; mdc: MDC (He et al., ICLR 2024), IDC's matching plus its adaptive subset loss, "
+                   "with mse as its code sets it; the set records that each class's first images are MDC's "
+                   "smaller sets (cut it with the rule mdc_prefix)")
+    p.add_argument("--mdc-period", type=BOUNDED["iterations"], default=None,
+                   help="MDC: outer iterations between choices of the subset to regularise (default: 100, MDC's)")
+    p.add_argument("--mdc-class-wise", action="store_true",
+                   help="MDC: each class chooses its subset from its own losses (default: from the class average)")
     p.add_argument("--preset", default=None, choices=list(PRESETS),
                    help="IDC settings (default: the dataset's published preset; cpu-quick: a CPU smoke run)")
     p.add_argument("--factor", type=BOUNDED["factor"], default=None,
@@ -464,8 +473,9 @@ def _condense(p: argparse.ArgumentParser) -> Handler:
                    "per class) or auto (default: IDC's presets, bound for ImageNet at factor >= 3 and IPC >= 20)")
     p.add_argument("--engine", choices=["auto", "batched", "sequential"], default=None,
                    help="batched: every class in one gradient evaluation, the per-class steps in closed "
-                   "form; sequential: IDC's loop; auto (default): batched on a GPU, sequential on a CPU (faster "
-                   "there); all give the same images up to float rounding")
+                   "form (MDC: the classes' losses one by one, then one backward); sequential: IDC's loop; auto "
+                   "(default): batched on a GPU, sequential on a CPU (faster there); all give the same images up "
+                   "to float rounding")
     p.add_argument("--net-batch", type=BOUNDED["runs"], default=None,
                    help="train the matching networks of this many outer iterations side by side, ahead of their "
                    "matching (their paths read only real images); default: 8 on a GPU, 1 on a CPU (measured "
@@ -484,15 +494,24 @@ def _condense(p: argparse.ArgumentParser) -> Handler:
     _precision(p)
 
     def run(a: argparse.Namespace) -> int:
-        from yoco.condense import checkpoint_path, condense, resolve_config
+        from yoco.condense import (
+            MDCConfig,
+            checkpoint_path,
+            condense,
+            condense_mdc,
+            resolve_config,
+            resolve_mdc_config,
+        )
         from yoco.evaluate import EvalConfig, evaluate_condensed
         from yoco.files import check_outputs
         from yoco.train import TrainConfig
 
         copies = _config_copy(a, Path(a.out))
         check_outputs([a.out, checkpoint_path(a.out), *copies], _inputs(a))
+        if a.method != "mdc" and (a.mdc_period is not None or a.mdc_class_wise):
+            raise YocoError("--mdc-period and --mdc-class-wise are MDC's options; add --method mdc")
         real = _real(a)
-        cfg = resolve_config(real.name, a.preset, **given(
+        cfg = (resolve_mdc_config if a.method == "mdc" else resolve_config)(real.name, a.preset, **given(
             ipc=a.ipc, factor=a.factor, iterations=a.iterations, inner=a.inner, width=a.width, engine=a.engine,
             seed=a.seed, checkpoint_every=a.checkpoint_every, eval_every=a.eval_every, precision=a.precision,
             net_images=a.net_images, net_pretrain_epochs=a.pretrain_epochs, decode=a.decode))
@@ -503,8 +522,13 @@ def _condense(p: argparse.ArgumentParser) -> Handler:
             def eval_fn(cs: CondensedSet) -> float:
                 return evaluate_condensed(cs, real, quick_eval, device=a.device, progress=False)["last_mean"]
 
-        cs = condense(real, cfg, a.out, device=a.device, resume=a.resume, progress=not a.quiet, eval_fn=eval_fn,
-                      compile=a.compile, net_batch=a.net_batch)
+        kw = {"device": a.device, "resume": a.resume, "progress": not a.quiet, "eval_fn": eval_fn,
+              "compile": a.compile, "net_batch": a.net_batch}
+        if a.method == "mdc":
+            mdc = MDCConfig(**given(period=a.mdc_period, class_wise=a.mdc_class_wise or None))
+            cs = condense_mdc(real, cfg, a.out, mdc, **kw)
+        else:
+            cs = condense(real, cfg, a.out, **kw)
         _keep_config(a, copies)
         return _saved(cs, a.out, written=True)
 

@@ -290,5 +290,21 @@ def idc_lr_scale(dataset: str, ipc: int, size: int) -> float:
     return ipc / 10 * (size / base) ** 2
 
 
+# ----------------------------------------------------------------------------------------------------------
+# MDC (He, Xiao, Zhou and Tsang, ICLR 2024; he-y/Multisize-Dataset-Condensation): IDC's condensation plus an adaptive
+# subset loss. Its --reproduce presets are IDC's (its misc/reproduce.py is IDC's file unchanged), except that turning
+# the adaptive regularisation on sets the distance to mse, for the matching and for the feature losses alike
+# (argument.py:413-419, after set_arguments at :282-283): so Fashion-MNIST, MNIST and ImageNet match with mse too.
+
+MDC_METRIC = "mse"  # argument.py:419
+MDC_PERIOD = 100  # argument.py:258 --adaptive_period (the README's command leaves it); condense_reg.py:598, 645, 666
+MDC_CLASS_WISE = False  # argument.py:259 --adaptive_class_wise, off in the README's command; condense_reg.py:648-654
+MDC_LOSS_DECIMALS = 2  # condense_reg.py:650, 654: each period's mean feature losses rounded before they are compared
+# The order MDC's subsets are prefixes of: IDC's decoded order within a class, crop-major (decode_zoom concatenates
+# tile 0 of every stored image, then tile 1, ...: condense_reg.py:123-143), IPC x = the first x * f^2 of them
+# (condense_reg.py:505-512; test.py:474-504 evaluates them so).
+MDC_NESTED_ORDER = "crop-major"
+
+
 def _norm(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())

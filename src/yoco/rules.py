@@ -143,16 +143,28 @@ def parse_rule(name: str | Rule) -> Rule:
     if base in SELECTORS:
         sel = SELECTORS.get(base)
         if sel.directional:
-            return Rule(base, direction or sel.default_direction, balance or "imbalance")
+            return Rule(base, direction or sel.default_direction, balance or sel.default_balance)
         if direction is not None:
             raise YocoError(f"rule {name!r}: {base} is a selection and takes no easy/hard direction; "
                             f"use {base}_balance or {base}_imbalance")
-        return Rule(base, None, balance or "imbalance")
+        return Rule(base, None, balance or sel.default_balance)
     if base in _ranked_scores():
         spec = get_score(base)
         return Rule(base, direction or spec.default_direction, balance or spec.default_balance)
     raise YocoError(f"unknown rule {name!r}: a rule is score[_easy|_hard][_balance|_imbalance]; "
                     f"known rules: {', '.join(rule_names())}")
+
+
+def set_meta_of(cs: CondensedSet) -> dict[str, Any]:
+    """What a selector reads of the set it selects from (``Context.set_meta``): its metadata and its source."""
+    return {**cs.meta.to_dict(), "source": cs.source}
+
+
+def check_set(rule: str | Rule, cs: CondensedSet) -> None:
+    """Refuse, before any work, a set ``rule`` cannot select from (``mdc_prefix`` on a set that is not MDC's)."""
+    sel = parse_rule(rule).selector
+    if sel is not None and sel.check_set is not None:
+        sel.check_set(set_meta_of(cs))
 
 
 def resolve_options(r: Rule, options: Mapping[str, Any], where: PruneContext | None) -> dict[str, Any]:
@@ -191,6 +203,7 @@ def select(
     features: Mapping[str, torch.Tensor] | None = None,
     seed: int = 0,
     where: PruneContext | None = None,
+    set_meta: Mapping[str, Any] | None = None,
     **options: Any,
 ) -> torch.Tensor:
     """Indices (int64, sorted) of the images ``rule`` keeps: ``n`` per class, or ``n * num_classes`` in all.
@@ -208,6 +221,8 @@ def select(
     seed : seeds the selectors that draw (``random``, ``ssp``, ``ccs``'s random pick, ``kcenter``'s first centre,
         ``dual``'s Beta sampling); score orders break ties by index and use no randomness.
     where : dataset and IPCs, for option defaults that depend on them (CCS's hard cut).
+    set_meta : the metadata of the condensed set the images decode from (``CondensedMeta.to_dict()``), for a selector
+        that reads the set's own order (``mdc_prefix``); :func:`prune` passes it.
     **options : the rule's method options (``hard_cut`` for CCS); see :func:`option_names`.
     """
     r = parse_rule(rule)
@@ -258,7 +273,7 @@ def select(
             raise YocoError(f"rule {r.name} keeps {n} x {c} classes = {budget} images but the set has only {count}")
         groups = [torch.arange(count)]
 
-    ctx = Context(table, lab, feats, own, torch.Generator().manual_seed(seed), seed, r.direction)
+    ctx = Context(table, lab, feats, own, torch.Generator().manual_seed(seed), seed, r.direction, set_meta)
     picks = [sel.fn(members, budget, ctx) if sel else _rank(r, members, budget, ctx) for members in groups]
     out = torch.sort(torch.cat(picks).to(torch.int64)).values
     if len(out) != budget * len(groups) or len(torch.unique(out)) != len(out):
@@ -313,7 +328,7 @@ def prune(cs: CondensedSet, table: ScoreTable, rule: str | Rule, ipc: int, *, se
     where = PruneContext(cs.meta.dataset, cs.meta.ipc, ipc)
     own = resolve_options(r, options, where)
     idx = select(table.scores, dec.labels, r, n, num_classes=cs.num_classes, features=table.features, seed=seed,
-                 **own)
+                 set_meta=set_meta_of(cs), **own)
     counts = class_counts(dec.labels, idx, cs.num_classes)
     record = {"rule": r.name, "ipc": ipc, "factor": f, "kept_decoded_per_class_target": n, "seed": seed,
               "options": own, "class_counts": counts, "indices": idx.tolist(), "scores": table.source,

@@ -1,8 +1,10 @@
-"""Condensation methods: IDC gradient matching with multi-formation (the only one so far)."""
+"""Condensation methods: IDC gradient matching with multi-formation, and MDC (IDC plus an adaptive subset loss,
+so that every class's first images are a good smaller set)."""
 
 from yoco.condense.idc import (
     PRESETS,
     IDCConfig,
+    Objective,
     check_config,
     checkpoint_path,
     condense,
@@ -20,15 +22,24 @@ from yoco.condense.idc import (
     quick,
     resolve_config,
 )
+from yoco.condense.mdc import MDCConfig, MDCObjective, condense_mdc, crop_major_order, resolve_mdc_config
+
+METHODS = ("idc", "mdc")
 
 __all__ = [
+    "METHODS",
     "PRESETS",
     "IDCConfig",
+    "MDCConfig",
+    "MDCObjective",
+    "Objective",
     "check_config",
     "checkpoint_path",
     "condense",
     "condense_from_spec",
+    "condense_mdc",
     "config_from_spec",
+    "crop_major_order",
     "gradient_distance",
     "init_synthetic",
     "inner_step_batched",
@@ -40,4 +51,5 @@ __all__ = [
     "preset_for",
     "quick",
     "resolve_config",
+    "resolve_mdc_config",
 ]

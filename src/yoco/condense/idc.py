@@ -476,6 +476,53 @@ def _class_losses_stacked(net: nn.Module, pool: _RealPool, syn: torch.Tensor, dr
     return sum((d.pow(2) if cfg.metric == "mse" else d.abs()).sum(1) for d in diffs)
 
 
+class Objective:
+    """What an inner step minimises for each class, and the state that carries across outer iterations.
+
+    This base is IDC's: the gradient distance of :func:`_class_loss`, no state. MDC (:mod:`yoco.condense.mdc`)
+    subclasses it to add its subset terms and its regularizer. :func:`condense` calls the hooks in its loop's order:
+    ``begin`` at the start of every outer iteration (after the clamp), ``class_loss`` for every class of every inner
+    step (class by class with the sequential engine; all classes, then one backward, with the batched one), ``end``
+    after the iteration's last inner step and before its checkpoint, so ``state`` is always taken between two
+    iterations. ``stacked`` says whether :func:`_class_losses_stacked` computes ``class_loss`` for all classes at once.
+    """
+
+    method = "idc"
+    stacked = True
+
+    def check(self, cfg: IDCConfig, real: RealDataset) -> None:
+        """Refuse settings this objective cannot run, before any work (IDC's are checked by :func:`check_config`)."""
+
+    def identity(self) -> dict[str, Any]:
+        """What a checkpoint must have been written with to be continued by this objective (beside the config)."""
+        return {}
+
+    def begin(self, iteration: int) -> None:
+        """Start outer iteration ``iteration`` (0-based)."""
+
+    def class_loss(self, net: nn.Module, params: list[nn.Parameter], pool: _RealPool, syn_c: torch.Tensor, c: int,
+                   draw: _ClassDraw, cfg: IDCConfig, dsa: DSA) -> torch.Tensor:
+        """Class ``c``'s loss for its stored images ``syn_c`` under ``draw``, differentiable w.r.t. ``syn_c``."""
+        return _class_loss(net, params, pool, syn_c, c, draw, cfg, dsa)
+
+    def end(self, iteration: int) -> None:
+        """Finish outer iteration ``iteration``."""
+
+    def state(self) -> dict[str, Any]:
+        """The state between two iterations, JSON-ready (kept in checkpoints)."""
+        return {}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state`'s output."""
+
+    def extra(self) -> dict[str, Any]:
+        """What the condensed set's metadata records of this objective."""
+        return {}
+
+
+_IDC = Objective()  # IDC's objective: stateless, so one instance serves every run
+
+
 def matching_loss(real: RealDataset, syn: CondensedSet, net: nn.Module, cfg: IDCConfig, seed: int = 0) -> float:
     """IDC's objective for ``syn`` on a fixed ``net``: the class-summed gradient distance of one inner step.
 
@@ -505,15 +552,18 @@ def matching_loss(real: RealDataset, syn: CondensedSet, net: nn.Module, cfg: IDC
 
 
 def inner_step_sequential(net: nn.Module, pool: _RealPool, syn: torch.Tensor, opt: torch.optim.Optimizer,
-                          cfg: IDCConfig, dsa: DSA, g: torch.Generator) -> torch.Tensor:
+                          cfg: IDCConfig, dsa: DSA, g: torch.Generator, objective: Objective | None = None
+                          ) -> torch.Tensor:
     """IDC's loop literally: for each class, draw, match, ``zero_grad``, backward, ``opt.step()`` on all of
     ``syn`` (a leaf tensor; ``opt`` is SGD with momentum over it). Returns the summed distance as a tensor on
-    the device (reading it waits for the device, so the caller reads it once per outer iteration)."""
+    the device (reading it waits for the device, so the caller reads it once per outer iteration). ``objective``
+    gives each class's loss (default: IDC's)."""
     params = matched_params(net)
+    objective = objective or _IDC
     total = syn.new_zeros(())
     for c in range(len(pool.by_class)):
         draw = _draw(pool, c, cfg, g)
-        loss = _class_loss(net, params, pool, syn[c * cfg.ipc:(c + 1) * cfg.ipc], c, draw, cfg, dsa)
+        loss = objective.class_loss(net, params, pool, syn[c * cfg.ipc:(c + 1) * cfg.ipc], c, draw, cfg, dsa)
         opt.zero_grad(set_to_none=True)
         loss.backward(inputs=[syn])
         opt.step()
@@ -522,7 +572,7 @@ def inner_step_sequential(net: nn.Module, pool: _RealPool, syn: torch.Tensor, op
 
 
 def inner_step_batched(net: nn.Module, pool: _RealPool, syn: torch.Tensor, momentum: torch.Tensor | None,
-                       lr: float, cfg: IDCConfig, dsa: DSA, g: torch.Generator
+                       lr: float, cfg: IDCConfig, dsa: DSA, g: torch.Generator, objective: Objective | None = None
                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The same step as :func:`inner_step_sequential` with one gradient evaluation for all classes.
 
@@ -533,7 +583,9 @@ def inner_step_batched(net: nn.Module, pool: _RealPool, syn: torch.Tensor, momen
     class-summed distance) and the update is applied in closed form.
 
     ``syn`` is detached pixel-space images ``[K * ipc, C, H, W]``; returns ``(new images, new momentum buffer,
-    summed distance)`` (the distance as a 0-d tensor: no host synchronisation).
+    summed distance)`` (the distance as a 0-d tensor: no host synchronisation). The closed form holds for any
+    ``objective`` whose class loss reads only its own class's images (MDC's does); one that the stacked pass
+    cannot compute (``objective.stacked`` False) is evaluated class by class, then differentiated once.
     """
     k = len(pool.by_class)
     mom = cfg.mom_img
@@ -544,10 +596,12 @@ def inner_step_batched(net: nn.Module, pool: _RealPool, syn: torch.Tensor, momen
     per_row = lambda v: v.repeat_interleave(cfg.ipc).to(syn.device, syn.dtype).view(-1, 1, 1, 1)
     at = (syn - lr * per_row(before) * buf).detach().requires_grad_(True)
     draws = [_draw(pool, c, cfg, g) for c in range(k)]
-    # batch norm (running statistics are not per class) or classes too small for a full real batch: one class at a time
-    if any(True for _ in net.buffers()) or len({len(d.real_idx) for d in draws}) > 1:
+    objective = objective or _IDC
+    # batch norm (running statistics are not per class), classes too small for a full real batch, or an objective
+    # the stacked pass cannot compute: one class at a time
+    if any(True for _ in net.buffers()) or len({len(d.real_idx) for d in draws}) > 1 or not objective.stacked:
         params = matched_params(net)
-        total = sum(_class_loss(net, params, pool, at[c * cfg.ipc:(c + 1) * cfg.ipc], c, draws[c], cfg, dsa)
+        total = sum(objective.class_loss(net, params, pool, at[c * cfg.ipc:(c + 1) * cfg.ipc], c, draws[c], cfg, dsa)
                     for c in range(k))
     else:
         total = _class_losses_stacked(net, pool, at, draws, cfg, dsa).sum()
@@ -726,6 +780,7 @@ class _State:
     iteration: int
     rng: torch.Tensor
     losses: list[float]
+    objective: dict[str, Any] | None = None
 
 
 class _ImageStepper:
@@ -751,11 +806,12 @@ class _ImageStepper:
         with torch.no_grad():
             self.images.clamp_(0, 1)
 
-    def step(self, net: nn.Module, pool: _RealPool, dsa: DSA, g: torch.Generator) -> torch.Tensor:
+    def step(self, net: nn.Module, pool: _RealPool, dsa: DSA, g: torch.Generator,
+             objective: Objective | None = None) -> torch.Tensor:
         if self.opt is not None:
-            return inner_step_sequential(net, pool, self.images, self.opt, self.cfg, dsa, g)
+            return inner_step_sequential(net, pool, self.images, self.opt, self.cfg, dsa, g, objective)
         self.images, self.momentum, total = inner_step_batched(net, pool, self.images, self.momentum, self.lr,
-                                                               self.cfg, dsa, g)
+                                                               self.cfg, dsa, g, objective)
         return total
 
     def state(self) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -766,7 +822,8 @@ class _ImageStepper:
 
 def condense(real: RealDataset, cfg: IDCConfig, out: str | Path, *, device: str | torch.device = "auto",
              resume: bool = False, progress: bool = True, eval_fn: Callable[[CondensedSet], Any] | None = None,
-             keep_checkpoint: bool = False, compile: bool = False, net_batch: int | None = None) -> CondensedSet:
+             keep_checkpoint: bool = False, compile: bool = False, net_batch: int | None = None,
+             objective: Objective | None = None) -> CondensedSet:
     """Condense ``real`` with IDC into ``cfg.ipc`` stored images per class and save the set to ``out``.
 
     Every ``cfg.checkpoint_every`` outer iterations the run state goes atomically to ``<out>.ckpt``;
@@ -779,17 +836,23 @@ def condense(real: RealDataset, cfg: IDCConfig, out: str | Path, *, device: str 
     mixing, forward, backward and SGD: :func:`yoco.train.train_batched` with one network; a compiled forward alone
     measured no faster on an H100); a runtime choice, not part of the run's identity: a checkpoint resumes either
     way. ``net_batch`` outer iterations' networks train side by side ahead of their matching (:func:`net_group`;
-    None: the device's default); also a runtime choice, the same images up to float rounding.
+    None: the device's default); also a runtime choice, the same images up to float rounding. ``objective`` is what
+    each class's matching minimises and the state it carries (default: IDC's; :class:`Objective`); its state goes
+    into the checkpoint beside the images.
     """
+    objective = objective or _IDC
     check_config(cfg, real)
     cfg = cfg.resolved(real.name)
+    objective.check(cfg, real)
     dev = resolve_device(device)
     out = Path(out)
     ckpt = checkpoint_path(out)
     state = None
     if resume and ckpt.is_file():
-        state = _read_checkpoint(ckpt, cfg, real)
+        state = _read_checkpoint(ckpt, cfg, real, objective)
         log.info("resuming %s from iteration %d", ckpt, state.iteration)
+        if state.objective is not None:
+            objective.restore(state.objective)
     elif resume:
         log.info("no checkpoint at %s; starting from scratch", ckpt)
     elif ckpt.is_file():
@@ -809,7 +872,8 @@ def condense(real: RealDataset, cfg: IDCConfig, out: str | Path, *, device: str 
     dsa = DSA(cfg.match_dsa, flip=real.flip)
     log_every = max(1, cfg.iterations // 50)
     group = net_group(cfg, real, dev, net_batch)
-    bar = tqdm(total=cfg.iterations, initial=state.iteration, desc=f"IDC {real.name} ipc {cfg.ipc}",
+    name = objective.method.upper()
+    bar = tqdm(total=cfg.iterations, initial=state.iteration, desc=f"{name} {real.name} ipc {cfg.ipc}",
                disable=not progress, dynamic_ncols=True)
     first = state.iteration
     while first < cfg.iterations:
@@ -817,27 +881,30 @@ def condense(real: RealDataset, cfg: IDCConfig, out: str | Path, *, device: str 
         plans = [_plan(pool, cfg, g) for _ in its]
         for it, plan, nets in zip(its, plans, _matching_nets(cfg, real, pool, its, plans, dev, compile), strict=True):
             images.clamp()
+            objective.begin(it)
             total = torch.zeros((), device=dev)
             for net, rng in zip(nets, plan.matching, strict=True):
                 with precision_scope(cfg.precision, dev):
-                    total += images.step(net, pool, dsa, _replayed(rng)).to(dev)
+                    total += images.step(net, pool, dsa, _replayed(rng), objective).to(dev)
+            objective.end(it)
             losses.append(float(total) / cfg.inner / real.num_classes)  # IDC logs the mean per class and step
             done = it + 1
             bar.update(1)
             bar.set_postfix(match=f"{losses[-1]:.4g}", refresh=False)
             if done % log_every == 0 or done == cfg.iterations:
-                log.info("IDC iteration %d/%d: matching loss %.6g per class", done, cfg.iterations, losses[-1])
+                log.info("%s iteration %d/%d: matching loss %.6g per class", name, done, cfg.iterations, losses[-1])
             if (cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < cfg.iterations) or (
                     keep_checkpoint and done == cfg.iterations):
-                _write_checkpoint(ckpt, cfg, real, _State(*images.state(), done, plan.rng_after, losses))
+                _write_checkpoint(ckpt, cfg, real, _State(*images.state(), done, plan.rng_after, losses,
+                                                          objective.state()), objective)
             if eval_fn is not None and cfg.eval_every and done % cfg.eval_every == 0:
-                current = _result(images.state()[0], labels, cfg, real, losses, f"{out}@{done}")
+                current = _result(images.state()[0], labels, cfg, real, losses, f"{out}@{done}", objective)
                 # IDC's evaluations while condensing decode as its matching does (Synthesizer.loader -> decode)
                 result = eval_fn(decode(current, bound=cfg.batch_syn) if cfg.decode == "bound" else current)
-                log.info("IDC iteration %d: evaluation %s", done, _summary(result))
+                log.info("%s iteration %d: evaluation %s", name, done, _summary(result))
         first = its[-1] + 1
     bar.close()
-    final = _result(images.state()[0], labels, cfg, real, losses, str(out))
+    final = _result(images.state()[0], labels, cfg, real, losses, str(out), objective)
     save(final, out)
     if not keep_checkpoint:
         ckpt.unlink(missing_ok=True)
@@ -845,12 +912,12 @@ def condense(real: RealDataset, cfg: IDCConfig, out: str | Path, *, device: str 
 
 
 def _result(syn: torch.Tensor, labels: torch.Tensor, cfg: IDCConfig, real: RealDataset, losses: list[float],
-            source: str) -> CondensedSet:
+            source: str, objective: Objective) -> CondensedSet:
     # Not clamped: IDC saves the images as the last update left them (slightly outside [0, 1] at most).
-    extra: dict[str, Any] = {"config": cfg.to_dict(), "matching_loss": losses}
+    extra: dict[str, Any] = {"config": cfg.to_dict(), "matching_loss": list(losses), **objective.extra()}
     if cfg.decode == "bound":  # how the set was matched; it is evaluated at the full factor, as IDC's test.py
         extra["matching_decode"] = {"decode": "bound", "bound": cfg.batch_syn}
-    meta = CondensedMeta(dataset=real.name, num_classes=real.num_classes, method="idc", ipc=cfg.ipc,
+    meta = CondensedMeta(dataset=real.name, num_classes=real.num_classes, method=objective.method, ipc=cfg.ipc,
                          factor=cfg.factor, normalized=False, mean=tuple(real.mean), std=tuple(real.std),
                          extra=extra)
     return CondensedSet(syn.detach().cpu(), labels, meta, source=source)
@@ -877,38 +944,44 @@ def condense_from_spec(dataset: str, spec: str, out: str | Path, *, data_root: s
 # Checkpoints
 
 
-def _identity(cfg: IDCConfig, real: RealDataset) -> dict[str, Any]:
-    """What must match for a checkpoint to be continued: the trajectory-changing config and the data."""
+def _identity(cfg: IDCConfig, real: RealDataset, objective: Objective | None = None) -> dict[str, Any]:
+    """What must match for a checkpoint to be continued: the trajectory-changing config, the objective's own
+    settings (none for IDC, so IDC checkpoints keep their identity) and the data."""
     d = {k: v for k, v in cfg.to_dict().items()
          if k not in RESUMABLE_FIELDS and not (k in LEGACY_VALUES and v == LEGACY_VALUES[k])}
+    d.update((objective or _IDC).identity())
     d["dataset"] = real.name
     d["train_shape"] = list(real.train_images.shape)
     d["train_sha256"] = real.digest("train")  # the training images by content, not where they were read
     return json.loads(json.dumps(d))
 
 
-def _write_checkpoint(path: Path, cfg: IDCConfig, real: RealDataset, state: _State) -> None:
+def _write_checkpoint(path: Path, cfg: IDCConfig, real: RealDataset, state: _State,
+                      objective: Objective | None = None) -> None:
     tensors = {"images": state.images, "rng": state.rng}
     if state.momentum is not None:
         tensors["momentum"] = state.momentum
-    header = {"yoco_idc_checkpoint": CHECKPOINT_VERSION, "identity": json.dumps(_identity(cfg, real)),
+    header = {"yoco_idc_checkpoint": CHECKPOINT_VERSION, "identity": json.dumps(_identity(cfg, real, objective)),
               "config": json.dumps(cfg.to_dict()), "iteration": str(state.iteration),
               "losses": json.dumps(state.losses)}
+    if state.objective:  # JSON in the safetensors header, like the rest: no pickle
+        header["objective"] = json.dumps(state.objective)
     write_tensors(path, tensors, header)
 
 
-def _read_checkpoint(path: Path, cfg: IDCConfig, real: RealDataset) -> _State:
+def _read_checkpoint(path: Path, cfg: IDCConfig, real: RealDataset, objective: Objective | None = None) -> _State:
     header, tensors = read_tensors(path, "IDC checkpoint")
     if header.get("yoco_idc_checkpoint") != CHECKPOINT_VERSION or "images" not in tensors or "rng" not in tensors:
         raise YocoError(f"{path}: not an IDC checkpoint of this yoco version (version "
                         f"{header.get('yoco_idc_checkpoint')!r}, expected {CHECKPOINT_VERSION!r})")
     try:
         saved, iteration, losses = json.loads(header["identity"]), int(header["iteration"]), json.loads(header["losses"])
+        held = json.loads(header["objective"]) if "objective" in header else None
     except (KeyError, ValueError) as exc:
         raise YocoError(f"{path}: checkpoint header is damaged ({exc})") from None
-    if not isinstance(saved, dict):
-        raise YocoError(f"{path}: checkpoint header is damaged (its identity is not a JSON object)")
-    now = _identity(cfg, real)
+    if not isinstance(saved, dict) or not isinstance(held, (dict, type(None))):
+        raise YocoError(f"{path}: checkpoint header is damaged (its identity or objective is not a JSON object)")
+    now = _identity(cfg, real, objective)
     if "train_sha256" not in saved:  # written before the data's digest was kept: checked by name and shape only
         now.pop("train_sha256")
     diff = [f"{k}: {saved.get(k)!r} in the checkpoint, {now.get(k)!r} now"
@@ -918,7 +991,7 @@ def _read_checkpoint(path: Path, cfg: IDCConfig, real: RealDataset) -> _State:
                         "delete it or run without resume")
     if iteration > cfg.iterations:
         raise YocoError(f"{path} is at iteration {iteration}, past the {cfg.iterations} iterations asked for")
-    return _State(tensors["images"], tensors.get("momentum"), iteration, tensors["rng"], losses)
+    return _State(tensors["images"], tensors.get("momentum"), iteration, tensors["rng"], losses, held)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Selectors: selection methods that are not a plain score order (random, SSP, CCS, TDDS, DUAL, k-center greedy,
-herding, moderate coreset), one file each, and the features they share (the final model's embeddings).
+herding, moderate coreset, an MDC set's own subsets), one file each, and the features they share (the final model's embeddings).
 
 Each file registers its method with :func:`register_selector` (:mod:`yoco.selectors.base`), or a shared feature
 with :func:`register_feature`; importing this package imports every module in it, so a new selector is one new

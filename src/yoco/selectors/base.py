@@ -30,7 +30,9 @@ class PruneContext:
 @dataclass
 class Context:
     """What a selector reads: float64 score columns, labels, its features, its resolved options, a generator,
-    the seed, and the rule's direction (``"easy"``/``"hard"`` for a selector that takes one, else None)."""
+    the seed, the rule's direction (``"easy"``/``"hard"`` for a selector that takes one, else None), and, when the
+    selection is of a condensed set (:func:`yoco.rules.prune`), that set's metadata as it is stored
+    (``CondensedMeta.to_dict()`` and ``source``), for a selector that reads the set's own order."""
 
     scores: dict[str, torch.Tensor]
     labels: torch.Tensor
@@ -39,6 +41,7 @@ class Context:
     generator: torch.Generator
     seed: int
     direction: str | None = None
+    set_meta: Mapping[str, Any] | None = None
 
 
 SelectFn = Callable[[torch.Tensor, int, Context], torch.Tensor]
@@ -83,6 +86,9 @@ class Selector:
     ``options`` are its own options with their defaults, and ``resolve(options, where)`` fills the ones whose
     default depends on the dataset and the IPCs. A ``directional`` selector orders images and takes a rule's
     ``easy``/``hard`` direction (``default_direction`` when the rule names none), passed in ``Context.direction``.
+    ``default_balance`` is the class handling of a rule named without one (imbalanced, as the published baselines,
+    unless the method is per class by nature). ``check_set(set_meta)`` refuses, before any work, a set the method
+    cannot select from (``mdc_prefix`` on a set that is not MDC's).
     """
 
     name: str
@@ -97,6 +103,8 @@ class Selector:
     feature: str | None = None
     directional: bool = False
     default_direction: str = "hard"
+    default_balance: str = "imbalance"
+    check_set: Callable[[Mapping[str, Any]], None] | None = None
 
     @property
     def feature_name(self) -> str | None:
@@ -113,7 +121,8 @@ def register_selector(
     resolve: Callable[[dict[str, Any], PruneContext], dict[str, Any]] | None = None,
     check: Callable[[dict[str, Any]], None] | None = None,
     choices: Mapping[str, Sequence[Any]] | None = None,
-    version: int = 1, directional: bool = False, default_direction: str = "hard",
+    version: int = 1, directional: bool = False, default_direction: str = "hard", default_balance: str = "imbalance",
+    check_set: Callable[[Mapping[str, Any]], None] | None = None,
 ) -> Callable[[SelectFn], SelectFn]:
     """Decorator registering ``fn(group_indices, budget, context) -> chosen indices`` as the rule ``name``.
 
@@ -125,11 +134,13 @@ def register_selector(
         raise ValueError(f"selector {name!r}: give a shared feature or a prepare function, not both")
     if default_direction not in ("easy", "hard"):
         raise ValueError(f"selector {name!r}: default_direction must be easy or hard")
+    if default_balance not in ("balance", "imbalance"):
+        raise ValueError(f"selector {name!r}: default_balance must be balance or imbalance")
 
     def add(fn: SelectFn) -> SelectFn:
         SELECTORS.add(name, Selector(name, fn, tuple(columns), prepare, dict(options or {}), resolve, check,
                                      {k: tuple(v) for k, v in (choices or {}).items()}, version, feature,
-                                     directional, default_direction),
+                                     directional, default_direction, default_balance, check_set),
                       description=((fn.__doc__ or "").strip().splitlines() or [""])[0])
         return fn
 
