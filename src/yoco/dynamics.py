@@ -21,6 +21,7 @@ from yoco.augment import to_device
 from yoco.data.condensed import CondensedSet, content_sha256
 from yoco.errors import YocoError
 from yoco.files import read_tensors, write_tensors
+from yoco.provenance import provenance
 from yoco.runner import EpochHook, Networks, model_name, prepare, train_networks
 from yoco.train import Batch, TrainConfig, predict, predict_many, resolve_device
 
@@ -249,6 +250,7 @@ def record_dynamics(cs: CondensedSet, cfg: DynamicsConfig, device: str | torch.d
     train_acc = (log_probs.argmax(-1) == labels).float().mean(-1)
     config = {**cfg.to_dict(), "model": model_name(nets, data.dataset), "train": trained.config.to_dict(),
               "condensed": cs.source, "condensed_meta": cs.meta.to_dict(), "mean": list(data.mean),
-              "std": list(data.std), "compiled": compile, "set_sha256": content_sha256(cs)}
+              "std": list(data.std), "compiled": compile, "set_sha256": content_sha256(cs),
+              "provenance": provenance(x.device, trained.config.precision)}
     targets = data.soft.cpu() if data.soft is not None else None
     return Dynamics(log_probs, train_acc, labels, torch.stack(finals), torch.stack(embeds), config, targets=targets)

@@ -19,13 +19,13 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from yoco import protocol
 from yoco.allocator import tune_allocator
 from yoco.augment import DSA, ImageNetAug, MixPlan, cutmix_plan, mix, mixup_plan, to_device
 from yoco.errors import YocoError
 from yoco.models.stacked import stacked_forward
+from yoco.progress import tqdm
 
 
 @dataclass

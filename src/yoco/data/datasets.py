@@ -33,9 +33,9 @@ from typing import Any, BinaryIO
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from yoco.errors import YocoError
+from yoco.progress import tqdm
 from yoco.protocol import IMAGENET_MEAN, IMAGENET_STD, NORMALIZATION
 from yoco.registry import Registry
 
