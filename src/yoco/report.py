@@ -81,7 +81,7 @@ def summarize(cs: CondensedSet) -> str:
         storage = f"normalised (mean {_floats(m.mean)}, std {_floats(m.std)})"
     else:
         storage = "pixel space [0, 1]"
-    pix = cs.pixels()
+    recipe = m.extra.get("recipe") if isinstance(m.extra.get("recipe"), dict) else {}
     lines = [
         f"source:    {cs.source}",
         f"dataset:   {m.dataset} ({m.num_classes} classes)",
@@ -89,13 +89,38 @@ def summarize(cs: CondensedSet) -> str:
         f"stored:    {n} images of {c}x{h}x{w}, {storage}",
         f"decoded:   {n * f * f} images ({n} x {f}^2)",
         f"per class: {per_class}",
-        f"pixels:    min {float(pix.min()):.3f}, max {float(pix.max()):.3f}, mean {float(pix.mean()):.3f}",
     ]
+    if "zca" in recipe:  # whitened values are not pixels: un-standardising them as mean/std data means nothing
+        lines.append(f"values:    ZCA-whitened (no pixel statistics): min {float(cs.images.min()):.3f}, "
+                     f"max {float(cs.images.max()):.3f}")
+    else:
+        pix = cs.pixels()
+        lines.append(f"pixels:    min {float(pix.min()):.3f}, max {float(pix.max()):.3f}, mean {float(pix.mean()):.3f}")
     if cs.soft is not None:
         top = cs.soft.max(1).values
         lines.append(f"labels:    soft ({m.extra.get('soft_labels', 'label distributions')}); the arg-max class holds "
                      f"{float(top.mean()):.2f} of the mass on average")
+    else:
+        lines.append("labels:    hard (class indices)")
+    lines.append(f"recipe:    {describe_recipe(recipe)}")
+    made = m.extra.get("provenance")
+    if isinstance(made, dict):
+        lines.append(f"made by:   yoco {made.get('yoco')}, torch {made.get('torch')}, {made.get('device')}, "
+                     f"{made.get('precision')}, {made.get('utc')}")
     return "\n".join(lines)
+
+
+def describe_recipe(recipe: dict) -> str:
+    """The evaluation recipe a set was published with, in words (the protocol's when it has none)."""
+    parts = []
+    if "lr" in recipe:
+        parts.append(f"learned learning rate {recipe['lr']:g}" + (f" ({recipe['lr_file']})" if "lr_file" in recipe
+                                                                  else ""))
+    if "zca" in recipe:
+        eps = recipe["zca"].get("eps") if isinstance(recipe["zca"], dict) else None
+        parts.append("ZCA whitening" + (f" (eps {eps:g}): the test set is whitened the same way" if eps is not None
+                                        else ""))
+    return "; ".join(parts) if parts else "the protocol's (no learned learning rate, no ZCA)"
 
 
 def _floats(values: tuple[float, ...] | None) -> str:

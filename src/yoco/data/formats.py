@@ -62,6 +62,8 @@ class Request:
     experiment: int = 0
     labels_path: Path | None = None
     dataset: str | None = None
+    image_column: str | None = None
+    label_column: str | None = None
 
 
 Reader = Callable[[Path, Request], "Raw | CondensedSet"]
@@ -122,13 +124,16 @@ def import_condensed(
     experiment: int = 0,
     labels_path: str | Path | None = None,
     zca: bool = False,
+    image_column: str | None = None,
+    label_column: str | None = None,
 ) -> CondensedSet:
     """Read a published condensed set stored in format ``fmt`` (one of :func:`format_names`).
 
     ``factor`` and ``normalized`` default to what the format's reference code writes. When the set is
     normalised and ``mean``/``std`` are not given, the statistics of ``dataset`` are used. ``num_classes``
     defaults to the width of one-hot labels, else to the largest label + 1. ``experiment`` picks one run
-    of a DSA/DC/DM results file; ``labels_path`` overrides where MTT's ``labels_best.pt`` is looked for.
+    of a DSA/DC/DM results file; ``labels_path`` overrides where MTT's ``labels_best.pt`` (DD-Ranking's
+    ``labels.pt``) is looked for; ``image_column``/``label_column`` name a Hugging Face snapshot's columns.
     ``zca`` records that the images are ZCA-whitened (MTT's CIFAR sets; the file does not say so): evaluation then
     whitens the test set the same way. The set's evaluation recipe (ZCA, MTT's learned ``lr_best.pt``) is kept
     in ``meta.extra["recipe"]``.
@@ -141,6 +146,8 @@ def import_condensed(
     if labels_path is not None and "labels_path" not in spec.uses:
         users = [n for n in FORMATS.names() if "labels_path" in FORMATS.get(n).uses]
         raise YocoError(f"{path}: a separate labels file (--labels) only applies to formats {', '.join(users)}")
+    if (image_column or label_column) and "columns" not in spec.uses:
+        raise YocoError(f"{path}: --image-column and --label-column only apply to format hf")
     if path.is_dir() and spec.default_file is not None:
         path = path / spec.default_file
     if spec.folder and not path.exists():
@@ -150,7 +157,8 @@ def import_condensed(
     if (mean is None) != (std is None):
         raise YocoError(f"{path}: give both --mean and --std, or neither")
 
-    req = Request(experiment, Path(labels_path) if labels_path is not None else None, dataset)
+    req = Request(experiment, Path(labels_path) if labels_path is not None else None, dataset, image_column,
+                  label_column)
     try:
         found = spec.read(path, req)
     except YocoError:
@@ -227,6 +235,23 @@ def detect_format(path: str | Path) -> str:
     if not path.exists():
         raise YocoError(f"{path}: no such file or folder")
     raise YocoError(f"{path}: cannot tell which format this is; expected one of {format_names()}")
+
+
+def input_files(path: str | Path, fmt: str, labels_path: str | Path | None = None) -> list[Path]:
+    """Every file (or folder) an import of ``path`` in format ``fmt`` reads, present or not: the file itself (a
+    folder's default file), the labels and learning-rate files beside an images file, yoco's ``condensed.json``
+    beside them, and ``labels_path``. A command writing any of them would destroy its input."""
+    spec, path = FORMATS.get(fmt.lower()), Path(path)
+    if path.is_dir() and spec.default_file is not None:
+        path = path / spec.default_file
+    given = [Path(labels_path)] if labels_path is not None else []
+    if spec.name not in ("mtt", "dd-ranking"):
+        return [path, *given]
+    if path.is_dir():
+        path = next((path / n for n in IMAGE_FILES if (path / n).is_file()), path / IMAGE_FILES[0])
+    labels, lrs = companion_files(path, Path(labels_path) if labels_path is not None else None)
+    others = [path.with_name(f"labels{s}.pt") for s in ("", "_best")]
+    return list(dict.fromkeys([path, labels, *others, *lrs, path.with_name(OWN_META), *given]))
 
 
 def format_candidates(path: Path) -> list[str]:
