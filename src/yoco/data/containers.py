@@ -330,6 +330,15 @@ def card_class_names(card: str, column: str) -> list[str] | None:
     return None
 
 
+def _scalar(text: str) -> str:
+    """A YAML scalar as written on one line: plain, 'single-quoted' ('' is a quote) or "double-quoted"."""
+    if len(text) >= 2 and text[0] == text[-1] == "'":
+        return text[1:-1].replace("''", "'")
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        return text[1:-1].replace('\\"', '"')
+    return text
+
+
 def _names_block(block: list[str]) -> list[str] | None:
     start = next((i for i, line in enumerate(block) if line.strip() == "names:"), None)
     if start is None:
@@ -337,9 +346,9 @@ def _names_block(block: list[str]) -> list[str] | None:
     numbered, listed = {}, []
     for line in block[start + 1:]:
         if (m := re.fullmatch(r"\s*['\"]?(\d+)['\"]?\s*:\s*(.*?)\s*", line)):
-            numbered[int(m.group(1))] = m.group(2).strip("'\"")
+            numbered[int(m.group(1))] = _scalar(m.group(2))
         elif (m := re.fullmatch(r"\s*-\s*(.*?)\s*", line)):
-            listed.append(m.group(1).strip("'\""))
+            listed.append(_scalar(m.group(1)))
         elif line.strip():
             break
     if numbered and sorted(numbered) == list(range(len(numbered))):
