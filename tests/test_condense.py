@@ -263,7 +263,7 @@ def test_resume_with_another_config_is_refused_and_checkpoint_kept(tmp_path):
 
 @pytest.mark.parametrize(("change", "words"), [
     ({"ipc": 13}, "needs 52 real images per class to initialise"),
-    ({"factor": 3}, "factor 3 does not divide"),
+    ({"factor": 5}, "factor 5 neither divides the image size 8x8"),
     ({"iterations": 0}, "iterations must be at least 1"),
     ({"init": "zeros"}, "unknown init"),
     ({"metric": "cos"}, "unknown metric"),

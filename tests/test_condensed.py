@@ -129,7 +129,7 @@ def test_load_missing_or_garbage_file_names_it(tmp_path) -> None:
         ((4, 1, 8, 8), [0, 0, 1, 2], 2, 1, r"labels must lie in \[0, 1\]"),
         ((4, 1, 8, 8), [0, 0, 1, -1], 2, 1, "labels must lie"),
         ((4, 1, 8, 8), [0, 0, 2, 2], 3, 1, r"class\(es\) \[1\] have no images"),
-        ((4, 1, 9, 9), [0, 0, 1, 1], 2, 2, "factor 2 does not divide"),
+        ((4, 1, 9, 10), [0, 0, 1, 1], 2, 2, "factor 2 neither divides the image size 9x10 nor fits IDC's padding"),
         ((0, 1, 8, 8), [], 2, 1, "no images"),
     ],
     ids=["not-4d", "count-mismatch", "label-too-big", "label-negative", "empty-class", "factor", "empty"],

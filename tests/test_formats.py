@@ -273,7 +273,7 @@ def test_wrong_structures_name_the_file(tmp_path, stats) -> None:
         (torch.tensor([0, 0, 1, 7]), {}, "labels reach 7 but there are only 4 images"),
         (torch.tensor([0, 0, 1, 3]), {}, r"class\(es\) \[2\] have no images"),
         (torch.tensor([0.0, 0.5, 1.0, 1.0]), {}, "whole class indices"),
-        (torch.tensor([0, 0, 1, 1]), {"factor": 3}, "factor 3 does not divide the image size 8x8"),
+        (torch.tensor([0, 0, 1, 1]), {"factor": 5}, "factor 5 neither divides the image size 8x8 nor fits"),
     ],
     ids=["count", "range", "empty-class", "inferred-huge", "inferred-gap", "fractional", "factor"],
 )

@@ -188,6 +188,15 @@ def _training(p: argparse.ArgumentParser, repeat_help: str) -> None:
     p.add_argument("--seed", type=BOUNDED["seed"], default=None, help="first training seed (default: 0)")
 
 
+def _pruned_epochs(p: argparse.ArgumentParser) -> None:
+    from yoco import protocol
+
+    p.add_argument("--pruned-epochs", choices=list(protocol.PRUNED_EPOCHS), default=None,
+                   help="whose size sets a pruned set's evaluation epochs on ImageNet subsets: source (default, "
+                   "YOCO's test.py: the source set's, 1000 for IPC 10 or 20 sources) or own (IDC's table on the "
+                   "pruned set's own size: 2000 or 1500)")
+
+
 def _config_copy(a: argparse.Namespace, beside: Path, folder: bool = False) -> list[Path]:
     """Where the ``--config`` file's copy goes beside the results (``OUT.config.<suffix>``, or ``config.<suffix>``
     in a results folder): one more output, checked with the others before any work. Empty without ``--config``, or
@@ -311,7 +320,7 @@ def _import(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--num-classes", type=BOUNDED["classes"], default=None,
                    help="default: the width of one-hot labels, else the largest label + 1")
     p.add_argument("--factor", type=BOUNDED["factor"], default=None,
-                   help="multi-formation factor (default: the format's: IDC/DREAM 2, others 1)")
+                   help="multi-formation factor (default: the format's: IDC 2, 3 for ImageNet; DREAM 2; others 1)")
     p.add_argument("--normalized", choices=["yes", "no"], default=None,
                    help="are the stored images standardised (default: the format's: IDC/DREAM and the picture "
                    "formats no, MTT, DD-Ranking, DSA, KIP yes)")
@@ -423,9 +432,11 @@ def _evaluate(p: argparse.ArgumentParser) -> Handler:
     _training(p, "independent runs, seeds seed .. seed+repeat-1 (default: 3)")
     p.add_argument("--test-points", type=BOUNDED["epochs"], default=None,
                    help="times the network is tested during training (default: the protocol's 4)")
-    p.add_argument("--recipe", choices=["set", "protocol"], default="set",
+    p.add_argument("--recipe", choices=["set", "protocol", "yoco"], default="set",
                    help="set: use the evaluation recipe the set's method published with it (MTT's learned learning "
-                   "rate, ZCA), saying so; protocol: ignore it (with a warning)")
+                   "rate, ZCA), saying so; protocol: ignore it (with a warning); yoco: as YOCO's test.py evaluated "
+                   "MTT/DSA/KIP sets (lr 0.01, no ZCA, the stored standardised images standardised again)")
+    _pruned_epochs(p)
     p.add_argument("--out", default=None, help="result JSON (default: CONDENSED with .eval.json)")
     _device(p)
     _compile(p)
@@ -445,8 +456,8 @@ def _evaluate(p: argparse.ArgumentParser) -> Handler:
         real = _real(a)
         check_compatible(cs, real)
         cfg = EvalConfig(**given(model=a.model, width=a.width, repeat=a.repeat, seed=a.seed,
-                                 test_points=a.test_points), train=TrainConfig(epochs=a.epochs, precision=a.precision),
-                         recipe=a.recipe)
+                                 test_points=a.test_points, pruned_epochs=a.pruned_epochs),
+                         train=TrainConfig(epochs=a.epochs, precision=a.precision), recipe=a.recipe)
         result = evaluate_condensed(cs, real, cfg, device=a.device, progress=not a.quiet, compile=a.compile)
         result["file"] = str(a.condensed)  # named by content in "sha256" (see "digests"), wherever it lies
         result["test_sha256"] = real.digest("test")  # the test set it was measured on, by content
@@ -467,10 +478,20 @@ def _condense(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--ipc", type=BOUNDED["ipc"], required=True, help="stored images per class")
     p.add_argument("--preset", default=None, choices=list(PRESETS),
                    help="IDC settings (default: the dataset's published preset; cpu-quick: a CPU smoke run)")
-    p.add_argument("--factor", type=BOUNDED["factor"], default=None, help="multi-formation factor (default: the preset's, 2)")
+    p.add_argument("--factor", type=BOUNDED["factor"], default=None,
+                   help="multi-formation factor (default: the preset's, 2; 3 for ImageNet)")
     p.add_argument("--iterations", type=BOUNDED["iterations"], default=None, help="outer iterations (published: 2000)")
-    p.add_argument("--inner", type=BOUNDED["iterations"], default=None, help="inner matching steps per iteration (published: 100)")
+    p.add_argument("--inner", type=BOUNDED["iterations"], default=None,
+                   help="inner matching steps per iteration (published: 100)")
     p.add_argument("--width", type=BOUNDED["width"], default=None, help="matching network width (published: 128)")
+    p.add_argument("--net-images", type=BOUNDED["index"], default=None,
+                   help="real images the network trains on after every inner step (published: 2000 CIFAR, 500 others)")
+    p.add_argument("--pretrain-epochs", type=BOUNDED["iterations0"], default=None,
+                   help="epochs each fresh network trains on the real set before matching (published: 10 for "
+                   "ImageNet, 0 others)")
+    p.add_argument("--decode", choices=["auto", "single", "bound"], default=None,
+                   help="multi-formation of the matched synthetic batches: single, bound (at most batch_syn images "
+                   "per class) or auto (default: IDC's presets, bound for ImageNet at factor >= 3 and IPC >= 20)")
     p.add_argument("--engine", choices=["auto", "batched", "sequential"], default=None,
                    help="batched: every class in one gradient evaluation, the per-class steps in closed "
                    "form; sequential: IDC's loop; auto (default): batched on a GPU, sequential on a CPU (faster "
@@ -503,7 +524,8 @@ def _condense(p: argparse.ArgumentParser) -> Handler:
         real = _real(a)
         cfg = resolve_config(real.name, a.preset, **given(
             ipc=a.ipc, factor=a.factor, iterations=a.iterations, inner=a.inner, width=a.width, engine=a.engine,
-            seed=a.seed, checkpoint_every=a.checkpoint_every, eval_every=a.eval_every, precision=a.precision))
+            seed=a.seed, checkpoint_every=a.checkpoint_every, eval_every=a.eval_every, precision=a.precision,
+            net_images=a.net_images, net_pretrain_epochs=a.pretrain_epochs, decode=a.decode))
         eval_fn = None
         if cfg.eval_every:
             quick_eval = EvalConfig(repeat=1, test_points=1, train=TrainConfig(epochs=a.eval_epochs))
@@ -660,6 +682,7 @@ def _ladder(p: argparse.ArgumentParser) -> Handler:
                    help="random balanced subsets (per dynamics run with separate runs; subset seeds from "
                    "--subset-seed) that the gain-over-random column is measured against (default: 1)")
     p.add_argument("--epochs", type=BOUNDED["epochs"], default=None, help="evaluation epochs (default: the protocol's)")
+    _pruned_epochs(p)
     p.add_argument("--width", type=BOUNDED["width"], default=None, help="network width for dynamics and evaluation")
     p.add_argument("--dynamics-epochs", type=BOUNDED["epochs"], default=None, help="default: 1000")
     p.add_argument("--dynamics-runs", type=BOUNDED["runs"], default=None, help="default: 3")
@@ -685,7 +708,7 @@ def _ladder(p: argparse.ArgumentParser) -> Handler:
                            random_subsets=a.random_subsets, score_runs=a.score_runs, lbpe_epochs=a.lbpe_epochs,
                            lbpe_top_k=a.lbpe_top_k, options=dict(a.option) or None, eval_epochs=a.epochs,
                            width=a.width, dynamics_epochs=a.dynamics_epochs, dynamics_runs=a.dynamics_runs,
-                           dynamics_seed=a.dynamics_seed, precision=a.precision)
+                           dynamics_seed=a.dynamics_seed, precision=a.precision, pruned_epochs=a.pruned_epochs)
         a.dataset = cfg.dataset  # the preset's, when only a preset is given: its files are inputs too
         check_folder(a.out, _inputs(a, a.condensed), copies)
         cs = _ladder_source(a, cfg.dataset)

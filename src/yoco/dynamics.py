@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from yoco import protocol
-from yoco.augment import to_device
+from yoco.augment import ImageNetAug, to_device
 from yoco.data.condensed import CondensedSet, content_sha256
 from yoco.errors import YocoError
 from yoco.files import read_tensors, write_tensors
@@ -37,8 +37,10 @@ class Dynamics:
         log_probs: float16 ``[runs, epochs, N, C]`` log-softmax of every image at every epoch.
         train_acc: float32 ``[runs, epochs]`` training accuracy of each epoch (fraction in [0, 1]).
         labels: int64 ``[N]``.
-        final_log_probs: float32 ``[runs, N, C]`` of the final model on the un-augmented images.
-        embeddings: float32 ``[runs, N, D]`` penultimate features of the final model.
+        final_log_probs: float32 ``[runs, N, C]`` of the final model on the un-augmented images (ImageNet
+            subsets: on one seeded ImageNet-augmented view of each image, as YOCO's score script reads them).
+        embeddings: float32 ``[runs, N, D]`` penultimate features of the final model (ImageNet subsets: on
+            another augmented view).
         config: how the dynamics were produced (serialised into the file).
         targets: float32 ``[N, C]`` soft labels the networks learned, for sets that have them (else None);
             ``labels`` are then their arg-max classes.
@@ -244,13 +246,39 @@ def record_dynamics(cs: CondensedSet, cfg: DynamicsConfig, device: str | torch.d
     trained = train_networks(data, nets, "dynamics", progress=progress, desc="dynamics", batched=batched,
                              compile=compile, **hooks)
     log_probs = log_probs.cpu()
-    finals = [F.log_softmax(predict(m, x), 1) for m in trained.models]
-    embeds = [predict(m, x, features=True) for m in trained.models]
+    seeds = [nets.seed + r for r in range(cfg.runs)]
+    if protocol.final_pass_augmented(data.dataset):
+        finals, embeds = [], []
+        for m, seed in zip(trained.models, seeds, strict=True):
+            g = torch.Generator().manual_seed(seed)  # one view for the outputs, then one for the embeddings
+            finals.append(F.log_softmax(augmented_predict(m, x, data.mean, data.std, data.flip, g), 1))
+            embeds.append(augmented_predict(m, x, data.mean, data.std, data.flip, g, features=True))
+    else:
+        finals = [F.log_softmax(predict(m, x), 1) for m in trained.models]
+        embeds = [predict(m, x, features=True) for m in trained.models]
     labels = data.labels.cpu()
     train_acc = (log_probs.argmax(-1) == labels).float().mean(-1)
+    final_pass = "imagenet-augmented" if protocol.final_pass_augmented(data.dataset) else "clean"
     config = {**cfg.to_dict(), "model": model_name(nets, data.dataset), "train": trained.config.to_dict(),
+              "final_pass": final_pass,
               "condensed": cs.source, "condensed_meta": cs.meta.to_dict(), "mean": list(data.mean),
               "std": list(data.std), "compiled": compile, "set_sha256": content_sha256(cs),
               "provenance": provenance(x.device, trained.config.precision)}
     targets = data.soft.cpu() if data.soft is not None else None
     return Dynamics(log_probs, train_acc, labels, torch.stack(finals), torch.stack(embeds), config, targets=targets)
+
+
+def augmented_predict(model: torch.nn.Module, x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...],
+                      flip: bool, generator: torch.Generator, features: bool = False,
+                      batch_size: int = protocol.SCORE_PASS_BATCH) -> torch.Tensor:
+    """Logits (or features) of ``model`` in eval mode on one ImageNet-augmented view of every standardised image
+    in ``x`` (random-resized crop, flip, colour jitter, lighting; :class:`~yoco.augment.ImageNetAug`), drawn from
+    ``generator`` batch by batch: the pass YOCO's score script makes through its ImageNet loader (``augment=True``),
+    seeded here. Returned on the CPU."""
+    aug = ImageNetAug(mean, std, flip=flip)
+    parts = []
+    for i in range(0, x.shape[0], batch_size):
+        with torch.no_grad():
+            view = aug(x[i:i + batch_size], generator=generator)
+        parts.append(predict(model, view, features=features))
+    return torch.cat(parts)

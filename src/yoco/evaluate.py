@@ -29,6 +29,7 @@ from yoco.runner import Networks, Prepared, model_name, prepare, recipe, train_n
 from yoco.train import TrainConfig, accuracies, resolve_device
 
 log = logging.getLogger(__name__)
+RECIPES = ("set", "protocol", "yoco")
 
 @dataclass
 class EvalConfig:
@@ -37,7 +38,13 @@ class EvalConfig:
     ``model``/``width`` None: the protocol's network for the dataset; ``train`` holds the training recipe, whose
     ``None`` fields (epochs, augmentation) follow the protocol for the dataset and set size. ``recipe="set"``
     applies the evaluation recipe the set's method published with it (``meta.extra["recipe"]``: MTT's learned
-    learning rate, ZCA whitening); ``"protocol"`` ignores it, with a warning naming both.
+    learning rate, ZCA whitening); ``"protocol"`` ignores it, with a warning naming both; ``"yoco"`` evaluates as
+    YOCO's test.py did MTT, DSA and KIP sets: the set's recipe ignored (lr 0.01, no ZCA) and its already
+    standardised images standardised once more with the dataset's mean/std (YOCO's loader applies its CIFAR
+    ``Normalize`` to every set, ``utils/img_loader.py``).
+    ``pruned_epochs`` says whose size sets a pruned set's epochs (on ImageNet subsets the only difference):
+    ``"source"``, YOCO's way (the source set's, so 1000 for every pruned ImageNet-10 set of IPC 10 or 20), or
+    ``"own"``, IDC's table applied to the pruned set's own size.
     """
 
     model: str | None = None
@@ -47,10 +54,12 @@ class EvalConfig:
     test_points: int = protocol.EVAL_TEST_POINTS
     train: TrainConfig = field(default_factory=TrainConfig)
     recipe: str = "set"
+    pruned_epochs: str = protocol.PRUNED_EPOCHS_DEFAULT
 
     def __post_init__(self) -> None:
-        if self.recipe not in ("set", "protocol"):
-            raise YocoError(f"recipe must be 'set' (the set's own evaluation recipe) or 'protocol', got {self.recipe!r}")
+        if self.recipe not in RECIPES:
+            raise YocoError(f"recipe must be 'set' (the set's own evaluation recipe), 'protocol' or 'yoco' (YOCO's "
+                            f"evaluation of MTT/DSA/KIP sets), got {self.recipe!r}")
         if isinstance(self.train, dict):
             self.train = TrainConfig.from_dict(self.train)
         if isinstance(self.test_points, bool) or not isinstance(self.test_points, int) or self.test_points < 1:
@@ -58,7 +67,7 @@ class EvalConfig:
         self.networks()  # validates repeat, width and seed
 
     def networks(self) -> Networks:
-        return Networks(self.model, self.width, self.repeat, self.seed, self.train)
+        return Networks(self.model, self.width, self.repeat, self.seed, self.train, self.pruned_epochs)
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "train": self.train.to_dict()}
@@ -168,7 +177,7 @@ def riding_evaluation(cs: CondensedSet, real: RealDataset, cfg: EvalConfig, nets
     dev = resolve_device(device)
     check_compatible(cs, real)
     own, notes = _apply_set_recipe(cs, cfg)
-    data_e = prepare(cs, dev, mean=real.mean, std=real.std, flip=real.flip)
+    data_e = prepare(cs, dev, mean=real.mean, std=real.std, flip=real.flip, renormalize=cfg.recipe == "yoco")
     data_o = prepare(cs, dev)
     cfg_e, cfg_o = recipe(data_e, own, "eval"), recipe(data_o, nets, purpose)
     same = (model_name(own, data_e.dataset) == model_name(nets, data_o.dataset) and own.width == nets.width
@@ -246,7 +255,8 @@ def _evaluate(sets: list[CondensedSet], real: RealDataset, cfg: EvalConfig, devi
     if len(recipes) != 1:
         raise YocoError("sets evaluated together must share their evaluation recipe")
     dev = resolve_device(device)
-    prepared = {id(cs): prepare(cs, dev, mean=real.mean, std=real.std, flip=real.flip) for cs in sets}
+    prepared = {id(cs): prepare(cs, dev, mean=real.mean, std=real.std, flip=real.flip,
+                                renormalize=cfg.recipe == "yoco") for cs in sets}
     datas = [prepared[id(cs)] for cs in sets]
     nets, notes = _apply_set_recipe(sets[0], cfg)
     tests = TestPoints(sets[0], real, cfg, dev, recipe(datas[0], nets, "eval").epochs, len(sets))
@@ -273,11 +283,16 @@ def _apply_set_recipe(cs: CondensedSet, cfg: EvalConfig) -> tuple[Networks, list
     ignored with a warning); and a note for each choice, logged and kept in the result."""
     nets, notes = cfg.networks(), []
     recipe_ = cs.meta.extra.get("recipe", {}) if isinstance(cs.meta.extra.get("recipe"), dict) else {}
-    if not recipe_:
+    if cfg.recipe == "yoco" and cs.meta.normalized:
+        notes.append(f"{cs.source}: evaluated as YOCO's test.py did: its standardised images standardised again "
+                     f"with the dataset's mean/std, learning rate {nets.train.lr:g}, no ZCA")
+        log.warning(notes[-1])
+        return nets, notes
+    if not recipe_ or cfg.recipe == "yoco":
         return nets, notes
     described = ", ".join(f"learning rate {recipe_['lr']:g} ({recipe_.get('lr_file', 'learned')})" if k == "lr"
                           else "ZCA whitening" for k in recipe_ if k in ("lr", "zca"))
-    if cfg.recipe == "protocol":
+    if cfg.recipe != "set":
         note = (f"{cs.source}: the set's own evaluation recipe ({described}) is ignored; evaluating with the "
                 f"protocol's (learning rate {nets.train.lr:g}, no ZCA)")
         log.warning(note)

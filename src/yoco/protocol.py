@@ -58,6 +58,14 @@ EVAL_REPEATS = 3  # IDC README example and YOCO tables 2-5: --repeat 3
 PER_RUN_REPEATS = 1
 DYNAMICS_EPOCHS = 1000  # YOCO get_training_dynamics.py --epochs
 DYNAMICS_RUNS = 3  # the paper averages three dynamics runs (README: reproduce_1..3)
+# The final model's pass for entropy and SSP (YOCO generate_importance_score.py): batch 256; on ImageNet its loader
+# keeps the training augmentation on (augment=True at line 395), so each pass sees randomly augmented images.
+SCORE_PASS_BATCH = 256
+
+
+def final_pass_augmented(dataset: str) -> bool:
+    """Whether entropy and SSP read the final model on augmented images: on ImageNet subsets, as YOCO does."""
+    return is_imagenet(dataset)
 
 
 def augmentation(dataset: str, purpose: str = "eval") -> dict[str, Any]:
@@ -81,6 +89,25 @@ def augmentation(dataset: str, purpose: str = "eval") -> dict[str, Any]:
 def eval_model(dataset: str) -> str:
     """ConvNet-3 (instance norm, width 128) everywhere but ImageNet subsets, which use ResNet-AP-10."""
     return "resnet10_ap" if is_imagenet(dataset) else "convnet3"
+
+
+# The epochs of a pruned ImageNet set: YOCO's argument.py computes them from the SOURCE set (ipc_epoch(args.ipc, ...)
+# at lines 616-621) before it swaps in the target IPC (lines 638-640), so every pruned ImageNet-10 set of an IPC-10
+# or IPC-20 source (90 or 180 decoded images per class) trains 1000 epochs. "own" applies IDC's table to the pruned
+# set's own size instead (9 images per class: 2000 epochs; 18 or 45: 1500), yoco's rule before it followed YOCO.
+PRUNED_EPOCHS = ("source", "own")
+PRUNED_EPOCHS_DEFAULT = "source"
+
+
+def set_eval_epochs(dataset: str, images_per_class: int, num_classes: int, source_images_per_class: int | None,
+                    pruned_epochs: str = PRUNED_EPOCHS_DEFAULT) -> int:
+    """Evaluation epochs of a set with ``images_per_class`` decoded images per class; for a pruned set
+    (``source_images_per_class`` = its source's decoded images per class) with ``pruned_epochs="source"``, those
+    of its source, as YOCO's test.py trains it (:data:`PRUNED_EPOCHS`)."""
+    if pruned_epochs not in PRUNED_EPOCHS:
+        raise ValueError(f"pruned_epochs must be one of {PRUNED_EPOCHS}, got {pruned_epochs!r}")
+    n = source_images_per_class if (pruned_epochs == "source" and source_images_per_class) else images_per_class
+    return eval_epochs(dataset, n, num_classes)
 
 
 def eval_epochs(dataset: str, images_per_class: int, num_classes: int) -> int:
@@ -202,7 +229,7 @@ def dual_defaults(dataset: str) -> dict[str, Any]:
 IDC_BASE: dict[str, Any] = {
     "factor": 2, "iterations": 2000, "inner": 100, "batch_real": 64, "batch_syn": 128, "lr_img": 5e-3,
     "mom_img": 0.5, "metric": "mse", "match_dsa": "color_crop_cutout", "net_images": 2000, "net_epochs": 1,
-    "net_lr": 0.01, "net_weight_decay": 5e-4, "net_mix": "cutmix", "net_pretrain_epochs": 0,
+    "net_lr": 0.01, "net_weight_decay": 5e-4, "net_mix": "cutmix", "net_mix_p": 0.5, "net_pretrain_epochs": 0,
     "model": "convnet3", "width": 128, "init": "mix",
 }
 IDC_PRESETS: dict[str, dict[str, Any]] = {
@@ -212,11 +239,27 @@ IDC_PRESETS: dict[str, dict[str, Any]] = {
     "mnist": {"metric": "l1", "lr_img": 1e-4, "net_images": 500, "match_dsa": "color_crop", "net_mix": "none"},
     "fashion-mnist": {"metric": "l1", "lr_img": 1e-4, "net_images": 500},
     "imagenet10": {"factor": 3, "iterations": 500, "metric": "l1", "lr_img": 3e-3, "net_images": 500,
-                   "net_pretrain_epochs": 10, "model": "resnet10_ap", "width": 64},
+                   "net_pretrain_epochs": 10, "model": "resnet10_ap", "width": 64, "net_mix_p": 1.0},
     "imagenet100": {"factor": 3, "iterations": 500, "metric": "l1", "lr_img": 1e-3, "net_images": 500,
                     "batch_real": 128, "net_lr": 0.1, "net_weight_decay": 1e-4, "model": "resnet10_ap",
-                    "width": 64},
+                    "width": 64, "net_mix_p": 1.0},
 }
+# The network trained between matching steps (and pre-trained on ImageNet) mixes with CutMix at IDC's ``mix_p``:
+# argparse's default 1.0 (argument.py:139), which argument.py lowers to 0.5 for CIFAR, SVHN, MNIST and
+# Fashion-MNIST only (argument.py:268, 278, 286, 294). The presets above carry it as ``net_mix_p``.
+
+# IDC's "bound" multi-formation while condensing (misc/reproduce.py:54-57): ImageNet with factor >= 3 at IPC >= 20
+# decodes each class to at most ``batch_syn`` (128) images, its first stored images at the full factor and the
+# rest at smaller ones (condense.py:136-168), "to prevent OOM"; evaluation decodes every image at the full factor
+# ("At evaluation, decode_type=single (default) shows better performance"; test.py:172-179 has no bound branch).
+IDC_BOUND_MIN_FACTOR, IDC_BOUND_MIN_IPC = 3, 20
+
+
+def idc_decode(dataset: str, factor: int, ipc: int) -> str:
+    """The multi-formation IDC's presets use while condensing: ``bound`` for ImageNet subsets with factor >= 3 at
+    IPC >= 20, else ``single``."""
+    bound = is_imagenet(dataset) and factor >= IDC_BOUND_MIN_FACTOR and ipc >= IDC_BOUND_MIN_IPC
+    return "bound" if bound else "single"
 # lr_img is tuned by (ipc / 10) * (size / base)^2 (IDC argument.py): base 224 for ImageNet, 28 for MNIST, and
 # 32 for everything else, Fashion-MNIST included (28 px: x0.765625).
 IDC_LR_SIZE_BASE = {"mnist": 28, "imagenet10": 224, "imagenet100": 224}

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from yoco import protocol
-from yoco.data.condensed import CondensedSet, decode
+from yoco.data.condensed import CondensedSet, decode, normalize
 from yoco.errors import YocoError
 from yoco.models import create_model
 from yoco.train import Batch, TrainConfig, batchable, resolve_device, seeded, train, train_batched
@@ -30,13 +30,15 @@ EpochHook = Callable[[list[int], int, list[nn.Module]], None]  # (run indices, e
 @dataclass
 class Networks:
     """Which networks to train and how: the model (None: the protocol's for the dataset), its width (None: the
-    model's), how many independent runs, the first seed (run ``r`` uses ``seed + r``), and the training recipe."""
+    model's), how many independent runs, the first seed (run ``r`` uses ``seed + r``), the training recipe, and
+    whose size sets a pruned set's evaluation epochs (``pruned_epochs``: :data:`yoco.protocol.PRUNED_EPOCHS`)."""
 
     model: str | None = None
     width: int | None = None
     runs: int = 1
     seed: int = 0
     train: TrainConfig = field(default_factory=TrainConfig)
+    pruned_epochs: str = protocol.PRUNED_EPOCHS_DEFAULT
 
     def __post_init__(self) -> None:
         if isinstance(self.train, dict):
@@ -47,11 +49,15 @@ class Networks:
                 raise YocoError(f"{name} must be a whole number >= 1, got {value!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise YocoError(f"seed must be a whole number >= 0, got {self.seed!r}")
+        if self.pruned_epochs not in protocol.PRUNED_EPOCHS:
+            raise YocoError(f"pruned_epochs must be one of {', '.join(protocol.PRUNED_EPOCHS)}, "
+                            f"got {self.pruned_epochs!r}")
 
 
 @dataclass
 class Prepared:
-    """A decoded set on its device, standardised, with what the training recipe needs to know about it."""
+    """A decoded set on its device, standardised, with what the training recipe needs to know about it
+    (``source_images_per_class``: a pruned set's source's decoded images per class, else None)."""
 
     images: torch.Tensor
     labels: torch.Tensor
@@ -61,6 +67,7 @@ class Prepared:
     std: tuple[float, ...]
     flip: bool
     soft: torch.Tensor | None = None
+    source_images_per_class: int | None = None
 
     @property
     def targets(self) -> torch.Tensor:
@@ -73,18 +80,31 @@ class Prepared:
 
 
 def prepare(cs: CondensedSet, device: torch.device, *, mean: tuple[float, ...] | None = None,
-            std: tuple[float, ...] | None = None, flip: bool | None = None) -> Prepared:
-    """Decode ``cs`` and standardise it with ``mean``/``std`` (default: its dataset's, see :func:`input_stats`)."""
+            std: tuple[float, ...] | None = None, flip: bool | None = None, renormalize: bool = False) -> Prepared:
+    """Decode ``cs`` and standardise it with ``mean``/``std`` (default: its dataset's, see :func:`input_stats`).
+
+    ``renormalize`` standardises a set stored standardised once more, its values read as pixels: what YOCO's loader
+    does to MTT, DSA and KIP sets (an evaluation option, ``EvalConfig(recipe="yoco")``)."""
     dec = decode(cs)
     d_mean, d_std, d_flip = input_stats(dec)
     mean, std = tuple(mean or d_mean), tuple(std or d_std)
     if len(mean) != dec.images.shape[1]:
         raise YocoError(f"{cs.source}: images have {dec.images.shape[1]} channel(s) but the normalisation of "
                         f"{cs.meta.dataset!r} has {len(mean)}; is the set from another dataset?")
-    x = dec.normalized_images(mean, std).to(device)
+    x = (normalize(dec.images, mean, std) if renormalize and dec.meta.normalized
+         else dec.normalized_images(mean, std)).to(device)
     soft = dec.soft.to(device) if dec.soft is not None else None
     return Prepared(x, dec.labels.to(device), dec.num_classes, cs.meta.dataset, mean, std,
-                    d_flip if flip is None else flip, soft)
+                    d_flip if flip is None else flip, soft, source_images_per_class(cs))
+
+
+def source_images_per_class(cs: CondensedSet) -> int | None:
+    """A pruned set's source's decoded images per class (its stored IPC times its factor squared, from the
+    metadata ``prune`` writes), or None for a set that was not pruned."""
+    ipc = cs.meta.extra.get("pruned_from_ipc")
+    factor = cs.meta.extra.get("decoded_from_factor", 1)
+    ok = lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0
+    return ipc * factor * factor if ok(ipc) and ok(factor) else None
 
 
 def input_stats(cs: CondensedSet) -> tuple[tuple[float, ...], tuple[float, ...], bool]:
@@ -105,7 +125,8 @@ def input_stats(cs: CondensedSet) -> tuple[tuple[float, ...], tuple[float, ...],
 
 def recipe(data: Prepared, nets: Networks, purpose: str) -> TrainConfig:
     """The training config of ``nets`` with the protocol's choices for ``data`` filled in."""
-    epochs = protocol.eval_epochs(data.dataset, data.images_per_class, data.num_classes)
+    epochs = protocol.set_eval_epochs(data.dataset, data.images_per_class, data.num_classes,
+                                      data.source_images_per_class, nets.pruned_epochs)
     if purpose == "dynamics":
         epochs = protocol.DYNAMICS_EPOCHS
     return nets.train.resolve(data.dataset, purpose, epochs=epochs, mean=data.mean, std=data.std, flip=data.flip)

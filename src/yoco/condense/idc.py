@@ -45,7 +45,17 @@ from torch import nn
 
 from yoco import protocol
 from yoco.augment import DSA, parse_strategy
-from yoco.data.condensed import CondensedMeta, CondensedSet, decode_images, normalize, save
+from yoco.data.condensed import (
+    CondensedMeta,
+    CondensedSet,
+    bound_plan,
+    decode,
+    decode_bound_images,
+    decode_images,
+    factor_problem,
+    normalize,
+    save,
+)
 from yoco.errors import YocoError
 from yoco.files import read_tensors, write_tensors
 from yoco.models import create_model, model_names
@@ -61,12 +71,16 @@ log = logging.getLogger(__name__)
 
 INITS = ("mix", "real", "noise")
 METRICS = ("mse", "l1")
+DECODES = ("auto", "single", "bound")
 ENGINES = ("auto", "batched", "sequential")
 GPU_NET_GROUP = 8  # outer iterations whose networks train side by side on a GPU by default (net_group)
 CHECKPOINT_VERSION = "2"
 # Fields that change how long a run goes, how it reports or how it computes the same numbers, never its
 # trajectory: a resumed run may differ here.
 RESUMABLE_FIELDS = ("iterations", "checkpoint_every", "eval_every", "engine", "precision")
+# Fields added after checkpoints existed, at the values every earlier run had: a checkpoint's identity leaves them
+# out there, so an older checkpoint still resumes.
+LEGACY_VALUES = {"decode": "single", "net_mix_p": protocol.MIX_P}
 
 
 @dataclass
@@ -82,6 +96,12 @@ class IDCConfig:
     class, downsampled nearest-neighbour (IDC); ``init_random=True`` takes random images instead, downsampled
     by area averaging (a seed then changes the start). ``precision`` is the arithmetic of the matching and of the
     network updates (:func:`yoco.train.precision_scope`); a checkpoint resumes under another one.
+
+    ``net_mix_p`` is the probability of CutMix in that network training (IDC: 0.5 for CIFAR-like data, 1.0 for
+    ImageNet). ``decode`` is the multi-formation of the matched synthetic batches: ``single`` (every stored image
+    at the full factor), ``bound`` (IDC's ``decode_zoom_bound``: at most ``batch_syn`` decoded images per class,
+    the first stored images at the full factor, the rest at smaller ones) or ``auto`` (IDC's presets: ``bound``
+    for ImageNet with factor >= 3 at IPC >= 20).
     """
 
     ipc: int = 10
@@ -100,11 +120,13 @@ class IDCConfig:
     net_lr: float = protocol.IDC_BASE["net_lr"]
     net_weight_decay: float = protocol.IDC_BASE["net_weight_decay"]
     net_mix: str = protocol.IDC_BASE["net_mix"]
+    net_mix_p: float = protocol.IDC_BASE["net_mix_p"]
     net_pretrain_epochs: int = protocol.IDC_BASE["net_pretrain_epochs"]
     model: str = protocol.IDC_BASE["model"]
     width: int = protocol.IDC_BASE["width"]
     init: str = protocol.IDC_BASE["init"]
     init_random: bool = False
+    decode: str = "auto"
     engine: str = "auto"
     seed: int = 0
     checkpoint_every: int = 50
@@ -113,6 +135,18 @@ class IDCConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def resolved(self, dataset: str) -> IDCConfig:
+        """This config with ``decode="auto"`` replaced by what IDC's presets use on ``dataset``."""
+        if self.decode != "auto":
+            return self
+        return dataclasses.replace(self, decode=protocol.idc_decode(dataset, self.factor, self.ipc))
+
+    def decoded_per_class(self) -> int:
+        """Decoded synthetic images of one class before the matching subsamples ``batch_syn`` of them."""
+        if self.decode == "bound":
+            return sum(k * k * n for k, n in bound_plan(self.ipc, self.factor, self.batch_syn))
+        return self.ipc * self.factor**2
 
     def effective_lr_img(self, dataset: str, size: int) -> float:
         """The image learning rate actually used on ``dataset`` at ``size`` px."""
@@ -202,15 +236,18 @@ def check_config(cfg: IDCConfig, real: RealDataset) -> None:
             raise YocoError(f"IDC: {name} must be 0 (off) or more, got {getattr(cfg, name)}")
     if not 0.0 <= cfg.mom_img < 1.0:
         raise YocoError(f"IDC: mom_img must be in [0, 1), got {cfg.mom_img}")
-    if h % cfg.factor or w % cfg.factor:
-        raise YocoError(f"IDC: factor {cfg.factor} does not divide {real.name}'s image size {h}x{w}")
+    problem = factor_problem(h, w, cfg.factor)
+    if problem:
+        raise YocoError(f"IDC on {real.name}: {problem}")
+    if not 0.0 <= cfg.net_mix_p <= 1.0:
+        raise YocoError(f"IDC: net_mix_p must be a probability, got {cfg.net_mix_p}")
     need = cfg.ipc * (cfg.factor**2 if cfg.init == "mix" else 1)
     if need > min(counts):
         c = counts.index(min(counts))
         raise YocoError(f"IDC: ipc {cfg.ipc} needs {need} real images per class to initialise, but class {c} of "
                         f"{real.name} has {counts[c]}")
     choices = {"init": INITS, "metric": METRICS, "engine": ENGINES, "net_mix": ("cutmix", "mixup", "none"),
-               "precision": protocol.PRECISIONS}
+               "decode": DECODES, "precision": protocol.PRECISIONS}
     for name, allowed in choices.items():
         if getattr(cfg, name) not in allowed:
             raise YocoError(f"IDC: unknown {name} {getattr(cfg, name)!r}; choose {', '.join(allowed)}")
@@ -256,7 +293,9 @@ def init_synthetic(real: RealDataset, ipc: int, factor: int, init: str = "mix", 
             order = torch.arange(n).view(f * f, ipc).T.reshape(-1)
             picks = torch.cat([picks[c0 * n:(c0 + 1) * n][order] for c0 in range(k)])
         x = real.train_images[picks].to(torch.float32) / 255.0
-        if f > 1:
+        if f > 1 and (h % f or w % f):
+            x = _tile_uneven(x, f, random)
+        elif f > 1:
             small = (F.avg_pool2d(x, f) if random else F.interpolate(x, size=(h // f, w // f), mode="nearest"))
             # Tile j of stored image i is pick i * f^2 + j; the reshape is decode_images' split, inverted.
             tiles = small.reshape(k * ipc, f, f, c, h // f, w // f)
@@ -266,6 +305,28 @@ def init_synthetic(real: RealDataset, ipc: int, factor: int, init: str = "mix", 
     meta = CondensedMeta(dataset=real.name, num_classes=k, method=f"idc-init-{init}", ipc=ipc, factor=factor,
                          normalized=False, mean=tuple(real.mean), std=tuple(real.std), extra=extra)
     return CondensedSet(images.clamp(0, 1), labels, meta, source=f"{real.name}:idc-init-{init}")
+
+
+def _tile_uneven(x: torch.Tensor, f: int, random: bool) -> torch.Tensor:
+    """``x`` (``[n * f^2, C, H, W]``, pick ``i * f^2 + j`` for tile ``j`` of stored image ``i``) tiled into ``n``
+    images when ``f`` does not divide the size: as IDC's ``Synthesizer.init`` (condense.py:64-84), tile rows and
+    columns are ``H // f + 1`` pixels for the first ``H % f`` of them and ``H // f`` after (224, factor 3: 75, 75,
+    74), each real image resized to its tile (nearest; area averaging for random picks)."""
+    n, c, h, w = x.shape[0] // (f * f), *x.shape[1:]
+    out = x.new_empty(n, c, h, w)
+    sizes_h = [h // f + (1 if i < h % f else 0) for i in range(f)]
+    sizes_w = [w // f + (1 if j < w % f else 0) for j in range(f)]
+    picks = x.view(n, f * f, c, h, w)
+    top = 0
+    for i, th in enumerate(sizes_h):
+        left = 0
+        for j, tw in enumerate(sizes_w):
+            part = picks[:, i * f + j]
+            out[:, :, top:top + th, left:left + tw] = F.interpolate(part, size=(th, tw),
+                                                                    mode="area" if random else "nearest")
+            left += tw
+        top += th
+    return out
 
 
 def _first(idx: torch.Tensor, n: int, name: str) -> torch.Tensor:
@@ -338,9 +399,17 @@ class _ClassDraw:
 def _draw(pool: _RealPool, c: int, cfg: IDCConfig, g: torch.Generator) -> _ClassDraw:
     idx = pool.by_class[c]
     real_idx = idx[torch.randperm(len(idx), generator=g)[: cfg.batch_real]]
-    decoded = cfg.ipc * cfg.factor**2
+    decoded = cfg.decoded_per_class()
     subset = torch.randperm(decoded, generator=g)[: cfg.batch_syn] if decoded > cfg.batch_syn else None
     return _ClassDraw(real_idx, subset, int(torch.randint(2**31 - 1, (1,), generator=g)))
+
+
+def _decode_class(syn_c: torch.Tensor, cfg: IDCConfig) -> torch.Tensor:
+    """One class's stored images (pixel space) decoded for matching: every one at the full factor, or IDC's bound
+    multi-formation (``cfg.decode="bound"``); sizes the factor does not divide are padded with mid-grey first."""
+    if cfg.decode == "bound":
+        return decode_bound_images(syn_c, cfg.factor, cfg.batch_syn)[0]
+    return decode_images(syn_c, cfg.factor)
 
 
 def _class_loss(net: nn.Module, params: list[nn.Parameter], pool: _RealPool, syn_c: torch.Tensor, c: int,
@@ -351,7 +420,7 @@ def _class_loss(net: nn.Module, params: list[nn.Parameter], pool: _RealPool, syn
     to every image (IDC's ``aug(torch.cat([img, img_syn]))`` with ``batch=True``: the siamese pairing).
     """
     x_real = pool.batch(draw.real_idx)
-    dec = decode_images(syn_c, cfg.factor)
+    dec = _decode_class(syn_c, cfg)
     if draw.syn_subset is not None:
         dec = dec[draw.syn_subset.to(dec.device)]
     both = dsa(torch.cat([x_real, normalize(dec, pool.mean, pool.std)]), seed=draw.dsa_seed, shared=True)
@@ -373,7 +442,9 @@ def _class_losses_stacked(net: nn.Module, pool: _RealPool, syn: torch.Tensor, dr
     matched = [names[id(p)] for p in matched_params(net)]
     k = len(draws)
     x_real = pool.batch(torch.cat([d.real_idx for d in draws]))
-    dec = decode_images(syn, cfg.factor)
+    ipc = syn.shape[0] // k
+    dec = (torch.cat([_decode_class(syn[c * ipc:(c + 1) * ipc], cfg) for c in range(k)]) if cfg.decode == "bound"
+           else decode_images(syn, cfg.factor))
     per_class = dec.shape[0] // k
     if any(d.syn_subset is not None for d in draws):
         keep = [c * per_class + (d.syn_subset if d.syn_subset is not None else torch.arange(per_class))
@@ -411,6 +482,7 @@ def matching_loss(real: RealDataset, syn: CondensedSet, net: nn.Module, cfg: IDC
     Every random draw (real batches, synthetic subsets, DSA) comes from ``seed``, so two sets can be compared
     on exactly the same batches and network, e.g. before and after condensation.
     """
+    cfg = cfg.resolved(real.name)
     device = next(net.parameters()).device
     order = torch.argsort(syn.labels, stable=True)
     if syn.labels[order].tolist() != torch.arange(real.num_classes).repeat_interleave(cfg.ipc).tolist():
@@ -502,7 +574,7 @@ def _net_train_config(cfg: IDCConfig, flip: bool, epochs: int, seed: int) -> Tra
     ops = [o for o in parse_strategy(cfg.match_dsa) if not (o == "cutout" and cfg.net_mix == "cutmix")]
     return TrainConfig(epochs=epochs, batch_size=cfg.batch_real, lr=cfg.net_lr, weight_decay=cfg.net_weight_decay,
                        milestones=(), base_aug="none", dsa="_".join(ops) or "none", flip=flip, mix=cfg.net_mix,
-                       mix_p=protocol.MIX_P, seed=seed, precision=cfg.precision)
+                       mix_p=cfg.net_mix_p, seed=seed, precision=cfg.precision)
 
 
 def _net_optimizer(net: nn.Module, cfg: IDCConfig) -> torch.optim.Optimizer:
@@ -710,6 +782,7 @@ def condense(real: RealDataset, cfg: IDCConfig, out: str | Path, *, device: str 
     None: the device's default); also a runtime choice, the same images up to float rounding.
     """
     check_config(cfg, real)
+    cfg = cfg.resolved(real.name)
     dev = resolve_device(device)
     out = Path(out)
     ckpt = checkpoint_path(out)
@@ -758,7 +831,9 @@ def condense(real: RealDataset, cfg: IDCConfig, out: str | Path, *, device: str 
                     keep_checkpoint and done == cfg.iterations):
                 _write_checkpoint(ckpt, cfg, real, _State(*images.state(), done, plan.rng_after, losses))
             if eval_fn is not None and cfg.eval_every and done % cfg.eval_every == 0:
-                result = eval_fn(_result(images.state()[0], labels, cfg, real, losses, f"{out}@{done}"))
+                current = _result(images.state()[0], labels, cfg, real, losses, f"{out}@{done}")
+                # IDC's evaluations while condensing decode as its matching does (Synthesizer.loader -> decode)
+                result = eval_fn(decode(current, bound=cfg.batch_syn) if cfg.decode == "bound" else current)
                 log.info("IDC iteration %d: evaluation %s", done, _summary(result))
         first = its[-1] + 1
     bar.close()
@@ -773,9 +848,12 @@ def condense(real: RealDataset, cfg: IDCConfig, out: str | Path, *, device: str 
 def _result(syn: torch.Tensor, labels: torch.Tensor, cfg: IDCConfig, real: RealDataset, losses: list[float],
             source: str) -> CondensedSet:
     # Not clamped: IDC saves the images as the last update left them (slightly outside [0, 1] at most).
+    extra: dict[str, Any] = {"config": cfg.to_dict(), "matching_loss": losses}
+    if cfg.decode == "bound":  # how the set was matched; it is evaluated at the full factor, as IDC's test.py
+        extra["matching_decode"] = {"decode": "bound", "bound": cfg.batch_syn}
     meta = CondensedMeta(dataset=real.name, num_classes=real.num_classes, method="idc", ipc=cfg.ipc,
                          factor=cfg.factor, normalized=False, mean=tuple(real.mean), std=tuple(real.std),
-                         extra={"config": cfg.to_dict(), "matching_loss": losses})
+                         extra=extra)
     return CondensedSet(syn.detach().cpu(), labels, meta, source=source)
 
 
@@ -802,7 +880,8 @@ def condense_from_spec(dataset: str, spec: str, out: str | Path, *, data_root: s
 
 def _identity(cfg: IDCConfig, real: RealDataset) -> dict[str, Any]:
     """What must match for a checkpoint to be continued: the trajectory-changing config and the data."""
-    d = {k: v for k, v in cfg.to_dict().items() if k not in RESUMABLE_FIELDS}
+    d = {k: v for k, v in cfg.to_dict().items()
+         if k not in RESUMABLE_FIELDS and not (k in LEGACY_VALUES and v == LEGACY_VALUES[k])}
     d["dataset"] = real.name
     d["train_shape"] = list(real.train_images.shape)
     d["train_sha256"] = real.digest("train")  # the training images by content, not where they were read
@@ -860,6 +939,7 @@ def matching_cost_breakdown(real: RealDataset, cfg: IDCConfig, device: str | tor
     negligible). ``compile`` as in :func:`condense`.
     """
     check_config(cfg, real)
+    cfg = cfg.resolved(real.name)
     dev = resolve_device(device)
     g = torch.Generator().manual_seed(cfg.seed)
     start = init_synthetic(real, cfg.ipc, cfg.factor, cfg.init, random=cfg.init_random, generator=g)

@@ -237,9 +237,9 @@ def validate(cs: CondensedSet) -> None:
         raise YocoError(f"{src}: class(es) [{shown}] have no images")
     if not 1 <= m.factor <= MAX_COUNT:
         raise YocoError(f"{src}: factor must lie in 1..{MAX_COUNT}, got {_brief(m.factor)}")
-    h, w = x.shape[-2:]
-    if h % m.factor or w % m.factor:
-        raise YocoError(f"{src}: factor {m.factor} does not divide the image size {h}x{w}")
+    problem = factor_problem(*x.shape[-2:], m.factor)
+    if problem:
+        raise YocoError(f"{src}: {problem}")
     if not torch.isfinite(x).all():
         raise YocoError(f"{src}: images contain NaN or infinite values")
     if m.normalized and (m.mean is None or m.std is None):
@@ -320,32 +320,131 @@ def normalisation_warning(cs: CondensedSet) -> str | None:
     return None
 
 
-def decode(cs: CondensedSet) -> CondensedSet:
+def factor_problem(h: int, w: int, factor: int) -> str | None:
+    """Why ``factor`` cannot multi-form an ``h`` x ``w`` image, or None when it can.
+
+    A factor that divides both sides cuts equal tiles. Any other follows IDC's padding rule (``decode_zoom``,
+    condense.py:102-122): the image is padded right and bottom with mid-grey to the next multiple of the factor and
+    cut into tiles of ``ceil(side / factor)`` (224 px, factor 3: 225, tiles of 75). IDC reads one side for both, so
+    the rule needs a square image, and no tile may be padding alone.
+    """
+    if h % factor == 0 and w % factor == 0:
+        return None
+    if h == w and (factor - 1) * math.ceil(h / factor) < h:
+        return None
+    return (f"factor {factor} neither divides the image size {h}x{w} nor fits IDC's padding rule (square images "
+            f"padded right and bottom to a multiple of the factor, no tile all padding)")
+
+
+def decode(cs: CondensedSet, *, bound: int | None = None) -> CondensedSet:
     """Split every stored image into ``factor**2`` tiles and upsample each back to full size (bilinear).
 
     Tiles are taken row by row (top-left, top-right, bottom-left, bottom-right for factor 2); decoded
-    image ``i * f**2 + t`` is tile ``t`` of stored image ``i``, and its label is stored label ``i``.
+    image ``i * f**2 + t`` is tile ``t`` of stored image ``i``, and its label is stored label ``i``. A size the
+    factor does not divide is padded first with mid-grey pixels, as IDC does (:func:`decode_images`).
     A set with factor 1 is returned unchanged.
+
+    ``bound`` is IDC's "bound" multi-formation (``decode_zoom_bound``, used while condensing ImageNet at IPC >= 20):
+    each class decodes to at most ``bound`` images, its first stored images at the full factor and the rest at
+    smaller ones (:func:`bound_plan`); the decoded set is then class by class. Evaluation decodes without it, as
+    IDC's test.py and YOCO do.
     """
     f = cs.meta.factor
     if f == 1:
         return cs
-    images = decode_images(cs.images, f)
-    labels = cs.labels.repeat_interleave(f * f)
-    soft = cs.soft.repeat_interleave(f * f, dim=0) if cs.soft is not None else None
-    meta = dataclasses.replace(cs.meta, factor=1, extra={**cs.meta.extra, "decoded_from_factor": f})
-    return CondensedSet(images, labels, meta, source=cs.source, soft=soft)
+    pad = pixel_pad(cs)
+    if bound is None:
+        images = decode_images(cs.images, f, pad=pad)
+        parent = torch.arange(len(cs)).repeat_interleave(f * f)
+        extra = {**cs.meta.extra, "decoded_from_factor": f}
+    else:
+        parts, parents = [], []
+        for c in range(cs.num_classes):
+            rows = (cs.labels == c).nonzero().flatten()
+            if len(rows):
+                dec, which = decode_bound_images(cs.images[rows], f, bound, pad=pad)
+                parts.append(dec)
+                parents.append(rows[which])
+        images, parent = torch.cat(parts), torch.cat(parents)
+        extra = {**cs.meta.extra, "decoded_from_factor": f, "decode": "bound", "decode_bound": bound}
+    soft = cs.soft[parent] if cs.soft is not None else None
+    meta = dataclasses.replace(cs.meta, factor=1, extra=extra)
+    return CondensedSet(images, cs.labels[parent], meta, source=cs.source, soft=soft)
 
 
-def decode_images(images: torch.Tensor, factor: int) -> torch.Tensor:
-    """Differentiable multi-formation decoding of ``[N, C, H, W]`` into ``[N * f^2, C, H, W]``."""
+def pixel_pad(cs: CondensedSet) -> float | tuple[float, ...]:
+    """The value IDC pads with, as ``cs`` stores it: 0.5 in pixel space (IDC pads its unnormalised ``data.pt``
+    images; normalisation comes later, in the loader's transform or the matching augmentation), so
+    ``(0.5 - mean) / std`` per channel for a set stored standardised."""
+    if not cs.meta.normalized:
+        return DECODE_PAD
+    mean, std = _stats(cs.meta, cs.images.shape[1], cs.source)
+    return tuple(((DECODE_PAD - mean) / std).flatten().tolist())
+
+
+DECODE_PAD = 0.5  # IDC decode_zoom pads with value=0.5 (condense.py:110, test.py:144; YOCO utils/img_loader.py:110)
+
+
+def decode_images(images: torch.Tensor, factor: int, pad: float | tuple[float, ...] = DECODE_PAD) -> torch.Tensor:
+    """Differentiable multi-formation decoding of ``[N, C, H, W]`` into ``[N * f^2, C, H, W]`` (image-major).
+
+    When ``factor`` does not divide the size, the images are first padded right and bottom with ``pad`` (one
+    value, or one per channel) to the next multiple of it, as IDC's ``decode_zoom`` does (:func:`factor_problem`).
+    """
     n, c, h, w = images.shape
+    problem = factor_problem(h, w, factor)
+    if problem:
+        raise YocoError(problem)
     if h % factor or w % factor:
-        raise YocoError(f"factor {factor} does not divide the image size {h}x{w}")
-    th, tw = h // factor, w // factor
+        images = _pad_right_bottom(images, factor - h % factor, pad)
+    th, tw = images.shape[2] // factor, images.shape[3] // factor
     tiles = images.reshape(n, c, factor, th, factor, tw).permute(0, 2, 4, 1, 3, 5)
     tiles = tiles.reshape(n * factor * factor, c, th, tw)
     return F.interpolate(tiles, size=(h, w), mode="bilinear", align_corners=False)
+
+
+def _pad_right_bottom(x: torch.Tensor, p: int, pad: float | tuple[float, ...]) -> torch.Tensor:
+    """``x`` with ``p`` columns on the right and ``p`` rows at the bottom of value ``pad`` (per channel allowed)."""
+    if isinstance(pad, (int, float)):
+        return F.pad(x, (0, p, 0, p), value=float(pad))
+    n, c, h, w = x.shape
+    fill = torch.tensor(pad, dtype=x.dtype, device=x.device).view(1, c, 1, 1)
+    x = torch.cat([x, fill.expand(n, c, h, p)], 3)
+    return torch.cat([x, fill.expand(n, c, p, w + p)], 2)
+
+
+def bound_plan(n: int, factor: int, bound: int) -> list[tuple[int, int]]:
+    """IDC's ``decode_zoom_bound`` split of one class's ``n`` stored images: ``(factor, count)`` pairs, largest
+    factor first, so that the class decodes to at most about ``bound`` images (condense.py:136-168).
+
+    Starting from ``room = bound - n``, each factor k > 1 takes ``min(room // k^2, images left)`` images, after
+    which ``room = bound - decoded so far - images left``; factor 1 takes whatever is left. ImageNet at IPC 20 with
+    factor 3 and bound 128: 12 images at factor 3, 3 at factor 2, 5 at factor 1 (125 decoded images).
+    """
+    plan, left, done, room = [], n, 0, bound - n
+    for k in range(factor, 0, -1):
+        take = min(room // (k * k), left) if k > 1 else left
+        if take > 0:
+            plan.append((k, take))
+        left -= max(take, 0)
+        done += max(take, 0) * k * k
+        room = bound - done - left
+        if left == 0:
+            break
+    return plan
+
+
+def decode_bound_images(images: torch.Tensor, factor: int, bound: int, pad: float | tuple[float, ...] = DECODE_PAD
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One class's stored images decoded by :func:`bound_plan` (differentiable): the decoded images and, for
+    each, the row of ``images`` it came from. Factor 1 keeps an image whole."""
+    out, parent, start = [], [], 0
+    for k, count in bound_plan(len(images), factor, bound):
+        part = images[start:start + count]
+        out.append(decode_images(part, k, pad=pad) if k > 1 else part)
+        parent.append(torch.arange(start, start + count).repeat_interleave(k * k))
+        start += count
+    return torch.cat(out), torch.cat(parent)
 
 
 def content_sha256(cs: CondensedSet) -> str:

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from yoco import protocol
 from yoco.data import condensed
 from yoco.data.condensed import CondensedMeta, CondensedSet
 from yoco.data.zca import looks_whitened, neighbour_correlation
@@ -81,6 +82,11 @@ class Format:
     default_file: str | None = None
     uses: frozenset[str] = frozenset()
     folder: bool = False
+    factor_by_dataset: tuple[tuple[str, int], ...] = ()
+
+    def factor_for(self, dataset: str) -> int:
+        """The factor this format's files have for ``dataset`` (IDC: 3 on ImageNet, 2 elsewhere)."""
+        return dict(self.factor_by_dataset).get(dataset, self.factor)
 
 
 FORMATS: Registry[Format] = Registry("condensed-set format")
@@ -95,11 +101,14 @@ def register(
     default_file: str | None = None,
     uses: tuple[str, ...] = (),
     folder: bool = False,
+    factor_by_dataset: dict[str, int] | None = None,
 ) -> Callable[[Reader], Reader]:
-    """Decorator that adds a reader to :data:`FORMATS` under ``name`` (``folder``: it reads a folder, not a file)."""
+    """Decorator that adds a reader to :data:`FORMATS` under ``name`` (``folder``: it reads a folder, not a file;
+    ``factor_by_dataset``: datasets whose files have another factor than ``factor``)."""
 
     def deco(read: Reader) -> Reader:
-        FORMATS.add(name, Format(name, read, factor, normalized, summary, default_file, frozenset(uses), folder),
+        FORMATS.add(name, Format(name, read, factor, normalized, summary, default_file, frozenset(uses), folder,
+                                 tuple(sorted((factor_by_dataset or {}).items()))),
                     description=summary)
         return read
 
@@ -185,7 +194,7 @@ def import_condensed(
         num_classes=int(num_classes),
         method=spec.name,
         ipc=int(counts.max()) if counts.numel() else 0,
-        factor=spec.factor if factor is None else int(factor),
+        factor=spec.factor_for(dataset) if factor is None else int(factor),
         normalized=is_normalized,
         mean=tuple(float(v) for v in mean) if mean is not None else None,
         std=tuple(float(v) for v in std) if std is not None else None,
@@ -555,6 +564,7 @@ def _check_own(
     normalized=False,
     default_file="data.pt",
     summary="IDC data.pt: [images, labels], unnormalised [0, 1] multi-formation images (factor 2; 3 for ImageNet)",
+    factor_by_dataset={name: protocol.idc_preset(name)["factor"] for name in protocol.IMAGENET_SUBSETS},
 )
 def read_idc(path: Path, req: Request) -> Raw:
     """IDC's ``data.pt``: ``torch.save([images, labels])`` of the stored synthetic tensor.

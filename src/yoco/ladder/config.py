@@ -181,7 +181,8 @@ def build_config(*, preset: str | None = None, dataset: str | None = None, quick
                  lbpe_epochs: int | None = None, lbpe_top_k: int | None = None,
                  options: dict[str, Any] | None = None, eval_epochs: int | None = None, width: int | None = None,
                  dynamics_epochs: int | None = None, dynamics_runs: int | None = None,
-                 dynamics_seed: int | None = None, precision: str | None = None) -> LadderConfig:
+                 dynamics_seed: int | None = None, precision: str | None = None,
+                 pruned_epochs: str | None = None) -> LadderConfig:
     """A ladder config from a preset or a dataset, then the given settings (``None``: keep the default).
 
     Order: the preset (or the dataset's defaults), the top-level settings, ``quick_look`` (:func:`quick`), then
@@ -202,6 +203,8 @@ def build_config(*, preset: str | None = None, dataset: str | None = None, quick
     ev, dy = cfg.eval, cfg.dynamics
     if eval_epochs is not None:
         ev = dataclasses.replace(ev, train=dataclasses.replace(ev.train, epochs=eval_epochs))
+    if pruned_epochs is not None:
+        ev = dataclasses.replace(ev, pruned_epochs=pruned_epochs)
     if width is not None:
         ev, dy = dataclasses.replace(ev, width=width), dataclasses.replace(dy, width=width)
     if dynamics_epochs is not None:

@@ -14,6 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from yoco import protocol
 from yoco.data.condensed import CondensedSet, content_sha256, load, save
 from yoco.dynamics import Dynamics, load_dynamics, record_dynamics, save_dynamics
 from yoco.errors import YocoError
@@ -76,7 +77,8 @@ def run_ladder(
         tested = real.digest("test")  # cells are keyed by the test set's content, not by where it was read
         cache = out / "cache"
 
-        dyn_key = key(source_fp, cfg.dynamics.to_dict(), *_compiled(compile))
+        revision = _revision(cfg)
+        dyn_key = key(source_fp, cfg.dynamics.to_dict(), *_compiled(compile), *revision)
         eval_cfg = cfg.eval.to_dict()
         source_cells: list[Cell] = []
         if cfg.reference:
@@ -219,6 +221,22 @@ def _compiled(compile: bool) -> list[str]:
     return ["compiled"] if compile else []
 
 
+def _revision(cfg: LadderConfig) -> tuple[str, ...]:
+    """The key marker of stages whose numbers changed when yoco began running ImageNet as IDC does (ResNet-AP-10
+    rebuilt as IDC's, seeded augmented final passes for entropy and SSP, epochs of pruned sets): none elsewhere, so
+    the keys of every other folder stay what they were."""
+    models = {cfg.dynamics.model or protocol.eval_model(cfg.dataset), cfg.eval.model or protocol.eval_model(cfg.dataset)}
+    return ("imagenet-as-idc",) if protocol.is_imagenet(cfg.dataset) or "resnet10_ap" in models else ()
+
+
+def _keyed(eval_cfg: dict[str, Any], dataset: str) -> dict[str, Any]:
+    """The evaluation config as a cell's key reads it: ``pruned_epochs`` changes numbers on ImageNet subsets only,
+    so elsewhere it is left out and a folder made before it existed keeps its cells."""
+    if protocol.is_imagenet(dataset):
+        return eval_cfg
+    return {k: v for k, v in eval_cfg.items() if k != "pruned_epochs"}
+
+
 def _score_table(cache: Path, dyn_key: str, score_kw: dict[str, Any], dynamics: Callable[[], Dynamics],
                  run: int | None, columns: dict[str, list[str]]) -> tuple[ScoreTable, str]:
     """The score table of one dynamics run (``run``), or of the scores averaged over every run (None), and its key.
@@ -260,7 +278,8 @@ def _cells(out: Path, rule: str, ipc: int | None, set_path: Path, set_key: str, 
         # keyed by the kind of device the cell trains on, so `auto` and `cpu` on a CPU are the same cell, and by the
         # test set's content, so another --data-root with other test data never reuses a cell (cells of folders made
         # before the test set was in the key are evaluated again, once)
-        k = key(set_key, eval_cfg, resolve_device(device).type, s, *_compiled(compile), {"test_sha256": tested})
+        k = key(set_key, _keyed(eval_cfg, cfg.dataset), resolve_device(device).type, s, *_compiled(compile),
+                *_revision(cfg), {"test_sha256": tested})
         cell = Cell(rule, ipc, s, str(set_path), cfg.dataset, data_root, eval_cfg, k, "", subset=subset,
                     device=device, compile=compile, run=run, test_sha256=tested)
         cells.append(dataclasses.replace(cell, out=str(out / "cells" / f"{cell.name}-{k}.json")))
