@@ -14,7 +14,7 @@ import yoco
 ROOT = Path(yoco.__file__).parent
 
 LAYERS = [
-    ["errors", "allocator"],
+    ["errors", "allocator", "provenance", "progress"],
     ["registry", "protocol"],
     ["files", "runtime"],
     ["data"],

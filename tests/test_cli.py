@@ -56,7 +56,7 @@ def test_every_command_runs_end_to_end(world, capsys):
     assert run("evaluate", s, "--dataset", "mnist", "--data-root", root, "--epochs", "2", "--width", "8",
                "--repeat", "1", "--device", "cpu", "--quiet", "--out", t / "eval.json") == 0
     res = json.loads((t / "eval.json").read_text())
-    assert len(res["runs"]) == 1 and len(res["file"]["sha256"]) == 64 and "(1 run)" in capsys.readouterr().out
+    assert len(res["runs"]) == 1 and len(res["sha256"]) == 64 and "(1 run)" in capsys.readouterr().out
     assert run("condense", "--dataset", "mnist", "--data-root", root, "--ipc", "1", "--preset", "cpu-quick",
                "--iterations", "1", "--inner", "1", "--width", "8", "--device", "cpu", "--quiet",
                "--out", t / "idc.safetensors") == 0

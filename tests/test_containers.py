@@ -59,7 +59,8 @@ def test_export_then_import_restores_the_set(tmp_path):
     meta = CondensedMeta("toy", 3, method="idc", ipc=2, factor=2)
     cs = CondensedSet(images, torch.tensor([0, 0, 1, 1, 2, 2]), meta)
     export_imagefolder(cs, tmp_path / "out", ["cat", "dog", "cow"])
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["cat", "condensed.json", "cow", "dog"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["cat", "condensed.json", "cow", "dog",
+                                                                   "labels.safetensors"]
     back = import_condensed(tmp_path / "out", "imagefolder", dataset="toy")
     assert torch.equal(back.images, cs.images) and torch.equal(back.labels, cs.labels)
     assert (back.meta.factor, back.meta.method, back.meta.ipc) == (2, "idc", 2)

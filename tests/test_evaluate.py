@@ -146,9 +146,10 @@ def test_an_evaluation_read_off_the_dynamics_equals_its_own_run_notes_included()
     from yoco.evaluate import riding_evaluation
 
     base = tiny_condensed()  # as a set of a registered dataset, so the dynamics standardise it as the evaluation does
-    cs = dataclasses.replace(base, meta=dataclasses.replace(base.meta, dataset="mnist",
-                                                            extra={"recipe": {"zca": {"eps": 0.1}}}))
-    mean, std = normalization("mnist")
+    mean, std = normalization("mnist")  # stored standardised, as ZCA-whitened sets are
+    cs = CondensedSet((base.images - mean[0]) / std[0], base.labels, dataclasses.replace(
+        base.meta, dataset="mnist", normalized=True, mean=tuple(mean), std=tuple(std),
+        extra={"recipe": {"zca": {"eps": 0.1}}}), source=base.source)
     real = dataclasses.replace(tiny_real(name="mnist"), mean=tuple(mean), std=tuple(std), flip=dataset_flip("mnist"))
     train = TrainConfig(epochs=4, batch_size=8)
     cfg = EvalConfig(model="convnet", width=8, repeat=1, test_points=2, train=train)

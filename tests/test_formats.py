@@ -56,7 +56,7 @@ def no_temp_files(folder: Path) -> bool:
 
 
 def test_registry_lists_every_format() -> None:
-    assert set(format_names()) == {"idc", "dream", "mtt", "dsa", "kip", "yoco", "imagefolder", "hf"}
+    assert set(format_names()) == {"idc", "dream", "mtt", "dd-ranking", "dsa", "kip", "yoco", "imagefolder", "hf"}
 
 
 @pytest.mark.parametrize("fmt", ["idc", "dream"])
@@ -118,7 +118,7 @@ def test_mtt_images_and_labels_best(tmp_path, stats) -> None:
     other = tmp_path / "elsewhere"
     other.mkdir()
     torch.save(images, other / "images_best.pt")
-    with pytest.raises(YocoError, match="labels_best.pt: MTT labels file not found"):
+    with pytest.raises(YocoError, match="labels_best.pt: labels file not found beside images_best.pt; name it with --labels"):
         import_condensed(other / "images_best.pt", "mtt", dataset="toy")
     cs = import_condensed(
         other / "images_best.pt", "mtt", dataset="toy", labels_path=tmp_path / "labels_best.pt"
@@ -169,7 +169,7 @@ def test_yoco_file_and_its_metadata(tmp_path) -> None:
     assert cs.meta == meta and torch.equal(cs.images, images.sigmoid())
     with pytest.raises(YocoError, match="set.safetensors: the file says dataset='toy'"):
         import_condensed(path, "yoco", dataset="cifar10")
-    with pytest.raises(YocoError, match="factor=2 but 1 was given"):
+    with pytest.raises(YocoError, match="factor=2 but --factor 1 was given"):
         import_condensed(path, "yoco", dataset="toy", factor=1)
 
 
@@ -184,13 +184,13 @@ def test_real_dataset_statistics_are_used_by_default(tmp_path) -> None:
 def test_normalised_set_of_unknown_dataset_needs_statistics(tmp_path, stats) -> None:
     torch.save(list(images_and_labels()), tmp_path / "data.pt")
     with pytest.raises(
-        YocoError, match="data.pt: the images are normalised but 'mystery'.*pass mean and std"
+        YocoError, match="data.pt: the images are normalised but 'mystery'.*give --mean and --std"
     ):
         import_condensed(tmp_path / "data.pt", "idc", dataset="mystery", normalized=True)
     cs = import_condensed(tmp_path / "data.pt", "idc", dataset="mystery", normalized=True, mean=TOY_MEAN,
                           std=TOY_STD)
     assert cs.meta.std == TOY_STD
-    with pytest.raises(YocoError, match="both mean and std"):
+    with pytest.raises(YocoError, match="both --mean and --std"):
         import_condensed(tmp_path / "data.pt", "idc", dataset="mystery", mean=TOY_MEAN)
 
 
@@ -289,16 +289,17 @@ def test_bad_requests(tmp_path, stats) -> None:
     torch.save(list(images_and_labels()), tmp_path / "data.pt")
     with pytest.raises(YocoError, match=r"unknown condensed-set format 'zip'; known condensed-set formats: idc, dream"):
         import_condensed(tmp_path / "data.pt", "zip", dataset="toy")
-    with pytest.raises(YocoError, match="'experiment' only applies"):
+    with pytest.raises(YocoError, match="--experiment only applies"):
         import_condensed(tmp_path / "data.pt", "idc", dataset="toy", experiment=1)
-    with pytest.raises(YocoError, match="only applies to format 'mtt'"):
+    with pytest.raises(YocoError, match=r"file \(--labels\) only applies to formats mtt, dd-ranking"):
         import_condensed(tmp_path / "data.pt", "idc", dataset="toy", labels_path=tmp_path / "l.pt")
 
 
 def test_detect_format_by_name_and_contents(tmp_path) -> None:
     names = {
-        "data.pt": "idc",
         "images_best.pt": "mtt",
+        "images.pt": "dd-ranking",
+        "shard.parquet": "hf",
         "res_DM_x.pt": "dsa",
         "a.npz": "kip",
         "b.safetensors": "yoco",
@@ -310,7 +311,11 @@ def test_detect_format_by_name_and_contents(tmp_path) -> None:
     torch.save(images, tmp_path / "renamed_images.pt")
     save(CondensedSet(images.sigmoid(), labels, CondensedMeta("toy", 2)), tmp_path / "renamed.bin")
     assert detect_format(tmp_path / "renamed.pt") == "dsa"
-    assert detect_format(tmp_path / "renamed_images.pt") == "mtt"
+    with pytest.raises(YocoError, match="renamed_images.pt: could be mtt or dd-ranking .* --format mtt or --format "
+                       "dd-ranking"):
+        detect_format(tmp_path / "renamed_images.pt")
+    with pytest.raises(YocoError, match="data.pt: could be idc or dream"):  # one layout, other score windows
+        detect_format(tmp_path / "data.pt")
     assert detect_format(tmp_path / "renamed.bin") == "yoco"
     (tmp_path / "what.bin").write_bytes(b"???")
     with pytest.raises(YocoError, match="what.bin: cannot tell which format"):
@@ -478,7 +483,7 @@ def test_check_own_messages_stay_short(tmp_path) -> None:
     images, labels = images_and_labels()
     meta = CondensedMeta(dataset="t" * 900, num_classes=2)
     path = save(CondensedSet(images.sigmoid(), labels, meta), tmp_path / "set.safetensors")
-    with pytest.raises(YocoError, match="the file says dataset='tttt.*' but 'toy' was given") as err:
+    with pytest.raises(YocoError, match="the file says dataset='tttt.*' but --dataset 'toy' was given") as err:
         import_condensed(path, "yoco", dataset="toy")
     assert len(str(err.value)) < 300
 

@@ -283,36 +283,38 @@ def _download(p: argparse.ArgumentParser) -> Handler:
     return run
 
 
-@command("show", "summarise a condensed set and write a PNG grid of its images per class")
+@command("show", "summarise a condensed set (provenance, storage, recipe, labels); --png draws its images")
 def _show(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("condensed", help="a yoco condensed-set file (.safetensors)")
-    p.add_argument("--png", default=None,
-                   help="grid image path (default: the set's file name with .png, in the current folder, so that "
-                        "showing a set inside an installed package writes nothing there)")
-    p.add_argument("--per-class", type=BOUNDED["ipc"], default=10, help="images shown per class")
+    p.add_argument("--png", default=None, help="also write a grid of its images per class to this PNG file")
+    p.add_argument("--per-class", type=BOUNDED["ipc"], default=10, help="images shown per class in --png")
 
     def run(a: argparse.Namespace) -> int:
         from yoco.data.condensed import load
         from yoco.files import check_outputs
         from yoco.report import save_image_grid, summarize
 
-        png = Path(a.png) if a.png else Path(Path(a.condensed).stem + ".png")
-        check_outputs([png], _inputs(a, a.condensed))
+        check_outputs([a.png] if a.png else [], _inputs(a, a.condensed))
         cs = load(a.condensed)
         print(summarize(cs))
-        save_image_grid(cs, png, per_class=a.per_class)
-        print(f"grid: {png}")
+        if a.png:
+            save_image_grid(cs, a.png, per_class=a.per_class)
+            print(f"grid: {a.png}")
         return 0
 
     return run
 
 
-@command("import", "convert a published condensed set (IDC, DREAM, MTT, DSA, KIP) to yoco's format")
+@command("import", "convert a published condensed set (IDC, DREAM, MTT, DD-Ranking, DSA, KIP, image folder, "
+         "Hugging Face) to yoco's format")
 def _import(p: argparse.ArgumentParser) -> Handler:
     from yoco.data.formats import FORMATS
 
-    p.add_argument("path", help="the published file (data.pt, images_best.pt, res_*.pt, .npz)")
-    p.add_argument("--format", required=True, choices=FORMATS.names(), help=FORMATS.help())
+    p.add_argument("path", help="the published file or folder (data.pt, images_best.pt, images.pt, res_*.pt, .npz, "
+                   "an image folder, a parquet snapshot)")
+    p.add_argument("--format", default=None, choices=FORMATS.names(),
+                   help="default: told from the path's name or contents (a path that fits several formats is "
+                   "refused, naming them). " + FORMATS.help())
     p.add_argument("--dataset", required=True, help="the real dataset it was condensed from")
     p.add_argument("--out", required=True, help="output .safetensors path")
     p.add_argument("--num-classes", type=BOUNDED["classes"], default=None,
@@ -320,49 +322,75 @@ def _import(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--factor", type=BOUNDED["factor"], default=None,
                    help="multi-formation factor (default: the format's: IDC 2, 3 for ImageNet; DREAM 2; others 1)")
     p.add_argument("--normalized", choices=["yes", "no"], default=None,
-                   help="are the stored images standardised (default: the format's: IDC/DREAM no, others yes)")
+                   help="are the stored images standardised (default: the format's: IDC/DREAM and the picture "
+                   "formats no, MTT, DD-Ranking, DSA, KIP yes)")
+    p.add_argument("--mean", type=_floats, default=None, metavar="M,...",
+                   help="per-channel mean the images were standardised with (default: the dataset's)")
+    p.add_argument("--std", type=_floats, default=None, metavar="S,...", help="per-channel std, with --mean")
     p.add_argument("--experiment", type=BOUNDED["index"], default=0, help="which experiment of a DSA res_*.pt file")
-    p.add_argument("--labels", default=None, help="MTT labels_best.pt (default: beside the images)")
+    p.add_argument("--labels", default=None,
+                   help="MTT's labels_best.pt or DD-Ranking's labels.pt (default: beside the images)")
+    p.add_argument("--image-column", default=None, metavar="NAME",
+                   help="hf: the image column (default: the first of image, img, images, pixel_values, ...)")
+    p.add_argument("--label-column", default=None, metavar="NAME",
+                   help="hf: the label column (default: the first of label, labels, class_id, label_id, ...)")
     p.add_argument("--zca", action="store_true", help="the images are ZCA-whitened (MTT's CIFAR sets): evaluation "
                    "whitens the test set the same way")
 
     def run(a: argparse.Namespace) -> int:
-        from yoco.data.formats import import_condensed
+        from yoco.data.formats import detect_format, import_condensed
         from yoco.files import check_outputs
 
+        a.format = a.format or detect_format(a.path)
         check_outputs([a.out], _import_inputs(a))
         normalized = None if a.normalized is None else a.normalized == "yes"
         cs = import_condensed(a.path, a.format, dataset=a.dataset, num_classes=a.num_classes, factor=a.factor,
-                              normalized=normalized, experiment=a.experiment, labels_path=a.labels, zca=a.zca)
+                              normalized=normalized, mean=a.mean, std=a.std, experiment=a.experiment,
+                              labels_path=a.labels, zca=a.zca, image_column=a.image_column,
+                              label_column=a.label_column)
+        print(f"format: {a.format}")
         return _saved(cs, a.out)
 
     return run
 
 
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text[:60]!r}") from None
+    if not values or not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"expected finite numbers separated by commas, got {text[:60]!r}")
+    return values
+
+
 def _import_inputs(a: argparse.Namespace) -> list[Path]:
-    """The files an import reads: the file (a folder's default file, or the whole folder for folder formats), MTT's
-    labels and learning-rate files beside it, and the dataset's files (read for image folders' class names)."""
-    from yoco.data.formats import FORMATS
+    """The files an import reads (:func:`yoco.data.formats.input_files`: the file, the labels and learning-rate
+    files beside an images file, yoco's ``condensed.json``) and the dataset's files (read for class names)."""
+    from yoco.data.formats import input_files
 
-    spec, path = FORMATS.get(a.format), Path(a.path)
-    if path.is_dir() and spec.default_file is not None:
-        path = path / spec.default_file
-    extra = [path.with_name("labels_best.pt"), path.with_name("lr_best.pt")] if spec.name == "mtt" else []
-    return _inputs(a, path, a.labels, *extra)
+    return _inputs(a, *input_files(a.path, a.format, a.labels))
 
 
-@command("export", "write a condensed set as an image folder (root/<class>/<index>.png) for other tools")
+@command("export", "write a condensed set for other tools: an image folder, a Hugging Face snapshot, DD-Ranking's "
+         "files")
 def _export(p: argparse.ArgumentParser) -> Handler:
+    from yoco.data.exports import EXPORTS
+
     p.add_argument("condensed", help="a yoco condensed-set file")
     p.add_argument("--out", required=True, help="a new (or empty) folder")
+    p.add_argument("--format", default="imagefolder", choices=EXPORTS.names(), help=EXPORTS.help())
     p.add_argument("--class-names", action="store_true",
-                   help="name the class folders after the dataset's classes (reads the dataset) instead of 0..C-1")
+                   help="name the classes after the dataset's (reads the dataset) instead of 0..C-1")
     p.add_argument("--data-root", default=None, metavar="DIR", help="where the dataset is, for --class-names")
+    p.add_argument("--lossy", action="store_true",
+                   help="picture formats: write a ZCA-whitened set as clamped 8-bit pictures anyway (their metadata "
+                   "drops the ZCA recipe: they are not the set)")
 
     def run(a: argparse.Namespace) -> int:
         from yoco.data.condensed import load
-        from yoco.data.containers import export_imagefolder
         from yoco.data.datasets import dataset_inputs, load_dataset
+        from yoco.data.exports import export_set
         from yoco.files import check_outputs
 
         check_outputs([], _inputs(a, a.condensed), folders=[a.out])
@@ -370,8 +398,10 @@ def _export(p: argparse.ArgumentParser) -> Handler:
         if a.class_names:
             check_outputs([], dataset_inputs(cs.meta.dataset, a.data_root), folders=[a.out])
         names = list(load_dataset(cs.meta.dataset, root=a.data_root).classes) if a.class_names else None
-        out = export_imagefolder(cs, a.out, names)
-        print(f"wrote {len(cs)} images to {out} (8-bit PNG, pixel space; re-import with --format imagefolder)")
+        out = export_set(cs, a.out, a.format, names, lossy=a.lossy)
+        kind = "8-bit PNG in pixel space" if EXPORTS.get(a.format).pictures else "tensors"
+        print(f"wrote {len(cs)} images to {out} ({a.format}: {kind}, labels and recipe in condensed.json; "
+              f"re-import with: yoco import {out} --dataset {cs.meta.dataset} --out SET.safetensors)")
         return 0
 
     return run
@@ -415,7 +445,7 @@ def _evaluate(p: argparse.ArgumentParser) -> Handler:
     def run(a: argparse.Namespace) -> int:
         from yoco.data.condensed import load
         from yoco.evaluate import EvalConfig, check_compatible, evaluate_condensed
-        from yoco.files import check_outputs, file_sha256, write_json
+        from yoco.files import check_outputs, write_json
         from yoco.report import accuracy_line
         from yoco.train import TrainConfig
 
@@ -429,7 +459,7 @@ def _evaluate(p: argparse.ArgumentParser) -> Handler:
                                  test_points=a.test_points, pruned_epochs=a.pruned_epochs),
                          train=TrainConfig(epochs=a.epochs, precision=a.precision), recipe=a.recipe)
         result = evaluate_condensed(cs, real, cfg, device=a.device, progress=not a.quiet, compile=a.compile)
-        result["file"] = {"path": str(a.condensed), "sha256": file_sha256(a.condensed)}
+        result["file"] = str(a.condensed)  # named by content in "sha256" (see "digests"), wherever it lies
         result["test_sha256"] = real.digest("test")  # the test set it was measured on, by content
         write_json(out, result)
         _keep_config(a, copies)
@@ -612,7 +642,8 @@ def _prune(p: argparse.ArgumentParser) -> Handler:
     from yoco.rules import options_help
 
     p.add_argument("condensed", help="the condensed set to prune")
-    p.add_argument("--scores", required=True, help="score table from `yoco score` (or a scores CSV: no ssp)")
+    p.add_argument("--scores", default=None,
+                   help="score table from `yoco score` (or a scores CSV: no ssp); not needed by random rules")
     p.add_argument("--rule", required=True, help=_rules_help())
     p.add_argument("--ipc", type=BOUNDED["ipc"], required=True, help="target stored images per class")
     p.add_argument("--option", type=_option, action="append", default=[], metavar="NAME=VALUE",
@@ -628,9 +659,9 @@ def _prune(p: argparse.ArgumentParser) -> Handler:
         from yoco.rules import prune
         from yoco.scoretable import load_table
 
-        check_outputs([a.out] + ([a.record] if a.record else []), [a.condensed, a.scores])
+        check_outputs([a.out] + ([a.record] if a.record else []), [a.condensed, *([a.scores] if a.scores else [])])
         cs = load(a.condensed)
-        table = load_table(a.scores)
+        table = load_table(a.scores) if a.scores else None
         pruned, record = prune(cs, table, a.rule, a.ipc, seed=a.seed, **dict(a.option))
         save(pruned, a.out)
         print(f"kept {len(pruned)} decoded images by {record['rule']} (per class: {record['class_counts']})")
@@ -786,16 +817,40 @@ def _rules_help() -> str:
 
 CONFIGURABLE = ("evaluate", "condense", "ladder")  # the commands that take --config FILE
 
+# One example per command, shown under its --help
+EXAMPLES = {
+    "datasets": "yoco datasets --dataset mnist --data-root ~/data/mnist",
+    "download": "yoco download cifar10",
+    "show": "yoco show idc-cifar10-ipc10.safetensors --png grid.png",
+    "import": "yoco import mtt/CIFAR10/ipc10/images_best.pt --zca --dataset cifar10 --out mtt10.safetensors",
+    "export": "yoco export mtt10.safetensors --format dd-ranking --out for-ddranking/",
+    "sample": "yoco sample --dataset fashion-mnist --ipc 10 --out real10.safetensors",
+    "evaluate": "yoco evaluate idc10.safetensors --dataset cifar10 --repeat 3 --out idc10.eval.json",
+    "condense": "yoco condense --dataset fashion-mnist --ipc 10 --out idc10.safetensors",
+    "dynamics": "yoco dynamics idc10.safetensors --out idc10.dyn.safetensors",
+    "score": "yoco score idc10.dyn.safetensors --out idc10.scores.safetensors --csv idc10.scores.csv",
+    "prune": "yoco prune idc10.safetensors --scores idc10.scores.safetensors --rule yoco --ipc 1 --out ipc1.safetensors",
+    "ladder": "yoco ladder idc10.safetensors --dataset cifar10 --ipcs 1,2,5 --out runs/ladder",
+    "report": "yoco report runs/ladder",
+    "demo": "yoco demo --out runs/demo",
+}
+
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     """The full argument parser (also used to render ``--help``) and each command's sub-parser."""
-    parser = _Parser(prog="yoco", description="Condense once, prune to any size (YOCO).", formatter_class=_Help)
+    from yoco.provenance import version
+
+    parser = _Parser(prog="yoco", description="Condense once, prune to any size (YOCO).", formatter_class=_Help,
+                     epilog="example:\n  yoco demo                      # the whole job on Fashion-MNIST, on a CPU\n"
+                     "  yoco COMMAND --help            # each command's options and an example")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("--version", action="version", version=f"yoco {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     subs = {}
     for name in COMMANDS.names():
         cmd = COMMANDS.get(name)
-        p = sub.add_parser(name, help=cmd.help, description=cmd.help, formatter_class=_Help)
+        p = sub.add_parser(name, help=cmd.help, description=cmd.help, formatter_class=_Help,
+                           epilog="example:\n  " + EXAMPLES[name] if name in EXAMPLES else None)
         p.set_defaults(handler=cmd.arguments(p))
         if name in CONFIGURABLE:
             p.add_argument("--config", default=None, metavar="FILE",

@@ -22,6 +22,7 @@ from yoco.data.condensed import CondensedSet, content_sha256
 from yoco.errors import YocoError
 from yoco.files import read_tensors, write_tensors
 from yoco.predict import predict, predict_many
+from yoco.provenance import provenance
 from yoco.runner import EpochHook, Networks, model_name, prepare, train_networks
 from yoco.runtime import resolve_device
 from yoco.train import Batch, TrainConfig
@@ -263,7 +264,8 @@ def record_dynamics(cs: CondensedSet, cfg: DynamicsConfig, device: str | torch.d
     config = {**cfg.to_dict(), "model": model_name(nets, data.dataset), "train": trained.config.to_dict(),
               "final_pass": final_pass,
               "condensed": cs.source, "condensed_meta": cs.meta.to_dict(), "mean": list(data.mean),
-              "std": list(data.std), "compiled": compile, "set_sha256": content_sha256(cs)}
+              "std": list(data.std), "compiled": compile, "set_sha256": content_sha256(cs),
+              "provenance": provenance(x.device, trained.config.precision)}
     targets = data.soft.cpu() if data.soft is not None else None
     return Dynamics(log_probs, train_acc, labels, torch.stack(finals), torch.stack(embeds), config, targets=targets)
 

@@ -25,6 +25,7 @@ from yoco.data.datasets import RealDataset
 from yoco.data.zca import fit_zca
 from yoco.errors import YocoError
 from yoco.predict import accuracies
+from yoco.provenance import provenance
 from yoco.runner import Networks, Prepared, model_name, prepare, recipe, train_networks
 from yoco.runtime import resolve_device
 from yoco.train import TrainConfig
@@ -115,13 +116,28 @@ def evaluate_condensed(cs: CondensedSet, real: RealDataset, cfg: EvalConfig, *, 
         "dataset": real.name,
         "decoded_images": info["decoded_images"],
         "images_per_class": info["images_per_class"][0],
-        "last_mean": float(lasts.mean()), "last_std": float(lasts.std()),
-        "best_mean": float(bests.mean()), "best_std": float(bests.std()),
+        "last_mean": float(lasts.mean()), "last_std": _spread(lasts),
+        "best_mean": float(bests.mean()), "best_std": _spread(bests),
         "runs": runs,
         "recipe_notes": info["notes"],
         "config": {**cfg.to_dict(), **info["config"], "condensed_meta": cs.meta.to_dict()},
         "wall_seconds": time.perf_counter() - t_all,
+        "digests": DIGESTS,
+        "provenance": provenance(info["config"]["device"], cfg.train.precision),
     }
+
+
+# What each sha256 of a result is the digest of (every result names its inputs by content, once each)
+DIGESTS = {
+    "sha256": "the condensed set's content (images, labels, soft labels and metadata, less its provenance): the "
+              "same set gives the same digest wherever it is stored (yoco.data.condensed.content_sha256)",
+    "test_sha256": "the real test set's images and labels, by content (RealDataset.digest('test'))",
+}
+
+
+def _spread(values: np.ndarray) -> float | None:
+    """Population std (``np.std``) of several runs' accuracies; None for one run, which has no spread."""
+    return float(values.std()) if len(values) > 1 else None
 
 
 def evaluate_sets(sets: list[CondensedSet], real: RealDataset, cfg: EvalConfig, *,
@@ -143,10 +159,11 @@ def _single(cs: CondensedSet, run: dict[str, Any], info: dict[str, Any], per_cla
     """One run's result in the layout of :func:`evaluate_condensed`."""
     return {"source": cs.source, "sha256": content_sha256(cs), "dataset": real.name,
             "decoded_images": info["decoded_images"], "images_per_class": per_class,
-            "last_mean": run["last"], "last_std": 0.0, "best_mean": run["best"], "best_std": 0.0,
+            "last_mean": run["last"], "last_std": None, "best_mean": run["best"], "best_std": None,
             "runs": [run], "recipe_notes": info["notes"],
             "config": {**cfg.to_dict(), "repeat": 1, "seed": run["seed"], **info["config"],
-                       "condensed_meta": cs.meta.to_dict()}}
+                       "condensed_meta": cs.meta.to_dict()},
+            "digests": DIGESTS, "provenance": provenance(info["config"]["device"], cfg.train.precision)}
 
 
 def riding_evaluation(cs: CondensedSet, real: RealDataset, cfg: EvalConfig, nets: Networks, purpose: str,

@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw, ImageFont
 from yoco.data.condensed import CondensedSet
 from yoco.errors import YocoError
 from yoco.files import atomic_write, write_json, write_text
+from yoco.provenance import provenance
 from yoco.rules import RANDOM_REFERENCE, YOCO_RULE
 
 logger = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ def summarize(cs: CondensedSet) -> str:
         storage = f"normalised (mean {_floats(m.mean)}, std {_floats(m.std)})"
     else:
         storage = "pixel space [0, 1]"
-    pix = cs.pixels()
+    recipe = m.extra.get("recipe") if isinstance(m.extra.get("recipe"), dict) else {}
     lines = [
         f"source:    {cs.source}",
         f"dataset:   {m.dataset} ({m.num_classes} classes)",
@@ -88,13 +89,38 @@ def summarize(cs: CondensedSet) -> str:
         f"stored:    {n} images of {c}x{h}x{w}, {storage}",
         f"decoded:   {n * f * f} images ({n} x {f}^2)",
         f"per class: {per_class}",
-        f"pixels:    min {float(pix.min()):.3f}, max {float(pix.max()):.3f}, mean {float(pix.mean()):.3f}",
     ]
+    if "zca" in recipe:  # whitened values are not pixels: un-standardising them as mean/std data means nothing
+        lines.append(f"values:    ZCA-whitened (no pixel statistics): min {float(cs.images.min()):.3f}, "
+                     f"max {float(cs.images.max()):.3f}")
+    else:
+        pix = cs.pixels()
+        lines.append(f"pixels:    min {float(pix.min()):.3f}, max {float(pix.max()):.3f}, mean {float(pix.mean()):.3f}")
     if cs.soft is not None:
         top = cs.soft.max(1).values
         lines.append(f"labels:    soft ({m.extra.get('soft_labels', 'label distributions')}); the arg-max class holds "
                      f"{float(top.mean()):.2f} of the mass on average")
+    else:
+        lines.append("labels:    hard (class indices)")
+    lines.append(f"recipe:    {describe_recipe(recipe)}")
+    made = m.extra.get("provenance")
+    if isinstance(made, dict):
+        lines.append(f"made by:   yoco {made.get('yoco')}, torch {made.get('torch')}, {made.get('device')}, "
+                     f"{made.get('precision')}, {made.get('utc')}")
     return "\n".join(lines)
+
+
+def describe_recipe(recipe: dict) -> str:
+    """The evaluation recipe a set was published with, in words (the protocol's when it has none)."""
+    parts = []
+    if "lr" in recipe:
+        parts.append(f"learned learning rate {recipe['lr']:g}" + (f" ({recipe['lr_file']})" if "lr_file" in recipe
+                                                                  else ""))
+    if "zca" in recipe:
+        eps = recipe["zca"].get("eps") if isinstance(recipe["zca"], dict) else None
+        parts.append("ZCA whitening" + (f" (eps {eps:g}): the test set is whitened the same way" if eps is not None
+                                        else ""))
+    return "; ".join(parts) if parts else "the protocol's (no learned learning rate, no ZCA)"
 
 
 def _floats(values: tuple[float, ...] | None) -> str:
@@ -108,8 +134,13 @@ def accuracy_line(result: dict) -> str:
             f"(best {_fmt(result['best_mean'], result['best_std'], n)})")
 
 
-def summarize_cells(cells: list[dict]) -> list[dict]:
-    """Group cell results by (rule, ipc): each repeat, mean and std (np.std) of last and best accuracy."""
+def summarize_cells(cells: list[dict], real_reference: bool = False) -> list[dict]:
+    """Group cell results by (rule, ipc): each repeat, mean and std (np.std; None for one repeat) of last and best
+    accuracy, and the gain of the last accuracy over the random balanced subsets at the same IPC.
+
+    ``real_reference``: the random subsets are random *real* training images (the source set is random real images),
+    so each row also gets ``ior``, DD-Ranking's improvement over random: best accuracy minus the random subsets'
+    best accuracy (docs/formats.md says where the two definitions differ)."""
     groups: dict[tuple[str, int | None], list[dict]] = {}
     for c in cells:
         groups.setdefault((c["rule"], c["ipc"]), []).append(c)
@@ -122,8 +153,8 @@ def summarize_cells(cells: list[dict]) -> list[dict]:
             "rule": rule, "ipc": ipc, "repeats": [c["last"] for c in ok], "seeds": [c["seed"] for c in ok],
             "subsets": sorted({c.get("subset") for c in ok if c.get("subset") is not None}),
             "runs": sorted({c.get("run") for c in ok if c.get("run") is not None}),
-            "last_mean": float(last.mean()) if ok else None, "last_std": float(last.std()) if ok else None,
-            "best_mean": float(best.mean()) if ok else None, "best_std": float(best.std()) if ok else None,
+            "last_mean": float(last.mean()) if ok else None, "last_std": float(last.std()) if len(ok) > 1 else None,
+            "best_mean": float(best.mean()) if ok else None, "best_std": float(best.std()) if len(ok) > 1 else None,
             "failed": [f"seed {c['seed']}: {c['error']}" for c in cs if c["status"] != "ok"],
         })
     reference = {r["ipc"]: r for r in rows if r["rule"] == RANDOM_REFERENCE and r["last_mean"] is not None}
@@ -131,6 +162,8 @@ def summarize_cells(cells: list[dict]) -> list[dict]:
         ref = reference.get(r["ipc"])
         r["gain_over_random"] = None if ref is None or r["last_mean"] is None else r["last_mean"] - ref["last_mean"]
         r["random_std"] = None if ref is None else ref["last_std"]
+        r["ior"] = (r["best_mean"] - ref["best_mean"] if real_reference and ref is not None
+                    and r["best_mean"] is not None else None)
     return rows
 
 
@@ -142,18 +175,20 @@ def write_ladder_reports(out: str | Path, cells: list[dict], config: dict, plann
     says so in the table's heading and the plot's title; so does a partial table (``planned`` cells, fewer given).
     """
     out = Path(out)
-    rows = summarize_cells(cells)
+    real_reference = config.get("random_reference") == "real"
+    rows = summarize_cells(cells, real_reference)
     failed = [f"{c['rule']} IPC {c['ipc']} seed {c['seed']}" for c in cells if c["status"] != "ok"]
     departures = list(config.get("departures", []))
     partial = planned is not None and len(cells) < planned
     doc = {"rows": rows, "config": config, "cells": len(cells), "failed_cells": len(failed), "failed": failed,
-           "planned_cells": planned if planned is not None else len(cells)}
+           "planned_cells": planned if planned is not None else len(cells),
+           "provenance": provenance(precision=(config.get("eval") or {}).get("train", {}).get("precision"))}
     head = f"**Partial:** {len(cells)} of {planned} planned cells; each row counts the seeds finished so far.\n\n"
     write_json(out / "results.json", doc)
     write_text(out / "results.csv", ladder_csv(rows))
     note = "Networks trained through torch.compile (not bit-identical to eager training).\n\n"
     write_text(out / "results.md", (head if partial else "") + (note if config.get("compiled") else "")
-               + ladder_markdown(rows, departures, spread_of(config)))
+               + ladder_markdown(rows, departures, spread_of(config), real_reference))
     title = ladder_title(config) + (f" ({len(cells)} of {planned} cells)" if partial else "")
     save_ladder_plot(rows, out / "ladder.png", title=title)
     return doc
@@ -187,23 +222,27 @@ def _fmt(mean: float | None, std: float | None, n: int = 2) -> str:
 
 def ladder_csv(rows: list[dict]) -> str:
     """One line per (rule, ipc): repeats, mean and std of the last and best test accuracy, and the gain of the last
-    accuracy over the random balanced subsets at the same IPC with their std (all in %)."""
-    lines = ["rule,ipc,n_ok,repeats_last,last_mean,last_std,best_mean,best_std,gain_over_random,random_std,failed"]
+    accuracy over the random balanced subsets at the same IPC with their std, and DD-Ranking's IOR where the
+    random subsets are real images (all in %; empty where a value does not exist)."""
+    header = "rule,ipc,n_ok,repeats_last,last_mean,last_std,best_mean,best_std,gain_over_random,random_std,ior,failed"
+    lines = [header]
     for r in rows:
         reps = ";".join(f"{100 * a:.2f}" for a in r["repeats"])
         nums = [r["last_mean"], r["last_std"], r["best_mean"], r["best_std"], r.get("gain_over_random"),
-                r.get("random_std")]
+                r.get("random_std"), r.get("ior")]
         vals = ",".join("" if v is None else f"{100 * v:.4f}" for v in nums)
         err = " | ".join(r["failed"]).replace(",", ";").replace("\n", " ")
         lines.append(f"{r['rule']},{'' if r['ipc'] is None else r['ipc']},{len(r['repeats'])},{reps},{vals},{err}")
     return "\n".join(lines) + "\n"
 
 
-def ladder_markdown(rows: list[dict], departures: list[str] | None = None, spread: str = "over repeats") -> str:
+def ladder_markdown(rows: list[dict], departures: list[str] | None = None, spread: str = "over repeats",
+                    real_reference: bool = False) -> str:
     """The paper's layout: rules as rows, target IPCs as columns, last-epoch accuracy mean ± std, best in bold.
 
     ``departures`` (how the settings depart from the protocol) head the table when there are any; ``spread`` says
-    what the std is over (:func:`spread_of`).
+    what the std is over (:func:`spread_of`); ``real_reference`` (the random subsets are real images) adds
+    DD-Ranking's IOR beside the gain.
     """
     ipcs = sorted({r["ipc"] for r in rows if r["ipc"] is not None})
     rules = list(dict.fromkeys(r["rule"] for r in rows if r["ipc"] is not None))
@@ -233,14 +272,20 @@ def ladder_markdown(rows: list[dict], departures: list[str] | None = None, sprea
         note += (f"\n\nGain over random balanced subsets at the same IPC (points; the reference is the mean of "
                  f"{subsets} subset(s) x {n_ref // max(subsets, 1)} training seed(s)"
                  + (f", fewer where still being filled ({'; '.join(short)})" if short else "")
-                 + ", its std beside it):\n\n")
+                 + ", its std beside it"
+                 + ("; the random subsets are real training images, so DD-Ranking's IOR (best accuracy minus the "
+                    "random subsets' best) follows each gain" if real_reference else
+                    "; the random subsets are drawn from the condensed source set, so this is not DD-Ranking's IOR, "
+                    "whose random images are real training images") + "):\n\n")
         note += "| rule | " + " | ".join(f"IPC {k}" for k in ipcs) + " |\n| --- |" + " --- |" * len(ipcs) + "\n"
         for rule in rules:
             parts = []
             for k in ipcs:
                 r = cell.get((rule, k))
                 g = None if r is None else r.get("gain_over_random")
-                parts.append("-" if g is None else f"{100 * g:+.2f} (random ± {100 * r['random_std']:.2f})")
+                spread = "1 run" if r is None or r["random_std"] is None else f"± {100 * r['random_std']:.2f}"
+                ior = "" if r is None or r.get("ior") is None else f", IOR {100 * r['ior']:+.2f}"
+                parts.append("-" if g is None else f"{100 * g:+.2f} (random {spread}{ior})")
             note += f"| {rule} | " + " | ".join(parts) + " |\n"
     failed = [f"- {r['rule']} IPC {r['ipc']}: {e}" for r in rows for e in r["failed"]]
     head = ""
@@ -259,7 +304,7 @@ def save_ladder_plot(rows: list[dict], path: str | Path, title: str = "") -> Pat
 
     fig, ax = plt.subplots(figsize=(8.4, 4.4), dpi=120)
     for rule in dict.fromkeys(r["rule"] for r in rows if r["ipc"] is not None):
-        pts = sorted((r["ipc"], r["last_mean"], r["last_std"]) for r in rows
+        pts = sorted((r["ipc"], r["last_mean"], r["last_std"] or 0.0) for r in rows
                      if r["rule"] == rule and r["ipc"] is not None and r["last_mean"] is not None)
         if not pts:
             continue

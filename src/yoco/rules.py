@@ -303,14 +303,14 @@ def _rank(rule: Rule, members: torch.Tensor, budget: int, ctx: Context) -> torch
 # The score table and the pruned set
 
 
-def prune(cs: CondensedSet, table: ScoreTable, rule: str | Rule, ipc: int, *, seed: int = 0,
+def prune(cs: CondensedSet, table: ScoreTable | None, rule: str | Rule, ipc: int, *, seed: int = 0,
           **options: Any) -> tuple[CondensedSet, dict[str, Any]]:
     """Keep ``ipc`` stored images' worth of decoded images per class (``ipc * factor**2``) of ``cs`` by ``rule``.
 
     Returns the pruned set (decoded, factor 1) and a JSON-ready record of the kept indices (into the decoded
     set), per-class counts and the method's resolved options; the record is also in the set's metadata
     (``meta.extra["selection"]``), so the set always carries how it was made. Target IPC counts *stored*
-    images, as in the paper's tables.
+    images, as in the paper's tables.    A rule that reads no scores (``random``) needs no ``table`` (None).
     """
     if isinstance(ipc, bool) or not isinstance(ipc, int):
         raise YocoError(f"{cs.source}: target IPC must be a whole number, got {ipc!r}")
@@ -318,6 +318,10 @@ def prune(cs: CondensedSet, table: ScoreTable, rule: str | Rule, ipc: int, *, se
         raise YocoError(f"{cs.source}: target IPC must be at least 1 and below the source IPC {cs.meta.ipc}, got {ipc}")
     r = parse_rule(rule)
     dec = decode(cs)
+    if table is None:
+        if r.reads_dynamics:
+            raise YocoError(f"rule {r.name} reads scores: give the set's score table (--scores, from `yoco score`)")
+        table = ScoreTable({}, dec.labels, source="<no scores: the rule reads none>")
     table.check_matches(dec.labels)
     made_for = table.config.get("set_sha256")
     if made_for is not None and made_for != content_sha256(cs):

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from yoco import protocol
 from yoco.allocator import tune_allocator
 from yoco.augment import DSA, ImageNetAug, MixPlan, cutmix_plan, mix, mixup_plan, to_device
 from yoco.errors import YocoError
 from yoco.models.stacked import batchable, stacked_forward
+from yoco.progress import tqdm
 from yoco.runtime import compile_mode, compiled, precision_scope
 
 

@@ -42,7 +42,6 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from yoco import protocol
 from yoco.augment import DSA, parse_strategy
@@ -61,6 +60,8 @@ from yoco.errors import YocoError
 from yoco.files import read_tensors, write_tensors
 from yoco.models import create_model, model_names
 from yoco.models.stacked import batchable, stacked_forward
+from yoco.progress import tqdm
+from yoco.provenance import PROVENANCE_KEY, provenance
 from yoco.runtime import precision_scope, resolve_device, seeded
 from yoco.train import TrainConfig, train, train_batched
 
@@ -905,6 +906,7 @@ def condense(real: RealDataset, cfg: IDCConfig, out: str | Path, *, device: str 
         first = its[-1] + 1
     bar.close()
     final = _result(images.state()[0], labels, cfg, real, losses, str(out), objective)
+    final.meta.extra[PROVENANCE_KEY] = provenance(dev, cfg.precision)  # not part of the set's content digest
     save(final, out)
     if not keep_checkpoint:
         ckpt.unlink(missing_ok=True)
@@ -925,7 +927,7 @@ def _result(syn: torch.Tensor, labels: torch.Tensor, cfg: IDCConfig, real: RealD
 
 def _summary(result: Any) -> str:
     if isinstance(result, dict) and "last_mean" in result:
-        return f"last {100 * result['last_mean']:.2f}% ± {100 * result.get('last_std', 0.0):.2f}"
+        return f"last {100 * result['last_mean']:.2f}% ± {100 * (result.get('last_std') or 0.0):.2f}"
     return str(result)
 
 

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from yoco.errors import YocoError
 from yoco.files import read_tensors, write_tensors
+from yoco.provenance import without_provenance
 
 FORMAT_VERSION = "1"
 
@@ -251,6 +252,7 @@ def validate(cs: CondensedSet) -> None:
             raise YocoError(f"{src}: metadata {key} holds NaN or infinite values")
     if cs.soft is not None:
         _check_soft(cs)
+    _check_claims(cs)
     if m.std is not None and min(m.std) <= 0:
         channel = min(range(len(m.std)), key=lambda i: m.std[i])
         raise YocoError(f"{src}: metadata std must be positive, got {m.std[channel]:g} for channel {channel}")
@@ -272,6 +274,19 @@ def _check_soft(cs: CondensedSet) -> None:
         raise YocoError(f"{src}: soft labels must be probability distributions (non-negative rows summing to 1)")
     if not torch.equal(q.argmax(1), cs.labels):
         raise YocoError(f"{src}: labels must be the arg-max class of the soft labels")
+
+
+def _check_claims(cs: CondensedSet) -> None:
+    """Metadata may not claim what the data does not have: soft labels it does not hold, or a ZCA recipe for
+    values that are not standardised (ZCA whitening is applied to standardised images)."""
+    extra, src = cs.meta.extra, cs.source
+    if cs.soft is None and extra.get("soft_labels"):
+        raise YocoError(f"{src}: the metadata says the set has soft labels ({_brief(extra['soft_labels'])}) but it "
+                        "holds none; the labels file was lost on the way")
+    recipe = extra.get("recipe")
+    if isinstance(recipe, dict) and "zca" in recipe and not cs.meta.normalized:
+        raise YocoError(f"{src}: the metadata's recipe says the images are ZCA-whitened but they are declared as "
+                        "[0, 1] pixels; ZCA values are standardised, not pixels")
 
 
 PIXEL_LIMIT = 10.0  # how far outside [0, 1] a pixel may stray before the set is refused as corrupt or mislabelled
@@ -440,7 +455,9 @@ def content_sha256(cs: CondensedSet) -> str:
     h.update(cs.labels.numpy().tobytes())
     if cs.soft is not None:
         h.update(cs.soft.numpy().tobytes())
-    h.update(json.dumps(cs.meta.to_dict(), sort_keys=True).encode())
+    meta = cs.meta.to_dict()
+    meta["extra"] = without_provenance(meta["extra"])  # which run made the set is not what the set is
+    h.update(json.dumps(meta, sort_keys=True).encode())
     return h.hexdigest()
 
 

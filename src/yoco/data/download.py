@@ -20,9 +20,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from yoco.errors import YocoError
+from yoco.progress import tqdm
 
 log = logging.getLogger(__name__)
 

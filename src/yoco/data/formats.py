@@ -10,6 +10,7 @@ Nothing in a file is ever executed: ``.pt`` files are opened with ``torch.load(w
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import pickle
@@ -28,6 +29,7 @@ import torch
 from yoco import protocol
 from yoco.data import condensed
 from yoco.data.condensed import CondensedMeta, CondensedSet
+from yoco.data.zca import looks_whitened, neighbour_correlation
 from yoco.errors import YocoError
 from yoco.protocol import ZCA_EPS
 from yoco.registry import Registry
@@ -61,6 +63,8 @@ class Request:
     experiment: int = 0
     labels_path: Path | None = None
     dataset: str | None = None
+    image_column: str | None = None
+    label_column: str | None = None
 
 
 Reader = Callable[[Path, Request], "Raw | CondensedSet"]
@@ -129,13 +133,16 @@ def import_condensed(
     experiment: int = 0,
     labels_path: str | Path | None = None,
     zca: bool = False,
+    image_column: str | None = None,
+    label_column: str | None = None,
 ) -> CondensedSet:
     """Read a published condensed set stored in format ``fmt`` (one of :func:`format_names`).
 
     ``factor`` and ``normalized`` default to what the format's reference code writes. When the set is
     normalised and ``mean``/``std`` are not given, the statistics of ``dataset`` are used. ``num_classes``
     defaults to the width of one-hot labels, else to the largest label + 1. ``experiment`` picks one run
-    of a DSA/DC/DM results file; ``labels_path`` overrides where MTT's ``labels_best.pt`` is looked for.
+    of a DSA/DC/DM results file; ``labels_path`` overrides where MTT's ``labels_best.pt`` (DD-Ranking's
+    ``labels.pt``) is looked for; ``image_column``/``label_column`` name a Hugging Face snapshot's columns.
     ``zca`` records that the images are ZCA-whitened (MTT's CIFAR sets; the file does not say so): evaluation then
     whitens the test set the same way. The set's evaluation recipe (ZCA, MTT's learned ``lr_best.pt``) is kept
     in ``meta.extra["recipe"]``.
@@ -144,9 +151,12 @@ def import_condensed(
     path = Path(path)
     spec = FORMATS.get(fmt.lower())
     if experiment != 0 and "experiment" not in spec.uses:
-        raise YocoError(f"{path}: 'experiment' only applies to a results file with several runs (dsa)")
+        raise YocoError(f"{path}: --experiment only applies to a DSA results file with several runs (format dsa)")
     if labels_path is not None and "labels_path" not in spec.uses:
-        raise YocoError(f"{path}: a separate labels file only applies to format 'mtt'")
+        users = [n for n in FORMATS.names() if "labels_path" in FORMATS.get(n).uses]
+        raise YocoError(f"{path}: a separate labels file (--labels) only applies to formats {', '.join(users)}")
+    if (image_column or label_column) and "columns" not in spec.uses:
+        raise YocoError(f"{path}: --image-column and --label-column only apply to format hf")
     if path.is_dir() and spec.default_file is not None:
         path = path / spec.default_file
     if spec.folder and not path.exists():
@@ -154,9 +164,10 @@ def import_condensed(
     if not spec.folder and not path.is_file():
         raise YocoError(f"{path}: no such file")
     if (mean is None) != (std is None):
-        raise YocoError(f"{path}: give both mean and std, or neither")
+        raise YocoError(f"{path}: give both --mean and --std, or neither")
 
-    req = Request(experiment, Path(labels_path) if labels_path is not None else None, dataset)
+    req = Request(experiment, Path(labels_path) if labels_path is not None else None, dataset, image_column,
+                  label_column)
     try:
         found = spec.read(path, req)
     except YocoError:
@@ -171,7 +182,7 @@ def import_condensed(
     images = _as_images(found.images, src)
     labels, width, soft, soft_kind = _as_labels(found.labels, src)
     if width is not None and num_classes is not None and width != num_classes:
-        raise YocoError(f"{src}: labels are one-hot over {width} classes but num_classes={num_classes}")
+        raise YocoError(f"{src}: labels are one-hot over {width} classes but --num-classes is {num_classes}")
     if num_classes is None:
         num_classes = width if width is not None else _infer_num_classes(labels, src)
     is_normalized = spec.normalized if normalized is None else bool(normalized)
@@ -192,9 +203,14 @@ def import_condensed(
     )
     if zca:
         if not is_normalized:
-            raise YocoError(f"{src}: ZCA-whitened images are standardised first; zca needs normalized=True")
+            raise YocoError(f"{src}: ZCA-whitened images are standardised first; --zca needs --normalized yes")
         meta.extra["recipe"] = {**meta.extra.get("recipe", {}), "zca": {"eps": ZCA_EPS}}
     cs = CondensedSet(images, labels, meta, source=src, soft=soft)
+    if is_normalized and not zca and looks_whitened(images):
+        logger.warning("%s: neighbouring pixels are barely correlated (%.2f; natural images: about 0.9), as in "
+                       "ZCA-whitened images (MTT's CIFAR sets); if they are, import with --zca (zca=True "
+                       "in Python) so that evaluation whitens the test set the same way", src,
+                       neighbour_correlation(images))
     problem = condensed.normalisation_warning(cs)
     if problem:
         flip = "no" if is_normalized else "yes"
@@ -213,30 +229,80 @@ def import_condensed(
 
 
 def detect_format(path: str | Path) -> str:
-    """Best guess of a file's format from its name, then its contents (for a helpful error message)."""
+    """The format of a file or folder, from its name, then its contents; a path that fits several formats (IDC's
+    and DREAM's ``data.pt`` share one layout) or none is refused, naming the candidates."""
     path = Path(path)
+    found = format_candidates(path)
+    if len(found) == 1:
+        return found[0]
+    if found:
+        flags = " or ".join(f"--format {f}" for f in found)
+        raise YocoError(f"{path}: could be {' or '.join(found)} (the same layout, read with different defaults and "
+                        f"score windows); say which with {flags}")
+    if path.is_dir():
+        raise YocoError(f"{path}: no known condensed-set layout in this folder; expected one of {format_names()}")
+    if not path.exists():
+        raise YocoError(f"{path}: no such file or folder")
+    raise YocoError(f"{path}: cannot tell which format this is; expected one of {format_names()}")
+
+
+def input_files(path: str | Path, fmt: str, labels_path: str | Path | None = None) -> list[Path]:
+    """Every file (or folder) an import of ``path`` in format ``fmt`` reads, present or not: the file itself (a
+    folder's default file), the labels and learning-rate files beside an images file, yoco's ``condensed.json``
+    beside them, and ``labels_path``. A command writing any of them would destroy its input."""
+    spec, path = FORMATS.get(fmt.lower()), Path(path)
+    if path.is_dir() and spec.default_file is not None:
+        path = path / spec.default_file
+    given = [Path(labels_path)] if labels_path is not None else []
+    if spec.name not in ("mtt", "dd-ranking"):
+        return [path, *given]
+    if path.is_dir():
+        path = next((path / n for n in IMAGE_FILES if (path / n).is_file()), path / IMAGE_FILES[0])
+    labels, lrs = companion_files(path, Path(labels_path) if labels_path is not None else None)
+    others = [path.with_name(f"labels{s}.pt") for s in ("", "_best")]
+    return list(dict.fromkeys([path, labels, *others, *lrs, path.with_name(OWN_META), *given]))
+
+
+def format_candidates(path: Path) -> list[str]:
+    """Every format ``path`` could be in, judged by its name and then (a file of no telling name) its contents."""
     name = path.name.lower()
     if path.is_dir():
-        for spec in map(FORMATS.get, FORMATS.names()):
-            if spec.default_file and (path / spec.default_file).is_file():
-                return spec.name
-        raise YocoError(f"{path}: no known condensed-set file in this folder")
+        return _folder_candidates(path)
     if name.endswith(".safetensors"):
-        return "yoco"
+        return ["yoco"]
     if name.endswith(".npz"):
-        return "kip"
+        return ["kip"]
     if name in ("images_best.pt", "labels_best.pt"):
-        return "mtt"
+        return ["mtt"]
+    if name in ("images.pt", "labels.pt"):
+        return ["dd-ranking"]
     if name.startswith("res_") and name.endswith(".pt"):
-        return "dsa"
+        return ["dsa"]
     if name == "data.pt":
-        return "idc"
+        return ["idc", "dream"]
+    if name.endswith((".parquet", ".arrow")):
+        return ["hf"]
     if not path.is_file():
-        raise YocoError(f"{path}: no such file")
+        return []
     guess = _guess_from_contents(path)
-    if guess is None:
-        raise YocoError(f"{path}: cannot tell which format this is; expected one of {format_names()}")
-    return guess
+    return {"idc": ["idc", "dream"], "mtt": ["mtt", "dd-ranking"]}.get(guess or "", [guess] if guess else [])
+
+
+def _folder_candidates(path: Path) -> list[str]:
+    """The formats a folder's files fit: a folder of DD-Ranking/MTT tensors, a published file, parquet shards, or
+    class folders of images."""
+    files = {p.name for p in path.iterdir() if p.is_file()}
+    if files & {"images.pt"}:
+        return ["dd-ranking"]
+    if "images_best.pt" in files:
+        return ["mtt"]
+    if "data.pt" in files:
+        return ["idc", "dream"]
+    if any(f.endswith((".parquet", ".arrow")) for f in files) or (path / "data").is_dir():
+        return ["hf"]
+    if any(p.is_dir() and not p.name.startswith(".") for p in path.iterdir()):
+        return ["imagefolder"]
+    return []
 
 
 def _guess_from_contents(path: Path) -> str | None:
@@ -449,7 +515,7 @@ def _infer_num_classes(labels: torch.Tensor, src: str) -> int:
     if top >= labels.numel():
         raise YocoError(
             f"{src}: labels reach {top} but there are only {labels.numel()} images, so some classes would "
-            f"have no images; check the file or pass num_classes"
+            f"have no images; check the file or pass --num-classes"
         )
     return top + 1
 
@@ -462,7 +528,7 @@ def _dataset_stats(dataset: str, src: str) -> tuple[tuple[float, ...], tuple[flo
     except YocoError as exc:
         raise YocoError(
             f"{src}: the images are normalised but {dataset!r} is not a known dataset ({exc}); "
-            f"pass mean and std (per channel) yourself"
+            f"give --mean and --std (one value per channel) yourself"
         ) from None
 
 
@@ -487,7 +553,8 @@ def _check_own(
     }
     for key, (want, have, ok) in given.items():
         if not ok:
-            raise YocoError(f"{cs.source}: the file says {key}={reprlib.repr(have)} but {reprlib.repr(want)} was given")
+            raise YocoError(f"{cs.source}: the file says {key}={reprlib.repr(have)} but --{key.replace('_', '-')} "
+                            f"{reprlib.repr(want)} was given")
     return cs
 
 
@@ -536,16 +603,65 @@ def _read_pair_file(path: Path, fmt: str) -> Raw:
     summary="MTT images_best.pt + labels_best.pt (and lr_best.pt, the learned learning rate) beside it",
 )
 def read_mtt(path: Path, req: Request) -> Raw:
-    """MTT's ``images_best.pt`` (a tensor) with ``labels_best.pt`` from the same folder."""
-    if path.name == "labels_best.pt" and req.labels_path is None:
-        raise YocoError(f"{path}: this is MTT's labels file; pass images_best.pt as the path")
-    labels_path = req.labels_path if req.labels_path is not None else path.with_name("labels_best.pt")
+    """MTT's ``images_best.pt`` (a tensor) with ``labels_best.pt`` (and ``lr_best.pt``) from the same folder."""
+    return _read_tensor_files(path, req, "mtt")
+
+
+@register(
+    "dd-ranking",
+    factor=1,
+    normalized=True,
+    uses=("labels_path",),
+    folder=True,
+    summary="DD-Ranking's layout: a folder of images.pt, labels.pt (hard or soft) and lr.pt (the _best names too)",
+)
+def read_ddranking(path: Path, req: Request) -> Raw | CondensedSet:
+    """DD-Ranking's files: ``images.pt`` (standardised ``[N, C, H, W]``), ``labels.pt`` (``[N]`` or soft ``[N, C]``)
+    and ``lr.pt`` (the learned learning rate), or MTT's ``_best`` names; ``path`` is the folder or the images file.
+    A ``condensed.json`` beside them (``yoco export --format dd-ranking``) restores yoco's metadata."""
+    if path.is_dir():
+        found = [path / name for name in IMAGE_FILES if (path / name).is_file()]
+        if not found:
+            raise YocoError(f"{path}: no {' or '.join(IMAGE_FILES)} in this folder (DD-Ranking's layout)")
+        if len(found) > 1:
+            raise YocoError(f"{path}: holds both {found[0].name} and {found[1].name}; pass the one to import as the "
+                            "path")
+        path = found[0]
+    raw = _read_tensor_files(path, req, "dd-ranking")
+    own = path.with_name(OWN_META)
+    return from_own_meta(raw, own) if own.is_file() else raw
+
+
+IMAGE_FILES = ("images.pt", "images_best.pt")  # DD-Ranking's names, then MTT's (DD-Ranking reads both)
+OWN_META = "condensed.json"  # yoco's metadata, written beside what it exports
+
+
+def companion_files(images: Path, labels_path: Path | None = None) -> tuple[Path, list[Path]]:
+    """Where the labels and the learning rate of an images file are looked for: ``labels.pt``/``lr.pt`` beside
+    ``images.pt``, ``labels_best.pt``/``lr_best.pt`` beside ``images_best.pt`` (the other spelling when the first
+    is missing), the learning rate also beside a labels file given apart. Returns (labels, learning-rate files)."""
+    first = "_best" if images.stem.endswith("_best") else ""
+    order = [first, "" if first else "_best"]
+    if labels_path is None:
+        found = [images.with_name(f"labels{s}.pt") for s in order]
+        labels_path = next((f for f in found if f.is_file()), found[0])
+    folders = [images.parent] + ([labels_path.parent] if labels_path.parent != images.parent else [])
+    return labels_path, [folder / f"lr{s}.pt" for folder in folders for s in order]
+
+
+def _read_tensor_files(path: Path, req: Request, fmt: str) -> Raw:
+    """An images tensor file with its labels file and, where there is one, its learned learning rate."""
+    if path.stem.startswith("labels") and req.labels_path is None:
+        raise YocoError(f"{path}: this is a labels file; pass the images file ({' or '.join(IMAGE_FILES)}) or its "
+                        "folder as the path")
+    labels_path, lr_paths = companion_files(path, req.labels_path)
     if not labels_path.is_file():
-        raise YocoError(f"{labels_path}: MTT labels file not found (pass labels_path to point at it)")
+        raise YocoError(f"{labels_path}: labels file not found beside {path.name}; name it with --labels FILE "
+                        "(labels_path in Python)")
     images = _torch_load(path)
     if not torch.is_tensor(images):
         raise YocoError(
-            f"{path}: expected an image tensor [N, C, H, W], found {describe(images)}{_hint(path, 'mtt')}"
+            f"{path}: expected an image tensor [N, C, H, W], found {describe(images)}{_hint(path, fmt)}"
         )
     labels = _torch_load(labels_path)
     if not torch.is_tensor(labels) or labels.dim() == 0:
@@ -553,17 +669,48 @@ def read_mtt(path: Path, req: Request) -> Raw:
     if images.dim() > 0 and labels.shape[0] != images.shape[0]:
         raise YocoError(f"{path}: {images.shape[0]} images but {labels_path} holds {labels.shape[0]} labels")
     extra: dict[str, Any] = {"labels_file": labels_path.name}
-    lr_path = path.with_name("lr_best.pt")
-    if lr_path.is_file():  # MTT learns the evaluation learning rate with the images
-        lr = _torch_load(lr_path)
-        if not torch.is_tensor(lr) or lr.numel() != 1 or lr.is_complex():
-            raise YocoError(f"{lr_path}: expected one positive learning rate, found {describe(lr)}")
-        value = float(lr)
-        if not (math.isfinite(value) and 0 < value <= MAX_MTT_LR):
-            raise YocoError(f"{lr_path}: learning rate {value:g} is outside (0, {MAX_MTT_LR:g}] (MTT learns about "
-                            "0.01); refusing to train with it: remove the file or fix it")
-        extra["recipe"] = {"lr": float(lr), "lr_file": lr_path.name}
+    lr_path = next((f for f in lr_paths if f.is_file()), None)
+    if lr_path is not None:  # MTT learns the evaluation learning rate with the images
+        extra["recipe"] = {"lr": _read_lr(lr_path), "lr_file": lr_path.name}
     return Raw(images, labels, extra)
+
+
+def _read_lr(path: Path) -> float:
+    lr = _torch_load(path)
+    if not torch.is_tensor(lr) or lr.numel() != 1 or lr.is_complex():
+        raise YocoError(f"{path}: expected one positive learning rate, found {describe(lr)}")
+    value = float(lr)
+    if not (math.isfinite(value) and 0 < value <= MAX_MTT_LR):
+        raise YocoError(f"{path}: learning rate {value:g} is outside (0, {MAX_MTT_LR:g}] (MTT learns about "
+                        "0.01); refusing to train with it: remove the file or fix it")
+    return value
+
+
+def from_own_meta(raw: Raw, meta_file: Path) -> CondensedSet:
+    """A set that yoco exported, read back with the metadata it wrote beside it (``condensed.json``): the same
+    tensors, labels (soft ones as the distributions they were) and recipe."""
+    saved = read_own_meta(meta_file)
+    src = str(meta_file.parent)
+    images = _as_images(raw.images, src)
+    labels, _, soft, _ = _as_labels(raw.labels, src)
+    if not isinstance(saved.get("meta"), dict):
+        raise YocoError(f"{meta_file}: holds no 'meta' object (not written by yoco export)")
+    meta = CondensedMeta.from_dict(saved["meta"], source=str(meta_file))
+    if soft is None:
+        meta.extra.pop("soft_labels", None)
+    meta.extra = {**meta.extra, "imported_from": saved.get("format", "yoco export")}
+    return CondensedSet(images, labels, meta, source=src, soft=soft)
+
+
+def read_own_meta(file: Path) -> dict[str, Any]:
+    """The JSON object yoco wrote beside an export (``condensed.json``); a one-line error when it is damaged."""
+    try:
+        saved = json.loads(file.read_text())
+    except (OSError, ValueError, RecursionError):
+        raise YocoError(f"{file}: not valid JSON") from None
+    if not isinstance(saved, dict):
+        raise YocoError(f"{file}: expected a JSON object")
+    return saved
 
 
 @register(

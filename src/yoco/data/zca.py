@@ -50,3 +50,25 @@ def fit_zca(x: torch.Tensor, eps: float = ZCA_EPS, batch: int = 4096) -> ZCA:
     s, u = torch.linalg.eigh(cov)
     transform = u @ torch.diag(1.0 / torch.sqrt(s.clamp_min(0) + eps)) @ u.T
     return ZCA(mean, transform, tuple(x.shape[1:]))
+
+
+WHITENED_CORRELATION = 0.5  # natural images: neighbouring pixels correlate at about 0.9; MTT's ZCA (eps 0.1): 0.2-0.4
+
+
+def neighbour_correlation(images: torch.Tensor) -> float:
+    """Mean correlation between horizontally neighbouring values of ``[N, C, H, W]`` images, each image and channel
+    centred on its own mean. Natural (and condensed) images score high; ZCA whitening removes most of it, so a low
+    score says the values were whitened. NaN-free: 0 for constant images or fewer than two columns."""
+    if images.dim() != 4 or images.shape[-1] < 2:
+        return 0.0
+    x = images.double()
+    x = x - x.mean(dim=(2, 3), keepdim=True)
+    left, right = x[..., :-1].flatten(), x[..., 1:].flatten()
+    denom = float(left.norm() * right.norm())
+    return float(left @ right) / denom if denom > 0 else 0.0
+
+
+def looks_whitened(images: torch.Tensor) -> bool:
+    """Whether images at least 8 pixels wide look ZCA-whitened (:func:`neighbour_correlation` below
+    :data:`WHITENED_CORRELATION`)."""
+    return images.dim() == 4 and images.shape[-1] >= 8 and neighbour_correlation(images) < WHITENED_CORRELATION

@@ -129,7 +129,8 @@ def write_result(cell: Cell, res: dict[str, Any], seconds: float, **extra: Any) 
     result = {"status": "ok", "last": res["last_mean"], "best": res["best_mean"], "curve": res["runs"][0]["curve"],
               "sha256": res["sha256"], "config": res["config"], "rule": cell.rule, "ipc": cell.ipc, "seed": cell.seed,
               "subset": cell.subset, "run": cell.run, "key": cell.key, "seconds": seconds,
-              **({"test_sha256": cell.test_sha256} if cell.test_sha256 else {}), **extra}
+              **({"test_sha256": cell.test_sha256} if cell.test_sha256 else {}), "digests": res.get("digests"),
+              "provenance": res.get("provenance"), **extra}
     write_json(cell.out, result)
     return result
 
@@ -172,7 +173,7 @@ def execute(cells: list[Cell], workers: int = 1, ray_address: str | None = None,
     give the same numbers whichever way the cells run. With ``batch_cells`` (in this process) the cells of one
     target IPC train as one batched computation (:func:`run_group`), which keeps a GPU busy.
     """
-    from tqdm.auto import tqdm
+    from yoco.progress import tqdm
 
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise YocoError(f"workers must be a whole number >= 1, got {workers!r}")

@@ -160,7 +160,9 @@ def run_ladder(
             batch_cells = resolve_device(device).type == "cuda" and workers == 1 and not ray_address
         report_config = {**cfg.to_dict(), "source": cs.source, "source_fingerprint": source_fp, "test_sha256": tested,
                          "source_sha256": content_sha256(cs), "departures": cfg.departures(), "compiled": compile,
-                         "score_windows": windows}  # the windows used, where the config leaves them to the protocol
+                         "score_windows": windows,  # the windows used, where the config leaves them to the protocol
+                         # where the random subsets' images come from: DD-Ranking's IOR exists only for real ones
+                         "random_reference": "real" if cs.meta.method == "random-real" else "condensed"}
         write_json(out / PLAN, {"config": report_config,
                                 "cells": [{"rule": c.rule, "ipc": c.ipc, "seed": c.seed, "subset": c.subset,
                                            "run": c.run, "key": c.key, "file": Path(c.out).name} for c in cells]})

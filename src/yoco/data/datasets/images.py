@@ -10,10 +10,10 @@ from importlib import resources
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from yoco.data.datasets.base import Finder, Splits, check_size, decode_image, first_line, register, some
 from yoco.errors import YocoError
+from yoco.progress import tqdm
 from yoco.protocol import IMAGENET_MEAN, IMAGENET_RESOLUTION, IMAGENET_STD
 
 logger = logging.getLogger(__name__)
