@@ -68,3 +68,45 @@ def test_every_module_imports_only_its_layer_or_below():
                 problems.append(f"{module} (layer {mine}) imports {imported} (layer {_layer(imported)})")
     assert not problems, "\n".join(problems)
 
+
+
+def _graph() -> dict[str, set[str]]:
+    """Every yoco module's imports of other yoco modules (a package's import names its ``__init__``)."""
+    modules = {}
+    for path in sorted(ROOT.rglob("*.py")):
+        rel = path.relative_to(ROOT).with_suffix("")
+        modules["yoco." + ".".join(rel.parts).removesuffix(".__init__")] = path
+    graph = {}
+    for name, path in modules.items():
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("yoco"):
+                # `from yoco.pkg import sub` imports the submodule when there is one, else a name of the package
+                deps |= {f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module
+                         for a in node.names}
+        graph[name] = {d for d in deps if d in modules and d != name}
+    return graph
+
+
+def test_no_import_cycle_between_any_two_modules_sub_packages_included():
+    """The layers above are checked between top-level modules; inside a package (data/, scores/, selectors/,
+    ladder/, condense/) no two modules may import each other either, directly or through others."""
+    graph = _graph()
+    state: dict[str, int] = {}
+    cycles = []
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for dep in sorted(graph[node]):
+            if state.get(dep) == 1:
+                cycles.append(" -> ".join(path[path.index(dep):] + [dep]) if dep in path else f"{node} -> {dep}")
+            elif dep not in state:
+                visit(dep, path + [dep])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert not cycles, "\n".join(cycles)

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from yoco.data.condensed import CondensedMeta, CondensedSet, normalize
-from yoco.data.formats import Raw, Request, read_own_meta, register
+from yoco.data.readers import Raw, Request, read_own_meta, register
 from yoco.errors import YocoError
 from yoco.files import atomic_folder, read_tensors, write_json, write_tensors, write_text
 

@@ -10,7 +10,6 @@ Nothing in a file is ever executed: ``.pt`` files are opened with ``torch.load(w
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import pickle
@@ -18,8 +17,6 @@ import re
 import reprlib
 import warnings
 import zipfile
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +26,10 @@ import torch
 from yoco import protocol
 from yoco.data import condensed
 from yoco.data.condensed import CondensedMeta, CondensedSet
+from yoco.data.readers import FORMATS, Raw, Request, read_own_meta, register
 from yoco.data.zca import looks_whitened, neighbour_correlation
 from yoco.errors import YocoError
 from yoco.protocol import ZCA_EPS
-from yoco.registry import Registry
 
 logger = logging.getLogger(__name__)
 
@@ -45,74 +42,6 @@ MAX_LOAD_BYTES = 4 * 1024**3
 MAX_VIEW_GROWTH, MAX_SMALL_VIEW = 16, 16 * 1024**2  # a view may read as 16x its storage (uint8 -> float32...)
 MAX_LOAD_OBJECTS = 100_000  # containers and tensors in one .pt file (a published set holds a handful)
 MAX_MTT_LR = 1.0  # MTT's learned learning rates are about 0.01; a larger one is a damaged or foreign file
-
-
-@dataclass
-class Raw:
-    """What a reader found in a file: images, labels (ints, one-hot or soft) and notes for ``meta.extra``."""
-
-    images: Any
-    labels: Any
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Request:
-    """Options that only some readers use."""
-
-    experiment: int = 0
-    labels_path: Path | None = None
-    dataset: str | None = None
-    image_column: str | None = None
-    label_column: str | None = None
-
-
-Reader = Callable[[Path, Request], "Raw | CondensedSet"]
-
-
-@dataclass(frozen=True)
-class Format:
-    """A registered format: its reader and the defaults the reference code's files imply."""
-
-    name: str
-    read: Reader
-    factor: int
-    normalized: bool
-    summary: str
-    default_file: str | None = None
-    uses: frozenset[str] = frozenset()
-    folder: bool = False
-    factor_by_dataset: tuple[tuple[str, int], ...] = ()
-
-    def factor_for(self, dataset: str) -> int:
-        """The factor this format's files have for ``dataset`` (IDC: 3 on ImageNet, 2 elsewhere)."""
-        return dict(self.factor_by_dataset).get(dataset, self.factor)
-
-
-FORMATS: Registry[Format] = Registry("condensed-set format")
-
-
-def register(
-    name: str,
-    *,
-    factor: int,
-    normalized: bool,
-    summary: str,
-    default_file: str | None = None,
-    uses: tuple[str, ...] = (),
-    folder: bool = False,
-    factor_by_dataset: dict[str, int] | None = None,
-) -> Callable[[Reader], Reader]:
-    """Decorator that adds a reader to :data:`FORMATS` under ``name`` (``folder``: it reads a folder, not a file;
-    ``factor_by_dataset``: datasets whose files have another factor than ``factor``)."""
-
-    def deco(read: Reader) -> Reader:
-        FORMATS.add(name, Format(name, read, factor, normalized, summary, default_file, frozenset(uses), folder,
-                                 tuple(sorted((factor_by_dataset or {}).items()))),
-                    description=summary)
-        return read
-
-    return deco
 
 
 def format_names() -> list[str]:
@@ -700,17 +629,6 @@ def from_own_meta(raw: Raw, meta_file: Path) -> CondensedSet:
         meta.extra.pop("soft_labels", None)
     meta.extra = {**meta.extra, "imported_from": saved.get("format", "yoco export")}
     return CondensedSet(images, labels, meta, source=src, soft=soft)
-
-
-def read_own_meta(file: Path) -> dict[str, Any]:
-    """The JSON object yoco wrote beside an export (``condensed.json``); a one-line error when it is damaged."""
-    try:
-        saved = json.loads(file.read_text())
-    except (OSError, ValueError, RecursionError):
-        raise YocoError(f"{file}: not valid JSON") from None
-    if not isinstance(saved, dict):
-        raise YocoError(f"{file}: expected a JSON object")
-    return saved
 
 
 @register(
