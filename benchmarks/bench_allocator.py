@@ -27,6 +27,9 @@ import json, resource, sys, time, torch
 from yoco import protocol
 from yoco.allocator import tune_allocator
 from yoco.condense import idc
+from yoco.condense import config
+from yoco.condense import init as idc_init
+from yoco.condense import matching
 from yoco.data.datasets import load_dataset
 from yoco.models import create_model
 from yoco.train import TrainConfig, train
@@ -56,14 +59,14 @@ test = torch.randn(10000, 1, 28, 28, generator=g)
 for batch in (500, 16):
     timed(f"test pass width 128, batch {batch}", lambda b=batch: float(predict(net, test, batch_size=b).double().sum()))
 real = load_dataset("fashion-mnist")
-pcfg = idc.PRESETS["fashion-mnist"]
-start = idc.init_synthetic(real, pcfg.ipc, pcfg.factor, pcfg.init).images
-pool, dsa = idc._RealPool(real, torch.device("cpu")), idc.DSA(pcfg.match_dsa, flip=real.flip)
+pcfg = config.PRESETS["fashion-mnist"]
+start = idc_init.init_synthetic(real, pcfg.ipc, pcfg.factor, pcfg.init).images
+pool, dsa = matching._RealPool(real, torch.device("cpu")), idc.DSA(pcfg.match_dsa, flip=real.flip)
 mnet = idc._build_net(pcfg, real, 0, torch.device("cpu"))
 def step():
     syn = start.clone().requires_grad_(True)
     opt = torch.optim.SGD([syn], lr=pcfg.effective_lr_img(real.name, 28), momentum=pcfg.mom_img)
-    idc.inner_step_sequential(mnet, pool, syn, opt, pcfg, dsa, torch.Generator().manual_seed(0))
+    matching.inner_step_sequential(mnet, pool, syn, opt, pcfg, dsa, torch.Generator().manual_seed(0))
     return float(syn.detach().double().sum())
 step()
 timed("IDC matching step (Fashion-MNIST preset)", step)

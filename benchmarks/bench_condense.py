@@ -24,11 +24,13 @@ import time
 from pathlib import Path
 
 import torch
+from condense_cost import matching_cost_breakdown
 from torch.utils.flop_counter import FlopCounterMode
 
 from yoco.augment import DSA
-from yoco.condense import idc
-from yoco.condense.idc import PRESETS, matching_cost_breakdown
+from yoco.condense import config, idc, matching
+from yoco.condense import init as idc_init
+from yoco.condense.config import PRESETS
 from yoco.data.datasets import RealDataset, load_dataset
 from yoco.files import write_json
 from yoco.runtime import resolve_device
@@ -61,16 +63,16 @@ def matmul_rate(device: torch.device, n: int = 2048, reps: int = 5) -> float:
     return 2 * n**3 / best
 
 
-def matching_flops(real: RealDataset, cfg: idc.IDCConfig, device: torch.device) -> int:
+def matching_flops(real: RealDataset, cfg: config.IDCConfig, device: torch.device) -> int:
     """FLOPs of one matching step (all classes: forward, both gradients, the double backward), counted on IDC's
     plain per-class loop: the work either engine must do (the counter does not see through vmap's batching)."""
     g = torch.Generator().manual_seed(0)
-    syn = idc.init_synthetic(real, cfg.ipc, cfg.factor, cfg.init).images.to(device).requires_grad_(True)
+    syn = idc_init.init_synthetic(real, cfg.ipc, cfg.factor, cfg.init).images.to(device).requires_grad_(True)
     net = idc._build_net(cfg, real, 0, device)
-    pool, dsa = idc._RealPool(real, device), DSA(cfg.match_dsa, flip=real.flip)
+    pool, dsa = matching._RealPool(real, device), DSA(cfg.match_dsa, flip=real.flip)
     opt = torch.optim.SGD([syn], lr=1e-4, momentum=cfg.mom_img)
     with FlopCounterMode(display=False) as counter:
-        idc.inner_step_sequential(net, pool, syn, opt, cfg, dsa, g)
+        matching.inner_step_sequential(net, pool, syn, opt, cfg, dsa, g)
     return int(counter.get_total_flops())
 
 
@@ -80,17 +82,17 @@ def set_tf32(on: bool | None) -> None:
     torch.backends.cudnn.allow_tf32 = bool(on) if on is not None else True
 
 
-def tf32_deviation(real: RealDataset, cfg: idc.IDCConfig, device: torch.device) -> float:
+def tf32_deviation(real: RealDataset, cfg: config.IDCConfig, device: torch.device) -> float:
     """Relative size of the difference TF32 makes to one matching step's image update (same draws, same net)."""
-    start = idc.init_synthetic(real, cfg.ipc, cfg.factor, cfg.init).images.to(device)
+    start = idc_init.init_synthetic(real, cfg.ipc, cfg.factor, cfg.init).images.to(device)
     net = idc._build_net(cfg, real, 0, device)
-    pool, dsa = idc._RealPool(real, device), DSA(cfg.match_dsa, flip=real.flip)
+    pool, dsa = matching._RealPool(real, device), DSA(cfg.match_dsa, flip=real.flip)
     moves = []
     for on in (False, True):
         set_tf32(on)
         syn = start.clone().requires_grad_(True)
         opt = torch.optim.SGD([syn], lr=cfg.effective_lr_img(real.name, start.shape[-1]), momentum=cfg.mom_img)
-        idc.inner_step_sequential(net, pool, syn, opt, cfg, dsa, torch.Generator().manual_seed(0))
+        matching.inner_step_sequential(net, pool, syn, opt, cfg, dsa, torch.Generator().manual_seed(0))
         moves.append(syn.detach() - start)
     set_tf32(None)
     return float((moves[1] - moves[0]).norm() / moves[0].norm())

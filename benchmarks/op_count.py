@@ -28,8 +28,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from yoco.augment import DSA
-from yoco.condense import idc
-from yoco.condense.idc import PRESETS
+from yoco.condense import idc, matching
+from yoco.condense import init as idc_init
+from yoco.condense.config import PRESETS
 from yoco.data.datasets import load_dataset
 from yoco.files import write_json
 from yoco.models import create_model
@@ -120,18 +121,18 @@ def idc_inner_step(width: int) -> dict[str, int]:
     real = load_dataset("fashion-mnist")
     cfg = dataclasses.replace(PRESETS["fashion-mnist"], width=width)
     dev = torch.device("cpu")
-    start = idc.init_synthetic(real, cfg.ipc, cfg.factor, cfg.init).images
-    pool, dsa = idc._RealPool(real, dev), DSA(cfg.match_dsa, flip=real.flip)
+    start = idc_init.init_synthetic(real, cfg.ipc, cfg.factor, cfg.init).images
+    pool, dsa = matching._RealPool(real, dev), DSA(cfg.match_dsa, flip=real.flip)
     net = idc._build_net(cfg, real, 0, dev)
     lr = cfg.effective_lr_img(real.name, start.shape[-1])
     counts = {}
     syn = start.clone().requires_grad_(True)
     opt = torch.optim.SGD([syn], lr=lr, momentum=cfg.mom_img)
     with OpCounter() as c:
-        idc.inner_step_sequential(net, pool, syn, opt, cfg, dsa, torch.Generator().manual_seed(0))
+        matching.inner_step_sequential(net, pool, syn, opt, cfg, dsa, torch.Generator().manual_seed(0))
     counts["matching, sequential engine"] = c.total
     with OpCounter() as c:
-        idc.inner_step_batched(net, pool, start.clone(), None, lr, cfg, dsa, torch.Generator().manual_seed(0))
+        matching.inner_step_batched(net, pool, start.clone(), None, lr, cfg, dsa, torch.Generator().manual_seed(0))
     counts["matching, batched engine"] = c.total
     net_opt = idc._net_optimizer(net, cfg)
     for group in net_opt.param_groups:

@@ -15,6 +15,7 @@ from yoco.condense import (
     IDCConfig,
     checkpoint_path,
     condense,
+    config,
     config_from_spec,
     gradient_distance,
     idc,
@@ -22,7 +23,7 @@ from yoco.condense import (
     inner_step_batched,
     inner_step_sequential,
     matched_params,
-    matching_cost_breakdown,
+    matching,
     matching_loss,
 )
 from yoco.data.condensed import decode_images, load
@@ -30,6 +31,18 @@ from yoco.data.datasets import RealDataset
 from yoco.errors import YocoError
 from yoco.models import create_model
 from yoco.runtime import seeded
+
+
+def _cost_breakdown():
+    """benchmarks/condense_cost.py's ``matching_cost_breakdown`` (benchmark code, outside the package)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "benchmarks" / "condense_cost.py"
+    spec = importlib.util.spec_from_file_location("condense_cost", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.matching_cost_breakdown
 
 
 def fake_real(n_per_class: int = 12, num_classes: int = 4, size: int = 8, channels: int = 1) -> RealDataset:
@@ -179,7 +192,7 @@ def _idc_loop_as_written(real, cfg):
     g = torch.Generator().manual_seed(cfg.seed)
     syn = init_synthetic(real, cfg.ipc, cfg.factor, cfg.init, generator=g).images.clone().requires_grad_(True)
     opt = torch.optim.SGD([syn], lr=cfg.effective_lr_img(real.name, 8), momentum=cfg.mom_img)
-    pool, dsa, cpu = idc._RealPool(real, torch.device("cpu")), DSA(cfg.match_dsa, flip=real.flip), torch.device("cpu")
+    pool, dsa, cpu = matching._RealPool(real, torch.device("cpu")), DSA(cfg.match_dsa, flip=real.flip), torch.device("cpu")
     for it in range(cfg.iterations):
         with torch.no_grad():
             syn.clamp_(0, 1)
@@ -239,7 +252,7 @@ def test_networks_side_by_side_on_cuda_equal_one_by_one_and_the_cpu(tmp_path, ie
 def test_net_group_defaults_and_refusals():
     real, cfg = fake_real(), TINY
     assert idc.net_group(cfg, real, torch.device("cpu")) == 1
-    assert idc.net_group(cfg, real, torch.device("cuda")) == idc.GPU_NET_GROUP > 1
+    assert idc.net_group(cfg, real, torch.device("cuda")) == config.GPU_NET_GROUP > 1
     assert idc.net_group(cfg, real, torch.device("cpu"), 4) == 4
     assert idc.net_group(dataclasses.replace(cfg, model="resnet18"), real, torch.device("cuda"), 4) == 1
     with pytest.raises(YocoError, match="at least 1"):
@@ -292,6 +305,7 @@ def test_presets_and_spec_parsing():
 
 
 def test_cost_breakdown_reports_every_part():
+    matching_cost_breakdown = _cost_breakdown()
     res = matching_cost_breakdown(fake_real(), TINY, device="cpu", steps=1)
     for key in ("match_s", "net_train_s", "plain_s", "inner_step_s"):
         assert res[key] > 0
@@ -314,15 +328,15 @@ def _engine_setup(seed: int = 0, model: str = "convnet3", size: int = 8):
 @pytest.mark.parametrize("model,size", [("convnet3", 8), ("resnet10_ap", 16)])
 def test_all_classes_at_once_give_each_classs_distance_and_image_gradient(model, size):
     real, cfg, net, start = _engine_setup(model=model, size=size)
-    pool, dsa = idc._RealPool(real, torch.device("cpu")), DSA(cfg.match_dsa, flip=real.flip)
+    pool, dsa = matching._RealPool(real, torch.device("cpu")), DSA(cfg.match_dsa, flip=real.flip)
     g = torch.Generator().manual_seed(1)
-    draws = [idc._draw(pool, c, cfg, g) for c in range(4)]
+    draws = [matching._draw(pool, c, cfg, g) for c in range(4)]
     one = start.clone().requires_grad_(True)
-    per_class = [idc._class_loss(net, idc.matched_params(net), pool, one[c * cfg.ipc:(c + 1) * cfg.ipc], c,
+    per_class = [matching._class_loss(net, matching.matched_params(net), pool, one[c * cfg.ipc:(c + 1) * cfg.ipc], c,
                                  draws[c], cfg, dsa) for c in range(4)]
     (grad_one,) = torch.autograd.grad(sum(per_class), one)
     together = start.clone().requires_grad_(True)
-    stacked = idc._class_losses_stacked(net, pool, together, draws, cfg, dsa)
+    stacked = matching._class_losses_stacked(net, pool, together, draws, cfg, dsa)
     (grad_together,) = torch.autograd.grad(stacked.sum(), together)
     torch.testing.assert_close(stacked, torch.stack(per_class).detach(), rtol=1e-5, atol=1e-5)
     assert grad_one.abs().max() > 0
@@ -333,7 +347,7 @@ def test_batched_inner_steps_equal_idcs_sequential_per_class_loop():
     # IDC steps the images once per class with ONE momentum buffer; the batched engine reproduces that order in
     # closed form from one gradient evaluation. Three inner steps, so the buffer carries across steps.
     real, cfg, net, start = _engine_setup()
-    pool, dsa = idc._RealPool(real, torch.device("cpu")), DSA(cfg.match_dsa, flip=real.flip)
+    pool, dsa = matching._RealPool(real, torch.device("cpu")), DSA(cfg.match_dsa, flip=real.flip)
     seq = start.clone().requires_grad_(True)
     opt = torch.optim.SGD([seq], lr=cfg.lr_img, momentum=cfg.mom_img)
     g_seq, g_bat = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
@@ -351,7 +365,7 @@ def test_batched_inner_steps_equal_idcs_sequential_per_class_loop():
 
 def test_sequential_step_takes_one_image_step_per_class_and_one_dsa_draw_per_class(monkeypatch):
     real, cfg, net, start = _engine_setup()
-    pool, dsa = idc._RealPool(real, torch.device("cpu")), DSA(cfg.match_dsa, flip=real.flip)
+    pool, dsa = matching._RealPool(real, torch.device("cpu")), DSA(cfg.match_dsa, flip=real.flip)
     syn = start.clone().requires_grad_(True)
     opt = torch.optim.SGD([syn], lr=cfg.lr_img, momentum=cfg.mom_img)
     steps, calls = [], []
@@ -409,7 +423,7 @@ def test_batched_inner_step_with_a_class_short_of_a_real_batch_equals_the_sequen
                       torch.nonzero(real.train_labels != 0).flatten()])
     real = dataclasses.replace(real, train_images=real.train_images[keep], train_labels=real.train_labels[keep])
     assert 5 < cfg.batch_real
-    pool, dsa = idc._RealPool(real, torch.device("cpu")), DSA(cfg.match_dsa, flip=real.flip)
+    pool, dsa = matching._RealPool(real, torch.device("cpu")), DSA(cfg.match_dsa, flip=real.flip)
     seq = start.clone().requires_grad_(True)
     opt = torch.optim.SGD([seq], lr=cfg.lr_img, momentum=cfg.mom_img)
     inner_step_sequential(net, pool, seq, opt, cfg, dsa, torch.Generator().manual_seed(1))
@@ -425,7 +439,7 @@ def test_batched_inner_step_equals_the_sequential_loop_on_cuda(ieee_float32):
     real, cfg, net, start = _engine_setup()
     dev = torch.device("cuda")
     net = net.to(dev)
-    pool, dsa = idc._RealPool(real, dev), DSA(cfg.match_dsa, flip=real.flip)
+    pool, dsa = matching._RealPool(real, dev), DSA(cfg.match_dsa, flip=real.flip)
     seq = start.clone().to(dev).requires_grad_(True)
     opt = torch.optim.SGD([seq], lr=cfg.lr_img, momentum=cfg.mom_img)
     bat, buf = start.clone().to(dev), None

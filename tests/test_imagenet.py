@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from yoco import protocol
-from yoco.condense import IDCConfig, condense, idc, init_synthetic
+from yoco.condense import IDCConfig, condense, idc, init_synthetic, matching
 from yoco.data.condensed import (
     CondensedMeta,
     CondensedSet,
@@ -261,17 +261,17 @@ def test_bound_matching_engines_agree_on_a_size_the_factor_does_not_divide() -> 
     with seeded(0):
         net = create_model(cfg.model, 3, 3, (17, 17), width=cfg.width)
     start = init_synthetic(real, cfg.ipc, cfg.factor, "mix").images
-    pool, dsa = idc._RealPool(real, torch.device("cpu")), idc.DSA(cfg.match_dsa, flip=True)
+    pool, dsa = matching._RealPool(real, torch.device("cpu")), idc.DSA(cfg.match_dsa, flip=True)
     seq = start.clone().requires_grad_(True)
     opt = torch.optim.SGD([seq], lr=0.01, momentum=cfg.mom_img)
-    loss_seq = idc.inner_step_sequential(net, pool, seq, opt, cfg, dsa, torch.Generator().manual_seed(1))
-    bat, _, loss_bat = idc.inner_step_batched(net, pool, start.clone(), None, 0.01, cfg, dsa,
+    loss_seq = matching.inner_step_sequential(net, pool, seq, opt, cfg, dsa, torch.Generator().manual_seed(1))
+    bat, _, loss_bat = matching.inner_step_batched(net, pool, start.clone(), None, 0.01, cfg, dsa,
                                               torch.Generator().manual_seed(1))
     assert float(loss_bat) == pytest.approx(float(loss_seq), rel=1e-4)
     moved = (seq.detach() - start).abs().max()
     assert moved > 0 and torch.allclose(bat, seq.detach(), atol=1e-4 * float(moved))
     single = dataclasses.replace(cfg, decode="single")
-    loss_single = idc.inner_step_sequential(net, pool, start.clone().requires_grad_(True),
+    loss_single = matching.inner_step_sequential(net, pool, start.clone().requires_grad_(True),
                                             torch.optim.SGD([start.clone().requires_grad_(True)], lr=0.0),
                                             single, dsa, torch.Generator().manual_seed(1))
     assert float(loss_single) != pytest.approx(float(loss_seq), rel=1e-3)  # bound is a different batch

@@ -27,6 +27,7 @@ from yoco.condense import (
     crop_major_order,
     idc,
     init_synthetic,
+    matching,
     resolve_mdc_config,
 )
 from yoco.condense.mdc import MDCObjective, Regularizer, period_losses, subset_gradient_distance
@@ -182,7 +183,7 @@ def upstream_run(real, cfg, mdc: MDCConfig):
     syn = init_synthetic(real, cfg.ipc, cfg.factor, cfg.init, generator=g).images.clone().requires_grad_(True)
     opt = torch.optim.SGD([syn], lr=cfg.effective_lr_img(real.name, 8), momentum=cfg.mom_img)
     cpu = torch.device("cpu")
-    pool, dsa = idc._RealPool(real, cpu), DSA(cfg.match_dsa, flip=real.flip)
+    pool, dsa = matching._RealPool(real, cpu), DSA(cfg.match_dsa, flip=real.flip)
     regs = [UpstreamRegularizer(cfg.ipc) for _ in range(real.num_classes)]
     choices = []
     for it in range(cfg.iterations):
@@ -194,7 +195,7 @@ def upstream_run(real, cfg, mdc: MDCConfig):
         rows = [[] for _ in regs]
         for _ in range(cfg.inner):
             for c in range(real.num_classes):
-                draw = idc._draw(pool, c, cfg, g)
+                draw = matching._draw(pool, c, cfg, g)
                 regs[c].update_status(it)
                 loss = upstream_class_loss(net, pool, syn[c * cfg.ipc:(c + 1) * cfg.ipc], c, draw, cfg, dsa, regs[c],
                                            tracking, rows[c])
@@ -263,7 +264,7 @@ def test_subset_loss_and_its_image_gradient_equal_upstreams_step():
     g = torch.Generator().manual_seed(1)
     x_real = torch.randn(6, 1, 8, 8, generator=g)
     syn = torch.randn(12, 1, 8, 8, generator=g).requires_grad_(True)
-    ours = subset_gradient_distance(net, idc.matched_params(net), x_real, syn, 2, [4, 8], "mse")
+    ours = subset_gradient_distance(net, matching.matched_params(net), x_real, syn, 2, [4, 8], "mse")
     (grad_ours,) = torch.autograd.grad(ours, syn)
     params = list(net.parameters())
     lab = torch.full((6,), 2)
@@ -276,7 +277,7 @@ def test_subset_loss_and_its_image_gradient_equal_upstreams_step():
     (grad_theirs,) = torch.autograd.grad(theirs, syn)
     torch.testing.assert_close(ours, theirs)
     torch.testing.assert_close(grad_ours, grad_theirs)
-    plain = idc.gradient_distance(net, idc.matched_params(net), x_real, lab, syn, torch.full((12,), 2), "mse")
+    plain = matching.gradient_distance(net, matching.matched_params(net), x_real, lab, syn, torch.full((12,), 2), "mse")
     assert float(ours.detach()) > float(plain.detach()) > 0  # the subset terms add to IDC's distance
 
 

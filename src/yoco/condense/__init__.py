@@ -1,26 +1,24 @@
 """Condensation methods: IDC gradient matching with multi-formation, and MDC (IDC plus an adaptive subset loss,
 so that every class's first images are a good smaller set)."""
 
-from yoco.condense.idc import (
+from yoco.condense.config import (
     PRESETS,
     IDCConfig,
-    Objective,
     check_config,
-    checkpoint_path,
-    condense,
-    condense_from_spec,
     config_from_spec,
-    gradient_distance,
-    init_synthetic,
-    inner_step_batched,
-    inner_step_sequential,
-    matched_params,
-    matching_cost_breakdown,
-    matching_loss,
-    net_group,
     preset_for,
     quick,
     resolve_config,
+)
+from yoco.condense.idc import checkpoint_path, condense, condense_from_spec, net_group
+from yoco.condense.init import init_synthetic
+from yoco.condense.matching import (
+    Objective,
+    gradient_distance,
+    inner_step_batched,
+    inner_step_sequential,
+    matched_params,
+    matching_loss,
 )
 from yoco.condense.mdc import MDCConfig, MDCObjective, condense_mdc, crop_major_order, resolve_mdc_config
 
@@ -45,7 +43,6 @@ __all__ = [
     "inner_step_batched",
     "inner_step_sequential",
     "matched_params",
-    "matching_cost_breakdown",
     "matching_loss",
     "net_group",
     "preset_for",

@@ -47,7 +47,9 @@ from torch import nn
 
 from yoco import protocol
 from yoco.augment import DSA
-from yoco.condense.idc import IDCConfig, Objective, _ClassDraw, _RealPool, condense, resolve_config
+from yoco.condense.config import IDCConfig, resolve_config
+from yoco.condense.idc import condense
+from yoco.condense.matching import Objective, _ClassDraw, _RealPool
 from yoco.data.condensed import CondensedSet, decode_images, normalize
 from yoco.errors import YocoError
 
@@ -59,7 +61,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class MDCConfig:
-    """MDC's own settings, beside IDC's (:class:`~yoco.condense.idc.IDCConfig`).
+    """MDC's own settings, beside IDC's (:class:`~yoco.condense.config.IDCConfig`).
 
     ``period``: outer iterations between two choices of the subset to regularise (upstream ``--adaptive_period``);
     ``class_wise``: every class chooses from its own losses instead of the losses averaged over classes
@@ -233,7 +235,7 @@ class Regularizer:
 
 
 class MDCObjective(Objective):
-    """MDC's class loss and regulariser as an :class:`~yoco.condense.idc.Objective` of IDC's loop."""
+    """MDC's class loss and regulariser as an :class:`~yoco.condense.matching.Objective` of IDC's loop."""
 
     method = "mdc"
     stacked = False
