@@ -1,0 +1,7 @@
+"""``python -m yoco.cli``: the ``yoco`` command."""
+
+import sys
+
+from yoco.cli import main
+
+sys.exit(main())

@@ -1,0 +1,233 @@
+"""Commands that score, prune and tabulate: ``score``, ``prune``, ``ladder``, ``report``, ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from yoco.cli.base import (
+    BOUNDED,
+    Handler,
+    _compile,
+    _config_copy,
+    _device,
+    _inputs,
+    _ipcs,
+    _keep_config,
+    _names,
+    _option,
+    _precision,
+    _pruned_epochs,
+    _rules_help,
+    command,
+    given,
+)
+from yoco.errors import YocoError
+
+
+@command("score", "compute every importance score from recorded dynamics into a score table")
+def _score(p: argparse.ArgumentParser) -> Handler:
+    p.add_argument("dynamics", help="a dynamics file written by `yoco dynamics`")
+    p.add_argument("--out", required=True, help="score table (.safetensors: scores, labels and SSP's features)")
+    p.add_argument("--csv", default=None, help="also export the scores as a readable CSV")
+    p.add_argument("--lbpe-epochs", type=BOUNDED["epochs"], default=None,
+                   help="LBPE window E (default: the published one for the set's dataset and method)")
+    p.add_argument("--lbpe-top-k", type=BOUNDED["epochs"], default=None, help="LBPE top-K epochs (default: as E)")
+    p.add_argument("--el2n-epochs", type=BOUNDED["epochs"], default=None, help="EL2N window (default: 10)")
+    p.add_argument("--seed", type=BOUNDED["seed"], default=0, help="seeds the random score")
+
+    def run(a: argparse.Namespace) -> int:
+        from yoco.dynamics import load_dynamics
+        from yoco.files import check_outputs
+        from yoco.scores import resolve_windows
+        from yoco.scoretable import build_table
+
+        if Path(a.out).suffix.lower() == ".csv":
+            raise YocoError(f"{a.out}: the score table is a .safetensors file; use --csv for the CSV export")
+        check_outputs([a.out] + ([a.csv] if a.csv else []), [a.dynamics])
+        dyn = load_dynamics(a.dynamics)
+        windows = resolve_windows(dyn, **given(lbpe_epochs=a.lbpe_epochs, lbpe_top_k=a.lbpe_top_k,
+                                               el2n_epochs=a.el2n_epochs))
+        table = build_table(dyn, **windows, seed=a.seed, config={"dynamics": str(a.dynamics)})
+        table.save(a.out)
+        print(f"wrote {a.out} ({len(table)} images: {', '.join(table.scores)}; features: "
+              f"{', '.join(table.features) or 'none'})")
+        if a.csv:
+            table.to_csv(a.csv)
+            print(f"wrote {a.csv}")
+        return 0
+
+    return run
+
+
+@command("prune", "keep IPC images per class of a condensed set by a rule (yoco = lbpe_easy_balance)")
+def _prune(p: argparse.ArgumentParser) -> Handler:
+    from yoco.rules import options_help
+
+    p.add_argument("condensed", help="the condensed set to prune")
+    p.add_argument("--scores", default=None,
+                   help="score table from `yoco score` (or a scores CSV: no ssp); not needed by random rules")
+    p.add_argument("--rule", required=True, help=_rules_help())
+    p.add_argument("--ipc", type=BOUNDED["ipc"], required=True, help="target stored images per class")
+    p.add_argument("--option", type=_option, action="append", default=[], metavar="NAME=VALUE",
+                   help=f"a rule method's option, e.g. hard_cut=0.2 for ccs ({options_help()})")
+    p.add_argument("--seed", type=BOUNDED["seed"], default=0,
+                   help="seeds the rules that draw at random (random, ssp, ccs, kcenter, dual)")
+    p.add_argument("--out", required=True, help="the pruned set (.safetensors; the selection is in its metadata)")
+    p.add_argument("--record", default=None, help="also write the selection (indices, class counts) as JSON")
+
+    def run(a: argparse.Namespace) -> int:
+        from yoco.data.condensed import load, save
+        from yoco.files import check_outputs, write_json
+        from yoco.rules import prune
+        from yoco.scoretable import load_table
+
+        check_outputs([a.out] + ([a.record] if a.record else []), [a.condensed, *([a.scores] if a.scores else [])])
+        cs = load(a.condensed)
+        table = load_table(a.scores) if a.scores else None
+        pruned, record = prune(cs, table, a.rule, a.ipc, seed=a.seed, **dict(a.option))
+        save(pruned, a.out)
+        print(f"kept {len(pruned)} decoded images by {record['rule']} (per class: {record['class_counts']})")
+        print(f"wrote {a.out}")
+        if a.record:
+            write_json(a.record, {**record, "source": str(a.condensed), "pruned": str(a.out)})
+            print(f"wrote {a.record}")
+        return 0
+
+    return run
+
+
+@command("ladder", "prune one condensed set to every target IPC with every rule, evaluate, tabulate, plot")
+def _ladder(p: argparse.ArgumentParser) -> Handler:
+    from yoco.ladder import DEFAULT_RULES, PRESETS, SCORE_RUNS
+    from yoco.rules import options_help
+
+    p.add_argument("condensed", nargs="?", default=None, help="the source condensed set")
+    p.add_argument("--condense", default=None, metavar="ipc=K,...",
+                   help="condense the real dataset first (IDC; keys of `yoco condense`, e.g. ipc=10,iterations=200)")
+    p.add_argument("--dataset", default=None, metavar="NAME", help="real dataset for testing (default: the preset's)")
+    p.add_argument("--data-root", default=None, metavar="DIR", help="folder holding the dataset files")
+    p.add_argument("--preset", default=None, choices=list(PRESETS), help="a paper experiment (dataset, IPCs, window)")
+    p.add_argument("--quick", action="store_true", help="a first look on a CPU, NOT the protocol: width 64, dynamics "
+                   "2 x 150 epochs, evaluation 300 epochs with 2 test points, LBPE window shrunk to fit")
+    p.add_argument("--ipcs", type=_ipcs, default=None, help="target IPCs (default: the preset's, or 1,2,5)")
+    p.add_argument("--rules", type=_names, default=None,
+                   help=f"comma-separated rules (default: {','.join(DEFAULT_RULES)}); {_rules_help()}")
+    p.add_argument("--option", type=_option, action="append", default=[], metavar="NAME=VALUE",
+                   help=f"a rule method's option for every cell ({options_help()})")
+    p.add_argument("--score-runs", default=None, choices=list(SCORE_RUNS),
+                   help="separate (default, the paper's cells): each dynamics run makes its own scores and pruned "
+                   "set, each set is evaluated --repeat times, and a cell is mean ± std over the runs; averaged: the "
+                   "scores averaged over the runs into one pruned set, evaluated --repeat times (named in the "
+                   "table's title as a departure)")
+    p.add_argument("--repeat", type=BOUNDED["runs"], default=None,
+                   help="training seeds per pruned set (default: 1 with separate runs, YOCO's --repeat 1; 3 averaged)")
+    p.add_argument("--seed", type=BOUNDED["seed"], default=None, help="first training seed (default: 0)")
+    p.add_argument("--subset-seed", type=BOUNDED["seed"], default=None,
+                   help="seed of the rules that draw at random: random, ssp, ccs, kcenter, dual (default: 0)")
+    p.add_argument("--random-subsets", type=BOUNDED["runs"], default=None,
+                   help="random balanced subsets (per dynamics run with separate runs; subset seeds from "
+                   "--subset-seed) that the gain-over-random column is measured against (default: 1)")
+    p.add_argument("--epochs", type=BOUNDED["epochs"], default=None, help="evaluation epochs (default: the protocol's)")
+    _pruned_epochs(p)
+    p.add_argument("--width", type=BOUNDED["width"], default=None, help="network width for dynamics and evaluation")
+    p.add_argument("--dynamics-epochs", type=BOUNDED["epochs"], default=None, help="default: 1000")
+    p.add_argument("--dynamics-runs", type=BOUNDED["runs"], default=None, help="default: 3")
+    p.add_argument("--dynamics-seed", type=BOUNDED["seed"], default=None,
+                   help="first seed of the dynamics runs, apart from the training seeds: another one measures how "
+                   "much of a score-based rule's result is its scores' noise (default: 0)")
+    p.add_argument("--lbpe-epochs", type=BOUNDED["epochs"], default=None, help="default: the published window for the source")
+    p.add_argument("--lbpe-top-k", type=BOUNDED["epochs"], default=None, help="default: the published window for the source")
+    p.add_argument("--workers", type=BOUNDED["workers"], default=1, help="evaluations run side by side in local processes")
+    p.add_argument("--ray", default=None, metavar="ADDRESS", help="run evaluations on a Ray cluster")
+    p.add_argument("--force", action="store_true", help="reuse an output folder that holds another ladder")
+    p.add_argument("--out", required=True, help="output folder")
+    _device(p)
+    _compile(p)
+    _precision(p)
+
+    def run(a: argparse.Namespace) -> int:
+        from yoco.ladder import build_config, check_folder, run_ladder
+
+        copies = _config_copy(a, Path(a.out), folder=True)
+        cfg = build_config(preset=a.preset, dataset=a.dataset, quick_look=a.quick, ipcs=a.ipcs, rules=a.rules,
+                           repeat=a.repeat, seed=a.seed, subset_seed=a.subset_seed,
+                           random_subsets=a.random_subsets, score_runs=a.score_runs, lbpe_epochs=a.lbpe_epochs,
+                           lbpe_top_k=a.lbpe_top_k, options=dict(a.option) or None, eval_epochs=a.epochs,
+                           width=a.width, dynamics_epochs=a.dynamics_epochs, dynamics_runs=a.dynamics_runs,
+                           dynamics_seed=a.dynamics_seed, precision=a.precision, pruned_epochs=a.pruned_epochs)
+        a.dataset = cfg.dataset  # the preset's, when only a preset is given: its files are inputs too
+        check_folder(a.out, _inputs(a, a.condensed), copies)
+        cs = _ladder_source(a, cfg.dataset)
+        doc = run_ladder(cs, cfg, a.out, data_root=a.data_root, workers=a.workers, ray_address=a.ray,
+                         force=a.force, device=a.device, progress=not a.quiet, compile=a.compile)
+        _keep_config(a, copies)
+        return _print_ladder(a.out, doc)
+
+    return run
+
+
+def _ladder_source(a: argparse.Namespace, dataset: str):
+    from yoco.data.condensed import load
+    from yoco.protocol import PRECISION
+
+    if a.condensed and a.condense:
+        raise YocoError("give either a condensed set or --condense ipc=K, not both")
+    if a.condensed:
+        return load(a.condensed)
+    if not a.condense:
+        raise YocoError("ladder needs a condensed set (or --condense ipc=K to condense the real dataset first)")
+    from yoco.condense import condense_from_spec
+
+    spec = a.condense  # the ladder's precision condenses too, unless the spec says otherwise
+    if a.precision != PRECISION and "precision" not in spec:
+        spec += f",precision={a.precision}"
+    return condense_from_spec(dataset, spec, Path(a.out) / "condensed.safetensors", data_root=a.data_root,
+                              device=a.device, progress=not a.quiet)
+
+
+def _print_ladder(out: str | Path, doc: dict) -> int:
+    out = Path(out)
+    print((out / "results.md").read_text())
+    print(f"plot: {out / 'ladder.png'}   table: {out / 'results.csv'}   all: {out / 'results.json'}")
+    if doc["failed"]:
+        print(f"yoco: {len(doc['failed'])} evaluation(s) failed: {', '.join(doc['failed'])} (errors in results.md; "
+              "rerun the same command to retry them)", file=sys.stderr)
+        return 1
+    return 0
+
+
+@command("report", "tabulate and plot the cells a ladder folder has finished so far (while it runs, or stopped)")
+def _report(p: argparse.ArgumentParser) -> Handler:
+    p.add_argument("folder", help="a ladder's output folder (its --out)")
+
+    def run(a: argparse.Namespace) -> int:
+        from yoco.ladder import report_ladder
+
+        doc = report_ladder(a.folder)
+        if doc["cells"] < doc["planned_cells"]:
+            print(f"{doc['cells']} of {doc['planned_cells']} cells finished", file=sys.stderr)
+        return _print_ladder(a.folder, doc)
+
+    return run
+
+
+@command("demo", "the whole job on the shipped Fashion-MNIST condensed set, sized for a 2-core CPU")
+def _demo(p: argparse.ArgumentParser) -> Handler:
+    p.add_argument("--out", default="runs/demo", help="output folder")
+    p.add_argument("--data-root", default=None, metavar="DIR", help="folder holding Fashion-MNIST's IDX files")
+    p.add_argument("--workers", type=BOUNDED["workers"], default=min(2, os.cpu_count() or 1),
+                   help="parallel evaluation processes")
+    _device(p)
+    _compile(p)
+
+    def run(a: argparse.Namespace) -> int:
+        from yoco.ladder import demo
+
+        doc = demo(a.out, data_root=a.data_root, workers=a.workers, device=a.device, progress=not a.quiet,
+                   compile=a.compile)
+        return _print_ladder(a.out, doc)
+
+    return run

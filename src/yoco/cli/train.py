@@ -1,0 +1,207 @@
+"""Commands that train networks: ``evaluate``, ``condense``, ``dynamics``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from yoco.cli.base import (
+    BOUNDED,
+    Handler,
+    _compile,
+    _config_copy,
+    _dataset,
+    _device,
+    _inputs,
+    _keep_config,
+    _precision,
+    _pruned_epochs,
+    _real,
+    _saved,
+    _training,
+    command,
+    given,
+)
+from yoco.errors import YocoError
+
+if TYPE_CHECKING:
+    from yoco.data.condensed import CondensedSet
+
+
+
+@command("evaluate", "train fresh networks on a condensed set and test them on the real test set")
+def _evaluate(p: argparse.ArgumentParser) -> Handler:
+    p.add_argument("condensed", help="a yoco condensed-set file")
+    _dataset(p)
+    _training(p, "independent runs, seeds seed .. seed+repeat-1 (default: 3)")
+    p.add_argument("--test-points", type=BOUNDED["epochs"], default=None,
+                   help="times the network is tested during training (default: the protocol's 4)")
+    p.add_argument("--recipe", choices=["set", "protocol", "yoco"], default="set",
+                   help="set: use the evaluation recipe the set's method published with it (MTT's learned learning "
+                   "rate, ZCA), saying so; protocol: ignore it (with a warning); yoco: as YOCO's test.py evaluated "
+                   "MTT/DSA/KIP sets (lr 0.01, no ZCA, the stored standardised images standardised again)")
+    _pruned_epochs(p)
+    p.add_argument("--out", default=None, help="result JSON (default: CONDENSED with .eval.json)")
+    _device(p)
+    _compile(p)
+    _precision(p)
+
+    def run(a: argparse.Namespace) -> int:
+        from yoco.data.condensed import load
+        from yoco.evaluate import EvalConfig, check_compatible, evaluate_condensed
+        from yoco.files import check_outputs, write_json
+        from yoco.report import accuracy_line
+        from yoco.train import TrainConfig
+
+        out = Path(a.out) if a.out else Path(a.condensed).with_suffix(".eval.json")
+        copies = _config_copy(a, out)
+        check_outputs([out, *copies], _inputs(a, a.condensed))
+        cs = load(a.condensed)
+        real = _real(a)
+        check_compatible(cs, real)
+        cfg = EvalConfig(**given(model=a.model, width=a.width, repeat=a.repeat, seed=a.seed,
+                                 test_points=a.test_points, pruned_epochs=a.pruned_epochs),
+                         train=TrainConfig(epochs=a.epochs, precision=a.precision), recipe=a.recipe)
+        result = evaluate_condensed(cs, real, cfg, device=a.device, progress=not a.quiet, compile=a.compile)
+        result["file"] = str(a.condensed)  # named by content in "sha256" (see "digests"), wherever it lies
+        result["test_sha256"] = real.digest("test")  # the test set it was measured on, by content
+        write_json(out, result)
+        _keep_config(a, copies)
+        print(f"{real.name} test accuracy over {len(result['runs'])} run(s): {accuracy_line(result)}")
+        print(f"wrote {out}")
+        return 0
+
+    return run
+
+
+@command("condense", "condense a real dataset with IDC (gradient matching, multi-formation) or MDC (IDC plus "
+         "an adaptive subset loss: nested subsets for every smaller IPC)")
+def _condense(p: argparse.ArgumentParser) -> Handler:
+    from yoco.condense import METHODS, PRESETS
+
+    _dataset(p)
+    p.add_argument("--ipc", type=BOUNDED["ipc"], required=True, help="stored images per class")
+    p.add_argument("--method", choices=METHODS, default="idc",
+                   help="idc: IDC; mdc: MDC (He et al., ICLR 2024), IDC's matching plus its adaptive subset loss, "
+                   "with mse as its code sets it; the set records that each class's first images are MDC's "
+                   "smaller sets (cut it with the rule mdc_prefix)")
+    p.add_argument("--mdc-period", type=BOUNDED["iterations"], default=None,
+                   help="MDC: outer iterations between choices of the subset to regularise (default: 100, MDC's)")
+    p.add_argument("--mdc-class-wise", action="store_true",
+                   help="MDC: each class chooses its subset from its own losses (default: from the class average)")
+    p.add_argument("--preset", default=None, choices=list(PRESETS),
+                   help="IDC settings (default: the dataset's published preset; cpu-quick: a CPU smoke run)")
+    p.add_argument("--factor", type=BOUNDED["factor"], default=None,
+                   help="multi-formation factor (default: the preset's, 2; 3 for ImageNet)")
+    p.add_argument("--iterations", type=BOUNDED["iterations"], default=None, help="outer iterations (published: 2000)")
+    p.add_argument("--inner", type=BOUNDED["iterations"], default=None,
+                   help="inner matching steps per iteration (published: 100)")
+    p.add_argument("--width", type=BOUNDED["width"], default=None, help="matching network width (published: 128)")
+    p.add_argument("--net-images", type=BOUNDED["index"], default=None,
+                   help="real images the network trains on after every inner step (published: 2000 CIFAR, 500 others)")
+    p.add_argument("--pretrain-epochs", type=BOUNDED["iterations0"], default=None,
+                   help="epochs each fresh network trains on the real set before matching (published: 10 for "
+                   "ImageNet, 0 others)")
+    p.add_argument("--decode", choices=["auto", "single", "bound"], default=None,
+                   help="multi-formation of the matched synthetic batches: single, bound (at most batch_syn images "
+                   "per class) or auto (default: IDC's presets, bound for ImageNet at factor >= 3 and IPC >= 20)")
+    p.add_argument("--engine", choices=["auto", "batched", "sequential"], default=None,
+                   help="batched: every class in one gradient evaluation, the per-class steps in closed "
+                   "form (MDC: the classes' losses one by one, then one backward); sequential: IDC's loop; auto "
+                   "(default): batched on a GPU, sequential on a CPU (faster there); all give the same images up "
+                   "to float rounding")
+    p.add_argument("--net-batch", type=BOUNDED["runs"], default=None,
+                   help="train the matching networks of this many outer iterations side by side, ahead of their "
+                   "matching (their paths read only real images); default: 8 on a GPU, 1 on a CPU (measured "
+                   "faster there); the same images up to float rounding")
+    p.add_argument("--seed", type=BOUNDED["seed"], default=None, help="default: 0")
+    p.add_argument("--checkpoint-every", type=BOUNDED["iterations0"], default=None,
+                   help="outer iterations between checkpoints (OUT.ckpt; default 50, 0 = off)")
+    p.add_argument("--eval-every", type=BOUNDED["iterations0"], default=None, help="evaluate the current set every N iterations")
+    p.add_argument("--eval-epochs", type=BOUNDED["epochs"], default=300, help="epochs of those periodic evaluations")
+    p.add_argument("--resume", action="store_true", help="continue from OUT.ckpt")
+    p.add_argument("--out", required=True, help="output .safetensors path")
+    _device(p)
+    _compile(p, "train the network between matching steps with each step (augmentation, mixing, forward, backward, "
+             "SGD) as one torch.compile-d graph, for a GPU's launch overhead; a runtime choice, so a checkpoint "
+             "resumes with or without it")
+    _precision(p)
+
+    def run(a: argparse.Namespace) -> int:
+        from yoco.condense import (
+            MDCConfig,
+            checkpoint_path,
+            condense,
+            condense_mdc,
+            resolve_config,
+            resolve_mdc_config,
+        )
+        from yoco.evaluate import EvalConfig, evaluate_condensed
+        from yoco.files import check_outputs
+        from yoco.train import TrainConfig
+
+        copies = _config_copy(a, Path(a.out))
+        check_outputs([a.out, checkpoint_path(a.out), *copies], _inputs(a))
+        if a.method != "mdc" and (a.mdc_period is not None or a.mdc_class_wise):
+            raise YocoError("--mdc-period and --mdc-class-wise are MDC's options; add --method mdc")
+        real = _real(a)
+        cfg = (resolve_mdc_config if a.method == "mdc" else resolve_config)(real.name, a.preset, **given(
+            ipc=a.ipc, factor=a.factor, iterations=a.iterations, inner=a.inner, width=a.width, engine=a.engine,
+            seed=a.seed, checkpoint_every=a.checkpoint_every, eval_every=a.eval_every, precision=a.precision,
+            net_images=a.net_images, net_pretrain_epochs=a.pretrain_epochs, decode=a.decode))
+        eval_fn = None
+        if cfg.eval_every:
+            quick_eval = EvalConfig(repeat=1, test_points=1, train=TrainConfig(epochs=a.eval_epochs))
+
+            def eval_fn(cs: CondensedSet) -> float:
+                return evaluate_condensed(cs, real, quick_eval, device=a.device, progress=False)["last_mean"]
+
+        kw = {"device": a.device, "resume": a.resume, "progress": not a.quiet, "eval_fn": eval_fn,
+              "compile": a.compile, "net_batch": a.net_batch}
+        if a.method == "mdc":
+            mdc = MDCConfig(**given(period=a.mdc_period, class_wise=a.mdc_class_wise or None))
+            cs = condense_mdc(real, cfg, a.out, mdc, **kw)
+        else:
+            cs = condense(real, cfg, a.out, **kw)
+        _keep_config(a, copies)
+        return _saved(cs, a.out, written=True)
+
+    return run
+
+
+@command("dynamics", "train networks on a condensed set and record every image's outputs per epoch")
+def _dynamics(p: argparse.ArgumentParser) -> Handler:
+    p.add_argument("condensed", help="a yoco condensed-set file")
+    p.add_argument("--out", required=True, help="dynamics file (.safetensors)")
+    p.add_argument("--runs", type=BOUNDED["runs"], default=None, help="independent training runs; scores average them "
+                   "(default: 3)")
+    p.add_argument("--epochs", type=BOUNDED["epochs"], default=None, help="default: the protocol's 1000")
+    p.add_argument("--model", default=None, help="default: the evaluation network of the set's dataset")
+    p.add_argument("--width", type=BOUNDED["width"], default=None, help="default: the model's, 128")
+    p.add_argument("--seed", type=BOUNDED["seed"], default=None, help="first training seed (default: 0)")
+    p.add_argument("--record", choices=["train", "clean"], default=None,
+                   help="outputs of the augmented training pass (as the paper; default) or one clean pass per epoch")
+    _device(p)
+    _compile(p)
+    _precision(p)
+
+    def run(a: argparse.Namespace) -> int:
+        from yoco.data.condensed import load
+        from yoco.dynamics import DynamicsConfig, record_dynamics, save_dynamics
+        from yoco.files import check_outputs
+        from yoco.train import TrainConfig
+
+        check_outputs([a.out], [a.condensed])
+        cs = load(a.condensed)
+        cfg = DynamicsConfig(**given(model=a.model, width=a.width, runs=a.runs, seed=a.seed, record=a.record),
+                             train=TrainConfig(epochs=a.epochs, precision=a.precision))
+        dyn = record_dynamics(cs, cfg, device=a.device, progress=not a.quiet, compile=a.compile)
+        save_dynamics(dyn, a.out)
+        acc = dyn.train_acc[:, -1].mean()
+        print(f"recorded {dyn.runs} run(s) x {dyn.epochs} epochs x {dyn.num_samples} images; "
+              f"final train accuracy {100 * float(acc):.1f}%")
+        print(f"wrote {a.out}")
+        return 0
+
+    return run
