@@ -1,17 +1,10 @@
-"""Importers for the file formats that published condensed sets come in.
-
-Each format is one reader function registered with :func:`register`; a reader opens the file and returns the
-raw images and labels, and :func:`import_condensed` turns them into a validated :class:`CondensedSet` with
-the format's defaults (multi-formation factor, normalisation) unless the caller overrides them.
-
-Nothing in a file is ever executed: ``.pt`` files are opened with ``torch.load(weights_only=True)`` and
-``.npz`` files with ``allow_pickle=False``.
-"""
+"""What every reader of published sets shares: :func:`import_condensed` (a reader's :class:`Raw` made into a
+checked :class:`CondensedSet`), format detection, ``torch.load`` bounded before anything is materialised, and the
+conversions of images and labels."""
 
 from __future__ import annotations
 
 import logging
-import math
 import pickle
 import re
 import reprlib
@@ -23,18 +16,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from yoco import protocol
 from yoco.data import condensed
 from yoco.data.condensed import CondensedMeta, CondensedSet
-from yoco.data.readers import FORMATS, Raw, Request, read_own_meta, register
+from yoco.data.readers import FORMATS, Raw, Request, read_own_meta
 from yoco.data.zca import looks_whitened, neighbour_correlation
 from yoco.errors import YocoError
 from yoco.protocol import ZCA_EPS
 
 logger = logging.getLogger(__name__)
 
-KIP_IMAGE_KEYS = ("images", "x", "support_images", "x_train", "image")
-KIP_LABEL_KEYS = ("labels", "y", "support_labels", "y_train", "label")
 MAX_ARRAY_BYTES = 2 * 1024**3  # an archived array declaring more than this is refused before anything is read
 # What the tensors of one .pt file may amount to once a reader materialises them (views counted at their full size,
 # as float32 images / int64 labels); a stride-0 view of one stored number can claim terabytes.
@@ -42,6 +32,39 @@ MAX_LOAD_BYTES = 4 * 1024**3
 MAX_VIEW_GROWTH, MAX_SMALL_VIEW = 16, 16 * 1024**2  # a view may read as 16x its storage (uint8 -> float32...)
 MAX_LOAD_OBJECTS = 100_000  # containers and tensors in one .pt file (a published set holds a handful)
 MAX_MTT_LR = 1.0  # MTT's learned learning rates are about 0.01; a larger one is a damaged or foreign file
+
+
+IMAGE_FILES = ("images.pt", "images_best.pt")  # DD-Ranking's names, then MTT's (DD-Ranking reads both)
+OWN_META = "condensed.json"  # yoco's metadata, written beside what it exports
+
+
+def companion_files(images: Path, labels_path: Path | None = None) -> tuple[Path, list[Path]]:
+    """Where the labels and the learning rate of an images file are looked for: ``labels.pt``/``lr.pt`` beside
+    ``images.pt``, ``labels_best.pt``/``lr_best.pt`` beside ``images_best.pt`` (the other spelling when the first
+    is missing), the learning rate also beside a labels file given apart. Returns (labels, learning-rate files)."""
+    first = "_best" if images.stem.endswith("_best") else ""
+    order = [first, "" if first else "_best"]
+    if labels_path is None:
+        found = [images.with_name(f"labels{s}.pt") for s in order]
+        labels_path = next((f for f in found if f.is_file()), found[0])
+    folders = [images.parent] + ([labels_path.parent] if labels_path.parent != images.parent else [])
+    return labels_path, [folder / f"lr{s}.pt" for folder in folders for s in order]
+
+
+def from_own_meta(raw: Raw, meta_file: Path) -> CondensedSet:
+    """A set that yoco exported, read back with the metadata it wrote beside it (``condensed.json``): the same
+    tensors, labels (soft ones as the distributions they were) and recipe."""
+    saved = read_own_meta(meta_file)
+    src = str(meta_file.parent)
+    images = _as_images(raw.images, src)
+    labels, _, soft, _ = _as_labels(raw.labels, src)
+    if not isinstance(saved.get("meta"), dict):
+        raise YocoError(f"{meta_file}: holds no 'meta' object (not written by yoco export)")
+    meta = CondensedMeta.from_dict(saved["meta"], source=str(meta_file))
+    if soft is None:
+        meta.extra.pop("soft_labels", None)
+    meta.extra = {**meta.extra, "imported_from": saved.get("format", "yoco export")}
+    return CondensedSet(images, labels, meta, source=src, soft=soft)
 
 
 def format_names() -> list[str]:
@@ -485,260 +508,3 @@ def _check_own(
             raise YocoError(f"{cs.source}: the file says {key}={reprlib.repr(have)} but --{key.replace('_', '-')} "
                             f"{reprlib.repr(want)} was given")
     return cs
-
-
-@register(
-    "idc",
-    factor=2,
-    normalized=False,
-    default_file="data.pt",
-    summary="IDC data.pt: [images, labels], unnormalised [0, 1] multi-formation images (factor 2; 3 for ImageNet)",
-    factor_by_dataset={name: protocol.idc_preset(name)["factor"] for name in protocol.IMAGENET_SUBSETS},
-)
-def read_idc(path: Path, req: Request) -> Raw:
-    """IDC's ``data.pt``: ``torch.save([images, labels])`` of the stored synthetic tensor.
-
-    The pixels are *unnormalised* (about [0, 1], slightly outside where the last updates were not clamped):
-    IDC's condense.py keeps them in [0, 1] and normalises on the way into the network, and its README says
-    "all of our data are unnormalized, so normalization is required for training".
-    """
-    return _read_pair_file(path, "idc")
-
-
-@register(
-    "dream", factor=2, normalized=False, default_file="data.pt",
-    summary="DREAM data.pt: same layout as IDC (unnormalised pixels)",
-)
-def read_dream(path: Path, req: Request) -> Raw:
-    """DREAM's ``data.pt`` (built on IDC's code, same layout)."""
-    return _read_pair_file(path, "dream")
-
-
-def _read_pair_file(path: Path, fmt: str) -> Raw:
-    obj = _torch_load(path)
-    if not isinstance(obj, (list, tuple)) or len(obj) != 2:
-        raise YocoError(
-            f"{path}: expected a list [images, labels] of two tensors, found {describe(obj)}{_hint(path, fmt)}"
-        )
-    return Raw(obj[0], obj[1])
-
-
-@register(
-    "mtt",
-    factor=1,
-    normalized=True,
-    default_file="images_best.pt",
-    uses=("labels_path",),
-    summary="MTT images_best.pt + labels_best.pt (and lr_best.pt, the learned learning rate) beside it",
-)
-def read_mtt(path: Path, req: Request) -> Raw:
-    """MTT's ``images_best.pt`` (a tensor) with ``labels_best.pt`` (and ``lr_best.pt``) from the same folder."""
-    return _read_tensor_files(path, req, "mtt")
-
-
-@register(
-    "dd-ranking",
-    factor=1,
-    normalized=True,
-    uses=("labels_path",),
-    folder=True,
-    summary="DD-Ranking's layout: a folder of images.pt, labels.pt (hard or soft) and lr.pt (the _best names too)",
-)
-def read_ddranking(path: Path, req: Request) -> Raw | CondensedSet:
-    """DD-Ranking's files: ``images.pt`` (standardised ``[N, C, H, W]``), ``labels.pt`` (``[N]`` or soft ``[N, C]``)
-    and ``lr.pt`` (the learned learning rate), or MTT's ``_best`` names; ``path`` is the folder or the images file.
-    A ``condensed.json`` beside them (``yoco export --format dd-ranking``) restores yoco's metadata."""
-    if path.is_dir():
-        found = [path / name for name in IMAGE_FILES if (path / name).is_file()]
-        if not found:
-            raise YocoError(f"{path}: no {' or '.join(IMAGE_FILES)} in this folder (DD-Ranking's layout)")
-        if len(found) > 1:
-            raise YocoError(f"{path}: holds both {found[0].name} and {found[1].name}; pass the one to import as the "
-                            "path")
-        path = found[0]
-    raw = _read_tensor_files(path, req, "dd-ranking")
-    own = path.with_name(OWN_META)
-    return from_own_meta(raw, own) if own.is_file() else raw
-
-
-IMAGE_FILES = ("images.pt", "images_best.pt")  # DD-Ranking's names, then MTT's (DD-Ranking reads both)
-OWN_META = "condensed.json"  # yoco's metadata, written beside what it exports
-
-
-def companion_files(images: Path, labels_path: Path | None = None) -> tuple[Path, list[Path]]:
-    """Where the labels and the learning rate of an images file are looked for: ``labels.pt``/``lr.pt`` beside
-    ``images.pt``, ``labels_best.pt``/``lr_best.pt`` beside ``images_best.pt`` (the other spelling when the first
-    is missing), the learning rate also beside a labels file given apart. Returns (labels, learning-rate files)."""
-    first = "_best" if images.stem.endswith("_best") else ""
-    order = [first, "" if first else "_best"]
-    if labels_path is None:
-        found = [images.with_name(f"labels{s}.pt") for s in order]
-        labels_path = next((f for f in found if f.is_file()), found[0])
-    folders = [images.parent] + ([labels_path.parent] if labels_path.parent != images.parent else [])
-    return labels_path, [folder / f"lr{s}.pt" for folder in folders for s in order]
-
-
-def _read_tensor_files(path: Path, req: Request, fmt: str) -> Raw:
-    """An images tensor file with its labels file and, where there is one, its learned learning rate."""
-    if path.stem.startswith("labels") and req.labels_path is None:
-        raise YocoError(f"{path}: this is a labels file; pass the images file ({' or '.join(IMAGE_FILES)}) or its "
-                        "folder as the path")
-    labels_path, lr_paths = companion_files(path, req.labels_path)
-    if not labels_path.is_file():
-        raise YocoError(f"{labels_path}: labels file not found beside {path.name}; name it with --labels FILE "
-                        "(labels_path in Python)")
-    images = _torch_load(path)
-    if not torch.is_tensor(images):
-        raise YocoError(
-            f"{path}: expected an image tensor [N, C, H, W], found {describe(images)}{_hint(path, fmt)}"
-        )
-    labels = _torch_load(labels_path)
-    if not torch.is_tensor(labels) or labels.dim() == 0:
-        raise YocoError(f"{labels_path}: expected a label tensor [N], found {describe(labels)}")
-    if images.dim() > 0 and labels.shape[0] != images.shape[0]:
-        raise YocoError(f"{path}: {images.shape[0]} images but {labels_path} holds {labels.shape[0]} labels")
-    extra: dict[str, Any] = {"labels_file": labels_path.name}
-    lr_path = next((f for f in lr_paths if f.is_file()), None)
-    if lr_path is not None:  # MTT learns the evaluation learning rate with the images
-        extra["recipe"] = {"lr": _read_lr(lr_path), "lr_file": lr_path.name}
-    return Raw(images, labels, extra)
-
-
-def _read_lr(path: Path) -> float:
-    lr = _torch_load(path)
-    if not torch.is_tensor(lr) or lr.numel() != 1 or lr.is_complex():
-        raise YocoError(f"{path}: expected one positive learning rate, found {describe(lr)}")
-    value = float(lr)
-    if not (math.isfinite(value) and 0 < value <= MAX_MTT_LR):
-        raise YocoError(f"{path}: learning rate {value:g} is outside (0, {MAX_MTT_LR:g}] (MTT learns about "
-                        "0.01); refusing to train with it: remove the file or fix it")
-    return value
-
-
-def from_own_meta(raw: Raw, meta_file: Path) -> CondensedSet:
-    """A set that yoco exported, read back with the metadata it wrote beside it (``condensed.json``): the same
-    tensors, labels (soft ones as the distributions they were) and recipe."""
-    saved = read_own_meta(meta_file)
-    src = str(meta_file.parent)
-    images = _as_images(raw.images, src)
-    labels, _, soft, _ = _as_labels(raw.labels, src)
-    if not isinstance(saved.get("meta"), dict):
-        raise YocoError(f"{meta_file}: holds no 'meta' object (not written by yoco export)")
-    meta = CondensedMeta.from_dict(saved["meta"], source=str(meta_file))
-    if soft is None:
-        meta.extra.pop("soft_labels", None)
-    meta.extra = {**meta.extra, "imported_from": saved.get("format", "yoco export")}
-    return CondensedSet(images, labels, meta, source=src, soft=soft)
-
-
-@register(
-    "dsa",
-    factor=1,
-    normalized=True,
-    uses=("experiment",),
-    summary="DC/DSA/DM res_*.pt: {'data': [(images, labels), ...]}, one pair per experiment",
-)
-def read_dsa(path: Path, req: Request) -> Raw:
-    """The DC/DSA/DM results file: a dict whose ``data`` lists one ``(images, labels)`` pair per experiment."""
-    obj = _torch_load(path)
-    if not isinstance(obj, dict) or "data" not in obj:
-        raise YocoError(f"{path}: expected a dict with key 'data', found {describe(obj)}{_hint(path, 'dsa')}")
-    runs = obj["data"]
-    if not isinstance(runs, (list, tuple)) or not runs:
-        raise YocoError(
-            f"{path}: expected 'data' to be a non-empty list of (images, labels), found {describe(runs)}"
-        )
-    if not 0 <= req.experiment < len(runs):
-        raise YocoError(
-            f"{path}: experiment {req.experiment} requested but the file holds "
-            f"{len(runs)} (0..{len(runs) - 1})"
-        )
-    pair = runs[req.experiment]
-    if not isinstance(pair, (list, tuple)) or len(pair) != 2:
-        raise YocoError(
-            f"{path}: expected data[{req.experiment}] to be (images, labels), found {describe(pair)}"
-        )
-    extra: dict[str, Any] = {"experiment": req.experiment, "experiments_in_file": len(runs)}
-    m = re.match(r"res_([A-Za-z]+)_", path.name)
-    if m:
-        extra["reference_method"] = m.group(1).lower()
-    return Raw(pair[0], pair[1], extra)
-
-
-@register(
-    "kip",
-    factor=1,
-    normalized=True,
-    summary=f"KIP .npz: images ({'/'.join(KIP_IMAGE_KEYS)}) NHWC or NCHW, one-hot labels "
-    f"({'/'.join(KIP_LABEL_KEYS)})",
-)
-def read_kip(path: Path, req: Request) -> Raw:
-    """KIP's ``.npz``: images (NHWC as JAX writes them, or NCHW) and one-hot, possibly centred, labels.
-
-    Each array's ``.npy`` header is checked before the array is read: object arrays (pickles) are refused, and
-    so is an array declaring more than :data:`MAX_ARRAY_BYTES` or a size its archive member does not hold.
-    """
-    if not zipfile.is_zipfile(path):
-        raise YocoError(f"{path}: expected a .npz archive (zip of .npy arrays){_hint(path, 'kip')}")
-    try:
-        with zipfile.ZipFile(path) as zf:
-            members = {info.filename[: -len(".npy")]: info for info in zf.infolist()
-                       if info.filename.endswith(".npy")}
-            keys = list(members)
-            ikey = next((k for k in KIP_IMAGE_KEYS if k in keys), None)
-            lkey = next((k for k in KIP_LABEL_KEYS if k in keys), None)
-            if ikey is None or lkey is None:
-                found = f"{keys[:20]}{' ...' if len(keys) > 20 else ''}"
-                raise YocoError(
-                    f"{path}: expected an image array named one of {list(KIP_IMAGE_KEYS)} and a label array "
-                    f"named one of {list(KIP_LABEL_KEYS)}, found keys {found}{_hint(path, 'kip')}"
-                )
-            images, labels = _read_npy(zf, members[ikey], path), _read_npy(zf, members[lkey], path)
-    except YocoError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - zipfile, zlib and numpy raise many types for a corrupt archive
-        raise YocoError(f"{path}: not a readable .npz archive ({type(exc).__name__}: {_first_line(exc)})") from None
-    if images.ndim == 3:  # grayscale without a channel axis
-        images = images[:, None]
-    if images.ndim == 4 and images.shape[-1] in (1, 3):  # NHWC as JAX writes it; wins when both axes fit
-        images = images.transpose(0, 3, 1, 2)
-    elif images.ndim == 4 and images.shape[1] not in (1, 3):
-        raise YocoError(
-            f"{path}: cannot find the channel axis (size 1 or 3, first or last) in images of "
-            f"shape {list(images.shape)}"
-        )
-    return Raw(images, labels, {"images_key": ikey, "labels_key": lkey})
-
-
-def _read_npy(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> np.ndarray:
-    """One ``.npy`` member of an archive; its header is checked before memory is allocated for the array."""
-    name, npy = info.filename, np.lib.format
-    with zf.open(info) as fh:
-        version = npy.read_magic(fh)
-        if version not in ((1, 0), (2, 0)):
-            raise YocoError(f"{path}: {name} is a .npy file of version {version}, expected 1.0 or 2.0")
-        shape, _, dtype = (npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0)(fh)
-        data_size = info.file_size - fh.tell()
-    if dtype.hasobject:
-        raise YocoError(f"refusing to execute code from {path}: {name} holds pickled objects")
-    if dtype.kind not in "biuf" or dtype.itemsize > 8:
-        raise YocoError(f"{path}: {name} holds {str(dtype)[:60]} values; expected an array of plain numbers")
-    nbytes = math.prod(shape) * dtype.itemsize
-    if nbytes > MAX_ARRAY_BYTES:
-        raise YocoError(f"{path}: {name} declares a {dtype} array of shape {reprlib.repr(list(shape))}, "
-                        f"{nbytes / 2**30:.3g} GiB, more than the {MAX_ARRAY_BYTES / 2**30:g} GiB allowed; "
-                        "refusing to read it")
-    if nbytes != data_size:
-        raise YocoError(f"{path}: {name} declares {nbytes} bytes of array data but its archive member holds "
-                        f"{data_size}; the archive is corrupt")
-    with zf.open(info) as fh:
-        return npy.read_array(fh, allow_pickle=False)
-
-
-@register("yoco", factor=1, normalized=False, summary="yoco's own .safetensors file")
-def read_yoco(path: Path, req: Request) -> CondensedSet:
-    """The project's own safetensors file (metadata included)."""
-    return condensed.load(path)
-
-
-from yoco.data import containers  # noqa: F401  (registers the image-folder and Hugging Face readers)
