@@ -195,8 +195,6 @@ class DSA:
         return (~inside).unsqueeze(1).to(x.dtype)
 
 
-
-
 class ImageNetAug:
     """IDC's ImageNet training augmentation on whole batches of standardised images, per-sample parameters.
 

@@ -17,8 +17,6 @@ from yoco.cli import data, prune, train  # noqa: F401  (each registers its comma
 from yoco.cli.base import COMMANDS, _Help, _Parser
 from yoco.errors import YocoError
 
-log = logging.getLogger("yoco")
-
 CONFIGURABLE = ("evaluate", "condense", "ladder")  # the commands that take --config FILE
 
 # One example per command, shown under its --help

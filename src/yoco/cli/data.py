@@ -78,6 +78,8 @@ def _show(p: argparse.ArgumentParser) -> Handler:
 
 @command("import", "convert a published condensed set (IDC, DREAM, MTT, DD-Ranking, DSA, KIP, image folder, "
          "Hugging Face) to yoco's format")
+
+
 def _import(p: argparse.ArgumentParser) -> Handler:
     from yoco.data.formats import FORMATS
 
@@ -145,6 +147,8 @@ def _import_inputs(a: argparse.Namespace) -> list[Path]:
 
 @command("export", "write a condensed set for other tools: an image folder, a Hugging Face snapshot, DD-Ranking's "
          "files")
+
+
 def _export(p: argparse.ArgumentParser) -> Handler:
     from yoco.data.exports import EXPORTS
 

@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from yoco.data.condensed import CondensedSet
 
 
-
 @command("evaluate", "train fresh networks on a condensed set and test them on the real test set")
 def _evaluate(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("condensed", help="a yoco condensed-set file")
@@ -77,6 +76,8 @@ def _evaluate(p: argparse.ArgumentParser) -> Handler:
 
 @command("condense", "condense a real dataset with IDC (gradient matching, multi-formation) or MDC (IDC plus "
          "an adaptive subset loss: nested subsets for every smaller IPC)")
+
+
 def _condense(p: argparse.ArgumentParser) -> Handler:
     from yoco.condense import METHODS, PRESETS
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,8 +18,6 @@ from yoco.models import model_names
 
 if TYPE_CHECKING:
     from yoco.data.datasets import RealDataset
-
-log = logging.getLogger(__name__)
 
 
 INITS = ("mix", "real", "noise")

@@ -3,7 +3,6 @@ tiled into the stored images), random real images, or noise."""
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -18,8 +17,6 @@ from yoco.errors import YocoError
 
 if TYPE_CHECKING:
     from yoco.data.datasets import RealDataset
-
-log = logging.getLogger(__name__)
 
 
 def init_synthetic(real: RealDataset, ipc: int, factor: int, init: str = "mix", *, random: bool = False,

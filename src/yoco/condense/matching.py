@@ -4,7 +4,6 @@ of one inner step: IDC's sequential per-class loop and the batched closed form."
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,8 +24,6 @@ from yoco.models.stacked import stacked_forward
 
 if TYPE_CHECKING:
     from yoco.data.datasets import RealDataset
-
-log = logging.getLogger(__name__)
 
 
 class _RealPool:

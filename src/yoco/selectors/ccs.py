@@ -26,6 +26,8 @@ def _ccs_check(options: dict[str, Any]) -> None:
 
 @register_selector("ccs", columns=("el2n",), options={"hard_cut": CCS_DEFAULT_HARD_CUT, "pick": CCS_PICK},
                    resolve=_ccs_resolve, check=_ccs_check, choices={"pick": CCS_PICKS})
+
+
 def _ccs(members: torch.Tensor, budget: int, ctx: Context) -> torch.Tensor:
     """Coverage-centric: drop the hardest ``hard_cut`` by EL2N, then stratified sampling over 50 score bins.
 

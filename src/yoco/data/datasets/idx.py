@@ -104,6 +104,8 @@ def _load_idx(folder: Path, classes: Sequence[str]) -> Splits:
           mean=NORMALIZATION["fashion-mnist"][0], std=NORMALIZATION["fashion-mnist"][1],
           root="/usr/share/datasets/fashion-mnist",
           hint="install the Debian package dataset-fashion-mnist or pass the folder holding the IDX files")
+
+
 def load_fashion_mnist(folder: Path, resolution: int | None) -> Splits:
     """Fashion-MNIST from its four IDX files."""
     return _load_idx(folder, FASHION_MNIST_CLASSES)
@@ -111,6 +113,8 @@ def load_fashion_mnist(folder: Path, resolution: int | None) -> Splits:
 
 @register("mnist", find=_idx_finder("MNIST"), files=IDX_NAMES, description="MNIST digits, 28x28 grey, 10 classes",
           mean=NORMALIZATION["mnist"][0], std=NORMALIZATION["mnist"][1])
+
+
 def load_mnist(folder: Path, resolution: int | None) -> Splits:
     """MNIST from its four IDX files."""
     return _load_idx(folder, DIGITS)

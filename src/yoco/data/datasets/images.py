@@ -155,6 +155,8 @@ def _load_imagenet(root: Path, subset: str, resolution: int | None) -> Splits:
 
 @register("imagenet10", find=_imagenet_finder("imagenet10"), mean=IMAGENET_MEAN, std=IMAGENET_STD,
           description="ImageNet-10 (IDC's 10 classes), image folder resized to 224 (or --resolution)")
+
+
 def load_imagenet10(folder: Path, resolution: int | None) -> Splits:
     """The 10 ImageNet classes IDC used, from ``train/<wnid>`` and ``val/<wnid>``."""
     return _load_imagenet(folder, "imagenet10", resolution)
@@ -162,6 +164,8 @@ def load_imagenet10(folder: Path, resolution: int | None) -> Splits:
 
 @register("imagenet100", find=_imagenet_finder("imagenet100"), mean=IMAGENET_MEAN, std=IMAGENET_STD,
           description="ImageNet-100 (CMC/IDC's 100 classes), image folder resized to 224 (or --resolution)")
+
+
 def load_imagenet100(folder: Path, resolution: int | None) -> Splits:
     """The 100 ImageNet classes of CMC/IDC, from ``train/<wnid>`` and ``val/<wnid>``."""
     return _load_imagenet(folder, "imagenet100", resolution)
@@ -177,6 +181,8 @@ def _imagefolder_find(root: Path) -> Path:
 
 @register("imagefolder", find=_imagefolder_find,
           description="any train/<class>/ + val/ or test/ image tree (mean/std from the training images)")
+
+
 def load_imagefolder(root: Path, resolution: int | None) -> Splits:
     """A generic image tree; classes are the sorted folder names of ``train/``.
 

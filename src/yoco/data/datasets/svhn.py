@@ -14,6 +14,8 @@ from yoco.errors import YocoError
 from yoco.protocol import NORMALIZATION
 
 SVHN_FILES = ("train_32x32.mat", "test_32x32.mat")
+
+
 def _svhn_find(root: Path) -> Path:
     if any((root / f).is_file() for f in SVHN_FILES):
         return root
@@ -73,6 +75,8 @@ def read_svhn_mat(path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
 
 @register("svhn", find=_svhn_find, files=SVHN_FILES, description="SVHN cropped digits, 32x32 colour, 10 classes",
           mean=NORMALIZATION["svhn"][0], std=NORMALIZATION["svhn"][1])
+
+
 def load_svhn(folder: Path, resolution: int | None) -> Splits:
     """SVHN from ``train_32x32.mat`` and ``test_32x32.mat`` (label 10 is the digit 0)."""
     train_x, train_y = read_svhn_mat(folder / SVHN_FILES[0])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,6 @@ from yoco.data.formats.base import _hint, _torch_load, describe
 from yoco.data.readers import Raw, Request, register
 from yoco.errors import YocoError
 
-logger = logging.getLogger(__name__)
 
 @register(
     "dsa",
@@ -20,6 +18,8 @@ logger = logging.getLogger(__name__)
     uses=("experiment",),
     summary="DC/DSA/DM res_*.pt: {'data': [(images, labels), ...]}, one pair per experiment",
 )
+
+
 def read_dsa(path: Path, req: Request) -> Raw:
     """The DC/DSA/DM results file: a dict whose ``data`` lists one ``(images, labels)`` pair per experiment."""
     obj = _torch_load(path)

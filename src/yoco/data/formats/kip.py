@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import math
 import reprlib
 import zipfile
@@ -13,8 +12,6 @@ import numpy as np
 from yoco.data.formats.base import MAX_ARRAY_BYTES, _first_line, _hint
 from yoco.data.readers import Raw, Request, register
 from yoco.errors import YocoError
-
-logger = logging.getLogger(__name__)
 
 KIP_IMAGE_KEYS = ("images", "x", "support_images", "x_train", "image")
 KIP_LABEL_KEYS = ("labels", "y", "support_labels", "y_train", "label")
@@ -27,6 +24,8 @@ KIP_LABEL_KEYS = ("labels", "y", "support_labels", "y_train", "label")
     summary=f"KIP .npz: images ({'/'.join(KIP_IMAGE_KEYS)}) NHWC or NCHW, one-hot labels "
     f"({'/'.join(KIP_LABEL_KEYS)})",
 )
+
+
 def read_kip(path: Path, req: Request) -> Raw:
     """KIP's ``.npz``: images (NHWC as JAX writes them, or NCHW) and one-hot, possibly centred, labels.
 

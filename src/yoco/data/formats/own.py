@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from yoco.data import condensed
 from yoco.data.condensed import CondensedSet
 from yoco.data.readers import Request, register
 
-logger = logging.getLogger(__name__)
 
 @register("yoco", factor=1, normalized=False, summary="yoco's own .safetensors file")
 def read_yoco(path: Path, req: Request) -> CondensedSet:

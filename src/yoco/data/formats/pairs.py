@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from yoco import protocol
@@ -10,7 +9,6 @@ from yoco.data.formats.base import _hint, _torch_load, describe
 from yoco.data.readers import Raw, Request, register
 from yoco.errors import YocoError
 
-logger = logging.getLogger(__name__)
 
 @register(
     "idc",
@@ -20,6 +18,8 @@ logger = logging.getLogger(__name__)
     summary="IDC data.pt: [images, labels], unnormalised [0, 1] multi-formation images (factor 2; 3 for ImageNet)",
     factor_by_dataset={name: protocol.idc_preset(name)["factor"] for name in protocol.IMAGENET_SUBSETS},
 )
+
+
 def read_idc(path: Path, req: Request) -> Raw:
     """IDC's ``data.pt``: ``torch.save([images, labels])`` of the stored synthetic tensor.
 
@@ -34,6 +34,8 @@ def read_idc(path: Path, req: Request) -> Raw:
     "dream", factor=2, normalized=False, default_file="data.pt",
     summary="DREAM data.pt: same layout as IDC (unnormalised pixels)",
 )
+
+
 def read_dream(path: Path, req: Request) -> Raw:
     """DREAM's ``data.pt`` (built on IDC's code, same layout)."""
     return _read_pair_file(path, "dream")

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,6 @@ from yoco.data.formats.base import (
 from yoco.data.readers import Raw, Request, register
 from yoco.errors import YocoError
 
-logger = logging.getLogger(__name__)
 
 @register(
     "mtt",
@@ -34,6 +32,8 @@ logger = logging.getLogger(__name__)
     uses=("labels_path",),
     summary="MTT images_best.pt + labels_best.pt (and lr_best.pt, the learned learning rate) beside it",
 )
+
+
 def read_mtt(path: Path, req: Request) -> Raw:
     """MTT's ``images_best.pt`` (a tensor) with ``labels_best.pt`` (and ``lr_best.pt``) from the same folder."""
     return _read_tensor_files(path, req, "mtt")
@@ -47,6 +47,8 @@ def read_mtt(path: Path, req: Request) -> Raw:
     folder=True,
     summary="DD-Ranking's layout: a folder of images.pt, labels.pt (hard or soft) and lr.pt (the _best names too)",
 )
+
+
 def read_ddranking(path: Path, req: Request) -> Raw | CondensedSet:
     """DD-Ranking's files: ``images.pt`` (standardised ``[N, C, H, W]``), ``labels.pt`` (``[N]`` or soft ``[N, C]``)
     and ``lr.pt`` (the learned learning rate), or MTT's ``_best`` names; ``path`` is the folder or the images file.
