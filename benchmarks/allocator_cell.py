@@ -17,6 +17,7 @@ from yoco.data.condensed import decode, load
 from yoco.data.datasets import load_dataset
 from yoco.evaluate import EvalConfig, evaluate_condensed
 from yoco.ladder.config import DEMO_SET
+from yoco.runtime import Runtime
 from yoco.train import TrainConfig
 
 
@@ -28,7 +29,7 @@ def main() -> None:
     real = load_dataset("fashion-mnist")
     cfg = EvalConfig(width=128, repeat=1, test_points=1, train=TrainConfig(epochs=30))
     faults, t0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.perf_counter()
-    res = evaluate_condensed(sub, real, cfg, device="cpu", progress=False)
+    res = evaluate_condensed(sub, real, cfg, runtime=Runtime.make("cpu", progress=False))
     print(f"{time.perf_counter() - t0:.2f} s, {resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults} page "
           f"faults, last accuracy {res['last_mean']:.4f}")
 

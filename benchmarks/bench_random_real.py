@@ -21,6 +21,7 @@ from yoco.data.datasets import load_dataset
 from yoco.data.subset import random_real_subset
 from yoco.evaluate import EvalConfig, evaluate_condensed
 from yoco.files import write_json
+from yoco.runtime import Runtime
 from yoco.train import TrainConfig
 
 OUT = Path(__file__).parent / "results" / "random_real"
@@ -45,7 +46,7 @@ def main() -> None:
             if path.exists() and json.loads(path.read_text())["config"]["train"]["epochs"] == (args.epochs or 1000):
                 results.append(json.loads(path.read_text()))
                 continue
-            res = evaluate_condensed(random_real_subset(real, ipc, seed=subset), real, cfg, device=args.device)
+            res = evaluate_condensed(random_real_subset(real, ipc, seed=subset), real, cfg, runtime=Runtime.make(args.device))
             write_json(path, {**res, "subset_seed": subset})
             results.append(res)
         last = np.array([[r["last"] for r in res["runs"]] for res in results])

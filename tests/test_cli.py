@@ -192,6 +192,27 @@ def test_ladder_with_failed_cells_exits_non_zero_and_names_them(world, capsys, m
     assert rc == 1 and "1 evaluation(s) failed: ccs_imbalance IPC 1 seed 0" in err
 
 
+def test_a_command_resolves_its_device_once_and_every_stage_runs_on_that_runtime(world, monkeypatch):
+    """One runtime per command: ``auto`` is resolved once, and the dynamics and every cell get the same object's
+    choices (device, compile), not flags of their own."""
+    from yoco import dynamics, runtime
+    from yoco.ladder import cells
+
+    resolved, seen = [], []
+    real_resolve = runtime.resolve_device
+    monkeypatch.setattr(runtime, "resolve_device", lambda d="auto": resolved.append(d) or real_resolve("cpu"))
+    record = dynamics.record_dynamics
+    monkeypatch.setattr("yoco.ladder.run.record_dynamics", lambda cs, cfg, rt, **kw: seen.append(rt) or record(
+        cs, cfg, rt, **kw))
+    run_cell = cells.run_cell
+    monkeypatch.setattr(cells, "run_cell", lambda c: seen.append(c.runtime) or run_cell(c))
+    args = [a if a != "cpu" else "auto" for a in FAST_LADDER]
+    assert run("ladder", world["set"], "--dataset", "mnist", "--data-root", world["root"], *args,
+               "--out", world["tmp"] / "lad") == 0
+    assert resolved == ["auto"]
+    assert len(seen) == 1 + 3 and {(r.device.type, r.compile) for r in seen} == {("cpu", False)}
+
+
 def test_config_file_sets_options_the_command_line_overrides_and_is_kept(world, capsys):
     t = world["tmp"]
     (t / "eval.toml").write_text('dataset = "mnist"\ndata-root = "{}"\nepochs = 2\nwidth = 8\nrepeat = 2\n'

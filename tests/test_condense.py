@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import separable_images
+from helpers import rt, separable_images
 
 from yoco.augment import DSA
 from yoco.condense import (
@@ -130,7 +130,7 @@ def test_condensation_descends_the_matching_objective(tmp_path):
     start = init_synthetic(real, cfg.ipc, cfg.factor, cfg.init)
     with seeded(cfg.seed):
         net = create_model(cfg.model, 4, 1, 8, width=cfg.width)
-    out = condense(real, cfg, tmp_path / "tiny.safetensors", device="cpu", progress=False)
+    out = condense(real, cfg, tmp_path / "tiny.safetensors", runtime=rt())
     before = matching_loss(real, start, net, cfg, seed=7)
     after = matching_loss(real, out, net, cfg, seed=7)
     assert matching_loss(real, start, net, cfg, seed=7) == before  # a fixed evaluation
@@ -140,7 +140,7 @@ def test_condensation_descends_the_matching_objective(tmp_path):
 def test_output_file_loads_with_shapes_and_metadata(tmp_path):
     real = fake_real()
     out = tmp_path / "missing" / "dir" / "idc.safetensors"
-    cs = condense(real, dataclasses.replace(TINY, iterations=2), out, device="cpu", progress=False)
+    cs = condense(real, dataclasses.replace(TINY, iterations=2), out, runtime=rt())
     back = load(out)
     assert back.images.shape == (8, 1, 8, 8)
     assert back.labels.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
@@ -166,20 +166,20 @@ def _interrupted_run(real, cfg, out, at: int) -> list:
         raise Interrupt
 
     with pytest.raises(Interrupt):
-        condense(real, dataclasses.replace(cfg, eval_every=at), out, device="cpu", progress=False, eval_fn=stop)
+        condense(real, dataclasses.replace(cfg, eval_every=at), out, runtime=rt(), eval_fn=stop)
     return seen
 
 
 def test_resume_continues_bit_exactly(tmp_path):
     real = fake_real()
-    straight = condense(real, TINY, tmp_path / "a.safetensors", device="cpu", progress=False)
+    straight = condense(real, TINY, tmp_path / "a.safetensors", runtime=rt())
 
     out = tmp_path / "b.safetensors"
     # The interrupted run was asked for more iterations: the iteration count may differ on resume.
     seen = _interrupted_run(real, dataclasses.replace(TINY, iterations=6), out, at=2)
     assert len(seen) == 1 and seen[0].images.shape == (8, 1, 8, 8)
     assert checkpoint_path(out).is_file() and not out.exists()
-    resumed = condense(real, TINY, out, device="cpu", resume=True, progress=False)
+    resumed = condense(real, TINY, out, runtime=rt(), resume=True)
     assert torch.equal(resumed.images, straight.images)
     assert resumed.meta.extra["matching_loss"] == straight.meta.extra["matching_loss"]
     assert not checkpoint_path(out).exists()
@@ -212,9 +212,9 @@ def test_condense_follows_idcs_loop_order_and_batched_networks_agree(tmp_path):
     real = fake_real()
     cfg = dataclasses.replace(TINY, iterations=5, inner=3, engine="sequential")
     reference = _idc_loop_as_written(real, cfg)
-    one = condense(real, cfg, tmp_path / "one.safetensors", device="cpu", progress=False, net_batch=1)
+    one = condense(real, cfg, tmp_path / "one.safetensors", runtime=rt(), net_batch=1)
     assert torch.equal(one.images, reference)
-    side = condense(real, cfg, tmp_path / "side.safetensors", device="cpu", progress=False, net_batch=3)
+    side = condense(real, cfg, tmp_path / "side.safetensors", runtime=rt(), net_batch=3)
     assert torch.allclose(side.images, reference, atol=1e-5) and not torch.equal(one.images, init_synthetic(
         real, cfg.ipc, cfg.factor, cfg.init).images)
     assert side.meta.extra["matching_loss"] == pytest.approx(one.meta.extra["matching_loss"], rel=1e-4)
@@ -225,16 +225,16 @@ def test_a_checkpoint_inside_a_group_of_networks_resumes_one_by_one(tmp_path):
     # group's end, so a run continued with networks one by one is the uninterrupted run.
     real = fake_real()
     cfg = dataclasses.replace(TINY, iterations=5, inner=3, net_pretrain_epochs=1)
-    straight = condense(real, cfg, tmp_path / "a.safetensors", device="cpu", progress=False, net_batch=1)
+    straight = condense(real, cfg, tmp_path / "a.safetensors", runtime=rt(), net_batch=1)
     out = tmp_path / "b.safetensors"
 
     def stop(cs):
         raise Interrupt
 
     with pytest.raises(Interrupt):
-        condense(real, dataclasses.replace(cfg, eval_every=2), out, device="cpu", progress=False, eval_fn=stop,
+        condense(real, dataclasses.replace(cfg, eval_every=2), out, runtime=rt(), eval_fn=stop,
                  net_batch=4)
-    resumed = condense(real, cfg, out, device="cpu", resume=True, progress=False, net_batch=1)
+    resumed = condense(real, cfg, out, runtime=rt(), resume=True, net_batch=1)
     assert torch.allclose(resumed.images, straight.images, atol=1e-5)
     assert len(resumed.meta.extra["matching_loss"]) == 5
 
@@ -243,9 +243,9 @@ def test_a_checkpoint_inside_a_group_of_networks_resumes_one_by_one(tmp_path):
 def test_networks_side_by_side_on_cuda_equal_one_by_one_and_the_cpu(tmp_path, ieee_float32):
     real = fake_real()
     cfg = dataclasses.replace(TINY, iterations=3, inner=3, engine="batched")
-    cpu = condense(real, cfg, tmp_path / "cpu.safetensors", device="cpu", progress=False, net_batch=1)
-    one = condense(real, cfg, tmp_path / "one.safetensors", device="cuda", progress=False, net_batch=1)
-    side = condense(real, cfg, tmp_path / "side.safetensors", device="cuda", progress=False)  # the GPU default: 3
+    cpu = condense(real, cfg, tmp_path / "cpu.safetensors", runtime=rt(), net_batch=1)
+    one = condense(real, cfg, tmp_path / "one.safetensors", runtime=rt("cuda"), net_batch=1)
+    side = condense(real, cfg, tmp_path / "side.safetensors", runtime=rt("cuda"))  # the GPU default: 3
     assert torch.allclose(side.images, one.images, atol=1e-5) and torch.allclose(one.images, cpu.images, atol=1e-4)
 
 
@@ -266,8 +266,7 @@ def test_resume_with_another_config_is_refused_and_checkpoint_kept(tmp_path):
     ckpt = checkpoint_path(out)
     before = ckpt.read_bytes()
     with pytest.raises(YocoError) as err:
-        condense(real, dataclasses.replace(TINY, lr_img=0.1, width=16), out, device="cpu", resume=True,
-                 progress=False)
+        condense(real, dataclasses.replace(TINY, lr_img=0.1, width=16), out, runtime=rt(), resume=True)
     msg = str(err.value)
     assert str(ckpt) in msg and "lr_img: 0.005 in the checkpoint, 0.1 now" in msg and "width" in msg
     assert "seed" not in msg
@@ -284,7 +283,7 @@ def test_resume_with_another_config_is_refused_and_checkpoint_kept(tmp_path):
 def test_bad_input_is_refused_before_any_file(tmp_path, change, words):
     out = tmp_path / "bad.safetensors"
     with pytest.raises(YocoError, match=words):
-        condense(fake_real(), dataclasses.replace(TINY, **change), out, device="cpu", progress=False)
+        condense(fake_real(), dataclasses.replace(TINY, **change), out, runtime=rt())
     assert not out.exists() and not checkpoint_path(out).exists()
 
 
@@ -386,10 +385,8 @@ def test_sequential_step_takes_one_image_step_per_class_and_one_dsa_draw_per_cla
 def test_condense_engines_agree(tmp_path):
     real = fake_real()
     cfg = dataclasses.replace(TINY, iterations=2, inner=2, lr_img=0.05, scale_lr_img=False)
-    a = condense(real, dataclasses.replace(cfg, engine="batched"), tmp_path / "a.safetensors", device="cpu",
-                 progress=False)
-    b = condense(real, dataclasses.replace(cfg, engine="sequential"), tmp_path / "b.safetensors", device="cpu",
-                 progress=False)
+    a = condense(real, dataclasses.replace(cfg, engine="batched"), tmp_path / "a.safetensors", runtime=rt())
+    b = condense(real, dataclasses.replace(cfg, engine="sequential"), tmp_path / "b.safetensors", runtime=rt())
     assert not torch.equal(a.images, init_synthetic(real, cfg.ipc, cfg.factor).images)
     assert torch.allclose(a.images, b.images, atol=1e-5)
 
@@ -405,13 +402,12 @@ def test_matching_augmentation_is_color_crop_cutout_and_network_update_color_cro
 def test_a_schedule_spread_over_calls_equals_one_run(tmp_path):
     # how a long condensation is spread over short GPU loans: keep the checkpoint, call again with more iterations
     real = fake_real()
-    straight = condense(real, dataclasses.replace(TINY, iterations=4), tmp_path / "a.safetensors", device="cpu",
-                        progress=False)
+    straight = condense(real, dataclasses.replace(TINY, iterations=4), tmp_path / "a.safetensors", runtime=rt())
     out = tmp_path / "b.safetensors"
-    first = condense(real, dataclasses.replace(TINY, iterations=2), out, device="cpu", progress=False,
+    first = condense(real, dataclasses.replace(TINY, iterations=2), out, runtime=rt(),
                      keep_checkpoint=True)
     assert checkpoint_path(out).exists() and len(first.meta.extra["matching_loss"]) == 2
-    second = condense(real, dataclasses.replace(TINY, iterations=4), out, device="cpu", progress=False, resume=True)
+    second = condense(real, dataclasses.replace(TINY, iterations=4), out, runtime=rt(), resume=True)
     assert torch.equal(second.images, straight.images)
 
 
@@ -457,14 +453,14 @@ def test_compiled_network_update_is_a_runtime_choice_a_checkpoint_resumes_across
     from yoco import train as train_mod
 
     real = fake_real()
-    straight = condense(real, TINY, tmp_path / "a.safetensors", device="cpu", progress=False)
+    straight = condense(real, TINY, tmp_path / "a.safetensors", runtime=rt())
     wrapped = []
     monkeypatch.setattr(train_mod, "_STEPS", {})
     monkeypatch.setattr(train_mod, "compiled", lambda model, device: wrapped.append(type(model).__name__) or model)
     out = tmp_path / "b.safetensors"
-    condense(real, dataclasses.replace(TINY, iterations=2), out, device="cpu", progress=False, keep_checkpoint=True)
+    condense(real, dataclasses.replace(TINY, iterations=2), out, runtime=rt(), keep_checkpoint=True)
     assert not wrapped
-    resumed = condense(real, TINY, out, device="cpu", progress=False, resume=True, compile=True)
+    resumed = condense(real, TINY, out, runtime=rt(compile=True), resume=True)
     assert wrapped == ["_BatchedStep"]
     torch.testing.assert_close(resumed.images, straight.images, atol=1e-5, rtol=1e-4)
 
@@ -481,16 +477,15 @@ def test_bf16_condensation_runs_under_autocast_records_it_and_resumes_an_fp32_ch
         return real_autocast(device_type, dtype=dtype, **kw)
 
     monkeypatch.setattr(torch, "autocast", spying)
-    fp32 = condense(real, TINY, tmp_path / "a.safetensors", device="cpu", progress=False)
+    fp32 = condense(real, TINY, tmp_path / "a.safetensors", runtime=rt())
     assert not seen
-    half = condense(real, dataclasses.replace(TINY, precision="bf16"), tmp_path / "b.safetensors", device="cpu",
-                    progress=False)
+    half = condense(real, dataclasses.replace(TINY, precision="bf16"), tmp_path / "b.safetensors", runtime=rt())
     assert seen and set(seen) == {("cpu", torch.bfloat16)}
     assert half.images.dtype == torch.float32 and not torch.equal(half.images, fp32.images)
     assert load(tmp_path / "b.safetensors").meta.extra["config"]["precision"] == "bf16"
     out = tmp_path / "c.safetensors"
-    condense(real, dataclasses.replace(TINY, iterations=2), out, device="cpu", progress=False, keep_checkpoint=True)
-    resumed = condense(real, dataclasses.replace(TINY, precision="bf16"), out, device="cpu", progress=False, resume=True)
+    condense(real, dataclasses.replace(TINY, iterations=2), out, runtime=rt(), keep_checkpoint=True)
+    resumed = condense(real, dataclasses.replace(TINY, precision="bf16"), out, runtime=rt(), resume=True)
     assert len(resumed.meta.extra["matching_loss"]) == TINY.iterations
     with pytest.raises(YocoError, match="IDC: unknown precision 'fp8'"):
-        condense(real, dataclasses.replace(TINY, precision="fp8"), tmp_path / "d.safetensors", device="cpu")
+        condense(real, dataclasses.replace(TINY, precision="fp8"), tmp_path / "d.safetensors", runtime=rt())

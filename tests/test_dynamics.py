@@ -2,7 +2,7 @@ import re
 
 import pytest
 import torch
-from helpers import tiny_condensed
+from helpers import rt, tiny_condensed
 
 from yoco.dynamics import Dynamics, DynamicsConfig, load_dynamics, record_dynamics, save_dynamics
 from yoco.errors import YocoError
@@ -14,7 +14,7 @@ CFG = DynamicsConfig(model="convnet", width=8, runs=2, train=TrainConfig(epochs=
 @pytest.mark.parametrize("record", ["train", "clean"])
 def test_records_every_image_every_epoch(record):
     cs = tiny_condensed(ipc=3, factor=2)
-    dyn = record_dynamics(cs, DynamicsConfig(**{**CFG.to_dict(), "record": record}), device="cpu", progress=False)
+    dyn = record_dynamics(cs, DynamicsConfig(**{**CFG.to_dict(), "record": record}), runtime=rt())
     n = 4 * 3 * 4  # classes x ipc x f^2
     assert dyn.log_probs.shape == (2, 5, n, 4) and dyn.log_probs.dtype == torch.float16
     assert torch.isfinite(dyn.log_probs.float()).all()
@@ -33,8 +33,8 @@ def test_batched_runs_record_what_separate_runs_record(record):
     # batched: all runs in one stacked computation, and in "clean" mode one predict pass for all of them
     cs = tiny_condensed(ipc=3, factor=2)
     cfg = DynamicsConfig(**{**CFG.to_dict(), "record": record, "runs": 3})
-    apart = record_dynamics(cs, cfg, device="cpu", progress=False, batched=False)
-    together = record_dynamics(cs, cfg, device="cpu", progress=False, batched=True)
+    apart = record_dynamics(cs, cfg, runtime=rt(batched=False))
+    together = record_dynamics(cs, cfg, runtime=rt(batched=True))
     assert torch.allclose(apart.log_probs.float(), together.log_probs.float(), atol=2e-2)
     assert not torch.equal(together.log_probs[0], together.log_probs[2])
 
@@ -45,22 +45,22 @@ def test_dynamics_recorded_on_cuda_match_the_cpu(record, ieee_float32):
     # on the GPU the record is written on the device (no copy per step) and comes back to the host at the end
     cs = tiny_condensed(ipc=3, factor=2)
     cfg = DynamicsConfig(**{**CFG.to_dict(), "record": record, "runs": 3})
-    cpu = record_dynamics(cs, cfg, device="cpu", progress=False, batched=True)
-    gpu = record_dynamics(cs, cfg, device="cuda", progress=False)
+    cpu = record_dynamics(cs, cfg, runtime=rt(batched=True))
+    gpu = record_dynamics(cs, cfg, runtime=rt("cuda"))
     assert gpu.log_probs.device.type == "cpu" and gpu.log_probs.dtype == torch.float16
     assert torch.allclose(gpu.log_probs.float(), cpu.log_probs.float(), atol=2e-2)
 
 
 def test_runs_differ_but_are_reproducible():
     cs = tiny_condensed()
-    a = record_dynamics(cs, CFG, device="cpu", progress=False)
-    b = record_dynamics(cs, CFG, device="cpu", progress=False)
+    a = record_dynamics(cs, CFG, runtime=rt())
+    b = record_dynamics(cs, CFG, runtime=rt())
     assert torch.equal(a.log_probs, b.log_probs)
     assert not torch.equal(a.log_probs[0], a.log_probs[1])
 
 
 def test_save_load_round_trip_and_size(tmp_path):
-    dyn = record_dynamics(tiny_condensed(), CFG, device="cpu", progress=False)
+    dyn = record_dynamics(tiny_condensed(), CFG, runtime=rt())
     path = save_dynamics(dyn, tmp_path / "dyn.safetensors")
     back = load_dynamics(path)
     for name in ("log_probs", "train_acc", "labels", "final_log_probs", "embeddings"):
@@ -170,4 +170,4 @@ def test_a_set_whose_channels_do_not_match_its_dataset_is_refused():
 
     cs = CondensedSet(torch.rand(4, 3, 8, 8), torch.tensor([0, 1, 2, 3]), CondensedMeta("mnist", 4), source="rgb.st")
     with pytest.raises(YocoError, match="rgb.st: images have 3 channel\\(s\\) but the normalisation of 'mnist' has 1"):
-        record_dynamics(cs, CFG, device="cpu", progress=False)
+        record_dynamics(cs, CFG, runtime=rt())

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import tiny_real, write_mnist_like
+from helpers import rt, tiny_real, write_mnist_like
 from PIL import Image
 
 from yoco import cli
@@ -346,7 +346,7 @@ def test_condensed_sets_record_what_made_them(world):
 
     real = load_dataset("mnist", root=world["root"])
     cfg = resolve_config(real.name, "cpu-quick", ipc=1, iterations=1, inner=1, width=8)
-    cs = condense(real, cfg, world["tmp"] / "idc.safetensors", device="cpu", progress=False)
+    cs = condense(real, cfg, world["tmp"] / "idc.safetensors", runtime=rt())
     assert set(load(world["tmp"] / "idc.safetensors").meta.extra["provenance"]) == PROVENANCE
     assert cs.meta.extra["provenance"]["precision"] == cfg.precision
 

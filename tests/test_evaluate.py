@@ -3,7 +3,7 @@ import json
 
 import pytest
 import torch
-from helpers import tiny_condensed, tiny_real
+from helpers import rt, tiny_condensed, tiny_real
 
 from yoco.cli import main
 from yoco.data.condensed import CondensedMeta, CondensedSet, save
@@ -15,7 +15,7 @@ QUICK = EvalConfig(model="convnet", width=16, repeat=2, test_points=2, train=Tra
 
 
 def test_short_run_learns_separable_set_and_reports_mean_std():
-    res = evaluate_condensed(tiny_condensed(), tiny_real(), QUICK, device="cpu", progress=False)
+    res = evaluate_condensed(tiny_condensed(), tiny_real(), QUICK, runtime=rt())
     assert len(res["runs"]) == 2 and [r["seed"] for r in res["runs"]] == [0, 1]
     assert res["last_mean"] > 0.6  # chance 0.25
     lasts = torch.tensor([r["last"] for r in res["runs"]])
@@ -27,15 +27,15 @@ def test_short_run_learns_separable_set_and_reports_mean_std():
 
 def test_same_seed_same_accuracy_on_cpu():
     cfg = dataclasses.replace(QUICK, repeat=1, train=TrainConfig(epochs=6))
-    a = evaluate_condensed(tiny_condensed(), tiny_real(), cfg, device="cpu", progress=False)
-    b = evaluate_condensed(tiny_condensed(), tiny_real(), cfg, device="cpu", progress=False)
+    a = evaluate_condensed(tiny_condensed(), tiny_real(), cfg, runtime=rt())
+    b = evaluate_condensed(tiny_condensed(), tiny_real(), cfg, runtime=rt())
     assert a["runs"][0]["curve"] == b["runs"][0]["curve"]
 
 
 def test_factor_two_set_is_decoded_before_training():
     cs = tiny_condensed(ipc=2, factor=2)
     res = evaluate_condensed(cs, tiny_real(), dataclasses.replace(QUICK, repeat=1, train=TrainConfig(epochs=2)),
-                             device="cpu", progress=False)
+                             runtime=rt())
     assert res["decoded_images"] == 4 * len(cs)
 
 
@@ -83,8 +83,8 @@ def test_cli_evaluate_writes_json_and_interrupt_leaves_nothing(tmp_path, monkeyp
 def test_batched_runner_gives_the_separate_runs_accuracies():
     # the runner batches the repeats on a GPU; forced on here, it must give what separate runs give
     cfg = dataclasses.replace(QUICK, repeat=2, train=TrainConfig(epochs=4))
-    apart = evaluate_condensed(tiny_condensed(), tiny_real(), cfg, device="cpu", progress=False, batched=False)
-    together = evaluate_condensed(tiny_condensed(), tiny_real(), cfg, device="cpu", progress=False, batched=True)
+    apart = evaluate_condensed(tiny_condensed(), tiny_real(), cfg, runtime=rt(batched=False))
+    together = evaluate_condensed(tiny_condensed(), tiny_real(), cfg, runtime=rt(batched=True))
     for a, b in zip(apart["runs"], together["runs"]):
         assert [c[0] for c in a["curve"]] == [c[0] for c in b["curve"]]
         assert all(abs(x[1] - y[1]) <= 0.05 for x, y in zip(a["curve"], b["curve"]))
@@ -95,10 +95,10 @@ def test_several_sets_of_one_size_evaluate_as_one_batch_like_one_by_one():
 
     sets = [tiny_condensed(seed=s) for s in (2, 3, 4)]
     cfg = dataclasses.replace(QUICK, train=TrainConfig(epochs=3))
-    together = evaluate_sets(sets, tiny_real(), cfg, device="cpu", progress=False, batched=True)
+    together = evaluate_sets(sets, tiny_real(), cfg, runtime=rt(batched=True))
     for i, cs in enumerate(sets):
         alone = evaluate_condensed(cs, tiny_real(), dataclasses.replace(cfg, repeat=1, seed=cfg.seed + i),
-                                   device="cpu", progress=False)
+                                   runtime=rt())
         assert together[i]["sha256"] == alone["sha256"] and together[i]["runs"][0]["seed"] == cfg.seed + i
         assert abs(together[i]["last_mean"] - alone["last_mean"]) <= 0.05
 
@@ -128,12 +128,11 @@ def test_the_sets_recipe_travels_with_it_and_a_protocol_run_says_it_ignores_it(t
     imported = import_condensed(tmp_path / "images_best.pt", "mtt", dataset="tiny", mean=(0.3,), std=(0.3,), zca=True)
     assert imported.meta.extra["recipe"]["lr"] == pytest.approx(0.03) and imported.meta.extra["recipe"]["zca"]
     cfg = dataclasses.replace(QUICK, repeat=1, train=TrainConfig(epochs=2))
-    res = evaluate_condensed(imported, real, cfg, device="cpu", progress=False)
+    res = evaluate_condensed(imported, real, cfg, runtime=rt())
     assert res["config"]["train"]["lr"] == pytest.approx(0.03)
     assert "learning rate 0.03" in res["recipe_notes"][0] and "ZCA" in " ".join(res["recipe_notes"])
     with caplog.at_level("WARNING"):
-        plain = evaluate_condensed(imported, real, dataclasses.replace(cfg, recipe="protocol"), device="cpu",
-                                   progress=False)
+        plain = evaluate_condensed(imported, real, dataclasses.replace(cfg, recipe="protocol"), runtime=rt())
     assert plain["config"]["train"]["lr"] == pytest.approx(0.01)
     assert "is ignored; evaluating with the protocol's" in caplog.text
 
@@ -154,12 +153,12 @@ def test_an_evaluation_read_off_the_dynamics_equals_its_own_run_notes_included()
     train = TrainConfig(epochs=4, batch_size=8)
     cfg = EvalConfig(model="convnet", width=8, repeat=1, test_points=2, train=train)
     dyn = DynamicsConfig(model="convnet", width=8, runs=2, train=train)
-    riding = riding_evaluation(cs, real, cfg, dyn.networks(), "dynamics", "cpu", [0, 1])
+    riding = riding_evaluation(cs, real, cfg, dyn.networks(), "dynamics", rt(), [0, 1])
     assert riding is not None
-    record_dynamics(cs, dyn, device="cpu", progress=False, on_epoch=riding)
+    record_dynamics(cs, dyn, runtime=rt(), on_epoch=riding)
     got = riding.results(1.0, compile=False)
     for seed in (0, 1):
-        alone = evaluate_condensed(cs, real, dataclasses.replace(cfg, seed=seed), device="cpu", progress=False)
+        alone = evaluate_condensed(cs, real, dataclasses.replace(cfg, seed=seed), runtime=rt())
         assert alone["recipe_notes"] and got[seed]["recipe_notes"] == alone["recipe_notes"]
         assert got[seed]["runs"][0]["curve"] == alone["runs"][0]["curve"]
         assert got[seed]["config"] == alone["config"]

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import rt
 from PIL import Image
 
 from yoco.data.condensed import CondensedMeta, CondensedSet, save
@@ -516,7 +517,7 @@ def test_soft_labels_travel_from_import_to_training_scores_and_pruning(tmp_path)
                           soft)
     cs.meta.mean, cs.meta.std = (0.5, 0.5, 0.5), (0.2, 0.2, 0.2)
     dyn = record_dynamics(cs, DynamicsConfig(model="convnet", width=8, runs=1, train=TrainConfig(epochs=3)),
-                          device="cpu", progress=False)
+                          runtime=rt())
     assert torch.allclose(dyn.targets, dec.soft)
     table = build_table(dyn, lbpe_epochs=3, lbpe_top_k=2, el2n_epochs=2)
     pruned, record = prune(cs, table, "yoco", 1)

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import rt
 from torch import nn
 
 from yoco import protocol
@@ -293,7 +294,7 @@ def test_imagenet_condensation_trains_its_network_with_cutmix_every_batch(tmp_pa
         return real_train(net, x, y, cfg, **kw)
 
     monkeypatch.setattr(idc, "train", spy)
-    out = condense(fake_real(), TINY, tmp_path / "s.safetensors", device="cpu", progress=False)
+    out = condense(fake_real(), TINY, tmp_path / "s.safetensors", runtime=rt())
     assert seen and {p for _, p in seen} == {1.0} and len(seen) == 2  # pre-training + the pass between the 2 steps
     assert out.meta.extra["matching_decode"] == {"decode": "bound", "bound": 8}
     assert out.meta.extra["config"]["decode"] == "bound"
@@ -384,7 +385,7 @@ def test_imagenet_final_pass_reads_seeded_augmented_views() -> None:
     cs = _set(x, torch.tensor([0, 0, 0, 1, 1, 1]), 1)
     models: list[nn.Module] = []
     cfg = DynamicsConfig(width=4, runs=1, seed=3, train=TrainConfig(epochs=1))
-    dyn = record_dynamics(cs, cfg, device="cpu", progress=False, on_epoch=lambda r, e, m: models.extend(m))
+    dyn = record_dynamics(cs, cfg, runtime=rt(), on_epoch=lambda r, e, m: models.extend(m))
     assert dyn.config["final_pass"] == "imagenet-augmented"
     z = normalize(x, MEAN, STD)
     clean = F.log_softmax(predict(models[-1], z), 1)
@@ -393,7 +394,7 @@ def test_imagenet_final_pass_reads_seeded_augmented_views() -> None:
     torch.testing.assert_close(dyn.final_log_probs[0], F.log_softmax(augmented_predict(models[-1], z, MEAN, STD,
                                                                                         True, g), 1))
     torch.testing.assert_close(dyn.embeddings[0], augmented_predict(models[-1], z, MEAN, STD, True, g, features=True))
-    again = record_dynamics(cs, cfg, device="cpu", progress=False)
+    again = record_dynamics(cs, cfg, runtime=rt())
     assert torch.equal(again.final_log_probs, dyn.final_log_probs)  # seeded
 
 

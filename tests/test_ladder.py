@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import fail_evaluations_of, separable_images, tiny_real, write_mnist_like
+from helpers import fail_evaluations_of, rt, separable_images, tiny_real, write_mnist_like
 
 from yoco import evaluate
 from yoco.data.condensed import CondensedMeta, CondensedSet, load
@@ -54,7 +54,7 @@ def test_tiny_ladder_end_to_end_and_resume(tmp_path, monkeypatch):
     cs, cfg, root = _setup(tmp_path)
     calls = _count_evals(monkeypatch)
     out = tmp_path / "run"
-    doc = run_ladder(cs, cfg, out, data_root=root, device="cpu", progress=False)
+    doc = run_ladder(cs, cfg, out, data_root=root, runtime=rt())
     for name in ("results.csv", "results.json", "results.md", "ladder.png"):
         assert (out / name).exists(), name
     assert len(calls) == 2 * 2 * 2 + 2  # rules x ipcs x repeats + the unpruned source
@@ -79,7 +79,7 @@ def test_tiny_ladder_end_to_end_and_resume(tmp_path, monkeypatch):
     for c in cells[:2]:
         c.unlink()
     calls.clear()
-    doc2 = run_ladder(cs, cfg, out, data_root=root, device="cpu", progress=False)
+    doc2 = run_ladder(cs, cfg, out, data_root=root, runtime=rt())
     assert len(calls) == 2
     assert json.loads((out / "results.json").read_text())["rows"] == doc2["rows"]
 
@@ -87,7 +87,7 @@ def test_tiny_ladder_end_to_end_and_resume(tmp_path, monkeypatch):
     calls.clear()
     dyn_files = sorted((out / "cache").glob("dynamics-*"))
     cfg3 = dataclasses.replace(cfg, ipcs=(1,), eval=dataclasses.replace(cfg.eval, train=TrainConfig(epochs=2)))
-    run_ladder(cs, cfg3, out, data_root=root, device="cpu", progress=False)
+    run_ladder(cs, cfg3, out, data_root=root, runtime=rt())
     assert len(calls) == 2 * 1 * 2 + 2
     assert sorted((out / "cache").glob("dynamics-*")) == dyn_files
     # the dynamics' time is kept with them, as each cell keeps its own (the GPU goals are timed from these)
@@ -98,18 +98,18 @@ def test_other_source_refused_without_force(tmp_path):
     cs, cfg, root = _setup(tmp_path)
     cfg = dataclasses.replace(cfg, rules=("random_balance",), ipcs=(1,), repeat=1, reference=False)
     out = tmp_path / "run"
-    run_ladder(cs, cfg, out, data_root=root, device="cpu", progress=False)
+    run_ladder(cs, cfg, out, data_root=root, runtime=rt())
     other = CondensedSet(cs.images.flip(0), cs.labels.flip(0), cs.meta, source="other")
     with pytest.raises(YocoError, match="--force"):
-        run_ladder(other, cfg, out, data_root=root, device="cpu", progress=False)
-    run_ladder(other, cfg, out, data_root=root, device="cpu", progress=False, force=True)
+        run_ladder(other, cfg, out, data_root=root, runtime=rt())
+    run_ladder(other, cfg, out, data_root=root, runtime=rt(), force=True)
 
 
 def test_failed_cell_is_reported_and_rest_completes(tmp_path, monkeypatch):
     cs, cfg, root = _setup(tmp_path)
     cfg = dataclasses.replace(cfg, rules=("random_balance", "yoco"), ipcs=(1,), repeat=1, reference=False)
     fail_evaluations_of(monkeypatch, "random_balance", "simulated out-of-memory")
-    doc = run_ladder(cs, cfg, tmp_path / "run", data_root=root, device="cpu", progress=False)
+    doc = run_ladder(cs, cfg, tmp_path / "run", data_root=root, runtime=rt())
     assert doc["failed_cells"] == 1 and doc["failed"] == ["random_balance IPC 1 seed 0"]
     md = (tmp_path / "run" / "results.md").read_text()
     assert "failed" in md and "simulated out-of-memory" in md
@@ -120,8 +120,8 @@ def test_failed_cell_is_reported_and_rest_completes(tmp_path, monkeypatch):
 def test_parallel_workers_match_in_process(tmp_path):
     cs, cfg, root = _setup(tmp_path)
     cfg = dataclasses.replace(cfg, rules=("yoco",), ipcs=(1,), repeat=2, reference=False)
-    a = run_ladder(cs, cfg, tmp_path / "serial", data_root=root, device="cpu", progress=False)
-    b = run_ladder(cs, cfg, tmp_path / "parallel", data_root=root, device="cpu", progress=False, workers=2)
+    a = run_ladder(cs, cfg, tmp_path / "serial", data_root=root, runtime=rt())
+    b = run_ladder(cs, cfg, tmp_path / "parallel", data_root=root, runtime=rt(workers=2))
     torch.set_num_threads(2)
     assert [r["repeats"] for r in a["rows"]] == [r["repeats"] for r in b["rows"]]
 
@@ -172,9 +172,9 @@ def test_ray_matches_local_workers(tmp_path):
     ray = pytest.importorskip("ray")
     cs, cfg, root = _setup(tmp_path)
     cfg = dataclasses.replace(cfg, rules=("yoco",), ipcs=(1,), repeat=2, reference=False)
-    local = run_ladder(cs, cfg, tmp_path / "local", data_root=root, device="cpu", progress=False, workers=2)
+    local = run_ladder(cs, cfg, tmp_path / "local", data_root=root, runtime=rt(workers=2))
     try:
-        on_ray = run_ladder(cs, cfg, tmp_path / "ray", data_root=root, device="cpu", progress=False,
+        on_ray = run_ladder(cs, cfg, tmp_path / "ray", data_root=root, runtime=rt(),
                             ray_address="local")
     finally:
         ray.shutdown()
@@ -203,7 +203,7 @@ def test_a_second_ladder_on_a_locked_folder_is_refused(tmp_path):
     cs, cfg, root = _setup(tmp_path)
     out = tmp_path / "run"
     with FolderLock(out), pytest.raises(YocoError, match="another yoco ladder is running in this folder \\(pid"):
-        run_ladder(cs, cfg, out, data_root=root, device="cpu", progress=False)
+        run_ladder(cs, cfg, out, data_root=root, runtime=rt())
     assert not (out / "ladder.json").exists()
 
 
@@ -211,10 +211,10 @@ def test_two_settings_in_one_folder_never_read_each_others_files(tmp_path):
     cs, cfg, root = _setup(tmp_path)
     cfg = dataclasses.replace(cfg, rules=("yoco",), ipcs=(1,), repeat=1, reference=False)
     out = tmp_path / "run"
-    a = run_ladder(cs, cfg, out, data_root=root, device="cpu", progress=False)
+    a = run_ladder(cs, cfg, out, data_root=root, runtime=rt())
     other = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, train=TrainConfig(epochs=4)))
-    b = run_ladder(cs, other, out, data_root=root, device="cpu", progress=False)
-    again = run_ladder(cs, cfg, out, data_root=root, device="cpu", progress=False)
+    b = run_ladder(cs, other, out, data_root=root, runtime=rt())
+    again = run_ladder(cs, cfg, out, data_root=root, runtime=rt())
     assert again["rows"] == a["rows"]  # the first settings' cells, untouched by the second run
     assert b["config"]["eval"]["train"]["epochs"] == 4 and len(list((out / "cells").glob("*.json"))) == 2
 
@@ -223,7 +223,7 @@ def test_truncated_or_corrupt_cached_files_are_made_again(tmp_path, monkeypatch)
     cs, cfg, root = _setup(tmp_path)
     cfg = dataclasses.replace(cfg, rules=("yoco",), ipcs=(1,), repeat=1, reference=False)
     out = tmp_path / "run"
-    first = run_ladder(cs, cfg, out, data_root=root, device="cpu", progress=False)
+    first = run_ladder(cs, cfg, out, data_root=root, runtime=rt())
     (pruned,) = (out / "pruned").glob("*.safetensors")
     pruned.write_bytes(pruned.read_bytes()[:100])  # a crash mid-copy, say
     (cell,) = (out / "cells").glob("*.json")
@@ -231,7 +231,7 @@ def test_truncated_or_corrupt_cached_files_are_made_again(tmp_path, monkeypatch)
     (table,) = (out / "cache").glob("scores-*.safetensors")
     table.write_bytes(b"garbage")
     calls = _count_evals(monkeypatch)
-    again = run_ladder(cs, cfg, out, data_root=root, device="cpu", progress=False)
+    again = run_ladder(cs, cfg, out, data_root=root, runtime=rt())
     assert len(calls) == 1 and again["rows"] == first["rows"]
     assert load(pruned).meta.extra["cache_key"]
 
@@ -241,7 +241,7 @@ def test_a_ladder_that_fails_to_start_leaves_no_claim(tmp_path):
     out = tmp_path / "run"
     wrong = dataclasses.replace(cfg, ipcs=(4,))  # the source holds 4 per class: nothing to prune to
     with pytest.raises(YocoError, match="below the source IPC 4"):
-        run_ladder(cs, wrong, out, data_root=root, device="cpu", progress=False)
+        run_ladder(cs, wrong, out, data_root=root, runtime=rt())
     assert not (out / "ladder.json").exists()
 
 
@@ -264,7 +264,7 @@ def test_gain_over_random_against_several_random_subsets(tmp_path):
     cs, cfg, root = _setup(tmp_path)
     cfg = dataclasses.replace(cfg, rules=("yoco", "random_balance"), ipcs=(1,), repeat=1, reference=False,
                               random_subsets=3)
-    doc = run_ladder(cs, cfg, tmp_path / "run", data_root=root, device="cpu", progress=False)
+    doc = run_ladder(cs, cfg, tmp_path / "run", data_root=root, runtime=rt())
     rows = {r["rule"]: r for r in doc["rows"]}
     rnd, yoco = rows["random_balance"], rows["lbpe_easy_balance"]
     assert len(rnd["repeats"]) == 3 and rnd["subsets"] == [0, 1, 2]  # three subsets, one training seed each
@@ -280,8 +280,8 @@ def test_batched_cells_give_the_cells_one_by_one(tmp_path):
     # on a GPU the cells of one IPC train together; forced here, the table must match the one-by-one run
     cs, cfg, root = _setup(tmp_path)
     cfg = dataclasses.replace(cfg, rules=("yoco", "random_balance"), ipcs=(1,), repeat=2, reference=False)
-    apart = run_ladder(cs, cfg, tmp_path / "apart", data_root=root, device="cpu", progress=False, batch_cells=False)
-    together = run_ladder(cs, cfg, tmp_path / "together", data_root=root, device="cpu", progress=False,
+    apart = run_ladder(cs, cfg, tmp_path / "apart", data_root=root, runtime=rt(), batch_cells=False)
+    together = run_ladder(cs, cfg, tmp_path / "together", data_root=root, runtime=rt(),
                           batch_cells=True)
     cells = [json.loads(p.read_text()) for p in (tmp_path / "together" / "cells").glob("*.json")]
     assert len(cells) == 4 and all(c["batched"] == 4 for c in cells)
@@ -304,7 +304,7 @@ def test_cells_run_smallest_ipc_first_and_source_last(tmp_path, monkeypatch):
 
     monkeypatch.setattr(ladder_run, "execute", record)
     with pytest.raises(KeyboardInterrupt):
-        run_ladder(cs, cfg, tmp_path / "run", data_root=root, device="cpu", progress=False)
+        run_ladder(cs, cfg, tmp_path / "run", data_root=root, runtime=rt())
     assert order == [("random_balance", 1), ("ssp_imbalance", 1), ("random_balance", 2), ("ssp_imbalance", 2),
                      ("source", None)]
 
@@ -326,7 +326,7 @@ def test_report_tabulates_a_ladder_stopped_part_way(tmp_path, monkeypatch):
 
     monkeypatch.setattr(ladder_run, "execute", stop_after_three)
     with pytest.raises(KeyboardInterrupt):
-        run_ladder(cs, cfg, out, data_root=root, device="cpu", progress=False)
+        run_ladder(cs, cfg, out, data_root=root, runtime=rt())
     assert not (out / "results.md").exists()
     doc = report_ladder(out)
     assert (doc["cells"], doc["planned_cells"]) == (3, 2 * 2 * 2 + 2)
@@ -359,18 +359,17 @@ def test_compiled_ladder_is_cached_apart_from_the_eager_one(tmp_path, monkeypatc
     monkeypatch.setattr(train_mod, "_STEPS", {})
     calls = _count_evals(monkeypatch)
     out = tmp_path / "run"
-    run_ladder(cs, cfg, out, data_root=root, device="cpu", progress=False)
+    run_ladder(cs, cfg, out, data_root=root, runtime=rt())
     assert (len(calls), len(compiled)) == (1, 0)
-    doc = run_ladder(cs, cfg, out, data_root=root, device="cpu", progress=False, compile=True)
+    doc = run_ladder(cs, cfg, out, data_root=root, runtime=rt(compile=True))
     assert len(calls) == 2 and len(compiled) == cfg.dynamics.runs + 1  # new dynamics and a new cell
     assert doc["config"]["compiled"] and "torch.compile" in (out / "results.md").read_text()
     assert len(list((out / "cache").glob("dynamics-*"))) == 2
-    run_ladder(cs, cfg, out, data_root=root, device="cpu", progress=False)  # the eager results are still there
+    run_ladder(cs, cfg, out, data_root=root, runtime=rt())  # the eager results are still there
     assert len(calls) == 2
     # two new cells trained together compile their one batched step, once
     compiled.clear()
-    run_ladder(cs, dataclasses.replace(cfg, repeat=3), out, data_root=root, device="cpu", progress=False,
-               compile=True, batch_cells=True)
+    run_ladder(cs, dataclasses.replace(cfg, repeat=3), out, data_root=root, runtime=rt(compile=True), batch_cells=True)
     assert compiled == ["_BatchedStep"]
 
 
@@ -382,13 +381,13 @@ def test_a_folder_with_its_score_table_resumes_without_the_dynamics(tmp_path, mo
     cs, cfg, root = _setup(tmp_path)
     cfg = dataclasses.replace(cfg, ipcs=(1,), repeat=1, reference=False)
     out = tmp_path / "run"
-    first = run_ladder(cs, cfg, out, data_root=root, device="cpu", progress=False)
+    first = run_ladder(cs, cfg, out, data_root=root, runtime=rt())
     for f in (out / "cache").glob("dynamics-*"):
         f.unlink()
     for f in (out / "cells").glob("*.json"):
         f.unlink()
     monkeypatch.setattr(ladder_run, "record_dynamics", lambda *a, **k: pytest.fail("dynamics recorded again"))
-    again = run_ladder(cs, cfg, out, data_root=root, device="cpu", progress=False)
+    again = run_ladder(cs, cfg, out, data_root=root, runtime=rt())
     assert [r["repeats"] for r in again["rows"]] == [r["repeats"] for r in first["rows"]]
     assert not list((out / "cache").glob("dynamics-*"))
 
@@ -422,7 +421,7 @@ def test_plan_records_the_score_windows_the_protocol_chose(tmp_path, monkeypatch
 
     monkeypatch.setattr(ladder_run, "execute", stop)
     with pytest.raises(KeyboardInterrupt):
-        run_ladder(cs, cfg, tmp_path / "run", data_root=root, device="cpu", progress=False)
+        run_ladder(cs, cfg, tmp_path / "run", data_root=root, runtime=rt())
     plan = json.loads((tmp_path / "run" / "plan.json").read_text())
     assert plan["config"]["score_windows"] == {"lbpe_epochs": 6, "lbpe_top_k": 6, "el2n_epochs": 6}
 
@@ -438,11 +437,11 @@ def test_another_dynamics_seed_reruns_only_what_reads_the_scores(tmp_path, monke
     cfg = dataclasses.replace(cfg, rules=("yoco", "random_balance"), ipcs=(1,), repeat=1)
     calls = _count_evals(monkeypatch)
     out = tmp_path / "run"
-    first = run_ladder(cs, cfg, out, data_root=root, device="cpu", progress=False)
+    first = run_ladder(cs, cfg, out, data_root=root, runtime=rt())
     assert len(calls) == 3  # yoco, random, source
     calls.clear()
     other = dataclasses.replace(cfg, dynamics=dataclasses.replace(cfg.dynamics, seed=7))
-    second = run_ladder(cs, other, out, data_root=root, device="cpu", progress=False)
+    second = run_ladder(cs, other, out, data_root=root, runtime=rt())
     assert len(calls) == 1  # only the score-based rule's cell
     seeds = sorted(load_dynamics(f).config["seed"] for f in (out / "cache").glob("dynamics-*"))
     assert seeds == [0, 7]
@@ -461,14 +460,14 @@ def test_source_cells_are_read_off_the_dynamics_when_they_train_the_same_network
                               dynamics=dataclasses.replace(cfg.dynamics, runs=3, train=same),
                               eval=dataclasses.replace(cfg.eval, test_points=2, train=same))
     calls = _count_evals(monkeypatch)
-    doc = run_ladder(cs, cfg, tmp_path / "run", data_root=root, device="cpu", progress=False)
+    doc = run_ladder(cs, cfg, tmp_path / "run", data_root=root, runtime=rt())
     assert len(calls) == 2  # the two yoco cells; the source's two came with the dynamics
     source = [json.loads(p.read_text()) for p in (tmp_path / "run" / "cells").glob("source-*.json")]
     assert sorted(c["seed"] for c in source) == [0, 1] and all(c["from_dynamics"] for c in source)
     real = load_dataset("mnist", root=root)
     for cell in source:
         alone = evaluate.evaluate_condensed(cs, real, dataclasses.replace(cfg.eval, repeat=1, seed=cell["seed"]),
-                                            device="cpu", progress=False)
+                                            runtime=rt())
         assert cell["curve"] == [list(p) for p in alone["runs"][0]["curve"]] and cell["last"] == alone["last_mean"]
         assert cell["config"] == json.loads(json.dumps(alone["config"]))
     (row,) = [r for r in doc["rows"] if r["rule"] == "source"]
@@ -477,7 +476,7 @@ def test_source_cells_are_read_off_the_dynamics_when_they_train_the_same_network
     # settings that differ (another evaluation length) train the source's cells as before
     calls.clear()
     other = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, train=TrainConfig(epochs=3, batch_size=16)))
-    run_ladder(cs, other, tmp_path / "other", data_root=root, device="cpu", progress=False)
+    run_ladder(cs, other, tmp_path / "other", data_root=root, runtime=rt())
     assert len(calls) == 4
 
 
@@ -485,10 +484,10 @@ def test_cells_are_keyed_by_the_device_they_train_on_not_its_spelling(tmp_path, 
     cs, cfg, root = _setup(tmp_path)
     cfg = dataclasses.replace(cfg, rules=("random_balance",), ipcs=(1,), repeat=1, reference=False)
     calls = _count_evals(monkeypatch)
-    run_ladder(cs, cfg, tmp_path / "run", data_root=root, device="cpu", progress=False)
+    run_ladder(cs, cfg, tmp_path / "run", data_root=root, runtime=rt())
     assert len(calls) == 1
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # `auto` is this CPU
-    run_ladder(cs, cfg, tmp_path / "run", data_root=root, device="auto", progress=False)
+    run_ladder(cs, cfg, tmp_path / "run", data_root=root, runtime=rt("auto", progress=False))
     assert len(calls) == 1
 
 
@@ -503,7 +502,7 @@ def test_paper_cells_each_dynamics_run_makes_its_own_scores_and_pruned_set(tmp_p
     assert cfg.evaluations == 2
     calls = _count_evals(monkeypatch)
     out = tmp_path / "run"
-    doc = run_ladder(cs, cfg, out, data_root=root, device="cpu", progress=False)
+    doc = run_ladder(cs, cfg, out, data_root=root, runtime=rt())
     assert len(calls) == 2 + 2 + 2  # yoco per run, random per run, the source's two seeds
     names = sorted(p.name.rsplit("-", 1)[0] for p in (out / "cells").glob("*.json"))
     assert names == ["lbpe_easy_balance-ipc1-run0-sub0-seed0", "lbpe_easy_balance-ipc1-run1-sub1-seed1",
@@ -531,7 +530,7 @@ def test_paper_cells_each_dynamics_run_makes_its_own_scores_and_pruned_set(tmp_p
     # the averaged-scores option: the same dynamics (not recorded again), one set from the mean scores, named
     calls.clear()
     avg = dataclasses.replace(cfg, score_runs="averaged", repeat=2)
-    doc2 = run_ladder(cs, avg, out, data_root=root, device="cpu", progress=False)
+    doc2 = run_ladder(cs, avg, out, data_root=root, runtime=rt())
     assert list((out / "cache").glob("dynamics-*")) == [dyn_file]
     mean_set = select(compute_scores(dyn, lbpe_epochs=4, lbpe_top_k=2, el2n_epochs=2), dyn.labels, "yoco", 1)
     (p,) = [p for p in (out / "pruned").glob("lbpe_easy_balance-*")
@@ -552,13 +551,13 @@ def test_precision_reaches_the_cache_keys_the_results_and_the_title(tmp_path, mo
     cs, cfg, root = _setup(tmp_path)
     cfg = dataclasses.replace(cfg, rules=("yoco",), ipcs=(1,), repeat=1)
     out = tmp_path / "run"
-    run_ladder(cs, cfg, out, data_root=root, device="cpu", progress=False)
+    run_ladder(cs, cfg, out, data_root=root, runtime=rt())
     before = {p.name for p in (out / "cells").iterdir()} | {p.name for p in (out / "cache").iterdir()}
     calls = _count_evals(monkeypatch)
     half = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, train=dataclasses.replace(
         cfg.eval.train, precision="bf16")), dynamics=dataclasses.replace(cfg.dynamics, train=dataclasses.replace(
             cfg.dynamics.train, precision="bf16")))
-    doc = run_ladder(cs, half, out, data_root=root, device="cpu", progress=False)
+    doc = run_ladder(cs, half, out, data_root=root, runtime=rt())
     assert len(calls) == 1 + 1  # yoco's cell and the source's: nothing of the fp32 ladder reused
     after = {p.name for p in (out / "cells").iterdir()} | {p.name for p in (out / "cache").iterdir()}
     assert before < after and len(after - before) >= 4  # dynamics, score table, two cells
@@ -584,7 +583,7 @@ def test_a_method_added_after_a_folder_was_made_joins_it(tmp_path, monkeypatch):
     cs, cfg, root = _setup(tmp_path)
     cfg = dataclasses.replace(cfg, rules=("yoco", "random_balance"), ipcs=(1,), repeat=1, score_runs="separate")
     out = tmp_path / "run"
-    run_ladder(cs, cfg, out, data_root=root, device="cpu", progress=False)
+    run_ladder(cs, cfg, out, data_root=root, runtime=rt())
     before = {p.name: p.stat().st_mtime_ns for p in (out / "cells").iterdir()}
 
     @register_score("spread", harder="high")
@@ -605,7 +604,7 @@ def test_a_method_added_after_a_folder_was_made_joins_it(tmp_path, monkeypatch):
     try:
         calls = _count_evals(monkeypatch)
         more = dataclasses.replace(cfg, rules=("yoco", "random_balance", "spread", "nearest"))
-        doc = run_ladder(cs, more, out, data_root=root, device="cpu", progress=False)
+        doc = run_ladder(cs, more, out, data_root=root, runtime=rt())
         assert len(calls) == 2 * 2  # the two new rules, one set per dynamics run each; nothing else again
         assert all((out / "cells" / n).stat().st_mtime_ns == t for n, t in before.items())
         rows = {r["rule"]: r for r in doc["rows"]}

@@ -14,7 +14,7 @@ import random
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import tiny_real, write_mnist_like
+from helpers import rt, tiny_real, write_mnist_like
 from test_condense import TINY, fake_real
 
 from yoco import cli
@@ -292,7 +292,7 @@ def test_mdc_run_is_upstreams_loop(tmp_path, batch_syn, class_wise):
     cfg = dataclasses.replace(MDC_TINY, batch_syn=batch_syn)
     mdc = MDCConfig(period=1, class_wise=class_wise)
     ref, choices, frozen = upstream_run(real, cfg, mdc)
-    ours = condense_mdc(real, cfg, tmp_path / "mdc.safetensors", mdc, device="cpu", progress=False, net_batch=1)
+    ours = condense_mdc(real, cfg, tmp_path / "mdc.safetensors", mdc, runtime=rt(), net_batch=1)
     assert ours.meta.method == "mdc"
     assert ours.meta.extra["mdc"]["choices"] == choices
     assert ours.meta.extra["mdc"]["frozen"] == frozen
@@ -304,14 +304,14 @@ def test_mdc_run_is_upstreams_loop(tmp_path, batch_syn, class_wise):
 
 def test_mdc_resumes_to_the_uninterrupted_run_and_batches_agree(tmp_path):
     real = fake_real(n_per_class=16)
-    straight = condense_mdc(real, MDC_TINY, tmp_path / "a.safetensors", EVERY, device="cpu", progress=False)
+    straight = condense_mdc(real, MDC_TINY, tmp_path / "a.safetensors", EVERY, runtime=rt())
     out = tmp_path / "b.safetensors"
 
     def stop(cs):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        condense_mdc(real, dataclasses.replace(MDC_TINY, eval_every=2), out, EVERY, device="cpu", progress=False,
+        condense_mdc(real, dataclasses.replace(MDC_TINY, eval_every=2), out, EVERY, runtime=rt(),
                      eval_fn=stop)
     header, _ = read_tensors(checkpoint_path(out), "checkpoint")
     held = json.loads(header["objective"])  # the regulariser's state, as JSON in the safetensors header
@@ -319,13 +319,13 @@ def test_mdc_resumes_to_the_uninterrupted_run_and_batches_agree(tmp_path):
     assert [ch["iteration"] for ch in held["choices"]] == [1, 2]
     # some class chose IPC 2 after IPC 1: IPC 1 freezes when the resumed run begins its next iteration
     assert any(cl["regularised"][2] and cl["quit"][1] == 2 for cl in held["classes"])
-    resumed = condense_mdc(real, MDC_TINY, out, EVERY, device="cpu", progress=False, resume=True)
+    resumed = condense_mdc(real, MDC_TINY, out, EVERY, runtime=rt(), resume=True)
     assert torch.equal(resumed.images, straight.images)
     assert resumed.meta.extra["mdc"] == straight.meta.extra["mdc"]
     assert resumed.meta.extra["matching_loss"] == straight.meta.extra["matching_loss"]
     # the batched engine (closed-form steps) with networks trained side by side: the same run up to float rounding
     side = condense_mdc(real, dataclasses.replace(MDC_TINY, engine="batched"), tmp_path / "c.safetensors", EVERY,
-                        device="cpu", progress=False, net_batch=3)
+                        runtime=rt(), net_batch=3)
     assert side.meta.extra["mdc"]["choices"] == straight.meta.extra["mdc"]["choices"]
     torch.testing.assert_close(side.images, straight.images, rtol=0, atol=1e-5)
 
@@ -333,18 +333,18 @@ def test_mdc_resumes_to_the_uninterrupted_run_and_batches_agree(tmp_path):
 def test_mdc_checkpoints_are_not_idcs_and_damage_is_one_line(tmp_path):
     real = fake_real(n_per_class=16)
     out = tmp_path / "m.safetensors"
-    condense_mdc(real, dataclasses.replace(MDC_TINY, iterations=2), out, EVERY, device="cpu", progress=False,
+    condense_mdc(real, dataclasses.replace(MDC_TINY, iterations=2), out, EVERY, runtime=rt(),
                  keep_checkpoint=True)
     with pytest.raises(YocoError, match="another configuration.*objective"):
-        condense(real, MDC_TINY, out, device="cpu", progress=False, resume=True)
+        condense(real, MDC_TINY, out, runtime=rt(), resume=True)
     with pytest.raises(YocoError, match="another configuration.*period"):
-        condense_mdc(real, MDC_TINY, out, MDCConfig(period=2), device="cpu", progress=False, resume=True)
+        condense_mdc(real, MDC_TINY, out, MDCConfig(period=2), runtime=rt(), resume=True)
     header, tensors = read_tensors(checkpoint_path(out), "checkpoint")
     state = json.loads(header["objective"])
     state["classes"][1]["frozen"] = [True]
     write_tensors(checkpoint_path(out), tensors, {**header, "objective": json.dumps(state)})
     with pytest.raises(YocoError, match="damaged MDC regulariser state"):
-        condense_mdc(real, MDC_TINY, out, EVERY, device="cpu", progress=False, resume=True)
+        condense_mdc(real, MDC_TINY, out, EVERY, runtime=rt(), resume=True)
 
 
 @pytest.mark.parametrize(("change", "mdc", "words"), [
@@ -355,7 +355,7 @@ def test_mdc_checkpoints_are_not_idcs_and_damage_is_one_line(tmp_path):
 def test_mdc_refuses_what_it_cannot_run_before_any_file(tmp_path, change, mdc, words):
     out = tmp_path / "bad.safetensors"
     with pytest.raises(YocoError, match=words):
-        condense_mdc(fake_real(n_per_class=16), dataclasses.replace(MDC_TINY, **change), out, mdc, device="cpu")
+        condense_mdc(fake_real(n_per_class=16), dataclasses.replace(MDC_TINY, **change), out, mdc, runtime=rt())
     assert not out.exists() and not checkpoint_path(out).exists()
 
 
@@ -431,8 +431,8 @@ def test_cli_condenses_with_mdc(tmp_path, capsys):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_mdc_batched_on_cuda_equals_the_sequential_cpu_run(tmp_path, ieee_float32):
     real = fake_real(n_per_class=16)
-    cpu = condense_mdc(real, MDC_TINY, tmp_path / "cpu.safetensors", EVERY, device="cpu", progress=False)
+    cpu = condense_mdc(real, MDC_TINY, tmp_path / "cpu.safetensors", EVERY, runtime=rt())
     gpu = condense_mdc(real, dataclasses.replace(MDC_TINY, engine="batched"), tmp_path / "gpu.safetensors", EVERY,
-                       device="cuda", progress=False)  # the GPU default: networks side by side
+                       runtime=rt("cuda"))  # the GPU default: networks side by side
     assert gpu.meta.extra["mdc"]["choices"] == cpu.meta.extra["mdc"]["choices"]
     torch.testing.assert_close(gpu.images, cpu.images, rtol=0, atol=1e-4)

@@ -13,6 +13,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers import rt
 from numpy import linalg as LA
 from scipy.special import softmax
 from scipy.stats import beta as beta_dist
@@ -404,7 +405,7 @@ def test_tiny_ladder_with_the_newer_rules(tmp_path, monkeypatch):
     monkeypatch.setattr(ladder_run, "execute", stop)
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
-        ladder_run.run_ladder(cs, cfg, out, data_root=root, device="cpu", progress=False)
+        ladder_run.run_ladder(cs, cfg, out, data_root=root, runtime=rt())
     names = [parse_rule(r).name for r in rules]
     assert {r for r, _ in planned} == set(names)
     tables = sorted((out / "cache").glob("scores-run*"))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import tiny_real, write_mnist_like
+from helpers import rt, tiny_real, write_mnist_like
 
 from yoco import cli
 from yoco.data.condensed import CondensedMeta, CondensedSet, load, save
@@ -266,7 +266,7 @@ def test_13_a_ladder_plan_is_bounded_before_anything_is_written(world, monkeypat
     cs = load(world["set"])
     _dataset.cache_clear()
     with pytest.raises(YocoError, match="would write 12 pruned sets, more than the 3"):
-        run.run_ladder(cs, cfg, world["tmp"] / "l", data_root=str(world["root"]), progress=False)
+        run.run_ladder(cs, cfg, world["tmp"] / "l", data_root=str(world["root"]), runtime=rt())
     assert not (world["tmp"] / "l" / "pruned").exists() and not (world["tmp"] / "l" / "ladder.json").exists()
 
 
@@ -385,10 +385,10 @@ def test_a_checkpoint_resumes_only_on_the_training_images_it_was_made_from(tmp_p
     other = fake_real()
     other.train_labels = other.train_labels.flip(0)  # same name and shape, other training data
     with pytest.raises(YocoError, match="train_sha256"):
-        condense(other, TINY, out, device="cpu", resume=True, progress=False)
+        condense(other, TINY, out, runtime=rt(), resume=True)
     # a checkpoint written before the digest was kept resumes as before (checked by name and shape)
     header, tensors = read_tensors(checkpoint_path(out), "IDC checkpoint")
     identity = json.loads(header["identity"])
     identity.pop("train_sha256")
     write_tensors(checkpoint_path(out), tensors, {**header, "identity": json.dumps(identity)})
-    assert condense(real, TINY, out, device="cpu", resume=True, progress=False).images.shape == (8, 1, 8, 8)
+    assert condense(real, TINY, out, runtime=rt(), resume=True).images.shape == (8, 1, 8, 8)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import rt
 
 from yoco.data.condensed import decode, load
 from yoco.evaluate import EvalConfig, evaluate_condensed
@@ -34,6 +35,5 @@ def test_shipped_set_trains_a_network_well_above_chance() -> None:
     real = load_dataset("fashion-mnist")
     torch.set_num_threads(2)
     res = evaluate_condensed(load(DEMO_SET), real, EvalConfig(width=32, repeat=1, test_points=1,
-                                                               train=TrainConfig(epochs=15)), device="cpu",
-                             progress=False)
+                                                               train=TrainConfig(epochs=15)), runtime=rt())
     assert res["last_mean"] > 0.6

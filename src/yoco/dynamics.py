@@ -24,7 +24,7 @@ from yoco.files import read_tensors, write_tensors
 from yoco.predict import predict, predict_many
 from yoco.provenance import provenance
 from yoco.runner import EpochHook, Networks, model_name, prepare, train_networks
-from yoco.runtime import resolve_device
+from yoco.runtime import Runtime, runtime_or_default
 from yoco.train import Batch, TrainConfig
 
 DEVICE_RECORD_BYTES = 2 << 30  # a dynamics record up to 2 GiB stays on the GPU while it is written
@@ -214,14 +214,15 @@ class DynamicsConfig:
         return {**dataclasses.asdict(self), "train": self.train.to_dict()}
 
 
-def record_dynamics(cs: CondensedSet, cfg: DynamicsConfig, device: str | torch.device = "auto",
-                    progress: bool = True, batched: bool | None = None, compile: bool = False,
+def record_dynamics(cs: CondensedSet, cfg: DynamicsConfig, runtime: Runtime | None = None,
                     on_epoch: EpochHook | None = None) -> Dynamics:
     """Train ``cfg.runs`` fresh networks on the decoded ``cs`` and record every image's log-softmax each epoch.
-    ``batched`` and ``compile`` as in :func:`yoco.runner.train_networks` (None: batch the runs on a GPU only).
+    ``runtime``: where and how they train (:class:`yoco.runtime.Runtime`; by default the runs are batched on a
+    GPU only).
     ``on_epoch`` is called after the recording's own work each epoch, e.g. to test the networks
     (:func:`yoco.evaluate.riding_evaluation`); it must not change them."""
-    data = prepare(cs, resolve_device(device))
+    rt = runtime_or_default(runtime)
+    data = prepare(cs, rt.device)
     nets = cfg.networks()
     x, n, c = data.images, len(data.labels), data.num_classes
     if cfg.runs * cfg.epochs * n * c * 2 > MAX_RECORD_BYTES:
@@ -245,8 +246,7 @@ def record_dynamics(cs: CondensedSet, cfg: DynamicsConfig, device: str | torch.d
     hooks: dict[str, Any] = {"on_batch": on_batch} if cfg.record == "train" else {}
     if cfg.record == "clean" or on_epoch is not None:
         hooks["on_epoch"] = epoch_end
-    trained = train_networks(data, nets, "dynamics", progress=progress, desc="dynamics", batched=batched,
-                             compile=compile, **hooks)
+    trained = train_networks(data, nets, "dynamics", desc="dynamics", runtime=rt, **hooks)
     log_probs = log_probs.cpu()
     seeds = [nets.seed + r for r in range(cfg.runs)]
     if protocol.final_pass_augmented(data.dataset):
@@ -264,7 +264,7 @@ def record_dynamics(cs: CondensedSet, cfg: DynamicsConfig, device: str | torch.d
     config = {**cfg.to_dict(), "model": model_name(nets, data.dataset), "train": trained.config.to_dict(),
               "final_pass": final_pass,
               "condensed": cs.source, "condensed_meta": cs.meta.to_dict(), "mean": list(data.mean),
-              "std": list(data.std), "compiled": compile, "set_sha256": content_sha256(cs),
+              "std": list(data.std), "compiled": rt.compile, "set_sha256": content_sha256(cs),
               "provenance": provenance(x.device, trained.config.precision)}
     targets = data.soft.cpu() if data.soft is not None else None
     return Dynamics(log_probs, train_acc, labels, torch.stack(finals), torch.stack(embeds), config, targets=targets)

@@ -27,7 +27,7 @@ from yoco.errors import YocoError
 from yoco.predict import accuracies
 from yoco.provenance import provenance
 from yoco.runner import Networks, Prepared, model_name, prepare, recipe, train_networks
-from yoco.runtime import resolve_device
+from yoco.runtime import Runtime, runtime_or_default
 from yoco.train import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -98,16 +98,16 @@ def _canonical(name: str) -> str:
         return str(name).strip().lower()
 
 
-def evaluate_condensed(cs: CondensedSet, real: RealDataset, cfg: EvalConfig, *, device: str | torch.device = "auto",
-                       progress: bool = True, batched: bool | None = None, compile: bool = False) -> dict[str, Any]:
+def evaluate_condensed(cs: CondensedSet, real: RealDataset, cfg: EvalConfig, *,
+                       runtime: Runtime | None = None) -> dict[str, Any]:
     """Train ``cfg.repeat`` fresh networks on the decoded ``cs`` and test each on ``real``'s test set.
 
     Returns a JSON-ready dict: one entry per run (seed, last and best test accuracy, the test curve,
     seconds), mean and std (population, ``np.std``) of last and best, the resolved config, and the sha256 of
-    the set's content. ``batched`` and ``compile`` as in :func:`yoco.runner.train_networks`.
+    the set's content. ``runtime``: where and how the networks train (:class:`yoco.runtime.Runtime`).
     """
     t_all = time.perf_counter()
-    runs, info = _evaluate([cs] * cfg.repeat, real, cfg, device, progress, batched, compile=compile)
+    runs, info = _evaluate([cs] * cfg.repeat, real, cfg, runtime_or_default(runtime))
     lasts = np.array([r["last"] for r in runs])
     bests = np.array([r["best"] for r in runs])
     return {
@@ -140,16 +140,14 @@ def _spread(values: np.ndarray) -> float | None:
     return float(values.std()) if len(values) > 1 else None
 
 
-def evaluate_sets(sets: list[CondensedSet], real: RealDataset, cfg: EvalConfig, *,
-                  device: str | torch.device = "auto", progress: bool = True, batched: bool | None = None,
-                  seeds: list[int] | None = None, compile: bool = False) -> list[dict[str, Any]]:
+def evaluate_sets(sets: list[CondensedSet], real: RealDataset, cfg: EvalConfig, *, seeds: list[int] | None = None,
+                  runtime: Runtime | None = None) -> list[dict[str, Any]]:
     """One network per set (set ``i`` trained with ``seeds[i]``, default ``cfg.seed + i``), all sets of one
     decoded size and evaluation recipe, so that on a GPU they train as one batched computation. Returns one
     result per set, in the layout of :func:`evaluate_condensed` with a single run."""
     if not sets:
         return []
-    runs, info = _evaluate(sets, real, dataclasses.replace(cfg, repeat=len(sets)), device, progress, batched,
-                           seeds, compile)
+    runs, info = _evaluate(sets, real, dataclasses.replace(cfg, repeat=len(sets)), runtime_or_default(runtime), seeds)
     return [_single(cs, run, info, info["images_per_class"][i], cfg, real)
             for i, (cs, run) in enumerate(zip(sets, runs, strict=True))]
 
@@ -167,7 +165,7 @@ def _single(cs: CondensedSet, run: dict[str, Any], info: dict[str, Any], per_cla
 
 
 def riding_evaluation(cs: CondensedSet, real: RealDataset, cfg: EvalConfig, nets: Networks, purpose: str,
-                      device: str | torch.device, seeds: list[int]) -> RidingEvaluation | None:
+                      runtime: Runtime, seeds: list[int]) -> RidingEvaluation | None:
     """The evaluation of ``cs`` with ``cfg`` for ``seeds``, read off another job's runs when that job trains
     exactly the networks the evaluation would: ``nets`` trained on ``cs`` for ``purpose`` (e.g. the dynamics),
     with the same data, model, width and resolved recipe. None when anything differs or no seed is shared.
@@ -176,7 +174,7 @@ def riding_evaluation(cs: CondensedSet, real: RealDataset, cfg: EvalConfig, nets
     ladder's unpruned-source cells are the dynamics networks tested this way (same seeds, same recipe at the
     protocol's settings), which saves training them a second time.
     """
-    dev = resolve_device(device)
+    dev = runtime.device
     check_compatible(cs, real)
     own, notes = _apply_set_recipe(cs, cfg)
     data_e = prepare(cs, dev, mean=real.mean, std=real.std, flip=real.flip, renormalize=cfg.recipe == "yoco")
@@ -246,9 +244,8 @@ class RidingEvaluation(TestPoints):
                               self.real) for seed, r in self.run_of.items()}
 
 
-def _evaluate(sets: list[CondensedSet], real: RealDataset, cfg: EvalConfig, device: str | torch.device,
-              progress: bool, batched: bool | None, seeds: list[int] | None = None, compile: bool = False
-              ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _evaluate(sets: list[CondensedSet], real: RealDataset, cfg: EvalConfig, runtime: Runtime,
+              seeds: list[int] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Train one network per entry of ``sets`` (seeds ``cfg.seed ..`` or ``seeds``) and test each."""
     seeds = list(seeds) if seeds is not None else [cfg.seed + i for i in range(len(sets))]
     for cs in {id(c): c for c in sets}.values():
@@ -256,18 +253,17 @@ def _evaluate(sets: list[CondensedSet], real: RealDataset, cfg: EvalConfig, devi
     recipes = {json.dumps(cs.meta.extra.get("recipe", {}), sort_keys=True, default=str) for cs in sets}
     if len(recipes) != 1:
         raise YocoError("sets evaluated together must share their evaluation recipe")
-    dev = resolve_device(device)
+    dev = runtime.device
     prepared = {id(cs): prepare(cs, dev, mean=real.mean, std=real.std, flip=real.flip,
                                 renormalize=cfg.recipe == "yoco") for cs in sets}
     datas = [prepared[id(cs)] for cs in sets]
     nets, notes = _apply_set_recipe(sets[0], cfg)
     tests = TestPoints(sets[0], real, cfg, dev, recipe(datas[0], nets, "eval").epochs, len(sets))
-    trained = train_networks(datas, nets, "eval", on_epoch=tests, progress=progress, desc="eval",
-                             batched=batched, seeds=seeds, compile=compile)
+    trained = train_networks(datas, nets, "eval", on_epoch=tests, desc="eval", seeds=seeds, runtime=runtime)
     runs = [tests.run(r, seed, sec) for r, (seed, sec) in enumerate(zip(seeds, trained.seconds, strict=True))]
     for r, run in enumerate(runs):
         log.info("run %d/%d: last %.2f%%, best %.2f%%", r + 1, len(runs), 100 * run["last"], 100 * run["best"])
-    info = _info(notes, datas, model_name(nets, real.name), trained.config, dev, compile, tests.points, real)
+    info = _info(notes, datas, model_name(nets, real.name), trained.config, dev, runtime.compile, tests.points, real)
     return runs, info
 
 

@@ -22,7 +22,7 @@ from yoco.data.condensed import CondensedSet, decode, normalize
 from yoco.errors import YocoError
 from yoco.models import create_model
 from yoco.models.stacked import batchable
-from yoco.runtime import resolve_device, seeded
+from yoco.runtime import Runtime, resolve_device, runtime_or_default, seeded
 from yoco.train import Batch, TrainConfig, train, train_batched
 
 BatchHook = Callable[[int, Batch], None]  # (run index, batch)
@@ -149,18 +149,18 @@ class Trained:
 
 
 def train_networks(data: Prepared | list[Prepared], nets: Networks, purpose: str = "eval", *,
-                   on_batch: BatchHook | None = None, on_epoch: EpochHook | None = None, progress: bool = True,
-                   desc: str = "train", batched: bool | None = None, seeds: list[int] | None = None,
-                   compile: bool = False) -> Trained:
+                   on_batch: BatchHook | None = None, on_epoch: EpochHook | None = None, desc: str = "train",
+                   seeds: list[int] | None = None, runtime: Runtime | None = None) -> Trained:
     """Train ``nets.runs`` fresh networks (run ``r`` built and trained with seed ``nets.seed + r``, or
     ``seeds[r]``).
 
     ``data`` is one prepared set that every run trains on, or one set per run (sets of one size and dataset,
     e.g. the ladder's pruned sets of one IPC). ``purpose`` picks the protocol's recipe (``eval`` or
-    ``dynamics``). Hooks receive the run index first. ``batched`` trains the runs as one batched computation
-    (:func:`yoco.train.train_batched`: the same numbers up to float rounding); ``None`` batches on a GPU, where
-    one small network leaves the card idle, and not on a CPU, where the batched kernels measured slower.
-    ``compile`` runs the training steps through ``torch.compile`` (:func:`yoco.runtime.compiled`), batched or not.
+    ``dynamics``). Hooks receive the run index first. The runtime's ``batched`` trains the runs as one batched
+    computation (:func:`yoco.train.train_batched`: the same numbers up to float rounding; by default on a GPU,
+    where one small network leaves the card idle, and not on a CPU, where the batched kernels measured slower);
+    its ``compile`` runs the training steps through ``torch.compile`` (:func:`yoco.runtime.compiled`). The
+    networks train where ``data`` lies.
     ``on_epoch(runs, epoch, models)`` gets, after each epoch, the runs that reached it: all of them at once when
     batched (so one test pass serves them, :func:`yoco.predict.predict_many`), one at a time otherwise.
     """
@@ -180,8 +180,9 @@ def train_networks(data: Prepared | list[Prepared], nets: Networks, purpose: str
         with seeded(seed):
             models.append(create_model(name, first.num_classes, c, (h, w), **kw).to(first.images.device))
     cfgs = [dataclasses.replace(cfg, seed=seed) for seed in seeds]
-    if batched is None:
-        batched = first.images.device.type == "cuda" and nets.runs > 1
+    rt = runtime_or_default(runtime)
+    progress, compile = rt.progress, rt.compile
+    batched = rt.batched if rt.batched is not None else first.images.device.type == "cuda"
     if batched and nets.runs > 1 and all(batchable(m) for m in models):
         t0 = time.perf_counter()
         every = (lambda e, ms: on_epoch(list(range(nets.runs)), e, ms)) if on_epoch is not None else None

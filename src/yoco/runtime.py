@@ -1,13 +1,17 @@
-"""Where and how networks run: the device (``auto`` resolved once), the arithmetic precision of training steps,
-``torch.compile``, and seeded construction. Below the training loop, so every stage reads these from one place.
+"""Where and how networks run: :class:`Runtime` (the device, resolved once per command, ``torch.compile``,
+progress bars, batching and worker processes), the arithmetic precision of training steps, and seeded
+construction. Below the training loop, so every stage reads these from one place.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Self
 
 import torch
 from torch import nn
@@ -77,3 +81,43 @@ def compiled(model: nn.Module, device: torch.device) -> nn.Module:
 def compile_mode() -> str | None:
     """torch.compile's mode from ``$YOCO_COMPILE_MODE`` (None: its default); the CUDA-graph modes replay steps."""
     return os.environ.get("YOCO_COMPILE_MODE") or None
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where and how one command runs its networks: made once per command (:meth:`make` resolves the device) and
+    passed down to every stage, so no stage resolves a device or reads a flag of its own.
+
+    ``compile``: training steps through ``torch.compile`` (:func:`compiled`; compiled stages are cached under keys
+    of their own, since compiled arithmetic is not bit-identical). ``batched``: train several networks as one
+    batched computation (:func:`yoco.train.train_batched`); None batches on a GPU only, where one small network
+    leaves the card idle. ``workers``: local processes that run a ladder's evaluations side by side.
+    The arithmetic ``precision`` is not here: it changes the numbers, so it belongs to the recipe the results
+    record (:class:`yoco.train.TrainConfig`).
+    """
+
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    compile: bool = False
+    progress: bool = True
+    batched: bool | None = None
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.device, torch.device):
+            raise YocoError(f"Runtime.device must be a resolved torch.device (use Runtime.make), got {self.device!r}")
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
+            raise YocoError(f"workers must be a whole number >= 1, got {self.workers!r}")
+
+    @classmethod
+    def make(cls, device: str | torch.device = "auto", **kw: Any) -> Self:
+        """A runtime on ``device`` (``auto``: CUDA when available, else the CPU), resolved here once."""
+        return cls(resolve_device(device), **kw)
+
+    def but(self, **changes: Any) -> Runtime:
+        """This runtime with some choices changed (e.g. ``progress=False`` for work nested in a progress bar)."""
+        return dataclasses.replace(self, **changes)
+
+
+def runtime_or_default(runtime: Runtime | None) -> Runtime:
+    """``runtime``, or the default one (``auto`` device, eager, progress bars) for a call that passed none."""
+    return runtime if runtime is not None else Runtime.make()

@@ -11,9 +11,12 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from yoco.registry import Registry
+
+if TYPE_CHECKING:
+    from yoco.runtime import Runtime
 
 log = logging.getLogger("yoco")
 
@@ -133,6 +136,15 @@ def _device(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                    help="where networks train: auto = CUDA when available")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _runtime(a: argparse.Namespace) -> Runtime:
+    """The command's one runtime (:class:`yoco.runtime.Runtime`) from its --device, --quiet, --compile and
+    --workers; the device is resolved here, once."""
+    from yoco.runtime import Runtime
+
+    return Runtime.make(a.device, progress=not a.quiet, compile=getattr(a, "compile", False),
+                        workers=getattr(a, "workers", 1))
 
 
 def _compile(p: argparse.ArgumentParser, help: str | None = None) -> None:

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from yoco.cli.base import (
     BOUNDED,
@@ -21,10 +22,14 @@ from yoco.cli.base import (
     _precision,
     _pruned_epochs,
     _rules_help,
+    _runtime,
     command,
     given,
 )
 from yoco.errors import YocoError
+
+if TYPE_CHECKING:
+    from yoco.runtime import Runtime
 
 
 @command("score", "compute every importance score from recorded dynamics into a score table")
@@ -160,16 +165,16 @@ def _ladder(p: argparse.ArgumentParser) -> Handler:
                            dynamics_seed=a.dynamics_seed, precision=a.precision, pruned_epochs=a.pruned_epochs)
         a.dataset = cfg.dataset  # the preset's, when only a preset is given: its files are inputs too
         check_folder(a.out, _inputs(a, a.condensed), copies)
-        cs = _ladder_source(a, cfg.dataset)
-        doc = run_ladder(cs, cfg, a.out, data_root=a.data_root, workers=a.workers, ray_address=a.ray,
-                         force=a.force, device=a.device, progress=not a.quiet, compile=a.compile)
+        rt = _runtime(a)
+        cs = _ladder_source(a, cfg.dataset, rt)
+        doc = run_ladder(cs, cfg, a.out, data_root=a.data_root, ray_address=a.ray, force=a.force, runtime=rt)
         _keep_config(a, copies)
         return _print_ladder(a.out, doc)
 
     return run
 
 
-def _ladder_source(a: argparse.Namespace, dataset: str):
+def _ladder_source(a: argparse.Namespace, dataset: str, rt: Runtime):
     from yoco.data.condensed import load
     from yoco.protocol import PRECISION
 
@@ -185,7 +190,7 @@ def _ladder_source(a: argparse.Namespace, dataset: str):
     if a.precision != PRECISION and "precision" not in spec:
         spec += f",precision={a.precision}"
     return condense_from_spec(dataset, spec, Path(a.out) / "condensed.safetensors", data_root=a.data_root,
-                              device=a.device, progress=not a.quiet)
+                              runtime=rt)
 
 
 def _print_ladder(out: str | Path, doc: dict) -> int:
@@ -226,8 +231,7 @@ def _demo(p: argparse.ArgumentParser) -> Handler:
     def run(a: argparse.Namespace) -> int:
         from yoco.ladder import demo
 
-        doc = demo(a.out, data_root=a.data_root, workers=a.workers, device=a.device, progress=not a.quiet,
-                   compile=a.compile)
+        doc = demo(a.out, data_root=a.data_root, runtime=_runtime(a))
         return _print_ladder(a.out, doc)
 
     return run

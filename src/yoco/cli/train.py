@@ -18,6 +18,7 @@ from yoco.cli.base import (
     _precision,
     _pruned_epochs,
     _real,
+    _runtime,
     _saved,
     _training,
     command,
@@ -62,7 +63,7 @@ def _evaluate(p: argparse.ArgumentParser) -> Handler:
         cfg = EvalConfig(**given(model=a.model, width=a.width, repeat=a.repeat, seed=a.seed,
                                  test_points=a.test_points, pruned_epochs=a.pruned_epochs),
                          train=TrainConfig(epochs=a.epochs, precision=a.precision), recipe=a.recipe)
-        result = evaluate_condensed(cs, real, cfg, device=a.device, progress=not a.quiet, compile=a.compile)
+        result = evaluate_condensed(cs, real, cfg, runtime=_runtime(a))
         result["file"] = str(a.condensed)  # named by content in "sha256" (see "digests"), wherever it lies
         result["test_sha256"] = real.digest("test")  # the test set it was measured on, by content
         write_json(out, result)
@@ -151,15 +152,15 @@ def _condense(p: argparse.ArgumentParser) -> Handler:
             ipc=a.ipc, factor=a.factor, iterations=a.iterations, inner=a.inner, width=a.width, engine=a.engine,
             seed=a.seed, checkpoint_every=a.checkpoint_every, eval_every=a.eval_every, precision=a.precision,
             net_images=a.net_images, net_pretrain_epochs=a.pretrain_epochs, decode=a.decode))
+        rt = _runtime(a)
         eval_fn = None
         if cfg.eval_every:
             quick_eval = EvalConfig(repeat=1, test_points=1, train=TrainConfig(epochs=a.eval_epochs))
 
             def eval_fn(cs: CondensedSet) -> float:
-                return evaluate_condensed(cs, real, quick_eval, device=a.device, progress=False)["last_mean"]
+                return evaluate_condensed(cs, real, quick_eval, runtime=rt.but(progress=False))["last_mean"]
 
-        kw = {"device": a.device, "resume": a.resume, "progress": not a.quiet, "eval_fn": eval_fn,
-              "compile": a.compile, "net_batch": a.net_batch}
+        kw = {"runtime": rt, "resume": a.resume, "eval_fn": eval_fn, "net_batch": a.net_batch}
         if a.method == "mdc":
             mdc = MDCConfig(**given(period=a.mdc_period, class_wise=a.mdc_class_wise or None))
             cs = condense_mdc(real, cfg, a.out, mdc, **kw)
@@ -197,7 +198,7 @@ def _dynamics(p: argparse.ArgumentParser) -> Handler:
         cs = load(a.condensed)
         cfg = DynamicsConfig(**given(model=a.model, width=a.width, runs=a.runs, seed=a.seed, record=a.record),
                              train=TrainConfig(epochs=a.epochs, precision=a.precision))
-        dyn = record_dynamics(cs, cfg, device=a.device, progress=not a.quiet, compile=a.compile)
+        dyn = record_dynamics(cs, cfg, _runtime(a))
         save_dynamics(dyn, a.out)
         acc = dyn.train_acc[:, -1].mean()
         print(f"recorded {dyn.runs} run(s) x {dyn.epochs} epochs x {dyn.num_samples} images; "

@@ -72,7 +72,7 @@ from yoco.models import create_model
 from yoco.models.stacked import batchable
 from yoco.progress import tqdm
 from yoco.provenance import PROVENANCE_KEY, provenance
-from yoco.runtime import precision_scope, resolve_device, seeded
+from yoco.runtime import Runtime, precision_scope, runtime_or_default, seeded
 from yoco.train import TrainConfig, train, train_batched
 
 if TYPE_CHECKING:
@@ -285,9 +285,9 @@ class _ImageStepper:
         return self.images, self.momentum
 
 
-def condense(real: RealDataset, cfg: IDCConfig, out: str | Path, *, device: str | torch.device = "auto",
-             resume: bool = False, progress: bool = True, eval_fn: Callable[[CondensedSet], Any] | None = None,
-             keep_checkpoint: bool = False, compile: bool = False, net_batch: int | None = None,
+def condense(real: RealDataset, cfg: IDCConfig, out: str | Path, *, runtime: Runtime | None = None,
+             resume: bool = False, eval_fn: Callable[[CondensedSet], Any] | None = None,
+             keep_checkpoint: bool = False, net_batch: int | None = None,
              objective: Objective | None = None) -> CondensedSet:
     """Condense ``real`` with IDC into ``cfg.ipc`` stored images per class and save the set to ``out``.
 
@@ -297,7 +297,8 @@ def condense(real: RealDataset, cfg: IDCConfig, out: str | Path, *, device: str 
     current set is passed to ``eval_fn`` every ``eval_every`` iterations and the result logged. The checkpoint
     is removed once the final set is written, unless ``keep_checkpoint`` (then it holds the final state, so a
     later call with more ``iterations`` continues the same run: how a schedule is spread over short GPU loans).
-    ``compile`` runs the network's training steps between matching steps as one compiled graph each (augmentation,
+    ``runtime`` (:class:`yoco.runtime.Runtime`): the device, progress bar, and ``compile``, which runs the
+    network's training steps between matching steps as one compiled graph each (augmentation,
     mixing, forward, backward and SGD: :func:`yoco.train.train_batched` with one network; a compiled forward alone
     measured no faster on an H100); a runtime choice, not part of the run's identity: a checkpoint resumes either
     way. ``net_batch`` outer iterations' networks train side by side ahead of their matching (:func:`net_group`;
@@ -309,7 +310,8 @@ def condense(real: RealDataset, cfg: IDCConfig, out: str | Path, *, device: str 
     check_config(cfg, real)
     cfg = cfg.resolved(real.name)
     objective.check(cfg, real)
-    dev = resolve_device(device)
+    rt = runtime_or_default(runtime)
+    dev = rt.device
     out = Path(out)
     ckpt = checkpoint_path(out)
     state = None
@@ -339,12 +341,12 @@ def condense(real: RealDataset, cfg: IDCConfig, out: str | Path, *, device: str 
     group = net_group(cfg, real, dev, net_batch)
     name = objective.method.upper()
     bar = tqdm(total=cfg.iterations, initial=state.iteration, desc=f"{name} {real.name} ipc {cfg.ipc}",
-               disable=not progress, dynamic_ncols=True)
+               disable=not rt.progress, dynamic_ncols=True)
     first = state.iteration
     while first < cfg.iterations:
         its = list(range(first, min(first + group, cfg.iterations)))
         plans = [_plan(pool, cfg, g) for _ in its]
-        for it, plan, nets in zip(its, plans, _matching_nets(cfg, real, pool, its, plans, dev, compile), strict=True):
+        for it, plan, nets in zip(its, plans, _matching_nets(cfg, real, pool, its, plans, dev, rt.compile), strict=True):
             images.clamp()
             objective.begin(it)
             total = torch.zeros((), device=dev)
@@ -396,14 +398,13 @@ def _summary(result: Any) -> str:
 
 
 def condense_from_spec(dataset: str, spec: str, out: str | Path, *, data_root: str | Path | None = None,
-                       device: str | torch.device = "auto", progress: bool = True, resume: bool = False
-                       ) -> CondensedSet:
+                       runtime: Runtime | None = None, resume: bool = False) -> CondensedSet:
     """Load ``dataset`` and condense it with the config :func:`config_from_spec` builds from ``spec``."""
     from yoco.data.datasets import load_dataset
 
     real = load_dataset(dataset, root=data_root)
     cfg = config_from_spec(real.name, spec)
-    return condense(real, cfg, out, device=device, resume=resume, progress=progress)
+    return condense(real, cfg, out, runtime=runtime, resume=resume)
 
 
 # ----------------------------------------------------------------------------------------------------------

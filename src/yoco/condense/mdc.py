@@ -346,7 +346,7 @@ def condense_mdc(real: RealDataset, cfg: IDCConfig, out: str | Path, mdc: MDCCon
     """Condense ``real`` with MDC into ``cfg.ipc`` stored images per class and save the set to ``out``.
 
     ``cfg`` holds the IDC settings (:func:`resolve_mdc_config` gives MDC's: IDC's preset with mse); ``mdc`` MDC's own.
-    The other arguments are :func:`yoco.condense.idc.condense`'s (``resume``, ``device``, ``net_batch``, ...): the run
+    The other arguments are :func:`yoco.condense.idc.condense`'s (``resume``, ``runtime``, ``net_batch``, ...): the run
     is IDC's loop with MDC's objective, checkpointed with the regulariser's state.
     """
     objective = MDCObjective(mdc or MDCConfig(), cfg.ipc, real.num_classes)

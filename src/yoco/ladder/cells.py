@@ -13,7 +13,7 @@ import os
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ import torch
 from yoco.errors import YocoError
 from yoco.files import write_json
 from yoco.ladder.cache import read_json
+from yoco.runtime import Runtime
 
 
 @dataclass(frozen=True)
@@ -39,9 +40,8 @@ class Cell:
     key: str
     out: str
     subset: int | None = None
-    device: str = "auto"
+    runtime: Runtime = field(default_factory=Runtime)  # resolved by the ladder; no progress bars of its own
     threads: int = 0
-    compile: bool = False
     run: int | None = None
     test_sha256: str = ""
 
@@ -113,7 +113,7 @@ def run_cell(cell: Cell) -> dict[str, Any]:
         cs = load(cell.set_path)
         real = _tested_on(cell)
         cfg = EvalConfig(**{**cell.eval, "repeat": 1, "seed": cell.seed})
-        res = evaluate_condensed(cs, real, cfg, device=cell.device, progress=False, compile=cell.compile)
+        res = evaluate_condensed(cs, real, cfg, runtime=cell.runtime.but(progress=False))
     except Exception as exc:  # noqa: BLE001 - a failed cell is reported in the table, the ladder goes on
         result = {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()}
         result.update({"rule": cell.rule, "ipc": cell.ipc, "seed": cell.seed, "subset": cell.subset, "run": cell.run,
@@ -147,8 +147,8 @@ def run_group(cells: list[Cell]) -> list[dict[str, Any]]:
     try:
         sets = [load(c.set_path) for c in cells]
         real = _tested_on(first)
-        results = evaluate_sets(sets, real, EvalConfig(**{**first.eval, "repeat": 1}), device=first.device,
-                                progress=False, batched=True, seeds=[c.seed for c in cells], compile=first.compile)
+        results = evaluate_sets(sets, real, EvalConfig(**{**first.eval, "repeat": 1}), seeds=[c.seed for c in cells],
+                                runtime=first.runtime.but(progress=False, batched=True))
     except Exception:  # noqa: BLE001 - fall back to one by one, where each failure is recorded on its own cell
         return [run_cell(c) for c in cells]
     seconds = (time.perf_counter() - t0) / len(cells)
@@ -156,18 +156,17 @@ def run_group(cells: list[Cell]) -> list[dict[str, Any]]:
 
 
 def groups(cells: list[Cell]) -> list[list[Cell]]:
-    """Cells that can train together: the same target IPC (so sets of one size), evaluation config, device and
-    compiling."""
+    """Cells that can train together: the same target IPC (so sets of one size), evaluation config and runtime."""
     by: dict[tuple, list[Cell]] = {}
     for c in cells:
-        by.setdefault((c.ipc, c.dataset, c.test_sha256, c.device, c.compile, json.dumps(c.eval, sort_keys=True, default=str)),
+        by.setdefault((c.ipc, c.dataset, c.test_sha256, c.runtime, json.dumps(c.eval, sort_keys=True, default=str)),
                       []).append(c)
     return list(by.values())
 
 
-def execute(cells: list[Cell], workers: int = 1, ray_address: str | None = None, progress: bool = True,
-            batch_cells: bool = False) -> None:
-    """Run ``cells`` here (``workers`` 1), in ``workers`` local processes, or on the Ray cluster at ``ray_address``.
+def execute(cells: list[Cell], runtime: Runtime, ray_address: str | None = None, batch_cells: bool = False) -> None:
+    """Run ``cells`` here (the runtime's ``workers`` 1), in ``workers`` local processes, or on the Ray cluster at
+    ``ray_address``; a progress bar when the runtime has them.
 
     Worker processes and Ray tasks get one thread each (local workers: the cores shared out), so the same seeds
     give the same numbers whichever way the cells run. With ``batch_cells`` (in this process) the cells of one
@@ -175,9 +174,8 @@ def execute(cells: list[Cell], workers: int = 1, ray_address: str | None = None,
     """
     from yoco.progress import tqdm
 
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise YocoError(f"workers must be a whole number >= 1, got {workers!r}")
-    bar = tqdm(total=len(cells), desc="ladder", disable=not progress or not cells, dynamic_ncols=True)
+    workers = runtime.workers
+    bar = tqdm(total=len(cells), desc="ladder", disable=not runtime.progress or not cells, dynamic_ncols=True)
     if batch_cells and not ray_address and workers == 1:
         for group in groups(cells):
             run_group(group)

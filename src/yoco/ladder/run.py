@@ -25,7 +25,7 @@ from yoco.ladder.cells import Cell, _dataset, execute, write_result
 from yoco.ladder.config import DEMO_SET, LadderConfig, demo_config
 from yoco.report import write_ladder_reports
 from yoco.rules import RANDOM_REFERENCE, check_set, parse_rule, prune, resolve_options
-from yoco.runtime import resolve_device
+from yoco.runtime import Runtime, runtime_or_default
 from yoco.scores import windows_for
 from yoco.scoretable import ScoreTable, build_table, complete_table, load_table
 from yoco.selectors import PruneContext
@@ -46,21 +46,22 @@ def run_ladder(
     out_dir: str | Path,
     *,
     data_root: str | None = None,
-    workers: int = 1,
     ray_address: str | None = None,
     force: bool = False,
-    device: str = "auto",
-    progress: bool = True,
+    runtime: Runtime | None = None,
     batch_cells: bool | None = None,
-    compile: bool = False,
 ) -> dict[str, Any]:
     """Run (or resume) the whole ladder into ``out_dir`` and write results.{csv,json,md} and ladder.png.
 
     Returns the results document; its ``failed`` lists the cells that failed (the rest complete regardless).
-    ``batch_cells`` trains the cells of one target IPC together (default: on a GPU, in this process).
-    ``compile`` trains every network through ``torch.compile``; compiled stages are cached under keys of their
-    own, so a folder never mixes compiled and eager numbers.
+    ``runtime`` (:class:`yoco.runtime.Runtime`, made once per command): the device every stage trains on, the
+    local worker processes of the evaluations, progress bars, and ``compile``, which trains every network through
+    ``torch.compile``; compiled stages are cached under keys of their own, so a folder never mixes compiled and
+    eager numbers. ``batch_cells`` trains the cells of one target IPC together (default: on a GPU, in this
+    process).
     """
+    rt = runtime_or_default(runtime)
+    compile = rt.compile
     out = Path(out_dir)
     with FolderLock(out):
         source_fp = fingerprint(cs)
@@ -86,17 +87,16 @@ def run_ladder(
         if cfg.reference:
             src_path = cache / f"source-{source_fp}.safetensors"
             cached(src_path, source_fp, lambda: cs, save, load, fingerprint)
-            source_cells = _cells(out, "source", None, src_path, source_fp, cfg, eval_cfg, data_root, device, compile,
+            source_cells = _cells(out, "source", None, src_path, source_fp, cfg, eval_cfg, data_root, rt,
                                   range(cfg.seed, cfg.seed + cfg.evaluations), tested=tested)
 
         def make_dynamics() -> Dynamics:
             log.info("recording training dynamics (%d runs x %d epochs)", cfg.dynamics.runs, cfg.dynamics.epochs)
             todo = [c for c in source_cells if not c.done()]
             riding = riding_evaluation(cs, real, dataclasses.replace(cfg.eval, repeat=1), cfg.dynamics.networks(),
-                                       "dynamics", device, [c.seed for c in todo]) if todo else None
+                                       "dynamics", rt, [c.seed for c in todo]) if todo else None
             start = time.perf_counter()
-            dyn = record_dynamics(cs, cfg.dynamics, device=device, progress=progress, compile=compile,
-                                  on_epoch=riding)
+            dyn = record_dynamics(cs, cfg.dynamics, rt, on_epoch=riding)
             dyn.config["cache_key"] = dyn_key
             dyn.config["seconds"] = time.perf_counter() - start  # as each cell records its own
             log.info("dynamics recorded in %.1f s", dyn.config["seconds"])
@@ -148,7 +148,7 @@ def run_ladder(
                         # the run is part of a cell's name only where it chose the set (a random subset's seed
                         # already names it), so the same subset and seed is the same cell file in either mode
                         first = cfg.seed + run * cfg.repeat
-                        cells += _cells(out, name, ipc, path, pkey, cfg, eval_cfg, data_root, device, compile,
+                        cells += _cells(out, name, ipc, path, pkey, cfg, eval_cfg, data_root, rt,
                                         range(first, first + cfg.repeat), sub,
                                         run if cfg.separate and parsed.reads_dynamics else None, tested=tested)
 
@@ -157,7 +157,7 @@ def run_ladder(
         todo = sorted((c for c in cells if not c.done()), key=lambda c: (c.ipc is None, c.ipc or 0))
         log.info("%d evaluation cells, %d already done, %d to run", len(cells), len(cells) - len(todo), len(todo))
         if batch_cells is None:
-            batch_cells = resolve_device(device).type == "cuda" and workers == 1 and not ray_address
+            batch_cells = rt.device.type == "cuda" and rt.workers == 1 and not ray_address
         report_config = {**cfg.to_dict(), "source": cs.source, "source_fingerprint": source_fp, "test_sha256": tested,
                          "source_sha256": content_sha256(cs), "departures": cfg.departures(), "compiled": compile,
                          "score_windows": windows,  # the windows used, where the config leaves them to the protocol
@@ -166,7 +166,7 @@ def run_ladder(
         write_json(out / PLAN, {"config": report_config,
                                 "cells": [{"rule": c.rule, "ipc": c.ipc, "seed": c.seed, "subset": c.subset,
                                            "run": c.run, "key": c.key, "file": Path(c.out).name} for c in cells]})
-        execute(todo, workers, ray_address, progress, batch_cells=batch_cells)
+        execute(todo, rt, ray_address, batch_cells=batch_cells)
         doc = write_ladder_reports(out, [c.result() for c in cells], report_config)
     return doc
 
@@ -273,23 +273,22 @@ def _pruned(cs: CondensedSet, table: ScoreTable, rule: str, ipc: int, cfg: Ladde
 
 
 def _cells(out: Path, rule: str, ipc: int | None, set_path: Path, set_key: str, cfg: LadderConfig,
-           eval_cfg: dict[str, Any], data_root: str | None, device: str, compile: bool, seeds: range,
+           eval_cfg: dict[str, Any], data_root: str | None, rt: Runtime, seeds: range,
            subset: int | None = None, run: int | None = None, *, tested: str) -> list[Cell]:
     cells = []
     for s in seeds:
         # keyed by the kind of device the cell trains on, so `auto` and `cpu` on a CPU are the same cell, and by the
         # test set's content, so another --data-root with other test data never reuses a cell (cells of folders made
         # before the test set was in the key are evaluated again, once)
-        k = key(set_key, _keyed(eval_cfg, cfg.dataset), resolve_device(device).type, s, *_compiled(compile),
+        k = key(set_key, _keyed(eval_cfg, cfg.dataset), rt.device.type, s, *_compiled(rt.compile),
                 *_revision(cfg), {"test_sha256": tested})
         cell = Cell(rule, ipc, s, str(set_path), cfg.dataset, data_root, eval_cfg, k, "", subset=subset,
-                    device=device, compile=compile, run=run, test_sha256=tested)
+                    runtime=rt.but(progress=False), run=run, test_sha256=tested)
         cells.append(dataclasses.replace(cell, out=str(out / "cells" / f"{cell.name}-{k}.json")))
     return cells
 
 
-def demo(out: str | Path, *, data_root: str | None = None, workers: int = 1, device: str = "auto",
-         progress: bool = True, compile: bool = False) -> dict[str, Any]:
+def demo(out: str | Path, *, data_root: str | None = None, runtime: Runtime | None = None) -> dict[str, Any]:
     """Run the demo ladder on the shipped condensed Fashion-MNIST set (random real images if it is absent)."""
     if DEMO_SET.exists():
         cs = load(DEMO_SET)
@@ -298,5 +297,4 @@ def demo(out: str | Path, *, data_root: str | None = None, workers: int = 1, dev
 
         log.warning("shipped condensed set %s not found; using 10 random real images per class", DEMO_SET)
         cs = random_real_subset(_dataset("fashion-mnist", data_root), 10, seed=0)
-    return run_ladder(cs, demo_config(), out, data_root=data_root, workers=workers, device=device, progress=progress,
-                      compile=compile)
+    return run_ladder(cs, demo_config(), out, data_root=data_root, runtime=runtime)
