@@ -213,6 +213,37 @@ def test_a_command_resolves_its_device_once_and_every_stage_runs_on_that_runtime
     assert len(seen) == 1 + 3 and {(r.device.type, r.compile) for r in seen} == {("cpu", False)}
 
 
+def test_help_strings_are_built_from_the_defaults_they_state(monkeypatch):
+    """A help text that names a default reads it from where the code takes it (protocol.py or the config's field),
+    so changing the number there changes the help: every sentinel below shows up, in its command's help."""
+    from yoco import protocol
+    from yoco.condense import IDCConfig, config
+    from yoco.dynamics import DynamicsConfig
+    from yoco.evaluate import EvalConfig
+    from yoco.ladder import LadderConfig
+
+    changed = {
+        (protocol, "EVAL_REPEATS"): (70001, "evaluate"), (protocol, "EVAL_TEST_POINTS"): (70002, "evaluate"),
+        (protocol, "CONVNET_WIDTH"): (70003, "dynamics"), (protocol, "DYNAMICS_EPOCHS"): (70004, "ladder"),
+        (protocol, "DYNAMICS_RUNS"): (70005, "dynamics"), (protocol, "EL2N_EPOCHS"): (70006, "score"),
+        (protocol, "MDC_PERIOD"): (70007, "condense"), (protocol, "IMAGENET_RESOLUTION"): (70008, "evaluate"),
+        (protocol, "PER_RUN_REPEATS"): (70009, "ladder"), (config, "GPU_NET_GROUP"): (70010, "condense"),
+        (IDCConfig, "checkpoint_every"): (70011, "condense"), (IDCConfig, "seed"): (70012, "condense"),
+        (LadderConfig, "subset_seed"): (70013, "ladder"), (LadderConfig, "random_subsets"): (70014, "ladder"),
+        (DynamicsConfig, "seed"): (70015, "dynamics"), (EvalConfig, "seed"): (70016, "evaluate"),
+        (LadderConfig, "ipcs"): ((70017,), "ladder"),
+    }
+    for (owner, name), (value, _) in changed.items():
+        monkeypatch.setattr(owner, name, value)
+    monkeypatch.setitem(protocol.IDC_BASE, "iterations", 70018)
+    _, subs = cli.build_parser()
+    helps = {name: " ".join(p.format_help().split()) for name, p in subs.items()}
+    for (owner, name), (value, command) in changed.items():
+        shown = str(value[0] if isinstance(value, tuple) else value)
+        assert shown in helps[command], f"{command} --help does not read {name}"
+    assert "published: 70018" in helps["condense"]
+
+
 def test_config_file_sets_options_the_command_line_overrides_and_is_kept(world, capsys):
     t = world["tmp"]
     (t / "eval.toml").write_text('dataset = "mnist"\ndata-root = "{}"\nepochs = 2\nwidth = 8\nrepeat = 2\n'

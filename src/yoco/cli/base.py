@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from yoco import protocol
 from yoco.registry import Registry
 
 if TYPE_CHECKING:
@@ -171,7 +172,7 @@ def _dataset(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--data-root", default=None, metavar="DIR",
                    help="folder holding the dataset files (default: the dataset's own; see `yoco datasets`)")
     p.add_argument("--resolution", type=BOUNDED["pixels"], default=None, metavar="PX",
-                   help="resize to PX x PX (ImageNet subsets: default 224)")
+                   help=f"resize to PX x PX (ImageNet subsets: default {protocol.IMAGENET_RESOLUTION})")
 
 
 def _real(args: argparse.Namespace):
@@ -184,12 +185,23 @@ def _training(p: argparse.ArgumentParser, repeat_help: str) -> None:
     from yoco.models import model_names
 
     p.add_argument("--model", default=None, help=f"network ({', '.join(model_names())}); default: the "
-                   "protocol's for the dataset (convnet3; resnet10_ap for ImageNet subsets)")
-    p.add_argument("--width", type=BOUNDED["width"], default=None, help="network width (default: the model's, 128)")
+                   f"protocol's for the dataset ({protocol.eval_model('cifar10')}; {protocol.eval_model('imagenet10')} "
+                   "for ImageNet subsets)")
+    p.add_argument("--width", type=BOUNDED["width"], default=None,
+                   help=f"network width (default: the model's, {protocol.CONVNET_WIDTH})")
     p.add_argument("--epochs", type=BOUNDED["epochs"], default=None,
-                   help="training epochs (default: the protocol's, 1000 for CIFAR/MNIST-like data)")
+                   help=f"training epochs (default: the protocol's, {protocol.eval_epochs('cifar10', 10, 10)} for "
+                   "CIFAR/MNIST-like data)")
     p.add_argument("--repeat", type=BOUNDED["runs"], default=None, help=repeat_help)
-    p.add_argument("--seed", type=BOUNDED["seed"], default=None, help="first training seed (default: 0)")
+    from yoco.evaluate import EvalConfig
+
+    _seed(p, "first training seed", EvalConfig.seed)
+
+
+def _seed(p: argparse.ArgumentParser, what: str, default: int, flag: str = "--seed") -> None:
+    """A seed option left None on the command line (so a config file or preset can set it) whose help names
+    ``default``, the config field's default that a run takes."""
+    p.add_argument(flag, type=BOUNDED["seed"], default=None, help=f"{what} (default: {default})")
 
 
 def _pruned_epochs(p: argparse.ArgumentParser) -> None:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from yoco import protocol
 from yoco.cli.base import (
     BOUNDED,
     Handler,
@@ -23,6 +24,7 @@ from yoco.cli.base import (
     _pruned_epochs,
     _rules_help,
     _runtime,
+    _seed,
     command,
     given,
 )
@@ -40,7 +42,8 @@ def _score(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--lbpe-epochs", type=BOUNDED["epochs"], default=None,
                    help="LBPE window E (default: the published one for the set's dataset and method)")
     p.add_argument("--lbpe-top-k", type=BOUNDED["epochs"], default=None, help="LBPE top-K epochs (default: as E)")
-    p.add_argument("--el2n-epochs", type=BOUNDED["epochs"], default=None, help="EL2N window (default: 10)")
+    p.add_argument("--el2n-epochs", type=BOUNDED["epochs"], default=None,
+                   help=f"EL2N window (default: {protocol.EL2N_EPOCHS})")
     p.add_argument("--seed", type=BOUNDED["seed"], default=0, help="seeds the random score")
 
     def run(a: argparse.Namespace) -> int:
@@ -106,7 +109,8 @@ def _prune(p: argparse.ArgumentParser) -> Handler:
 
 @command("ladder", "prune one condensed set to every target IPC with every rule, evaluate, tabulate, plot")
 def _ladder(p: argparse.ArgumentParser) -> Handler:
-    from yoco.ladder import DEFAULT_RULES, PRESETS, SCORE_RUNS
+    from yoco.dynamics import DynamicsConfig
+    from yoco.ladder import DEFAULT_RULES, PRESETS, SCORE_RUNS, LadderConfig
     from yoco.rules import options_help
 
     p.add_argument("condensed", nargs="?", default=None, help="the source condensed set")
@@ -117,7 +121,8 @@ def _ladder(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--preset", default=None, choices=list(PRESETS), help="a paper experiment (dataset, IPCs, window)")
     p.add_argument("--quick", action="store_true", help="a first look on a CPU, NOT the protocol: width 64, dynamics "
                    "2 x 150 epochs, evaluation 300 epochs with 2 test points, LBPE window shrunk to fit")
-    p.add_argument("--ipcs", type=_ipcs, default=None, help="target IPCs (default: the preset's, or 1,2,5)")
+    p.add_argument("--ipcs", type=_ipcs, default=None,
+                   help=f"target IPCs (default: the preset's, or {','.join(map(str, LadderConfig.ipcs))})")
     p.add_argument("--rules", type=_names, default=None,
                    help=f"comma-separated rules (default: {','.join(DEFAULT_RULES)}); {_rules_help()}")
     p.add_argument("--option", type=_option, action="append", default=[], metavar="NAME=VALUE",
@@ -128,21 +133,23 @@ def _ladder(p: argparse.ArgumentParser) -> Handler:
                    "scores averaged over the runs into one pruned set, evaluated --repeat times (named in the "
                    "table's title as a departure)")
     p.add_argument("--repeat", type=BOUNDED["runs"], default=None,
-                   help="training seeds per pruned set (default: 1 with separate runs, YOCO's --repeat 1; 3 averaged)")
-    p.add_argument("--seed", type=BOUNDED["seed"], default=None, help="first training seed (default: 0)")
-    p.add_argument("--subset-seed", type=BOUNDED["seed"], default=None,
-                   help="seed of the rules that draw at random: random, ssp, ccs, kcenter, dual (default: 0)")
+                   help=f"training seeds per pruned set (default: {protocol.PER_RUN_REPEATS} with separate runs, "
+                   f"YOCO's --repeat 1; {protocol.EVAL_REPEATS} averaged)")
+    _seed(p, "first training seed", LadderConfig.seed)
+    _seed(p, "seed of the rules that draw at random: random, ssp, ccs, kcenter, dual", LadderConfig.subset_seed,
+          "--subset-seed")
     p.add_argument("--random-subsets", type=BOUNDED["runs"], default=None,
                    help="random balanced subsets (per dynamics run with separate runs; subset seeds from "
-                   "--subset-seed) that the gain-over-random column is measured against (default: 1)")
+                   "--subset-seed) that the gain-over-random column is measured against (default: "
+                   f"{LadderConfig.random_subsets})")
     p.add_argument("--epochs", type=BOUNDED["epochs"], default=None, help="evaluation epochs (default: the protocol's)")
     _pruned_epochs(p)
     p.add_argument("--width", type=BOUNDED["width"], default=None, help="network width for dynamics and evaluation")
-    p.add_argument("--dynamics-epochs", type=BOUNDED["epochs"], default=None, help="default: 1000")
-    p.add_argument("--dynamics-runs", type=BOUNDED["runs"], default=None, help="default: 3")
-    p.add_argument("--dynamics-seed", type=BOUNDED["seed"], default=None,
-                   help="first seed of the dynamics runs, apart from the training seeds: another one measures how "
-                   "much of a score-based rule's result is its scores' noise (default: 0)")
+    p.add_argument("--dynamics-epochs", type=BOUNDED["epochs"], default=None,
+                   help=f"default: {protocol.DYNAMICS_EPOCHS}")
+    p.add_argument("--dynamics-runs", type=BOUNDED["runs"], default=None, help=f"default: {protocol.DYNAMICS_RUNS}")
+    _seed(p, "first seed of the dynamics runs, apart from the training seeds: another one measures how much of a "
+          "score-based rule's result is its scores' noise", DynamicsConfig.seed, "--dynamics-seed")
     p.add_argument("--lbpe-epochs", type=BOUNDED["epochs"], default=None, help="default: the published window for the source")
     p.add_argument("--lbpe-top-k", type=BOUNDED["epochs"], default=None, help="default: the published window for the source")
     p.add_argument("--workers", type=BOUNDED["workers"], default=1, help="evaluations run side by side in local processes")

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from yoco import protocol
 from yoco.cli.base import (
     BOUNDED,
     Handler,
@@ -20,6 +21,7 @@ from yoco.cli.base import (
     _real,
     _runtime,
     _saved,
+    _seed,
     _training,
     command,
     given,
@@ -34,9 +36,10 @@ if TYPE_CHECKING:
 def _evaluate(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("condensed", help="a yoco condensed-set file")
     _dataset(p)
-    _training(p, "independent runs, seeds seed .. seed+repeat-1 (default: 3)")
+    _training(p, f"independent runs, seeds seed .. seed+repeat-1 (default: {protocol.EVAL_REPEATS})")
     p.add_argument("--test-points", type=BOUNDED["epochs"], default=None,
-                   help="times the network is tested during training (default: the protocol's 4)")
+                   help=f"times the network is tested during training (default: the protocol's "
+                   f"{protocol.EVAL_TEST_POINTS})")
     p.add_argument("--recipe", choices=["set", "protocol", "yoco"], default="set",
                    help="set: use the evaluation recipe the set's method published with it (MTT's learned learning "
                    "rate, ZCA), saying so; protocol: ignore it (with a warning); yoco: as YOCO's test.py evaluated "
@@ -80,7 +83,10 @@ def _evaluate(p: argparse.ArgumentParser) -> Handler:
 
 
 def _condense(p: argparse.ArgumentParser) -> Handler:
-    from yoco.condense import METHODS, PRESETS
+    from yoco.condense import METHODS, PRESETS, IDCConfig
+    from yoco.condense.config import GPU_NET_GROUP
+
+    cifar, imnet = protocol.idc_preset("cifar10"), protocol.idc_preset("imagenet10")
 
     _dataset(p)
     p.add_argument("--ipc", type=BOUNDED["ipc"], required=True, help="stored images per class")
@@ -89,22 +95,27 @@ def _condense(p: argparse.ArgumentParser) -> Handler:
                    "with mse as its code sets it; the set records that each class's first images are MDC's "
                    "smaller sets (cut it with the rule mdc_prefix)")
     p.add_argument("--mdc-period", type=BOUNDED["iterations"], default=None,
-                   help="MDC: outer iterations between choices of the subset to regularise (default: 100, MDC's)")
+                   help=f"MDC: outer iterations between choices of the subset to regularise (default: "
+                   f"{protocol.MDC_PERIOD}, MDC's)")
     p.add_argument("--mdc-class-wise", action="store_true",
                    help="MDC: each class chooses its subset from its own losses (default: from the class average)")
     p.add_argument("--preset", default=None, choices=list(PRESETS),
                    help="IDC settings (default: the dataset's published preset; cpu-quick: a CPU smoke run)")
     p.add_argument("--factor", type=BOUNDED["factor"], default=None,
-                   help="multi-formation factor (default: the preset's, 2; 3 for ImageNet)")
-    p.add_argument("--iterations", type=BOUNDED["iterations"], default=None, help="outer iterations (published: 2000)")
+                   help=f"multi-formation factor (default: the preset's, {cifar['factor']}; {imnet['factor']} for "
+                   "ImageNet)")
+    p.add_argument("--iterations", type=BOUNDED["iterations"], default=None,
+                   help=f"outer iterations (published: {cifar['iterations']}; ImageNet {imnet['iterations']})")
     p.add_argument("--inner", type=BOUNDED["iterations"], default=None,
-                   help="inner matching steps per iteration (published: 100)")
-    p.add_argument("--width", type=BOUNDED["width"], default=None, help="matching network width (published: 128)")
+                   help=f"inner matching steps per iteration (published: {cifar['inner']})")
+    p.add_argument("--width", type=BOUNDED["width"], default=None,
+                   help=f"matching network width (published: {cifar['width']}; ImageNet {imnet['width']})")
     p.add_argument("--net-images", type=BOUNDED["index"], default=None,
-                   help="real images the network trains on after every inner step (published: 2000 CIFAR, 500 others)")
+                   help=f"real images the network trains on after every inner step (published: {cifar['net_images']} "
+                   f"CIFAR, {imnet['net_images']} others)")
     p.add_argument("--pretrain-epochs", type=BOUNDED["iterations0"], default=None,
-                   help="epochs each fresh network trains on the real set before matching (published: 10 for "
-                   "ImageNet, 0 others)")
+                   help=f"epochs each fresh network trains on the real set before matching (published: "
+                   f"{imnet['net_pretrain_epochs']} for ImageNet, {cifar['net_pretrain_epochs']} others)")
     p.add_argument("--decode", choices=["auto", "single", "bound"], default=None,
                    help="multi-formation of the matched synthetic batches: single, bound (at most batch_syn images "
                    "per class) or auto (default: IDC's presets, bound for ImageNet at factor >= 3 and IPC >= 20)")
@@ -115,11 +126,12 @@ def _condense(p: argparse.ArgumentParser) -> Handler:
                    "to float rounding")
     p.add_argument("--net-batch", type=BOUNDED["runs"], default=None,
                    help="train the matching networks of this many outer iterations side by side, ahead of their "
-                   "matching (their paths read only real images); default: 8 on a GPU, 1 on a CPU (measured "
+                   f"matching (their paths read only real images); default: {GPU_NET_GROUP} on a GPU, 1 on a CPU (measured "
                    "faster there); the same images up to float rounding")
-    p.add_argument("--seed", type=BOUNDED["seed"], default=None, help="default: 0")
+    _seed(p, "seeds the start and every draw of the run", IDCConfig.seed)
     p.add_argument("--checkpoint-every", type=BOUNDED["iterations0"], default=None,
-                   help="outer iterations between checkpoints (OUT.ckpt; default 50, 0 = off)")
+                   help=f"outer iterations between checkpoints (OUT.ckpt; default {IDCConfig.checkpoint_every}, "
+                   "0 = off)")
     p.add_argument("--eval-every", type=BOUNDED["iterations0"], default=None, help="evaluate the current set every N iterations")
     p.add_argument("--eval-epochs", type=BOUNDED["epochs"], default=300, help="epochs of those periodic evaluations")
     p.add_argument("--resume", action="store_true", help="continue from OUT.ckpt")
@@ -174,14 +186,18 @@ def _condense(p: argparse.ArgumentParser) -> Handler:
 
 @command("dynamics", "train networks on a condensed set and record every image's outputs per epoch")
 def _dynamics(p: argparse.ArgumentParser) -> Handler:
+    from yoco.dynamics import DynamicsConfig
+
     p.add_argument("condensed", help="a yoco condensed-set file")
     p.add_argument("--out", required=True, help="dynamics file (.safetensors)")
     p.add_argument("--runs", type=BOUNDED["runs"], default=None, help="independent training runs; scores average them "
-                   "(default: 3)")
-    p.add_argument("--epochs", type=BOUNDED["epochs"], default=None, help="default: the protocol's 1000")
+                   f"(default: {protocol.DYNAMICS_RUNS})")
+    p.add_argument("--epochs", type=BOUNDED["epochs"], default=None,
+                   help=f"default: the protocol's {protocol.DYNAMICS_EPOCHS}")
     p.add_argument("--model", default=None, help="default: the evaluation network of the set's dataset")
-    p.add_argument("--width", type=BOUNDED["width"], default=None, help="default: the model's, 128")
-    p.add_argument("--seed", type=BOUNDED["seed"], default=None, help="first training seed (default: 0)")
+    p.add_argument("--width", type=BOUNDED["width"], default=None,
+                   help=f"default: the model's, {protocol.CONVNET_WIDTH}")
+    _seed(p, "first training seed", DynamicsConfig.seed)
     p.add_argument("--record", choices=["train", "clean"], default=None,
                    help="outputs of the augmented training pass (as the paper; default) or one clean pass per epoch")
     _device(p)
