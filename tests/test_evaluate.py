@@ -80,6 +80,27 @@ def test_cli_evaluate_writes_json_and_interrupt_leaves_nothing(tmp_path, monkeyp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["eval.json", "set.safetensors"]
 
 
+def test_an_evaluation_resolves_its_recipe_once_and_trains_tests_and_records_that_one(monkeypatch):
+    """One resolver, called once: the recipe the networks train with is the one whose epochs set the test points and
+    the one the result records, and the runner reads it as given (it recomputes nothing)."""
+    import yoco.evaluate as ev
+    from yoco import runner
+
+    made, trained = [], []
+    resolve, train_networks = runner.resolve_recipe, runner.train_networks
+    monkeypatch.setattr(ev, "resolve_recipe", lambda *a, **k: made.append(resolve(*a, **k)) or made[-1])
+    monkeypatch.setattr(ev, "train_networks", lambda data, recipe, *a, **k: trained.append(recipe) or train_networks(
+        data, recipe, *a, **k))
+    monkeypatch.setattr(runner, "resolve_recipe", lambda *a, **k: pytest.fail("the runner resolved a recipe again"))
+    cfg = dataclasses.replace(QUICK, repeat=2, test_points=2, train=TrainConfig(epochs=3))
+    res = evaluate_condensed(tiny_condensed(), tiny_real(), cfg, runtime=rt())
+    assert len(made) == 1 and trained == made
+    assert res["config"]["train"] == made[0].train.to_dict() and res["config"]["model"] == made[0].model
+    assert [p for p, _ in res["runs"][0]["curve"]] == [2, 3]  # test points from the recipe's 3 epochs
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made[0].train = TrainConfig()
+
+
 def test_batched_runner_gives_the_separate_runs_accuracies():
     # the runner batches the repeats on a GPU; forced on here, it must give what separate runs give
     cfg = dataclasses.replace(QUICK, repeat=2, train=TrainConfig(epochs=4))

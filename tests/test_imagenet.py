@@ -349,14 +349,17 @@ def _pruned(dataset: str, per_class: int, source_ipc: int, factor: int) -> Conde
                                                                       (45, 20, 1000, 1500)])
 def test_pruned_imagenet_sets_train_their_sources_epochs_as_yoco(per_class, source_ipc, yoco, own) -> None:
     # YOCO argument.py:616-640: ipc_epoch(args.ipc = the SOURCE IPC, factor 3) before args.ipc = slct_ipc
-    from yoco.runner import Networks, prepare, recipe
+    from yoco.runner import Networks, prepare, resolve_recipe
+
+    def epochs(data, nets):
+        return resolve_recipe(data, nets, "eval").train.epochs
 
     data = prepare(_pruned("imagenet10", per_class, source_ipc, 3), torch.device("cpu"))
     assert data.source_images_per_class == source_ipc * 9
-    assert recipe(data, Networks(), "eval").epochs == yoco
-    assert recipe(data, Networks(pruned_epochs="own"), "eval").epochs == own
+    assert epochs(data, Networks()) == yoco
+    assert epochs(data, Networks(pruned_epochs="own")) == own
     cifar = prepare(_pruned("cifar10", 4, 10, 2), torch.device("cpu"))
-    assert recipe(cifar, Networks(), "eval").epochs == recipe(cifar, Networks(pruned_epochs="own"), "eval").epochs
+    assert epochs(cifar, Networks()) == epochs(cifar, Networks(pruned_epochs="own"))
 
 
 def test_pruned_epochs_option_is_checked_and_keys_only_imagenet_cells() -> None:
@@ -405,8 +408,7 @@ def test_imagenet_final_pass_reads_seeded_augmented_views() -> None:
 def test_yoco_recipe_evaluates_an_mtt_set_as_yocos_test_py() -> None:
     # YOCO's loader applies its CIFAR Normalize to every set, MTT's already standardised tensors too
     # (utils/img_loader.py:461-471, 624), at lr 0.01 (argument.py:118) and without ZCA
-    from yoco.evaluate import EvalConfig, _apply_set_recipe
-    from yoco.runner import prepare
+    from yoco.runner import Networks, prepare, resolve_recipe
 
     mean, std = protocol.CIFAR_MEAN, protocol.CIFAR_STD
     x = normalize(torch.rand(4, 3, 8, 8, generator=torch.Generator().manual_seed(6)), mean, std)
@@ -416,9 +418,13 @@ def test_yoco_recipe_evaluates_an_mtt_set_as_yocos_test_py() -> None:
     cpu = torch.device("cpu")
     torch.testing.assert_close(prepare(cs, cpu, mean=mean, std=std, renormalize=True).images, normalize(x, mean, std))
     assert torch.equal(prepare(cs, cpu, mean=mean, std=std).images, x)
-    nets, notes = _apply_set_recipe(cs, EvalConfig(recipe="yoco"))
-    assert nets.train.lr == 0.01 and "standardised again" in notes[0] and "no ZCA" in notes[0]
-    assert _apply_set_recipe(cs, EvalConfig())[0].train.lr == 0.03
+    data = prepare(cs, cpu, mean=mean, std=std)
+    yoco = resolve_recipe(data, Networks(), "eval", cs, "yoco")
+    assert yoco.train.lr == 0.01 and yoco.zca_eps is None
+    assert "standardised again" in yoco.notes[0] and "no ZCA" in yoco.notes[0]
+    own = resolve_recipe(data, Networks(), "eval", cs, "set")
+    assert own.train.lr == 0.03 and own.zca_eps == 0.1
+    assert resolve_recipe(data, Networks(), "eval", cs, "protocol").train.lr == 0.01
 
 
 def test_protocol_md_lists_every_imagenet_item_with_its_upstream_line() -> None:

@@ -23,7 +23,7 @@ from yoco.errors import YocoError
 from yoco.files import read_tensors, write_tensors
 from yoco.predict import predict, predict_many
 from yoco.provenance import provenance
-from yoco.runner import EpochHook, Networks, model_name, prepare, train_networks
+from yoco.runner import EpochHook, Networks, prepare, resolve_recipe, train_networks
 from yoco.runtime import Runtime, runtime_or_default
 from yoco.train import Batch, TrainConfig
 
@@ -246,9 +246,10 @@ def record_dynamics(cs: CondensedSet, cfg: DynamicsConfig, runtime: Runtime | No
     hooks: dict[str, Any] = {"on_batch": on_batch} if cfg.record == "train" else {}
     if cfg.record == "clean" or on_epoch is not None:
         hooks["on_epoch"] = epoch_end
-    trained = train_networks(data, nets, "dynamics", desc="dynamics", runtime=rt, **hooks)
-    log_probs = log_probs.cpu()
+    recipe = resolve_recipe(data, nets, "dynamics")
     seeds = [nets.seed + r for r in range(cfg.runs)]
+    trained = train_networks(data, recipe, seeds, desc="dynamics", runtime=rt, **hooks)
+    log_probs = log_probs.cpu()
     if protocol.final_pass_augmented(data.dataset):
         finals, embeds = [], []
         for m, seed in zip(trained.models, seeds, strict=True):
@@ -261,11 +262,11 @@ def record_dynamics(cs: CondensedSet, cfg: DynamicsConfig, runtime: Runtime | No
     labels = data.labels.cpu()
     train_acc = (log_probs.argmax(-1) == labels).float().mean(-1)
     final_pass = "imagenet-augmented" if protocol.final_pass_augmented(data.dataset) else "clean"
-    config = {**cfg.to_dict(), "model": model_name(nets, data.dataset), "train": trained.config.to_dict(),
+    config = {**cfg.to_dict(), "model": recipe.model, "train": recipe.train.to_dict(),
               "final_pass": final_pass,
               "condensed": cs.source, "condensed_meta": cs.meta.to_dict(), "mean": list(data.mean),
               "std": list(data.std), "compiled": rt.compile, "set_sha256": content_sha256(cs),
-              "provenance": provenance(x.device, trained.config.precision)}
+              "provenance": provenance(x.device, recipe.train.precision)}
     targets = data.soft.cpu() if data.soft is not None else None
     return Dynamics(log_probs, train_acc, labels, torch.stack(finals), torch.stack(embeds), config, targets=targets)
 

@@ -26,12 +26,11 @@ from yoco.data.zca import fit_zca
 from yoco.errors import YocoError
 from yoco.predict import accuracies
 from yoco.provenance import provenance
-from yoco.runner import Networks, Prepared, model_name, prepare, recipe, train_networks
+from yoco.runner import RECIPES, Networks, Prepared, Recipe, prepare, resolve_recipe, train_networks
 from yoco.runtime import Runtime, runtime_or_default
 from yoco.train import TrainConfig
 
 log = logging.getLogger(__name__)
-RECIPES = ("set", "protocol", "yoco")
 
 @dataclass
 class EvalConfig:
@@ -176,19 +175,17 @@ def riding_evaluation(cs: CondensedSet, real: RealDataset, cfg: EvalConfig, nets
     """
     dev = runtime.device
     check_compatible(cs, real)
-    own, notes = _apply_set_recipe(cs, cfg)
-    data_e = prepare(cs, dev, mean=real.mean, std=real.std, flip=real.flip, renormalize=cfg.recipe == "yoco")
+    data_e = _prepared(cs, real, cfg, dev)
     data_o = prepare(cs, dev)
-    cfg_e, cfg_o = recipe(data_e, own, "eval"), recipe(data_o, nets, purpose)
-    same = (model_name(own, data_e.dataset) == model_name(nets, data_o.dataset) and own.width == nets.width
-            and dataclasses.replace(cfg_e, seed=0) == dataclasses.replace(cfg_o, seed=0)
+    own, theirs = resolve_recipe(data_e, cfg.networks(), "eval", cs, cfg.recipe), resolve_recipe(data_o, nets, purpose)
+    same = (own.trains_like(theirs)
             and (data_e.mean, data_e.std, data_e.flip) == (data_o.mean, data_o.std, data_o.flip)
             and torch.equal(data_e.images, data_o.images) and torch.equal(data_e.targets, data_o.targets))
     runs = {nets.seed + r: r for r in range(nets.runs)}
     shared = {s: runs[s] for s in seeds if s in runs}
     if not same or not shared:
         return None
-    return RidingEvaluation(cs, real, cfg, dev, data_e, own, cfg_e, shared, nets.runs, notes)
+    return RidingEvaluation(cs, real, cfg, dev, data_e, own, shared, nets.runs)
 
 
 class TestPoints:
@@ -199,13 +196,13 @@ class TestPoints:
     some of them, e.g. the runs of a dynamics record that double as evaluation runs.
     """
 
-    def __init__(self, cs: CondensedSet, real: RealDataset, cfg: EvalConfig, device: torch.device, epochs: int,
-                 runs: int, tested: list[int] | None = None) -> None:
+    def __init__(self, real: RealDataset, cfg: EvalConfig, device: torch.device, recipe: Recipe, runs: int,
+                 tested: list[int] | None = None) -> None:
         test_x = normalize(real.test_float(), real.mean, real.std)
-        zca_eps = cs.meta.extra.get("recipe", {}).get("zca", {}).get("eps") if cfg.recipe == "set" else None
-        if zca_eps is not None:
-            test_x = fit_zca(normalize(real.train_float(), real.mean, real.std), eps=zca_eps)(test_x)
+        if recipe.zca_eps is not None:
+            test_x = fit_zca(normalize(real.train_float(), real.mean, real.std), eps=recipe.zca_eps)(test_x)
         self.test_x, self.test_y = test_x.to(device), real.test_labels.to(device)
+        epochs = recipe.train.epochs
         self.points = sorted({max(1, round(epochs * (i + 1) / cfg.test_points)) - 1 for i in range(cfg.test_points)})
         self.tested = set(range(runs) if tested is None else tested)
         self.curves: list[list[tuple[int, float]]] = [[] for _ in range(runs)]
@@ -227,19 +224,17 @@ class TestPoints:
 
 class RidingEvaluation(TestPoints):
     """Test passes inside another job's training (:func:`riding_evaluation`): ``run_of`` maps each shared seed to
-    the job's run index; ``data``, ``nets``, ``train`` and ``notes`` are what the evaluation itself would have
-    trained and noted (:func:`_apply_set_recipe`)."""
+    the job's run index; ``data`` and ``recipe`` are what the evaluation itself would have trained on and with."""
 
     def __init__(self, cs: CondensedSet, real: RealDataset, cfg: EvalConfig, device: torch.device, data: Prepared,
-                 nets: Networks, train: TrainConfig, run_of: dict[int, int], n_runs: int, notes: list[str]) -> None:
-        super().__init__(cs, real, cfg, device, train.epochs, n_runs, tested=list(run_of.values()))
+                 recipe: Recipe, run_of: dict[int, int], n_runs: int) -> None:
+        super().__init__(real, cfg, device, recipe, n_runs, tested=list(run_of.values()))
         self.cs, self.real, self.cfg, self.device = cs, real, cfg, device
-        self.data, self.nets, self.train, self.run_of, self.notes = data, nets, train, run_of, notes
+        self.data, self.recipe, self.run_of = data, recipe, run_of
 
     def results(self, seconds: float, compile: bool) -> dict[int, dict[str, Any]]:
         """Each shared seed's result in the layout of :func:`evaluate_sets` (``seconds``: per run)."""
-        info = _info(self.notes, [self.data], model_name(self.nets, self.real.name), self.train, self.device, compile,
-                     self.points, self.real)
+        info = _info([self.data], self.recipe, self.device, compile, self.points, self.real)
         return {seed: _single(self.cs, self.run(r, seed, seconds), info, info["images_per_class"][0], self.cfg,
                               self.real) for seed, r in self.run_of.items()}
 
@@ -254,52 +249,28 @@ def _evaluate(sets: list[CondensedSet], real: RealDataset, cfg: EvalConfig, runt
     if len(recipes) != 1:
         raise YocoError("sets evaluated together must share their evaluation recipe")
     dev = runtime.device
-    prepared = {id(cs): prepare(cs, dev, mean=real.mean, std=real.std, flip=real.flip,
-                                renormalize=cfg.recipe == "yoco") for cs in sets}
+    prepared = {id(cs): _prepared(cs, real, cfg, dev) for cs in sets}
     datas = [prepared[id(cs)] for cs in sets]
-    nets, notes = _apply_set_recipe(sets[0], cfg)
-    tests = TestPoints(sets[0], real, cfg, dev, recipe(datas[0], nets, "eval").epochs, len(sets))
-    trained = train_networks(datas, nets, "eval", on_epoch=tests, desc="eval", seeds=seeds, runtime=runtime)
+    recipe = resolve_recipe(datas[0], cfg.networks(), "eval", sets[0], cfg.recipe)
+    tests = TestPoints(real, cfg, dev, recipe, len(sets))
+    trained = train_networks(datas, recipe, seeds, on_epoch=tests, desc="eval", runtime=runtime)
     runs = [tests.run(r, seed, sec) for r, (seed, sec) in enumerate(zip(seeds, trained.seconds, strict=True))]
     for r, run in enumerate(runs):
         log.info("run %d/%d: last %.2f%%, best %.2f%%", r + 1, len(runs), 100 * run["last"], 100 * run["best"])
-    info = _info(notes, datas, model_name(nets, real.name), trained.config, dev, runtime.compile, tests.points, real)
+    info = _info(datas, recipe, dev, runtime.compile, tests.points, real)
     return runs, info
 
 
-def _info(notes: list[str], datas: list[Prepared], model: str, train: TrainConfig, device: torch.device,
-          compile: bool, points: list[int], real: RealDataset) -> dict[str, Any]:
+def _prepared(cs: CondensedSet, real: RealDataset, cfg: EvalConfig, device: torch.device) -> Prepared:
+    """``cs`` decoded and standardised as an evaluation trains on it: with the test set's statistics and flips, and
+    (``recipe="yoco"``) a standardised set standardised once more, as YOCO's loader does."""
+    return prepare(cs, device, mean=real.mean, std=real.std, flip=real.flip, renormalize=cfg.recipe == "yoco")
+
+
+def _info(datas: list[Prepared], recipe: Recipe, device: torch.device, compile: bool, points: list[int],
+          real: RealDataset) -> dict[str, Any]:
     """What every run of one evaluation shares in its result: notes, sizes, and the resolved config."""
-    return {"notes": notes, "decoded_images": len(datas[0].labels),
+    return {"notes": list(recipe.notes), "decoded_images": len(datas[0].labels),
             "images_per_class": [torch.bincount(d.labels.cpu(), minlength=real.num_classes).tolist() for d in datas],
-            "config": {"model": model, "train": train.to_dict(), "device": str(device), "compiled": compile,
-                       "test_points": [p + 1 for p in points]}}
-
-
-def _apply_set_recipe(cs: CondensedSet, cfg: EvalConfig) -> tuple[Networks, list[str]]:
-    """The networks to train, with the set's published evaluation recipe applied (or, with ``recipe="protocol"``,
-    ignored with a warning); and a note for each choice, logged and kept in the result."""
-    nets, notes = cfg.networks(), []
-    recipe_ = cs.meta.extra.get("recipe", {}) if isinstance(cs.meta.extra.get("recipe"), dict) else {}
-    if cfg.recipe == "yoco" and cs.meta.normalized:
-        notes.append(f"{cs.source}: evaluated as YOCO's test.py did: its standardised images standardised again "
-                     f"with the dataset's mean/std, learning rate {nets.train.lr:g}, no ZCA")
-        log.warning(notes[-1])
-        return nets, notes
-    if not recipe_ or cfg.recipe == "yoco":
-        return nets, notes
-    described = ", ".join(f"learning rate {recipe_['lr']:g} ({recipe_.get('lr_file', 'learned')})" if k == "lr"
-                          else "ZCA whitening" for k in recipe_ if k in ("lr", "zca"))
-    if cfg.recipe != "set":
-        note = (f"{cs.source}: the set's own evaluation recipe ({described}) is ignored; evaluating with the "
-                f"protocol's (learning rate {nets.train.lr:g}, no ZCA)")
-        log.warning(note)
-        return nets, [note]
-    if "lr" in recipe_:
-        nets = dataclasses.replace(nets, train=dataclasses.replace(nets.train, lr=float(recipe_["lr"])))
-    if "zca" in recipe_:
-        notes.append("the test set is ZCA-whitened (fitted on the standardised real training set), as the set's")
-    notes.insert(0, f"evaluating with the set's own recipe: {described}")
-    for n in notes:
-        log.info("%s", n)
-    return nets, notes
+            "config": {"model": recipe.model, "train": recipe.train.to_dict(), "device": str(device),
+                       "compiled": compile, "test_points": [p + 1 for p in points]}}

@@ -8,6 +8,7 @@ with the shared loop of :mod:`yoco.train`. This module is the only place where t
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from yoco.models.stacked import batchable
 from yoco.runtime import Runtime, resolve_device, runtime_or_default, seeded
 from yoco.train import Batch, TrainConfig, train, train_batched
 
+log = logging.getLogger(__name__)
 BatchHook = Callable[[int, Batch], None]  # (run index, batch)
 EpochHook = Callable[[list[int], int, list[nn.Module]], None]  # (run indices, epoch, their models)
 
@@ -125,38 +127,97 @@ def input_stats(cs: CondensedSet) -> tuple[tuple[float, ...], tuple[float, ...],
     return tuple(px.mean((0, 2, 3)).tolist()), tuple(px.std((0, 2, 3)).clamp_min(1e-3).tolist()), True
 
 
-def recipe(data: Prepared, nets: Networks, purpose: str) -> TrainConfig:
-    """The training config of ``nets`` with the protocol's choices for ``data`` filled in."""
+RECIPES = ("set", "protocol", "yoco")  # whose evaluation recipe a set is evaluated with (EvalConfig.recipe)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How one job's networks train, every choice resolved by :func:`resolve_recipe` and read-only from there on:
+    the network, its width, the training config with no "protocol" field left open, the ZCA whitening of the
+    test set (the set's published recipe; None: none), and a note for each choice a reader must know of."""
+
+    model: str
+    width: int | None
+    train: TrainConfig
+    zca_eps: float | None = None
+    notes: tuple[str, ...] = ()
+
+    def trains_like(self, other: Recipe) -> bool:
+        """Whether networks trained under ``other`` are the ones this recipe trains (seeds aside)."""
+        return (self.model, self.width) == (other.model, other.width) and dataclasses.replace(
+            self.train, seed=0) == dataclasses.replace(other.train, seed=0)
+
+
+def resolve_recipe(data: Prepared, nets: Networks, purpose: str, cs: CondensedSet | None = None,
+                   mode: str = "set") -> Recipe:
+    """The one resolver of a training recipe, called once per job; in order:
+
+    1. the protocol, for every field left None: the network for the dataset, the epochs for the set's size (a
+       pruned set's: its source's, as YOCO; :data:`yoco.protocol.PRUNED_EPOCHS`) or the dynamics' epochs, the
+       augmentation for ``purpose`` (``eval`` or ``dynamics``), flips and the standardisation of ``data``;
+    2. the preset and the command line: whatever ``nets`` sets (a ladder preset is merged into its config first);
+    3. the set's published recipe (``cs.meta.extra["recipe"]``: MTT's learned lr, ZCA), by ``mode``: ``set``
+       applies it and says so, ``protocol`` ignores it with a warning, ``yoco`` evaluates as YOCO's test.py did
+       (lr 0.01, no ZCA; a standardised set standardised again, which :func:`prepare` does). No command-line
+       option sets what a set's recipe sets, so it overrides nothing that was given.
+    """
+    if mode not in RECIPES:
+        raise YocoError(f"recipe must be one of {', '.join(RECIPES)}, got {mode!r}")
     epochs = protocol.set_eval_epochs(data.dataset, data.images_per_class, data.num_classes,
                                       data.source_images_per_class, nets.pruned_epochs)
     if purpose == "dynamics":
         epochs = protocol.DYNAMICS_EPOCHS
-    return nets.train.resolve(data.dataset, purpose, epochs=epochs, mean=data.mean, std=data.std, flip=data.flip)
+    train = nets.train.resolve(data.dataset, purpose, epochs=epochs, mean=data.mean, std=data.std, flip=data.flip)
+    published = cs.meta.extra.get("recipe") if cs is not None else None
+    lr, zca, notes = _published(cs, published if isinstance(published, dict) else {}, mode, train.lr)
+    return Recipe(nets.model or protocol.eval_model(data.dataset), nets.width, dataclasses.replace(train, lr=lr),
+                  zca, tuple(notes))
 
 
-def model_name(nets: Networks, dataset: str) -> str:
-    """The network to build: the given one, else the protocol's evaluation network for ``dataset``."""
-    return nets.model or protocol.eval_model(dataset)
+def _published(cs: CondensedSet | None, published: dict[str, Any], mode: str, lr: float
+               ) -> tuple[float, float | None, list[str]]:
+    """The learning rate, ZCA eps and notes that a set's published recipe gives under ``mode`` (step 3 of
+    :func:`resolve_recipe`); each note is logged."""
+    notes: list[str] = []
+    if cs is not None and mode == "yoco" and cs.meta.normalized:
+        notes.append(f"{cs.source}: evaluated as YOCO's test.py did: its standardised images standardised again "
+                     f"with the dataset's mean/std, learning rate {lr:g}, no ZCA")
+        log.warning(notes[-1])
+        return lr, None, notes
+    if cs is None or not published or mode == "yoco":
+        return lr, None, notes
+    described = ", ".join(f"learning rate {published['lr']:g} ({published.get('lr_file', 'learned')})" if k == "lr"
+                          else "ZCA whitening" for k in published if k in ("lr", "zca"))
+    if mode != "set":
+        notes.append(f"{cs.source}: the set's own evaluation recipe ({described}) is ignored; evaluating with the "
+                     f"protocol's (learning rate {lr:g}, no ZCA)")
+        log.warning(notes[-1])
+        return lr, None, notes
+    zca = published["zca"].get("eps") if isinstance(published.get("zca"), dict) else None
+    if "zca" in published:
+        notes.append("the test set is ZCA-whitened (fitted on the standardised real training set), as the set's")
+    notes.insert(0, f"evaluating with the set's own recipe: {described}")
+    for n in notes:
+        log.info("%s", n)
+    return (float(published["lr"]) if "lr" in published else lr), zca, notes
 
 
 @dataclass
 class Trained:
-    """What :func:`train_networks` returns: the networks, the resolved recipe, each run's training seconds."""
+    """What :func:`train_networks` returns: the networks and each run's training seconds."""
 
     models: list[nn.Module]
-    config: TrainConfig
     seconds: list[float]
 
 
-def train_networks(data: Prepared | list[Prepared], nets: Networks, purpose: str = "eval", *,
+def train_networks(data: Prepared | list[Prepared], recipe: Recipe, seeds: list[int], *,
                    on_batch: BatchHook | None = None, on_epoch: EpochHook | None = None, desc: str = "train",
-                   seeds: list[int] | None = None, runtime: Runtime | None = None) -> Trained:
-    """Train ``nets.runs`` fresh networks (run ``r`` built and trained with seed ``nets.seed + r``, or
-    ``seeds[r]``).
+                   runtime: Runtime | None = None) -> Trained:
+    """Train one fresh network per seed (run ``r`` built and trained with ``seeds[r]``) under ``recipe`` (resolved
+    by :func:`resolve_recipe`).
 
     ``data`` is one prepared set that every run trains on, or one set per run (sets of one size and dataset,
-    e.g. the ladder's pruned sets of one IPC). ``purpose`` picks the protocol's recipe (``eval`` or
-    ``dynamics``). Hooks receive the run index first. The runtime's ``batched`` trains the runs as one batched
+    e.g. the ladder's pruned sets of one IPC). Hooks receive the run index first. The runtime's ``batched`` trains the runs as one batched
     computation (:func:`yoco.train.train_batched`: the same numbers up to float rounding; by default on a GPU,
     where one small network leaves the card idle, and not on a CPU, where the batched kernels measured slower);
     its ``compile`` runs the training steps through ``torch.compile`` (:func:`yoco.runtime.compiled`). The
@@ -164,16 +225,15 @@ def train_networks(data: Prepared | list[Prepared], nets: Networks, purpose: str
     ``on_epoch(runs, epoch, models)`` gets, after each epoch, the runs that reached it: all of them at once when
     batched (so one test pass serves them, :func:`yoco.predict.predict_many`), one at a time otherwise.
     """
-    sets = data if isinstance(data, list) else [data] * nets.runs
-    seeds = list(seeds) if seeds is not None else [nets.seed + r for r in range(nets.runs)]
-    if len(sets) != nets.runs or len(seeds) != nets.runs:
-        raise YocoError(f"{len(sets)} prepared sets and {len(seeds)} seeds for {nets.runs} runs")
+    runs = len(seeds)
+    sets = data if isinstance(data, list) else [data] * runs
+    if len(sets) != runs or not runs:
+        raise YocoError(f"{len(sets)} prepared sets for {runs} seeds")
     first = sets[0]
     if any(d.images.shape != first.images.shape or d.dataset != first.dataset for d in sets):
         raise YocoError("networks trained together need sets of one size and dataset")
-    cfg = recipe(first, nets, purpose)
-    name = model_name(nets, first.dataset)
-    kw: dict[str, Any] = {"width": nets.width} if nets.width is not None else {}
+    cfg, name = recipe.train, recipe.model
+    kw: dict[str, Any] = {"width": recipe.width} if recipe.width is not None else {}
     c, h, w = first.images.shape[1:]
     models = []
     for seed in seeds:
@@ -183,12 +243,12 @@ def train_networks(data: Prepared | list[Prepared], nets: Networks, purpose: str
     rt = runtime_or_default(runtime)
     progress, compile = rt.progress, rt.compile
     batched = rt.batched if rt.batched is not None else first.images.device.type == "cuda"
-    if batched and nets.runs > 1 and all(batchable(m) for m in models):
+    if batched and runs > 1 and all(batchable(m) for m in models):
         t0 = time.perf_counter()
-        every = (lambda e, ms: on_epoch(list(range(nets.runs)), e, ms)) if on_epoch is not None else None
+        every = (lambda e, ms: on_epoch(list(range(runs)), e, ms)) if on_epoch is not None else None
         train_batched(models, [d.images for d in sets], [d.targets for d in sets], cfgs, on_batch=on_batch,
                       on_epoch=every, progress=progress, desc=desc, compile=compile)
-        return Trained(models, cfg, [(time.perf_counter() - t0) / nets.runs] * nets.runs)
+        return Trained(models, [(time.perf_counter() - t0) / runs] * runs)
     seconds = []
     for r, (model, d) in enumerate(zip(models, sets, strict=True)):
         t0 = time.perf_counter()
@@ -197,11 +257,11 @@ def train_networks(data: Prepared | list[Prepared], nets: Networks, purpose: str
             hooks["on_batch"] = lambda b, r=r: on_batch(r, b)
         if on_epoch is not None:
             hooks["on_epoch"] = lambda e, m, r=r: on_epoch([r], e, [m])
-        train(model, d.images, d.targets, cfgs[r], progress=progress, desc=f"{desc} {r + 1}/{nets.runs}",
+        train(model, d.images, d.targets, cfgs[r], progress=progress, desc=f"{desc} {r + 1}/{runs}",
               compile=compile, **hooks)
         seconds.append(time.perf_counter() - t0)
-    return Trained(models, cfg, seconds)
+    return Trained(models, seconds)
 
 
-__all__ = ["Networks", "Prepared", "Trained", "input_stats", "model_name", "prepare", "recipe", "resolve_device",
-           "train_networks"]
+__all__ = ["RECIPES", "Networks", "Prepared", "Recipe", "Trained", "input_stats", "prepare", "resolve_device",
+           "resolve_recipe", "train_networks"]

@@ -126,10 +126,11 @@ class LadderConfig:
         if dyn.epochs != base.epochs or dyn.runs != base.runs:
             out.append(f"dynamics {dyn.runs} x {dyn.epochs} epochs (protocol {base.runs} x {base.epochs})")
         if ev.train.epochs is not None:
-            out.append(f"evaluation {ev.train.epochs} epochs (protocol: by dataset and set size, 1000 here)")
+            here = "" if protocol.is_imagenet(self.dataset) else f", {protocol.eval_epochs(self.dataset, 1, 1)} here"
+            out.append(f"evaluation {ev.train.epochs} epochs (protocol: by dataset and set size{here})")
         for what, width in (("dynamics", dyn.width), ("evaluation", ev.width)):
             if width is not None:
-                out.append(f"{what} network width {width} (protocol 128)")
+                out.append(f"{what} network width {width} (protocol {protocol.CONVNET_WIDTH})")
         if ev.test_points != protocol.EVAL_TEST_POINTS:
             out.append(f"{ev.test_points} test points (protocol {protocol.EVAL_TEST_POINTS})")
         for what, train in (("dynamics", dyn.train), ("evaluation", ev.train)):
