@@ -6,6 +6,7 @@ Every file is written atomically, so an interrupted report never leaves a trunca
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from yoco.rules import RANDOM_REFERENCE, YOCO_RULE
 
 logger = logging.getLogger(__name__)
 
-_PAD = 2  # pixels of white between cells, so neighbouring synthetic images stay distinguishable
+GRID_PAD = 2  # pixels of white between cells, so neighbouring synthetic images stay distinguishable
 
 
 def save_image_grid(
@@ -38,33 +39,42 @@ def save_image_grid(
         raise YocoError(f"per_class must be at least 1, got {per_class}")
     if class_names is not None and len(class_names) != cs.num_classes:
         raise YocoError(f"{len(class_names)} class names given for {cs.num_classes} classes")
-    _, c, h, w = cs.images.shape
+    _, c, h, _ = cs.images.shape
     if c not in (1, 3):
         raise YocoError(f"{cs.source}: can only draw grayscale or RGB images, got {c} channels")
 
-    pix = (cs.pixels().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
     cols = min(per_class, max(cs.class_counts()))
     font, margin = None, 0
     if class_names:
         font = ImageFont.load_default(size=max(8, min(14, h // 2)))
-        margin = int(max(font.getlength(name) for name in class_names)) + 2 * _PAD
-    rows = cs.num_classes
-    canvas = np.full((_PAD + rows * (h + _PAD), margin + _PAD + cols * (w + _PAD), c), 255, dtype=np.uint8)
-    for k in range(rows):
-        idx = torch.nonzero(cs.labels == k).flatten()[:cols].tolist()
-        y = _PAD + k * (h + _PAD)
-        for j, i in enumerate(idx):
-            x = margin + _PAD + j * (w + _PAD)
-            canvas[y : y + h, x : x + w] = pix[i]
-
-    image = Image.fromarray(canvas[..., 0] if c == 1 else canvas)  # uint8: 2-D is "L", HxWx3 is "RGB"
+        margin = int(max(font.getlength(name) for name in class_names)) + 2 * GRID_PAD
+    image = grid_image(cs.pixels(), cs.labels, cs.num_classes, cols, margin)
     if font is not None and class_names:
         draw = ImageDraw.Draw(image)
         for k, name in enumerate(class_names):
-            draw.text((_PAD, _PAD + k * (h + _PAD) + h / 2), name, fill=0, font=font, anchor="lm")
+            draw.text((GRID_PAD, GRID_PAD + k * (h + GRID_PAD) + h / 2), name, fill=0, font=font, anchor="lm")
     out = atomic_write(path, lambda p: image.save(p, format="PNG"))
-    logger.info("wrote a %dx%d image grid of %s to %s", rows, cols, cs.source, out)
+    logger.info("wrote a %dx%d image grid of %s to %s", cs.num_classes, cols, cs.source, out)
     return out
+
+
+def grid_image(pixels: torch.Tensor, labels: torch.Tensor, num_classes: int, per_class: int,
+               margin: int = 0) -> Image.Image:
+    """Pixel-space images ``[N, C, H, W]`` (C 1 or 3, clamped to ``[0, 1]``) as one picture: row ``k`` holds the
+    first ``per_class`` images of class ``k`` in index order, each cell ``H x W`` with :data:`GRID_PAD` pixels of
+    white around it, after ``margin`` blank pixels on the left. Image ``j`` of a row starts at
+    ``(margin + GRID_PAD + j * (W + GRID_PAD), GRID_PAD + k * (H + GRID_PAD))``."""
+    _, c, h, w = pixels.shape
+    pix = (pixels.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    canvas = np.full((GRID_PAD + num_classes * (h + GRID_PAD), margin + GRID_PAD + per_class * (w + GRID_PAD), c), 255,
+                     dtype=np.uint8)
+    for k in range(num_classes):
+        idx = torch.nonzero(labels == k).flatten()[:per_class].tolist()
+        y = GRID_PAD + k * (h + GRID_PAD)
+        for j, i in enumerate(idx):
+            x = margin + GRID_PAD + j * (w + GRID_PAD)
+            canvas[y : y + h, x : x + w] = pix[i]
+    return Image.fromarray(canvas[..., 0] if c == 1 else canvas)  # uint8: 2-D is "L", HxWx3 is "RGB"
 
 
 def summarize(cs: CondensedSet) -> str:
@@ -236,6 +246,44 @@ def ladder_csv(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def accuracy_text(row: dict) -> str:
+    """A table cell: a row's last-epoch accuracy, ``70.61 ± 0.09`` in %, ``70.61 (1 run)``, or ``failed``."""
+    return _fmt(row["last_mean"], row["last_std"], len(row["repeats"]))
+
+
+@dataclass(frozen=True)
+class LadderTable:
+    """The layout of a ladder's accuracy table (rules as rows, target IPCs as columns), shared by ``results.md``
+    and the HTML page so the two can never disagree: which rules and IPCs, each cell's row of ``results.json``,
+    the best last-epoch accuracy per column and the unpruned source's row (None without one)."""
+
+    ipcs: list[int]
+    rules: list[str]
+    cells: dict[tuple[str, int], dict]
+    best: dict[int, float | None]
+    source: dict | None
+
+    @classmethod
+    def of(cls, rows: list[dict]) -> LadderTable:
+        ipcs = sorted({r["ipc"] for r in rows if r["ipc"] is not None})
+        rules = list(dict.fromkeys(r["rule"] for r in rows if r["ipc"] is not None))
+        cell = {(r["rule"], r["ipc"]): r for r in rows if r["ipc"] is not None}
+        best = {k: max((cell[(rule, k)]["last_mean"] for rule in rules
+                        if (rule, k) in cell and cell[(rule, k)]["last_mean"] is not None), default=None) for k in ipcs}
+        source = next((r for r in rows if r["ipc"] is None), None)
+        return cls(ipcs, rules, cell, best, source)
+
+    def text(self, rule: str, ipc: int) -> str:
+        """The cell's text (:func:`accuracy_text`), ``-`` where the ladder has no such cell."""
+        r = self.cells.get((rule, ipc))
+        return "-" if r is None else accuracy_text(r)
+
+    def is_best(self, rule: str, ipc: int) -> bool:
+        """Whether the cell holds its column's best last-epoch accuracy (bold in the tables)."""
+        r = self.cells.get((rule, ipc))
+        return r is not None and r["last_mean"] is not None and r["last_mean"] == self.best[ipc]
+
+
 def ladder_markdown(rows: list[dict], departures: list[str] | None = None, spread: str = "over repeats",
                     real_reference: bool = False) -> str:
     """The paper's layout: rules as rows, target IPCs as columns, last-epoch accuracy mean ± std, best in bold.
@@ -244,25 +292,18 @@ def ladder_markdown(rows: list[dict], departures: list[str] | None = None, sprea
     what the std is over (:func:`spread_of`); ``real_reference`` (the random subsets are real images) adds
     DD-Ranking's IOR beside the gain.
     """
-    ipcs = sorted({r["ipc"] for r in rows if r["ipc"] is not None})
-    rules = list(dict.fromkeys(r["rule"] for r in rows if r["ipc"] is not None))
-    cell = {(r["rule"], r["ipc"]): r for r in rows}
-    best = {k: max((cell[(rule, k)]["last_mean"] for rule in rules
-                    if (rule, k) in cell and cell[(rule, k)]["last_mean"] is not None), default=None) for k in ipcs}
+    table = LadderTable.of(rows)
+    ipcs, rules, cell = table.ipcs, table.rules, table.cells
     lines = ["| rule | " + " | ".join(f"IPC {k}" for k in ipcs) + " |", "| --- |" + " --- |" * len(ipcs)]
     for rule in rules:
         parts = []
         for k in ipcs:
-            r = cell.get((rule, k))
-            text = "-" if r is None else _fmt(r["last_mean"], r["last_std"], len(r["repeats"]))
-            if r is not None and r["last_mean"] is not None and r["last_mean"] == best[k]:
-                text = f"**{text}**"
-            parts.append(text)
+            text = table.text(rule, k)
+            parts.append(f"**{text}**" if table.is_best(rule, k) else text)
         lines.append(f"| {rule} | " + " | ".join(parts) + " |")
-    src = [r for r in rows if r["ipc"] is None]
     note = f"Test accuracy (%) at the last epoch, mean ± std {spread}; best per column in bold."
-    if src:
-        note += f" Unpruned source set: {_fmt(src[0]['last_mean'], src[0]['last_std'], len(src[0]['repeats']))}."
+    if table.source is not None:
+        note += f" Unpruned source set: {accuracy_text(table.source)}."
     ref = {r["ipc"]: r for r in rows if r["rule"] == RANDOM_REFERENCE and r["last_mean"] is not None}
     if ref:
         n_ref = max(len(r["repeats"]) for r in ref.values())

@@ -33,7 +33,7 @@ EXAMPLES = {
     "score": "yoco score idc10.dyn.safetensors --out idc10.scores.safetensors --csv idc10.scores.csv",
     "prune": "yoco prune idc10.safetensors --scores idc10.scores.safetensors --rule yoco --ipc 1 --out ipc1.safetensors",
     "ladder": "yoco ladder idc10.safetensors --dataset cifar10 --ipcs 1,2,5 --out runs/ladder",
-    "report": "yoco report runs/ladder",
+    "report": "yoco report runs/ladder --html",
     "demo": "yoco demo --out runs/demo",
 }
 

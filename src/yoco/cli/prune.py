@@ -214,14 +214,26 @@ def _print_ladder(out: str | Path, doc: dict) -> int:
 @command("report", "tabulate and plot the cells a ladder folder has finished so far (while it runs, or stopped)")
 def _report(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("folder", help="a ladder's output folder (its --out)")
+    p.add_argument("--html", action="store_true",
+                   help="also write one self-contained HTML page: the table, the plot and, for every rule and IPC, "
+                   "the source set's images with the kept ones shown and the dropped ones faded")
+    p.add_argument("--html-out", default=None, metavar="PATH",
+                   help="where the HTML page goes; implies --html (default: FOLDER/report.html)")
 
     def run(a: argparse.Namespace) -> int:
-        from yoco.ladder import report_ladder
+        from yoco.ladder import page_path, report_ladder, write_page
 
+        html = a.html or a.html_out is not None
+        if html:  # refused before the report is rewritten when it would overwrite what the report reads
+            page_path(a.folder, a.html_out)
         doc = report_ladder(a.folder)
         if doc["cells"] < doc["planned_cells"]:
             print(f"{doc['cells']} of {doc['planned_cells']} cells finished", file=sys.stderr)
-        return _print_ladder(a.folder, doc)
+        page = write_page(a.folder, doc, out=a.html_out) if html else None
+        status = _print_ladder(a.folder, doc)
+        if page is not None:
+            print(f"page: {page} ({page.stat().st_size / 1024:.0f} kB)")
+        return status
 
     return run
 

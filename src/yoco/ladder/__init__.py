@@ -1,7 +1,8 @@
 """The size ladder: one condensed set in, a family of smaller ones out, each evaluated, for every rule.
 
 ``config`` (what decides the numbers, presets), ``cache`` (one caching rule, the folder lock), ``cells``
-(evaluation runs and where they execute), ``run`` (the stage sequence and the demo).
+(evaluation runs and where they execute), ``run`` (the stage sequence and the demo), ``page`` (the folder as one
+HTML page).
 """
 
 from yoco.ladder.cache import check_folder, key
@@ -17,6 +18,7 @@ from yoco.ladder.config import (
     preset_config,
     quick,
 )
+from yoco.ladder.page import page_path, write_page
 from yoco.ladder.run import demo, fingerprint, report_ladder, run_ladder
 
 __all__ = [
@@ -33,9 +35,11 @@ __all__ = [
     "execute",
     "fingerprint",
     "key",
+    "page_path",
     "preset_config",
     "quick",
     "report_ladder",
     "run_cell",
     "run_ladder",
+    "write_page",
 ]
