@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import separable_images, tiny_real, write_mnist_like
+from helpers import rt, separable_images, tiny_real, write_mnist_like
 
 from yoco import cli
 from yoco.data.condensed import CondensedMeta, CondensedSet, decode, load
@@ -45,7 +45,7 @@ def ladder(tmp_path_factory) -> dict:
         lbpe_epochs=4, lbpe_top_k=2, el2n_epochs=2,
     )
     out = tmp / "run"
-    run_ladder(cs, cfg, out, data_root=str(tmp / "data"), device="cpu", progress=False)
+    run_ladder(cs, cfg, out, data_root=str(tmp / "data"), runtime=rt())
     page = write_page(out)
     return {"out": out, "page": page, "source": cs, "results": json.loads((out / "results.json").read_text())}
 
