@@ -428,6 +428,32 @@ def test_cli_condenses_with_mdc(tmp_path, capsys):
     assert "add --method mdc" in capsys.readouterr().err
 
 
+def test_a_ladder_condenses_with_mdc_from_its_spec_and_cuts_the_set_by_its_own_order(tmp_path, capsys):
+    """``ladder --condense method=mdc,...``: the same MDC run as ``yoco condense --method mdc`` (MDC's settings, its
+    own keys), and the ladder then compares MDC's prefixes with YOCO's rule on that set in one table."""
+    real = tiny_real(n_per_class=8, num_classes=10, size=16)
+    write_mnist_like(tmp_path / "data", real)
+    spec = "method=mdc,mdc_period=1,ipc=2,preset=cpu-quick,iterations=1,inner=1,width=8"
+    ladder = ["ladder", "--dataset", "mnist", "--data-root", str(tmp_path / "data"), "--ipcs", "1",
+              "--rules", "mdc_prefix,yoco", "--repeat", "1", "--epochs", "2", "--width", "8", "--dynamics-epochs", "4",
+              "--dynamics-runs", "1", "--lbpe-epochs", "3", "--lbpe-top-k", "2", "--device", "cpu", "--quiet"]
+    assert cli.main([*ladder, "--condense", spec, "--out", str(tmp_path / "lad")]) == 0
+    made = load(tmp_path / "lad" / "condensed.safetensors")
+    assert cli.main(["condense", "--dataset", "mnist", "--data-root", str(tmp_path / "data"), "--ipc", "2",
+                     "--preset", "cpu-quick", "--iterations", "1", "--inner", "1", "--width", "8", "--device", "cpu",
+                     "--quiet", "--method", "mdc", "--mdc-period", "1", "--out", str(tmp_path / "mdc.safetensors")]) == 0
+    direct = load(tmp_path / "mdc.safetensors")
+    assert made.meta.method == "mdc" and torch.equal(made.images, direct.images)
+    assert made.meta.extra["mdc"] == direct.meta.extra["mdc"] and made.meta.extra["config"]["metric"] == "mse"
+    rows = json.loads((tmp_path / "lad" / "results.json").read_text())["rows"]
+    assert {r["rule"] for r in rows} >= {"mdc_prefix_balance", "lbpe_easy_balance"}
+    capsys.readouterr()
+    assert cli.main([*ladder, "--condense", "mdc_period=1,ipc=2", "--out", str(tmp_path / "l2")]) == 2
+    assert "add method=mdc" in capsys.readouterr().err
+    assert cli.main([*ladder, "--condense", "method=dc,ipc=2", "--out", str(tmp_path / "l3")]) == 2
+    assert "method must be one of idc, mdc" in capsys.readouterr().err
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_mdc_batched_on_cuda_equals_the_sequential_cpu_run(tmp_path, ieee_float32):
     real = fake_real(n_per_class=16)

@@ -115,7 +115,8 @@ def _ladder(p: argparse.ArgumentParser) -> Handler:
 
     p.add_argument("condensed", nargs="?", default=None, help="the source condensed set")
     p.add_argument("--condense", default=None, metavar="ipc=K,...",
-                   help="condense the real dataset first (IDC; keys of `yoco condense`, e.g. ipc=10,iterations=200)")
+                   help="condense the real dataset first: method=idc (default) or mdc, preset=NAME, mdc_period, "
+                   "mdc_class_wise, and the settings of `yoco condense` (e.g. ipc=10,iterations=200)")
     p.add_argument("--dataset", default=None, metavar="NAME", help="real dataset for testing (default: the preset's)")
     p.add_argument("--data-root", default=None, metavar="DIR", help="folder holding the dataset files")
     p.add_argument("--preset", default=None, choices=list(PRESETS), help="a paper experiment (dataset, IPCs, window)")

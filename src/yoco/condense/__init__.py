@@ -10,7 +10,7 @@ from yoco.condense.config import (
     quick,
     resolve_config,
 )
-from yoco.condense.idc import checkpoint_path, condense, condense_from_spec, net_group
+from yoco.condense.idc import checkpoint_path, condense, net_group
 from yoco.condense.init import init_synthetic
 from yoco.condense.matching import (
     Objective,
@@ -21,8 +21,7 @@ from yoco.condense.matching import (
     matching_loss,
 )
 from yoco.condense.mdc import MDCConfig, MDCObjective, condense_mdc, crop_major_order, resolve_mdc_config
-
-METHODS = ("idc", "mdc")
+from yoco.condense.spec import METHODS, condense_from_spec
 
 __all__ = [
     "METHODS",

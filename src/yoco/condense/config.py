@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -122,25 +123,34 @@ def preset_for(dataset: str) -> IDCConfig:
     return PRESETS.get(dataset, PRESETS["idc"])
 
 
-def config_from_spec(dataset: str, spec: str) -> IDCConfig:
-    """Build a config from ``"ipc=10,iterations=200,preset=cpu-quick"`` (what ``--condense`` takes).
-
-    The base is the dataset's preset; ``preset=NAME`` picks another one, except ``preset=cpu-quick``, which
-    shrinks the dataset's own preset with :func:`quick`. Other keys override single fields.
-    """
+def split_spec(spec: str) -> dict[str, str]:
+    """``"ipc=10, iterations=200"`` -> ``{"ipc": "10", "iterations": "200"}`` (dashes in keys read as underscores)."""
     pairs: dict[str, str] = {}
     for item in filter(None, (s.strip() for s in spec.split(","))):
         key, sep, value = item.partition("=")
         if not sep:
             raise YocoError(f"condense spec {spec!r}: expected key=value items, got {item!r}")
         pairs[key.strip().replace("-", "_")] = value.strip()
-    base = resolve_config(dataset, pairs.pop("preset", None))
+    return pairs
+
+
+def config_from_spec(dataset: str, spec: str | dict[str, str],
+                     resolve: Callable[..., IDCConfig] | None = None) -> IDCConfig:
+    """Build a config from ``"ipc=10,iterations=200,preset=cpu-quick"`` (what ``--condense`` takes) or its
+    :func:`split_spec` pairs.
+
+    The base is ``resolve(dataset, preset)`` (default :func:`resolve_config`: the dataset's preset; ``preset=NAME``
+    picks another one, except ``preset=cpu-quick``, which shrinks the dataset's own preset with :func:`quick`).
+    Other keys override single fields.
+    """
+    pairs = dict(split_spec(spec) if isinstance(spec, str) else spec)
+    base = (resolve or resolve_config)(dataset, pairs.pop("preset", None))
     fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
     overrides: dict[str, Any] = {}
     for key, value in pairs.items():
         if key not in fields:
-            raise YocoError(f"condense spec: unknown field {key!r}; known: preset, {', '.join(fields)}")
-        overrides[key] = _parse_value(key, value, type(fields[key]))
+            raise YocoError(f"condense spec: unknown field {key!r}; known: method, preset, {', '.join(fields)}")
+        overrides[key] = parse_value(key, value, type(fields[key]))
     return dataclasses.replace(base, **overrides)
 
 
@@ -162,7 +172,8 @@ def resolve_config(dataset: str, preset: str | None = None, **overrides: Any) ->
     return dataclasses.replace(base, **overrides)
 
 
-def _parse_value(key: str, value: str, kind: type) -> Any:
+def parse_value(key: str, value: str, kind: type) -> Any:
+    """A spec's text ``value`` for ``key`` as ``kind`` (bool, int, float or str), or a one-line error."""
     if kind is bool:
         if value.lower() not in ("1", "0", "true", "false", "yes", "no"):
             raise YocoError(f"condense spec: {key} must be true or false, got {value!r}")

@@ -49,7 +49,6 @@ from yoco.condense.config import (
     IDCConfig,
     _hw,
     check_config,
-    config_from_spec,
 )
 from yoco.condense.init import init_synthetic
 from yoco.condense.matching import (
@@ -395,16 +394,6 @@ def _summary(result: Any) -> str:
     if isinstance(result, dict) and "last_mean" in result:
         return f"last {100 * result['last_mean']:.2f}% ± {100 * (result.get('last_std') or 0.0):.2f}"
     return str(result)
-
-
-def condense_from_spec(dataset: str, spec: str, out: str | Path, *, data_root: str | Path | None = None,
-                       runtime: Runtime | None = None, resume: bool = False) -> CondensedSet:
-    """Load ``dataset`` and condense it with the config :func:`config_from_spec` builds from ``spec``."""
-    from yoco.data.datasets import load_dataset
-
-    real = load_dataset(dataset, root=data_root)
-    cfg = config_from_spec(real.name, spec)
-    return condense(real, cfg, out, runtime=runtime, resume=resume)
 
 
 # ----------------------------------------------------------------------------------------------------------
