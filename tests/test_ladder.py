@@ -616,3 +616,19 @@ def test_a_method_added_after_a_folder_was_made_joins_it(tmp_path, monkeypatch):
     finally:
         SCORES.remove("spread")
         SELECTORS.remove("nearest")
+
+
+@pytest.mark.parametrize(("rule", "option"), [("tdds", "tdds_epochs"), ("dual", "dual_epochs")])
+def test_a_rule_reading_more_epochs_than_the_dynamics_record_stops_the_ladder_before_them(tmp_path, monkeypatch,
+                                                                                          rule, option):
+    """TDDS and DUAL read the first 30 epochs: with 6 recorded, the ladder is refused at once, naming the option
+    that fits, instead of failing every cell after the dynamics."""
+    cs, cfg, root = _setup(tmp_path)
+    cfg = dataclasses.replace(cfg, rules=(rule,), ipcs=(1,), repeat=1, reference=False)
+    monkeypatch.setattr("yoco.ladder.run.record_dynamics", lambda *a, **k: pytest.fail("dynamics were recorded"))
+    with pytest.raises(YocoError, match=f"reads the first 30 epochs.*record 6.*--option {option}=N with N <= 6"):
+        run_ladder(cs, cfg, tmp_path / "run", data_root=root, runtime=rt())
+    assert not (tmp_path / "run" / "cache").exists()
+    fits = dataclasses.replace(cfg, options={option: 6, option.replace("epochs", "window"): 3})
+    monkeypatch.undo()
+    assert run_ladder(cs, fits, tmp_path / "fits", data_root=root, runtime=rt())["failed_cells"] == 0

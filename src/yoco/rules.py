@@ -167,6 +167,19 @@ def check_set(rule: str | Rule, cs: CondensedSet) -> None:
         sel.check_set(set_meta_of(cs))
 
 
+def check_epochs(r: Rule, options: Mapping[str, Any], where: PruneContext, recorded: int) -> None:
+    """Refuse, before the dynamics are recorded, a rule that reads more of their first epochs than ``recorded``
+    (TDDS's and DUAL's T: 30 by default, so a quick ladder's shorter dynamics would fail only after hours)."""
+    sel = r.selector
+    if sel is None or sel.epochs_option is None:
+        return
+    need = resolve_options(r, options, where)[sel.epochs_option]
+    if need > recorded:
+        raise YocoError(f"rule {r.name} reads the first {need} epochs of the training dynamics ({sel.epochs_option}), "
+                        f"but they record {recorded} (--dynamics-epochs); record at least {need} or set "
+                        f"--option {sel.epochs_option}=N with N <= {recorded}")
+
+
 def resolve_options(r: Rule, options: Mapping[str, Any], where: PruneContext | None) -> dict[str, Any]:
     """The rule's method options: its defaults, resolved for ``where``, overridden by what was given.
 

@@ -24,7 +24,7 @@ from yoco.ladder.cache import FolderLock, cached, claim, key, read_json
 from yoco.ladder.cells import Cell, _dataset, execute, write_result
 from yoco.ladder.config import DEMO_SET, LadderConfig, demo_config
 from yoco.report import write_ladder_reports
-from yoco.rules import RANDOM_REFERENCE, check_set, parse_rule, prune, resolve_options
+from yoco.rules import RANDOM_REFERENCE, check_epochs, check_set, parse_rule, prune, resolve_options
 from yoco.runtime import Runtime, runtime_or_default
 from yoco.scores import windows_for
 from yoco.scoretable import ScoreTable, build_table, complete_table, load_table
@@ -70,8 +70,11 @@ def run_ladder(
         bad = [k for k in cfg.ipcs if cs.meta.ipc and k >= cs.meta.ipc]
         if bad:
             raise YocoError(f"target IPCs {bad} must be below the source IPC {cs.meta.ipc}")
-        for rule in cfg.rules:  # a rule that cannot cut this set (mdc_prefix on a set not MDC's) stops it now
-            check_set(rule, cs)
+        for rule in cfg.rules:  # a rule that cannot cut this set (mdc_prefix on a set not MDC's), or that reads more
+            check_set(rule, cs)  # epochs than the dynamics will record, stops it now
+            for ipc in cfg.ipcs:
+                check_epochs(parse_rule(rule), cfg.options, PruneContext(cs.meta.dataset, cs.meta.ipc, ipc),
+                             cfg.dynamics.epochs)
         planned = cfg.pruned_sets()
         if planned > MAX_PRUNED_SETS:
             raise YocoError(f"{out}: the ladder would write {planned} pruned sets, more than the {MAX_PRUNED_SETS} yoco "

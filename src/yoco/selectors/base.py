@@ -88,7 +88,9 @@ class Selector:
     ``easy``/``hard`` direction (``default_direction`` when the rule names none), passed in ``Context.direction``.
     ``default_balance`` is the class handling of a rule named without one (imbalanced, as the published baselines,
     unless the method is per class by nature). ``check_set(set_meta)`` refuses, before any work, a set the method
-    cannot select from (``mdc_prefix`` on a set that is not MDC's).
+    cannot select from (``mdc_prefix`` on a set that is not MDC's). ``epochs_option`` names the option that says how
+    many of the dynamics' first epochs the method reads (TDDS's T, DUAL's T), so a ladder whose dynamics record fewer
+    is refused before it records them.
     """
 
     name: str
@@ -105,6 +107,7 @@ class Selector:
     default_direction: str = "hard"
     default_balance: str = "imbalance"
     check_set: Callable[[Mapping[str, Any]], None] | None = None
+    epochs_option: str | None = None
 
     @property
     def feature_name(self) -> str | None:
@@ -122,7 +125,7 @@ def register_selector(
     check: Callable[[dict[str, Any]], None] | None = None,
     choices: Mapping[str, Sequence[Any]] | None = None,
     version: int = 1, directional: bool = False, default_direction: str = "hard", default_balance: str = "imbalance",
-    check_set: Callable[[Mapping[str, Any]], None] | None = None,
+    check_set: Callable[[Mapping[str, Any]], None] | None = None, epochs_option: str | None = None,
 ) -> Callable[[SelectFn], SelectFn]:
     """Decorator registering ``fn(group_indices, budget, context) -> chosen indices`` as the rule ``name``.
 
@@ -140,7 +143,7 @@ def register_selector(
     def add(fn: SelectFn) -> SelectFn:
         SELECTORS.add(name, Selector(name, fn, tuple(columns), prepare, dict(options or {}), resolve, check,
                                      {k: tuple(v) for k, v in (choices or {}).items()}, version, feature,
-                                     directional, default_direction, default_balance, check_set),
+                                     directional, default_direction, default_balance, check_set, epochs_option),
                       description=((fn.__doc__ or "").strip().splitlines() or [""])[0])
         return fn
 

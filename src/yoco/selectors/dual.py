@@ -80,6 +80,7 @@ def _whole(value: Any) -> bool:
 
 
 @register_selector("dual", feature="label_probs", resolve=_resolve, check=_check, choices={"dual_sample": DUAL_SAMPLES},
+                   epochs_option="dual_epochs",
                    options={"dual_epochs": protocol.DUAL_EPOCHS, "dual_window": DUAL_WINDOW, "dual_cd": DUAL_C_D,
                             "dual_sample": protocol.DUAL_SAMPLE})
 

@@ -74,6 +74,7 @@ def _whole(value: Any) -> bool:
 
 
 @register_selector("tdds", feature="contributions", check=_check, directional=True, default_direction="hard",
+                   epochs_option="tdds_epochs",
                    options={"tdds_epochs": TDDS_EPOCHS, "tdds_window": TDDS_WINDOW, "tdds_decay": TDDS_DECAY})
 
 
