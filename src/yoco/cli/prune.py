@@ -162,7 +162,7 @@ def _ladder(p: argparse.ArgumentParser) -> Handler:
     _precision(p)
 
     def run(a: argparse.Namespace) -> int:
-        from yoco.ladder import build_config, check_folder, run_ladder
+        from yoco.ladder import build_config, check_folder, run_ladder, shipped_set
 
         copies = _config_copy(a, Path(a.out), folder=True)
         cfg = build_config(preset=a.preset, dataset=a.dataset, quick_look=a.quick, ipcs=a.ipcs, rules=a.rules,
@@ -172,6 +172,8 @@ def _ladder(p: argparse.ArgumentParser) -> Handler:
                            width=a.width, dynamics_epochs=a.dynamics_epochs, dynamics_runs=a.dynamics_runs,
                            dynamics_seed=a.dynamics_seed, precision=a.precision, pruned_epochs=a.pruned_epochs)
         a.dataset = cfg.dataset  # the preset's, when only a preset is given: its files are inputs too
+        if a.preset and not a.condensed and not a.condense:  # the preset's shipped set, an input like any other
+            a.condensed = str(shipped_set(a.preset))
         check_folder(a.out, _inputs(a, a.condensed), copies)
         rt = _runtime(a)
         cs = _ladder_source(a, cfg.dataset, rt)
@@ -191,7 +193,8 @@ def _ladder_source(a: argparse.Namespace, dataset: str, rt: Runtime):
     if a.condensed:
         return load(a.condensed)
     if not a.condense:
-        raise YocoError("ladder needs a condensed set (or --condense ipc=K to condense the real dataset first)")
+        raise YocoError("ladder needs a condensed set (or --condense ipc=K to condense the real dataset first, or a "
+                        "--preset whose set yoco ships)")
     from yoco.condense import condense_from_spec
 
     spec = a.condense  # the ladder's precision condenses too, unless the spec says otherwise

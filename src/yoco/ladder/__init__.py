@@ -12,11 +12,13 @@ from yoco.ladder.config import (
     DEMO_SET,
     PRESETS,
     SCORE_RUNS,
+    SHIPPED,
     LadderConfig,
     build_config,
     demo_config,
     preset_config,
     quick,
+    shipped_set,
 )
 from yoco.ladder.page import page_path, write_page
 from yoco.ladder.run import demo, fingerprint, report_ladder, run_ladder
@@ -26,6 +28,7 @@ __all__ = [
     "DEMO_SET",
     "PRESETS",
     "SCORE_RUNS",
+    "SHIPPED",
     "Cell",
     "LadderConfig",
     "build_config",
@@ -41,5 +44,6 @@ __all__ = [
     "report_ladder",
     "run_cell",
     "run_ladder",
+    "shipped_set",
     "write_page",
 ]

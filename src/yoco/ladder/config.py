@@ -220,7 +220,22 @@ def build_config(*, preset: str | None = None, dataset: str | None = None, quick
     return dataclasses.replace(cfg, eval=ev, dynamics=dy)
 
 
-DEMO_SET = Path(__file__).resolve().parent.parent / "assets" / "fashion-mnist-idc-ipc10.safetensors"
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+DEMO_SET = ASSETS / "fashion-mnist-idc-ipc10.safetensors"
+# The condensed sets yoco ships for paper presets: `yoco ladder --preset NAME` starts from them when given no set
+SHIPPED = {"cifar10-idc-ipc10": ASSETS / "cifar10-idc-ipc10.safetensors"}
+
+
+def shipped_set(preset: str) -> Path:
+    """The condensed set yoco ships for ``preset``, or a one-line error saying what to give instead."""
+    path = SHIPPED.get(preset)
+    if path is None:
+        raise YocoError(f"yoco ships no condensed set for the preset {preset!r} (it ships sets for "
+                        f"{', '.join(SHIPPED)}); give a condensed set or --condense ipc=K")
+    if not path.is_file():
+        raise YocoError(f"{path}: the preset {preset!r}'s condensed set is not shipped with this version of yoco; "
+                        "give a condensed set or --condense ipc=K")
+    return path
 
 
 def demo_config() -> LadderConfig:
