@@ -11,7 +11,8 @@ import torch
 from helpers import fail_evaluations_of, tiny_real, write_mnist_like
 
 from yoco import cli
-from yoco.data.condensed import CondensedMeta, CondensedSet, load, save
+from yoco.data.condensed import CondensedMeta, CondensedSet, content_sha256, load, save
+from yoco.files import file_sha256
 
 FAST_LADDER = ["--ipcs", "1", "--rules", "yoco,ccs", "--repeat", "1", "--epochs", "2", "--width", "8",
                "--dynamics-epochs", "4", "--dynamics-runs", "1", "--dynamics-seed", "1", "--lbpe-epochs", "3",
@@ -68,7 +69,12 @@ def test_every_command_runs_end_to_end(world, capsys):
     assert run("prune", s, "--scores", t / "scores.safetensors", "--rule", "ssp", "--ipc", "1",
                "--out", t / "p1.safetensors", "--record", t / "p1.json") == 0
     assert load(t / "p1.safetensors").meta.extra["selection"]["rule"] == "ssp_imbalance"
-    assert json.loads((t / "p1.json").read_text())["ipc"] == 1
+    rec = json.loads((t / "p1.json").read_text())
+    assert rec["ipc"] == 1 and rec["source_sha256"] == content_sha256(load(s))
+    assert rec["pruned_sha256"] == content_sha256(load(t / "p1.safetensors"))
+    assert rec["scores_file_sha256"] == file_sha256(t / "scores.safetensors") and set(rec["digests"]) == {
+        "source_sha256", "pruned_sha256", "scores_file_sha256"}
+    assert rec["provenance"]["yoco"] and rec["provenance"] == load(t / "p1.safetensors").meta.extra["provenance"]
     assert run("prune", s, "--scores", t / "scores.csv", "--rule", "ccs", "--option", "hard_cut=0.2", "--ipc", "2",
                "--out", t / "p2.safetensors") == 0
     assert load(t / "p2.safetensors").meta.extra["selection"]["options"] == {"hard_cut": 0.2, "pick": "highest"}

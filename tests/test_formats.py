@@ -15,7 +15,7 @@ from helpers import rt
 from PIL import Image
 
 from yoco.data.condensed import CondensedMeta, CondensedSet, save
-from yoco.data.formats import detect_format, format_names, import_condensed
+from yoco.data.formats import FORMATS, detect_format, format_names, import_condensed
 from yoco.errors import YocoError
 from yoco.report import save_image_grid, summarize
 
@@ -288,8 +288,10 @@ def test_content_errors_name_the_file(tmp_path, stats, labels, kwargs, message) 
 
 def test_bad_requests(tmp_path, stats) -> None:
     torch.save(list(images_and_labels()), tmp_path / "data.pt")
-    with pytest.raises(YocoError, match=r"unknown condensed-set format 'zip'; known condensed-set formats: idc, dream"):
+    with pytest.raises(YocoError, match=r"unknown condensed-set format 'zip'; known condensed-set formats: ") as err:
         import_condensed(tmp_path / "data.pt", "zip", dataset="toy")
+    # every format is named (in registration order, which follows which module a process imported first)
+    assert set(str(err.value).split(": ", 1)[1].split(", ")) == set(FORMATS.names())
     with pytest.raises(YocoError, match="--experiment only applies"):
         import_condensed(tmp_path / "data.pt", "idc", dataset="toy", experiment=1)
     with pytest.raises(YocoError, match=r"file \(--labels\) only applies to formats mtt, dd-ranking"):

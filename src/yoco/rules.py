@@ -28,6 +28,7 @@ import torch
 
 from yoco.data.condensed import CondensedSet, content_sha256, decode
 from yoco.errors import YocoError
+from yoco.provenance import PROVENANCE_KEY, provenance
 from yoco.scores import SCORES, get_score
 from yoco.scoretable import ScoreTable
 from yoco.selectors import SELECTORS, Context, PruneContext, Selector, canonical_feature
@@ -354,7 +355,8 @@ def prune(cs: CondensedSet, table: ScoreTable | None, rule: str | Rule, ipc: int
         dec.meta, method=f"{cs.meta.method}+{r.name}", ipc=ipc, factor=1,
         # an imbalanced rule may legitimately keep nothing of a class; that is part of what it is compared on
         allow_empty_classes=r.balance == "imbalance",
-        extra={**dec.meta.extra, "pruned_from_ipc": cs.meta.ipc, "selection": record},
+        # the pruning's provenance replaces the source's condensation's (outside the content digest either way)
+        extra={**dec.meta.extra, "pruned_from_ipc": cs.meta.ipc, "selection": record, PROVENANCE_KEY: provenance()},
     )
     soft = dec.soft[idx] if dec.soft is not None else None
     pruned = CondensedSet(dec.images[idx], dec.labels[idx], meta, source=f"{cs.source}[{r.name}@ipc{ipc}]", soft=soft)

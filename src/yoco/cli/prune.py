@@ -70,6 +70,13 @@ def _score(p: argparse.ArgumentParser) -> Handler:
     return run
 
 
+PRUNE_DIGESTS = {  # what each sha256 of a --record is the digest of
+    "source_sha256": "the condensed set pruned, by content (yoco.data.condensed.content_sha256)",
+    "pruned_sha256": "the pruned set written, by content",
+    "scores_file_sha256": "the --scores file as stored (its bytes)",
+}
+
+
 @command("prune", "keep IPC images per class of a condensed set by a rule (yoco = lbpe_easy_balance)")
 def _prune(p: argparse.ArgumentParser) -> Handler:
     from yoco.rules import options_help
@@ -87,8 +94,8 @@ def _prune(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--record", default=None, help="also write the selection (indices, class counts) as JSON")
 
     def run(a: argparse.Namespace) -> int:
-        from yoco.data.condensed import load, save
-        from yoco.files import check_outputs, write_json
+        from yoco.data.condensed import content_sha256, load, save
+        from yoco.files import check_outputs, file_sha256, write_json
         from yoco.rules import prune
         from yoco.scoretable import load_table
 
@@ -100,7 +107,11 @@ def _prune(p: argparse.ArgumentParser) -> Handler:
         print(f"kept {len(pruned)} decoded images by {record['rule']} (per class: {record['class_counts']})")
         print(f"wrote {a.out}")
         if a.record:
-            write_json(a.record, {**record, "source": str(a.condensed), "pruned": str(a.out)})
+            digests = {"source_sha256": content_sha256(cs), "pruned_sha256": content_sha256(pruned),
+                       **({"scores_file_sha256": file_sha256(a.scores)} if a.scores else {})}
+            write_json(a.record, {**record, "source": str(a.condensed), "pruned": str(a.out), **digests,
+                                  "digests": {k: PRUNE_DIGESTS[k] for k in digests},
+                                  "provenance": pruned.meta.extra["provenance"]})
             print(f"wrote {a.record}")
         return 0
 
