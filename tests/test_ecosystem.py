@@ -134,6 +134,8 @@ def test_every_format_round_trips_through_every_export(tmp_path, source, layout)
     honest(cs)
     out = export_set(cs, tmp_path / f"out-{layout}", layout)
     assert detect_format(out) == layout
+    record = json.loads((out / "condensed.json").read_text())  # the export names what it was made from, and by what
+    assert record["source_sha256"] == content_sha256(cs) and record["provenance"]["yoco"] and record["provenance"]["utc"]
     back = import_condensed(out, layout, dataset=DS)
     honest(back)
     assert torch.equal(back.labels, cs.labels) and back.meta.method == cs.meta.method

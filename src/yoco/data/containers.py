@@ -29,10 +29,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from yoco.data.condensed import CondensedMeta, CondensedSet, normalize
+from yoco.data.condensed import CondensedMeta, CondensedSet, content_sha256, normalize
 from yoco.data.readers import Raw, Request, read_own_meta, register
 from yoco.errors import YocoError
 from yoco.files import atomic_folder, read_tensors, write_json, write_tensors, write_text
+from yoco.provenance import PROVENANCE_KEY, provenance
 
 log = logging.getLogger(__name__)
 
@@ -199,6 +200,13 @@ def restored(images: torch.Tensor, labels: torch.Tensor, soft: torch.Tensor | No
     else:
         meta.normalized = False
     return CondensedSet(images, labels, meta, source=str(path), soft=soft)
+
+
+def export_record(cs: CondensedSet, fmt: str, meta: dict[str, Any]) -> dict[str, Any]:
+    """What every export's ``condensed.json`` says of where it came from: the layout, the set's metadata, its
+    source and content sha256, and the export's own provenance (which yoco, torch and machine wrote it, when)."""
+    return {"format": fmt, "meta": meta, "source": cs.source, "source_sha256": content_sha256(cs),
+            PROVENANCE_KEY: provenance()}
 
 
 def _saved_meta(path: Path) -> dict[str, Any] | None:
@@ -439,8 +447,8 @@ def export_imagefolder(cs: CondensedSet, out: str | Path, class_names: list[str]
             (tmp / name).write_bytes(_png(arr))
         tensors = {"labels": cs.labels} | ({"soft_labels": cs.soft} if cs.soft is not None else {})
         write_tensors(tmp / LABELS_FILE, tensors, {"yoco_labels": "1"})
-        write_json(tmp / META_FILE, {"format": "imagefolder", "meta": meta, "classes": names, "files": files,
-                                     "labels_file": LABELS_FILE, "source": cs.source,
+        write_json(tmp / META_FILE, {**export_record(cs, "imagefolder", meta), "classes": names, "files": files,
+                                     "labels_file": LABELS_FILE,
                                      "note": "8-bit PNG copy of the stored images (pixel space, clamped); labels "
                                              f"(hard, and soft where the set has them) in {LABELS_FILE}"})
     return out
@@ -479,7 +487,7 @@ def export_hf(cs: CondensedSet, out: str | Path, class_names: list[str] | None =
         (tmp / HF_SHARD).parent.mkdir()
         pq.write_table(table, tmp / HF_SHARD)
         write_text(tmp / "README.md", dataset_card(cs, names, meta))
-        write_json(tmp / META_FILE, {"format": "hf", "meta": meta, "classes": names, "source": cs.source,
+        write_json(tmp / META_FILE, {**export_record(cs, "hf", meta), "classes": names,
                                      "note": "8-bit PNG copy of the stored images (pixel space, clamped)"})
     return out
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from yoco.data.condensed import CondensedSet, decode
-from yoco.data.containers import META_FILE, export_hf, export_imagefolder
+from yoco.data.containers import META_FILE, export_hf, export_imagefolder, export_record
 from yoco.errors import YocoError
 from yoco.files import atomic_folder, atomic_write, write_json
 from yoco.registry import Registry
@@ -79,7 +79,7 @@ def export_ddranking(cs: CondensedSet, out: str | Path, class_names: list[str] |
         _save_pt(labels.contiguous(), tmp / "labels.pt")
         if "lr" in recipe:
             _save_pt(torch.tensor(float(recipe["lr"])), tmp / "lr.pt")
-        write_json(tmp / META_FILE, {"format": "dd-ranking", "meta": meta.to_dict(), "source": cs.source,
+        write_json(tmp / META_FILE, {**export_record(cs, "dd-ranking", meta.to_dict()),
                                      "note": "images.pt holds the decoded images standardised with meta.mean/std; "
                                              "labels.pt the class indices, or log-probabilities of soft labels"})
     return out
