@@ -452,6 +452,9 @@ def test_a_ladder_condenses_with_mdc_from_its_spec_and_cuts_the_set_by_its_own_o
     assert "add method=mdc" in capsys.readouterr().err
     assert cli.main([*ladder, "--condense", "method=dc,ipc=2", "--out", str(tmp_path / "l3")]) == 2
     assert "method must be one of idc, mdc" in capsys.readouterr().err
+    assert cli.main([*ladder, "--condense", "method=mdc,mdc_period=often", "--data-root", str(tmp_path / "none"),
+                     "--out", str(tmp_path / "l4")]) == 2  # read before the dataset: its absence is not what is said
+    assert "mdc_period must be int, got 'often'" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -22,7 +22,7 @@ def condense_from_spec(dataset: str, spec: str, out: str | Path, *, data_root: s
     """Load ``dataset`` and condense it as ``spec`` says: ``method=idc`` (default) or ``mdc``, ``preset=NAME``,
     MDC's ``mdc_period`` / ``mdc_class_wise``, and any field of :class:`~yoco.condense.config.IDCConfig` (an MDC
     run starts from MDC's settings, IDC's preset with mse, as ``yoco condense --method mdc`` does)."""
-    from yoco.data.datasets import load_dataset
+    from yoco.data.datasets import DATASETS, load_dataset
 
     pairs = split_spec(spec)
     method = pairs.pop("method", "idc")
@@ -31,10 +31,12 @@ def condense_from_spec(dataset: str, spec: str, out: str | Path, *, data_root: s
     own = {MDC_KEYS[k]: pairs.pop(k) for k in list(pairs) if k in MDC_KEYS}
     if own and method != "mdc":
         raise YocoError(f"condense spec: {', '.join('mdc_' + k for k in own)} are MDC's settings; add method=mdc")
+    # the whole spec is read before the dataset is: a bad value costs no loading
+    name = DATASETS.get(str(dataset).strip().lower()).name
+    cfg = config_from_spec(name, pairs, resolve_mdc_config if method == "mdc" else resolve_config)
+    kinds = {f.name: type(getattr(MDCConfig(), f.name)) for f in dataclasses.fields(MDCConfig)}
+    mdc = MDCConfig(**{k: parse_value(f"mdc_{k}", v, kinds[k]) for k, v in own.items()})
     real = load_dataset(dataset, root=data_root)
-    cfg = config_from_spec(real.name, pairs, resolve_mdc_config if method == "mdc" else resolve_config)
     if method == "mdc":
-        kinds = {f.name: type(getattr(MDCConfig(), f.name)) for f in dataclasses.fields(MDCConfig)}
-        mdc = MDCConfig(**{k: parse_value(f"mdc_{k}", v, kinds[k]) for k, v in own.items()})
         return condense_mdc(real, cfg, out, mdc, runtime=runtime, resume=resume)
     return condense(real, cfg, out, runtime=runtime, resume=resume)

@@ -233,7 +233,7 @@ def shipped_set(preset: str) -> Path:
         raise YocoError(f"yoco ships no condensed set for the preset {preset!r} (it ships sets for "
                         f"{', '.join(SHIPPED)}); give a condensed set or --condense ipc=K")
     if not path.is_file():
-        raise YocoError(f"{path}: the preset {preset!r}'s condensed set is not shipped with this version of yoco; "
+        raise YocoError(f"{path}: the condensed set of the preset {preset} is not shipped with this version of yoco; "
                         "give a condensed set or --condense ipc=K")
     return path
 
