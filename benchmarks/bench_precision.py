@@ -1,0 +1,115 @@
+"""The training loop at each arithmetic precision, measured side by side in one run (issue 28).
+
+For ConvNet-3 (width 128, batch 64) on 28x28x1 and 32x32x3 inputs, yoco's own loop (`yoco.train.train`: batched
+DSA + CutMix, the protocol's recipe) is timed at fp32 (PyTorch's defaults), tf32 (CUDA only) and bf16 (autocast,
+float32 weights) in interleaved rounds (median). Each row gives ms per step, the time relative to fp32, and the
+achieved TFLOP/s (forward+backward FLOPs from torch's FlopCounterMode) as a share of this machine's measured
+matrix-multiply rate at that precision. On a CPU with AMX or AVX512-BF16, bf16 autocast runs the convolutions in
+oneDNN's bfloat16 kernels.
+
+    python benchmarks/bench_precision.py [--steps 28] [--rounds 5] [--device auto] [--out FILE.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+from yoco.files import write_json
+from yoco.models import create_model
+from yoco.provenance import device_name, provenance
+from yoco.runtime import precision_scope, resolve_device, seeded
+from yoco.train import TrainConfig, train
+
+BATCH = 64
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_tflops(device: torch.device, precision: str, reps: int = 10) -> float:
+    """The measured matrix-multiply rate at ``precision`` (bf16: bfloat16 operands; tf32: TF32 allowed)."""
+    n = 8192 if device.type == "cuda" else 2048
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    with precision_scope("tf32" if precision == "tf32" else "fp32", device):
+        a @ b
+        sync(device)
+        t = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        sync(device)
+    return 2 * n**3 * reps / (time.perf_counter() - t) / 1e12
+
+
+def step_flops(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
+    with FlopCounterMode(display=False) as fc:
+        F.cross_entropy(model(x), y).backward()
+    model.zero_grad(set_to_none=True)
+    return fc.get_total_flops()
+
+
+def bench(channels: int, size: int, precisions: list[str], steps: int, rounds: int, device: torch.device
+          ) -> dict[str, float]:
+    """Median seconds per training step of yoco's loop at each precision, the same model and data for all."""
+    n = BATCH * max(1, steps)
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(n, channels, size, size, generator=g).to(device), (torch.arange(n) % 10).to(device)
+    with seeded(0):
+        model = create_model("convnet3", 10, channels, (size, size)).to(device)
+    flops = step_flops(model, x[:BATCH], y[:BATCH])
+    recipe = TrainConfig(epochs=1, dsa="color_crop_flip_scale_rotate", mix="cutmix", mix_p=0.5, base_aug="none",
+                         flip=True)
+
+    def run(p: str) -> None:
+        train(model, x, y, TrainConfig(**{**recipe.__dict__, "precision": p}), progress=False)
+
+    for p in precisions:
+        run(p)  # warm-up (oneDNN and cuDNN pick their kernels on the first calls)
+    sync(device)
+    times: dict[str, list[float]] = {p: [] for p in precisions}
+    for r in range(rounds):  # interleaved, order rotated, so load drift hits every precision alike
+        for p in precisions[r % len(precisions):] + precisions[: r % len(precisions)]:
+            t = time.perf_counter()
+            run(p)
+            sync(device)
+            times[p].append((time.perf_counter() - t) / (n // BATCH))
+    return {"flops_per_step": flops, **{p: statistics.median(ts) for p, ts in times.items()}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=28, help="training steps per timed epoch")
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds; the median is reported")
+    ap.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    ap.add_argument("--out", default=None, help="also write the figures as JSON")
+    args = ap.parse_args()
+    device = resolve_device(args.device)
+    precisions = ["fp32", "tf32", "bf16"] if device.type == "cuda" else ["fp32", "bf16"]
+    peaks = {p: matmul_tflops(device, p) for p in precisions}
+    print(f"device: {device_name(device)}, {torch.get_num_threads()} threads, torch {torch.__version__} "
+          f"({platform.machine()})")
+    print("measured matmul: " + ", ".join(f"{p} {v:.2f} TFLOP/s" for p, v in peaks.items()))
+    print(f"{'input':<9} {'precision':<9} {'ms/step':>8} {'vs fp32':>8} {'TFLOP/s':>8} {'of its peak':>12}")
+    rows = {}
+    for c, s in ((1, 28), (3, 32)):
+        res = bench(c, s, precisions, args.steps, args.rounds, device)
+        rows[f"{s}x{s}x{c}"] = res
+        for p in precisions:
+            tf = res["flops_per_step"] / res[p] / 1e12
+            print(f"{f'{s}x{s}x{c}':<9} {p:<9} {1e3 * res[p]:8.1f} {res['fp32'] / res[p]:7.2f}x {tf:8.3f} "
+                  f"{tf / peaks[p]:11.0%}")
+    if args.out:
+        write_json(args.out, {"matmul_tflops": peaks, "rows": rows, "provenance": provenance(device)})
+
+
+if __name__ == "__main__":
+    main()
