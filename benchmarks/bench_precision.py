@@ -18,43 +18,15 @@ import statistics
 import time
 
 import torch
-import torch.nn.functional as F
-from torch.utils.flop_counter import FlopCounterMode
+from measure import matmul_tflops, step_flops, sync
 
 from yoco.files import write_json
 from yoco.models import create_model
 from yoco.provenance import device_name, provenance
-from yoco.runtime import precision_scope, resolve_device, seeded
+from yoco.runtime import resolve_device, seeded
 from yoco.train import TrainConfig, train
 
 BATCH = 64
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def matmul_tflops(device: torch.device, precision: str, reps: int = 10) -> float:
-    """The measured matrix-multiply rate at ``precision`` (bf16: bfloat16 operands; tf32: TF32 allowed)."""
-    n = 8192 if device.type == "cuda" else 2048
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
-    with precision_scope("tf32" if precision == "tf32" else "fp32", device):
-        a @ b
-        sync(device)
-        t = time.perf_counter()
-        for _ in range(reps):
-            a @ b
-        sync(device)
-    return 2 * n**3 * reps / (time.perf_counter() - t) / 1e12
-
-
-def step_flops(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
-    with FlopCounterMode(display=False) as fc:
-        F.cross_entropy(model(x), y).backward()
-    model.zero_grad(set_to_none=True)
-    return fc.get_total_flops()
 
 
 def bench(channels: int, size: int, precisions: list[str], steps: int, rounds: int, device: torch.device

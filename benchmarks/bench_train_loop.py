@@ -21,36 +21,12 @@ import time
 
 import torch
 import torch.nn.functional as F
+from measure import matmul_tflops, step_flops, sync
 from torch.utils.data import DataLoader, Dataset
-from torch.utils.flop_counter import FlopCounterMode
 
 from yoco.models import create_model
 from yoco.runtime import resolve_device, seeded
 from yoco.train import TrainConfig, train
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def matmul_gflops(device: torch.device, reps: int = 10) -> float:
-    n = 8192 if device.type == "cuda" else 2048
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-    a @ b
-    sync(device)
-    t = time.perf_counter()
-    for _ in range(reps):
-        a @ b
-    sync(device)
-    return 2 * n**3 * reps / (time.perf_counter() - t) / 1e9
-
-
-def step_flops(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
-    with FlopCounterMode(display=False) as fc:
-        F.cross_entropy(model(x), y).backward()
-    model.zero_grad(set_to_none=True)
-    return fc.get_total_flops()
 
 
 class PerImageAug(Dataset):
@@ -134,7 +110,7 @@ def main() -> None:
     ap.add_argument("--device", default="auto", help="auto, cpu or cuda")
     args = ap.parse_args()
     device = resolve_device(args.device)
-    peak = matmul_gflops(device)
+    peak = 1e3 * matmul_tflops(device)
     where = (torch.cuda.get_device_name(device) if device.type == "cuda"
              else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads")
     print(f"device: {where}, torch {torch.__version__}; fp32 matmul: {peak:.1f} GFLOP/s")
