@@ -46,7 +46,8 @@ def main() -> None:
             if path.exists() and json.loads(path.read_text())["config"]["train"]["epochs"] == (args.epochs or 1000):
                 results.append(json.loads(path.read_text()))
                 continue
-            res = evaluate_condensed(random_real_subset(real, ipc, seed=subset), real, cfg, runtime=Runtime.make(args.device))
+            res = evaluate_condensed(random_real_subset(real, ipc, seed=subset), real, cfg,
+                                     runtime=Runtime.make(args.device))
             write_json(path, {**res, "subset_seed": subset})
             results.append(res)
         last = np.array([[r["last"] for r in res["runs"]] for res in results])

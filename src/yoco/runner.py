@@ -217,11 +217,11 @@ def train_networks(data: Prepared | list[Prepared], recipe: Recipe, seeds: list[
     by :func:`resolve_recipe`).
 
     ``data`` is one prepared set that every run trains on, or one set per run (sets of one size and dataset,
-    e.g. the ladder's pruned sets of one IPC). Hooks receive the run index first. The runtime's ``batched`` trains the runs as one batched
-    computation (:func:`yoco.train.train_batched`: the same numbers up to float rounding; by default on a GPU,
-    where one small network leaves the card idle, and not on a CPU, where the batched kernels measured slower);
-    its ``compile`` runs the training steps through ``torch.compile`` (:func:`yoco.runtime.compiled`). The
-    networks train where ``data`` lies.
+    e.g. the ladder's pruned sets of one IPC). Hooks receive the run index first. The runtime's ``batched``
+    trains the runs as one batched computation (:func:`yoco.train.train_batched`: the same numbers up to float
+    rounding; by default on a GPU, where one small network leaves the card idle, and not on a CPU, where the
+    batched kernels measured slower); its ``compile`` runs the training steps through ``torch.compile``
+    (:func:`yoco.runtime.compiled`). The networks train where ``data`` lies.
     ``on_epoch(runs, epoch, models)`` gets, after each epoch, the runs that reached it: all of them at once when
     batched (so one test pass serves them, :func:`yoco.predict.predict_many`), one at a time otherwise.
     """

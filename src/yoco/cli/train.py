@@ -126,8 +126,8 @@ def _condense(p: argparse.ArgumentParser) -> Handler:
                    "to float rounding")
     p.add_argument("--net-batch", type=BOUNDED["runs"], default=None,
                    help="train the matching networks of this many outer iterations side by side, ahead of their "
-                   f"matching (their paths read only real images); default: {GPU_NET_GROUP} on a GPU, 1 on a CPU (measured "
-                   "faster there); the same images up to float rounding")
+                   f"matching (their paths read only real images); default: {GPU_NET_GROUP} on a GPU, 1 on a CPU "
+                   "(measured faster there); the same images up to float rounding")
     _seed(p, "seeds the start and every draw of the run", IDCConfig.seed)
     p.add_argument("--checkpoint-every", type=BOUNDED["iterations0"], default=None,
                    help=f"outer iterations between checkpoints (OUT.ckpt; default {IDCConfig.checkpoint_every}, "
