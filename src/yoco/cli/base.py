@@ -209,8 +209,9 @@ def _pruned_epochs(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--pruned-epochs", choices=list(protocol.PRUNED_EPOCHS), default=None,
                    help="whose size sets a pruned set's evaluation epochs on ImageNet subsets: source (default, "
-                   "YOCO's test.py: the source set's, 1000 for IPC 10 or 20 sources) or own (IDC's table on the "
-                   "pruned set's own size: 2000 or 1500)")
+                   f"YOCO's test.py: the source set's, {protocol.eval_epochs('imagenet10', 90, 10)} for IPC 10 or 20 "
+                   f"sources) or own (IDC's table on the pruned set's own size: "
+                   f"{protocol.eval_epochs('imagenet10', 9, 10)} or {protocol.eval_epochs('imagenet10', 18, 10)})")
 
 
 def _config_copy(a: argparse.Namespace, beside: Path, folder: bool = False) -> list[Path]:

@@ -43,7 +43,7 @@ def _evaluate(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--recipe", choices=["set", "protocol", "yoco"], default="set",
                    help="set: use the evaluation recipe the set's method published with it (MTT's learned learning "
                    "rate, ZCA), saying so; protocol: ignore it (with a warning); yoco: as YOCO's test.py evaluated "
-                   "MTT/DSA/KIP sets (lr 0.01, no ZCA, the stored standardised images standardised again)")
+                   f"MTT/DSA/KIP sets (lr {protocol.LR:g}, no ZCA, the stored standardised images standardised again)")
     _pruned_epochs(p)
     p.add_argument("--out", default=None, help="result JSON (default: CONDENSED with .eval.json)")
     _device(p)

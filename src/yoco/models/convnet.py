@@ -69,12 +69,12 @@ def convnet(num_classes: int, channels: int, image_size: tuple[int, int], **kw: 
 @register_model("convnet3")
 def convnet3(num_classes: int, channels: int, image_size: tuple[int, int], **kw: object) -> ConvNet:
     """IDC's ConvNet-3: width 128, instance norm, average pooling (``width`` may be overridden)."""
-    kw = {"width": 128, "depth": 3, "norm": "instance", "pooling": "avg", **kw}
+    kw = {"width": protocol.CONVNET_WIDTH, "depth": protocol.CONVNET_DEPTH, "norm": "instance", "pooling": "avg", **kw}
     return ConvNet(num_classes, channels, image_size, **kw)
 
 
 @register_model("convnet4")
 def convnet4(num_classes: int, channels: int, image_size: tuple[int, int], **kw: object) -> ConvNet:
     """ConvNet-4, used for 64x64 inputs (e.g. low-resolution ImageNet subsets)."""
-    kw = {"width": 128, "depth": 4, "norm": "instance", "pooling": "avg", **kw}
+    kw = {"width": protocol.CONVNET_WIDTH, "depth": 4, "norm": "instance", "pooling": "avg", **kw}
     return ConvNet(num_classes, channels, image_size, **kw)
