@@ -96,3 +96,32 @@ def test_the_documented_protocol_numbers_appear_in_code_only_in_protocol_py():
                     and (path.name, node.value) not in unrelated):
                 found.append(f"{path.name}:{node.lineno}: {node.value}")
     assert not found, "protocol numbers outside protocol.py:\n" + "\n".join(found)
+
+
+def test_protocol_settings_are_not_spelled_out_by_name_outside_protocol_py():
+    """A setting passed or stored by its name (``width=128``, ``{"depth": 3}``, ``epochs=1000``, ``lr=0.01``) with
+    the protocol's value written out is a copy of a protocol number: it must be read from protocol.py instead."""
+    import ast
+    from pathlib import Path
+
+    import yoco
+    from yoco import protocol
+
+    named = {"width": protocol.CONVNET_WIDTH, "depth": protocol.CONVNET_DEPTH, "epochs": protocol.DYNAMICS_EPOCHS,
+             "lr": protocol.LR, "momentum": protocol.MOMENTUM, "weight_decay": protocol.WEIGHT_DECAY}
+    found = []
+    for path in sorted(Path(yoco.__file__).parent.rglob("*.py")):
+        if path.name == "protocol.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            pairs = []
+            if isinstance(node, ast.keyword):
+                pairs.append((node.arg, node.value))
+            elif isinstance(node, ast.Dict):
+                pairs += [(k.value, v) for k, v in zip(node.keys, node.values, strict=True)
+                          if isinstance(k, ast.Constant) and isinstance(k.value, str)]
+            for name, value in pairs:
+                if (name in named and isinstance(value, ast.Constant) and not isinstance(value.value, bool)
+                        and value.value == named[name]):
+                    found.append(f"{path.name}:{value.lineno}: {name}={value.value}")
+    assert not found, "protocol settings written out outside protocol.py:\n" + "\n".join(found)

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from yoco import protocol
 from yoco.augment import DSA, parse_strategy
 from yoco.condense.config import (
     CHECKPOINT_VERSION,
@@ -97,7 +98,9 @@ def _net_train_config(cfg: IDCConfig, flip: bool, epochs: int, seed: int) -> Tra
 
 def _net_optimizer(net: nn.Module, cfg: IDCConfig) -> torch.optim.Optimizer:
     """One optimizer per outer iteration's network, so its momentum carries across the inner steps (as IDC)."""
-    return torch.optim.SGD(net.parameters(), lr=cfg.net_lr, momentum=0.9, weight_decay=cfg.net_weight_decay)
+    # IDC condense.py's optim_net takes args.momentum, the same argument (and value) as its evaluation's
+    return torch.optim.SGD(net.parameters(), lr=cfg.net_lr, momentum=protocol.MOMENTUM,
+                           weight_decay=cfg.net_weight_decay)
 
 
 @dataclass
