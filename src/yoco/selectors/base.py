@@ -150,6 +150,11 @@ def register_selector(
     return add
 
 
+def whole_option(value: Any) -> bool:
+    """Whether a selector option's value is a whole number (an ``int``, not a ``bool``), for options' checks."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def features() -> dict[str, Feature]:
     """Every feature a score table holds: the shared ones, then each selector's own (``prepare=``)."""
     out = {name: FEATURES.get(name) for name in FEATURES.names()}

@@ -21,7 +21,7 @@ from yoco.dynamics import Dynamics
 from yoco.errors import YocoError
 from yoco.protocol import DUAL_ANCHORS, DUAL_BETA_SCALE, DUAL_C_D, DUAL_SAMPLES, DUAL_STD_SCALE, DUAL_WINDOW
 from yoco.scores.base import epoch_chunks
-from yoco.selectors.base import Context, PruneContext, register_feature, register_selector
+from yoco.selectors.base import Context, PruneContext, register_feature, register_selector, whole_option
 
 
 @register_feature("label_probs")
@@ -67,16 +67,12 @@ def _resolve(options: dict[str, Any], where: PruneContext) -> dict[str, Any]:
 
 def _check(options: dict[str, Any]) -> None:
     t, w, c = options.get("dual_epochs"), options.get("dual_window"), options.get("dual_cd")
-    if not _whole(t) or t < 2:
+    if not whole_option(t) or t < 2:
         raise YocoError(f"dual_epochs (DUAL's first T epochs) must be a whole number >= 2, got {t!r}")
-    if not _whole(w) or not 2 <= w <= t:
+    if not whole_option(w) or not 2 <= w <= t:
         raise YocoError(f"dual_window must be a whole number between 2 and dual_epochs={t}, got {w!r}")
     if isinstance(c, bool) or not isinstance(c, (int, float)) or not float(c) > 0:
         raise YocoError(f"dual_cd (DUAL's c_D) must be a positive number, got {c!r}")
-
-
-def _whole(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @register_selector("dual", feature="label_probs", resolve=_resolve, check=_check, choices={"dual_sample": DUAL_SAMPLES},

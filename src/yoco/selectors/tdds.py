@@ -19,7 +19,7 @@ from yoco.dynamics import Dynamics
 from yoco.errors import YocoError
 from yoco.protocol import TDDS_DECAY, TDDS_EPOCHS, TDDS_LOG_EPS, TDDS_WINDOW
 from yoco.scores.base import epoch_chunks
-from yoco.selectors.base import Context, register_feature, register_selector
+from yoco.selectors.base import Context, register_feature, register_selector, whole_option
 
 
 @register_feature("contributions")
@@ -58,19 +58,15 @@ def tdds_scores(contributions: torch.Tensor, epochs: int, window: int, decay: fl
 
 def _check(options: dict[str, Any]) -> None:
     t, w, d = options.get("tdds_epochs"), options.get("tdds_window"), options.get("tdds_decay")
-    if not _whole(t) or t < 3:
+    if not whole_option(t) or t < 3:
         raise YocoError(f"tdds_epochs (TDDS's trajectory T) must be a whole number >= 3, got {t!r}")
     if w == 2:
         raise YocoError("tdds_window=2 holds one contribution, which has no variability (every score would be 0); "
                         "choose at least 3")
-    if not _whole(w) or not 3 <= w <= t:
+    if not whole_option(w) or not 3 <= w <= t:
         raise YocoError(f"tdds_window must be a whole number between 3 and tdds_epochs={t}, got {w!r}")
     if isinstance(d, bool) or not isinstance(d, (int, float)) or not 0.0 < float(d) <= 1.0:
         raise YocoError(f"tdds_decay must be in (0, 1], got {d!r}")
-
-
-def _whole(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @register_selector("tdds", feature="contributions", check=_check, directional=True, default_direction="hard",
