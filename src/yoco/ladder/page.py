@@ -150,18 +150,18 @@ def kept_sets(folder: str | Path, plan: dict[str, Any], decoded: CondensedSet) -
     for (rule, ipc), subs in subsets.items():
         sub = min(subs, default=None)
         pattern = f"{rule}-ipc{ipc}-sub{sub}-*.safetensors" if sub is not None else f"{rule}-ipc{ipc}-*.safetensors"
-        found = []
+        found = []  # (path, the set's content sha256, its selection), newest first
         for path in sorted((folder / "pruned").glob(pattern), key=lambda p: p.stat().st_mtime, reverse=True):
-            selection = _selection(path, rule, ipc, decoded)
-            if selection is not None:
-                found.append((path, selection))
+            read = _selection(path, rule, ipc, decoded)
+            if read is not None:
+                found.append((path, *read))
         if not found:
             log.warning("%s: no pruned set of %s at IPC %d (subset %s) made from this source; its grid is left out",
                         folder, rule, ipc, sub)
             out.append(Kept(rule, ipc, sub, None, [], []))
             continue
         shas = evaluated.get((rule, ipc, sub), set())
-        path, (idx, counts) = next(((p, s) for p, s in found if content_sha256(load(p)) in shas), found[0])
+        path, _, idx, counts = next((f for f in found if f[1] in shas), found[0])
         if len(found) > 1 and not shas:
             log.warning("%s: %d pruned sets of %s at IPC %d (subset %s) and no finished cell says which was evaluated; "
                         "showing the newest, %s", folder, len(found), rule, ipc, sub, path.name)
@@ -169,9 +169,10 @@ def kept_sets(folder: str | Path, plan: dict[str, Any], decoded: CondensedSet) -
     return out
 
 
-def _selection(path: Path, rule: str, ipc: int, decoded: CondensedSet) -> tuple[list[int], list[int]] | None:
-    """The kept indices and class counts a pruned set records, when it is ``rule`` at ``ipc`` cut from
-    ``decoded`` (its images and labels are the decoded source's at those indices), else None."""
+def _selection(path: Path, rule: str, ipc: int, decoded: CondensedSet
+               ) -> tuple[str, list[int], list[int]] | None:
+    """A pruned set's content sha256 and the kept indices and class counts it records, when it is ``rule`` at
+    ``ipc`` cut from ``decoded`` (its images and labels are the decoded source's at those indices), else None."""
     try:
         cs = load(path)
     except YocoError as exc:
@@ -189,7 +190,8 @@ def _selection(path: Path, rule: str, ipc: int, decoded: CondensedSet) -> tuple[
             and torch.allclose(cs.images, decoded.images[at], atol=1e-5, rtol=0)):
         return None
     counts = sel.get("class_counts")
-    return idx, counts if isinstance(counts, list) else torch.bincount(cs.labels, minlength=cs.num_classes).tolist()
+    counts = counts if isinstance(counts, list) else torch.bincount(cs.labels, minlength=cs.num_classes).tolist()
+    return content_sha256(cs), idx, counts
 
 
 # ----------------------------------------------------------------------------------------------------------
