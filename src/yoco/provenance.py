@@ -8,6 +8,7 @@ different days are the same cell).
 from __future__ import annotations
 
 import datetime
+import functools
 import platform
 from importlib import metadata
 from typing import Any
@@ -17,6 +18,7 @@ import torch
 PROVENANCE_KEY = "provenance"  # where the block sits in a result or in a condensed set's ``meta.extra``
 
 
+@functools.cache
 def version() -> str:
     """The installed yoco's version (``0+unknown`` when run from a source tree that was never installed)."""
     try:
@@ -33,6 +35,7 @@ def device_name(device: str | torch.device | None = None) -> str:
     return f"cpu: {_cpu_model()}"
 
 
+@functools.cache  # read once per process: every result and pruned set records it
 def _cpu_model() -> str:
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
