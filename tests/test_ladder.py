@@ -14,7 +14,7 @@ import pytest
 import torch
 from helpers import fail_evaluations_of, rt, separable_images, tiny_real, write_mnist_like
 
-from yoco import evaluate
+from yoco import cli, evaluate
 from yoco.data.condensed import CondensedMeta, CondensedSet, load
 from yoco.data.datasets import load_dataset
 from yoco.dynamics import DynamicsConfig, load_dynamics
@@ -632,3 +632,23 @@ def test_a_rule_reading_more_epochs_than_the_dynamics_record_stops_the_ladder_be
     fits = dataclasses.replace(cfg, options={option: 6, option.replace("epochs", "window"): 3})
     monkeypatch.undo()
     assert run_ladder(cs, fits, tmp_path / "fits", data_root=root, runtime=rt())["failed_cells"] == 0
+
+
+@pytest.mark.parametrize(("flags", "said"), [
+    (["--condense", "ipc=2", "--ipcs", "1,2"], "target IPCs [2] must be below the source IPC 2"),
+    (["--condense", "ipc=10", "--rules", "mdc_prefix"], "is not an MDC set"),
+    (["--condense", "ipc=10", "--rules", "tdds", "--dynamics-epochs", "4"], "reads the first 30 epochs"),
+    (["--condense", "ipc=10", "--dynamics-epochs", "20", "--lbpe-epochs", "75"], "shorter than --lbpe-epochs 75"),
+    (["--condense", "method=mdc,ipc=2", "--rules", "mdc_prefix", "--ipcs", "2"], "must be below the source IPC 2"),
+])
+def test_a_ladder_that_cannot_run_on_the_set_it_would_condense_is_refused_before_condensing(tmp_path, capsys, flags,
+                                                                                           said):
+    """``ladder --condense``: what the ladder checks of its source (IPCs, rules that cannot cut the set, windows longer
+    than the dynamics) is checked on the set the spec will make, before any data is read or any condensation runs;
+    the data root does not even exist, and the output folder stays empty."""
+    out = tmp_path / "lad"
+    code = cli.main(["ladder", "--dataset", "mnist", "--data-root", str(tmp_path / "absent"), "--device", "cpu",
+                     "--quiet", *flags, "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and said in err and "absent" not in err
+    assert not (out / "condensed.safetensors").exists() and not any(out.glob("**/*.safetensors"))

@@ -161,11 +161,12 @@ def set_meta_of(cs: CondensedSet) -> dict[str, Any]:
     return {**cs.meta.to_dict(), "source": cs.source}
 
 
-def check_set(rule: str | Rule, cs: CondensedSet) -> None:
-    """Refuse, before any work, a set ``rule`` cannot select from (``mdc_prefix`` on a set that is not MDC's)."""
+def check_set(rule: str | Rule, cs: CondensedSet | Mapping[str, Any]) -> None:
+    """Refuse, before any work, a set ``rule`` cannot select from (``mdc_prefix`` on a set that is not MDC's); the
+    set, or its metadata as :func:`set_meta_of` gives it (a ladder checks a set a condensation is about to make)."""
     sel = parse_rule(rule).selector
     if sel is not None and sel.check_set is not None:
-        sel.check_set(set_meta_of(cs))
+        sel.check_set(set_meta_of(cs) if isinstance(cs, CondensedSet) else cs)
 
 
 def check_epochs(r: Rule, options: Mapping[str, Any], where: PruneContext, recorded: int) -> None:

@@ -31,6 +31,8 @@ from yoco.cli.base import (
 from yoco.errors import YocoError
 
 if TYPE_CHECKING:
+    from yoco.data.condensed import CondensedSet
+    from yoco.ladder import LadderConfig
     from yoco.runtime import Runtime
 
 
@@ -187,7 +189,7 @@ def _ladder(p: argparse.ArgumentParser) -> Handler:
             a.condensed = str(shipped_set(a.preset))
         check_folder(a.out, _inputs(a, a.condensed), copies)
         rt = _runtime(a)
-        cs = _ladder_source(a, cfg.dataset, rt)
+        cs = _ladder_source(a, cfg, rt)
         doc = run_ladder(cs, cfg, a.out, data_root=a.data_root, ray_address=a.ray, force=a.force, runtime=rt)
         _keep_config(a, copies)
         return _print_ladder(a.out, doc)
@@ -195,8 +197,11 @@ def _ladder(p: argparse.ArgumentParser) -> Handler:
     return run
 
 
-def _ladder_source(a: argparse.Namespace, dataset: str, rt: Runtime):
+def _ladder_source(a: argparse.Namespace, cfg: LadderConfig, rt: Runtime) -> CondensedSet:
+    """The ladder's source: the set given, or the one ``--condense`` makes, after the ladder's checks on what that
+    set will be (its dataset, method and IPC), so a ladder that cannot run costs no condensation."""
     from yoco.data.condensed import load
+    from yoco.ladder import preflight
     from yoco.protocol import PRECISION
 
     if a.condensed and a.condense:
@@ -206,13 +211,15 @@ def _ladder_source(a: argparse.Namespace, dataset: str, rt: Runtime):
     if not a.condense:
         raise YocoError("ladder needs a condensed set (or --condense ipc=K to condense the real dataset first, or a "
                         "--preset whose set yoco ships)")
-    from yoco.condense import condense_from_spec
+    from yoco.condense import condense_from_spec, parse_condense_spec
 
     spec = a.condense  # the ladder's precision condenses too, unless the spec says otherwise
     if a.precision != PRECISION and "precision" not in spec:
         spec += f",precision={a.precision}"
-    return condense_from_spec(dataset, spec, Path(a.out) / "condensed.safetensors", data_root=a.data_root,
-                              runtime=rt)
+    out = Path(a.out) / "condensed.safetensors"
+    plan = parse_condense_spec(cfg.dataset, spec)
+    preflight(cfg, plan.set_meta(str(out)), a.out)
+    return condense_from_spec(cfg.dataset, plan, out, data_root=a.data_root, runtime=rt)
 
 
 def _print_ladder(out: str | Path, doc: dict) -> int:

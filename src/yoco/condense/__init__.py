@@ -21,11 +21,12 @@ from yoco.condense.matching import (
     matching_loss,
 )
 from yoco.condense.mdc import MDCConfig, MDCObjective, condense_mdc, crop_major_order, resolve_mdc_config
-from yoco.condense.spec import METHODS, condense_from_spec
+from yoco.condense.spec import METHODS, CondenseSpec, condense_from_spec, parse_condense_spec
 
 __all__ = [
     "METHODS",
     "PRESETS",
+    "CondenseSpec",
     "IDCConfig",
     "MDCConfig",
     "MDCObjective",
@@ -44,6 +45,7 @@ __all__ = [
     "matched_params",
     "matching_loss",
     "net_group",
+    "parse_condense_spec",
     "preset_for",
     "quick",
     "resolve_config",

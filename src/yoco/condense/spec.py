@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
-from yoco.condense.config import config_from_spec, parse_value, resolve_config, split_spec
+from yoco.condense.config import IDCConfig, config_from_spec, parse_value, resolve_config, split_spec
 from yoco.condense.idc import condense
-from yoco.condense.mdc import MDCConfig, condense_mdc, resolve_mdc_config
+from yoco.condense.mdc import MDCConfig, condense_mdc, nested_record, resolve_mdc_config
 from yoco.data.condensed import CondensedSet
 from yoco.errors import YocoError
 from yoco.runtime import Runtime
@@ -17,12 +18,29 @@ METHODS = ("idc", "mdc")
 MDC_KEYS = {f"mdc_{f.name}": f.name for f in dataclasses.fields(MDCConfig)}  # MDC's own settings in a spec
 
 
-def condense_from_spec(dataset: str, spec: str, out: str | Path, *, data_root: str | Path | None = None,
-                       runtime: Runtime | None = None, resume: bool = False) -> CondensedSet:
-    """Load ``dataset`` and condense it as ``spec`` says: ``method=idc`` (default) or ``mdc``, ``preset=NAME``,
-    MDC's ``mdc_period`` / ``mdc_class_wise``, and any field of :class:`~yoco.condense.config.IDCConfig` (an MDC
-    run starts from MDC's settings, IDC's preset with mse, as ``yoco condense --method mdc`` does)."""
-    from yoco.data.datasets import DATASETS, load_dataset
+@dataclasses.dataclass(frozen=True)
+class CondenseSpec:
+    """A ``--condense`` line read and checked, nothing loaded yet: the method, the dataset's registered name and the
+    settings the run will use."""
+
+    method: str
+    dataset: str
+    cfg: IDCConfig
+    mdc: MDCConfig
+
+    def set_meta(self, source: str) -> dict[str, Any]:
+        """The metadata the condensed set will carry, as the ladder's checks read a set's (``rules.set_meta_of``),
+        so a ladder refuses what it cannot do on that set before the condensation runs."""
+        extra = {"nested_subsets": nested_record(self.cfg.ipc)} if self.method == "mdc" else {}
+        return {"dataset": self.dataset, "method": self.method, "ipc": self.cfg.ipc, "factor": self.cfg.factor,
+                "extra": extra, "source": source}
+
+
+def parse_condense_spec(dataset: str, spec: str) -> CondenseSpec:
+    """Read ``spec``: ``method=idc`` (default) or ``mdc``, ``preset=NAME``, MDC's ``mdc_period`` / ``mdc_class_wise``,
+    and any field of :class:`~yoco.condense.config.IDCConfig` (an MDC run starts from MDC's settings, IDC's preset
+    with mse, as ``yoco condense --method mdc`` does). A bad item is a :class:`YocoError`; no data is read."""
+    from yoco.data.datasets import DATASETS
 
     pairs = split_spec(spec)
     method = pairs.pop("method", "idc")
@@ -31,12 +49,21 @@ def condense_from_spec(dataset: str, spec: str, out: str | Path, *, data_root: s
     own = {MDC_KEYS[k]: pairs.pop(k) for k in list(pairs) if k in MDC_KEYS}
     if own and method != "mdc":
         raise YocoError(f"condense spec: {', '.join('mdc_' + k for k in own)} are MDC's settings; add method=mdc")
-    # the whole spec is read before the dataset is: a bad value costs no loading
     name = DATASETS.get(str(dataset).strip().lower()).name
     cfg = config_from_spec(name, pairs, resolve_mdc_config if method == "mdc" else resolve_config)
     kinds = {f.name: type(getattr(MDCConfig(), f.name)) for f in dataclasses.fields(MDCConfig)}
     mdc = MDCConfig(**{k: parse_value(f"mdc_{k}", v, kinds[k]) for k, v in own.items()})
+    return CondenseSpec(method, name, cfg, mdc)
+
+
+def condense_from_spec(dataset: str, spec: str | CondenseSpec, out: str | Path, *, data_root: str | Path | None = None,
+                       runtime: Runtime | None = None, resume: bool = False) -> CondensedSet:
+    """Load ``dataset`` and condense it as ``spec`` says (a line for :func:`parse_condense_spec`, or one it read);
+    the whole spec is read before the dataset is, so a bad value costs no loading."""
+    from yoco.data.datasets import load_dataset
+
+    plan = spec if isinstance(spec, CondenseSpec) else parse_condense_spec(dataset, spec)
     real = load_dataset(dataset, root=data_root)
-    if method == "mdc":
-        return condense_mdc(real, cfg, out, mdc, runtime=runtime, resume=resume)
-    return condense(real, cfg, out, runtime=runtime, resume=resume)
+    if plan.method == "mdc":
+        return condense_mdc(real, plan.cfg, out, plan.mdc, runtime=runtime, resume=resume)
+    return condense(real, plan.cfg, out, runtime=runtime, resume=resume)

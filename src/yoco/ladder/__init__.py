@@ -21,7 +21,7 @@ from yoco.ladder.config import (
     shipped_set,
 )
 from yoco.ladder.page import page_path, write_page
-from yoco.ladder.run import demo, fingerprint, report_ladder, run_ladder
+from yoco.ladder.run import demo, fingerprint, preflight, report_ladder, run_ladder
 
 __all__ = [
     "DEFAULT_RULES",
@@ -39,6 +39,7 @@ __all__ = [
     "fingerprint",
     "key",
     "page_path",
+    "preflight",
     "preset_config",
     "quick",
     "report_ladder",

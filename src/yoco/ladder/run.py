@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,15 @@ from yoco.ladder.cache import FolderLock, cached, claim, key, read_json
 from yoco.ladder.cells import Cell, _dataset, execute, write_result
 from yoco.ladder.config import DEMO_SET, LadderConfig, demo_config
 from yoco.report import write_ladder_reports
-from yoco.rules import RANDOM_REFERENCE, check_epochs, check_set, parse_rule, prune, resolve_options
+from yoco.rules import (
+    RANDOM_REFERENCE,
+    check_epochs,
+    check_set,
+    parse_rule,
+    prune,
+    resolve_options,
+    set_meta_of,
+)
 from yoco.runtime import Runtime, runtime_or_default
 from yoco.scores import windows_for
 from yoco.scoretable import ScoreTable, build_table, complete_table, load_table
@@ -67,18 +75,7 @@ def run_ladder(
         source_fp = fingerprint(cs)
         real = _dataset(cfg.dataset, data_root)
         check_compatible(cs, real)
-        bad = [k for k in cfg.ipcs if cs.meta.ipc and k >= cs.meta.ipc]
-        if bad:
-            raise YocoError(f"target IPCs {bad} must be below the source IPC {cs.meta.ipc}")
-        for rule in cfg.rules:  # a rule that cannot cut this set (mdc_prefix on a set not MDC's), or that reads more
-            check_set(rule, cs)  # epochs than the dynamics will record, stops it now
-            for ipc in cfg.ipcs:
-                check_epochs(parse_rule(rule), cfg.options, PruneContext(cs.meta.dataset, cs.meta.ipc, ipc),
-                             cfg.dynamics.epochs)
-        planned = cfg.pruned_sets()
-        if planned > MAX_PRUNED_SETS:
-            raise YocoError(f"{out}: the ladder would write {planned} pruned sets, more than the {MAX_PRUNED_SETS} yoco "
-                            "allows in one folder; use fewer rules, IPCs, dynamics runs or --random-subsets")
+        preflight(cfg, set_meta_of(cs), out)
         claim(out, source_fp, cfg.dataset, cfg.to_dict(), force)
         tested = real.digest("test")  # cells are keyed by the test set's content, not by where it was read
         cache = out / "cache"
@@ -122,8 +119,7 @@ def run_ladder(
 
         # The windows follow from the source and the dynamics' length, so a folder whose score tables are made
         # (e.g. committed without its large dynamics file) resumes without the dynamics.
-        windows = windows_for(cs.meta.dataset, cs.meta.method, cfg.dynamics.epochs, cs.source,
-                              lbpe_epochs=cfg.lbpe_epochs, lbpe_top_k=cfg.lbpe_top_k, el2n_epochs=cfg.el2n_epochs)
+        windows = score_windows(cfg, set_meta_of(cs))
         score_kw = {**windows, "seed": cfg.subset_seed}
         needs = [parse_rule(r).needs for r in cfg.rules]
         columns = {"scores": [c for n in needs for c in n[0]], "features": [f for n in needs for f in n[1]]}
@@ -172,6 +168,36 @@ def run_ladder(
         execute(todo, rt, ray_address, batch_cells=batch_cells)
         doc = write_ladder_reports(out, [c.result() for c in cells], report_config)
     return doc
+
+
+def preflight(cfg: LadderConfig, meta: Mapping[str, Any], out: str | Path) -> None:
+    """Refuse, before any work, a ladder that cannot run on a set with this metadata (``rules.set_meta_of``; for
+    ``--condense``, what the condensation will make): target IPCs not below the source's, a rule that cannot cut
+    the set (``mdc_prefix`` on a set not MDC's), dynamics shorter than a rule's or a score's window, more pruned
+    sets than a folder allows. :func:`run_ladder` runs it too, so a set given directly gets the same checks."""
+    source_ipc = meta.get("ipc")
+    bad = [k for k in cfg.ipcs if source_ipc and k >= source_ipc]
+    if bad:
+        raise YocoError(f"target IPCs {bad} must be below the source IPC {source_ipc}")
+    for rule in cfg.rules:
+        parsed = parse_rule(rule)
+        check_set(parsed, meta)
+        for ipc in cfg.ipcs:
+            check_epochs(parsed, cfg.options, PruneContext(str(meta.get("dataset", "")), source_ipc, ipc),
+                         cfg.dynamics.epochs)
+    score_windows(cfg, meta)
+    planned = cfg.pruned_sets()
+    if planned > MAX_PRUNED_SETS:
+        raise YocoError(f"{out}: the ladder would write {planned} pruned sets, more than the {MAX_PRUNED_SETS} yoco "
+                        "allows in one folder; use fewer rules, IPCs, dynamics runs or --random-subsets")
+
+
+def score_windows(cfg: LadderConfig, meta: Mapping[str, Any]) -> dict[str, int]:
+    """The score windows (LBPE's E and K, EL2N's epochs) a ladder uses on a set with this metadata: the asked ones,
+    else the published ones for its dataset and method, shrunk to the dynamics' length where asked for nothing."""
+    return windows_for(str(meta.get("dataset", "")), str(meta.get("method", "")), cfg.dynamics.epochs,
+                       str(meta.get("source", "")), lbpe_epochs=cfg.lbpe_epochs, lbpe_top_k=cfg.lbpe_top_k,
+                       el2n_epochs=cfg.el2n_epochs)
 
 
 def report_ladder(out_dir: str | Path) -> dict[str, Any]:
