@@ -525,3 +525,17 @@ def test_soft_labels_travel_from_import_to_training_scores_and_pruning(tmp_path)
     pruned, record = prune(cs, table, "yoco", 1)
     assert class_counts(pruned.labels, range(len(pruned)), 2) == [4, 4]
     assert torch.allclose(pruned.soft, dec.soft[record["indices"]])
+
+
+def test_the_format_registry_has_one_order_whatever_a_process_imports_first():
+    """Formats are registered by the formats package alone, in its fixed order, so messages and ``--help`` list them
+    the same way whether a process first imported the exports (which read the folder layouts) or the formats."""
+    import subprocess
+
+    def names(first: str) -> str:
+        code = f"import {first}\nfrom yoco.data.formats import format_names\nprint(','.join(format_names()))"
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+
+    orders = {names(m) for m in ("yoco.data.exports", "yoco.data.containers", "yoco.data.formats")}
+    assert orders == {",".join(format_names())}
+    assert format_names()[-2:] == ["imagefolder", "hf"]

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from yoco.data.condensed import CondensedMeta, CondensedSet, content_sha256, normalize
-from yoco.data.readers import Raw, Request, read_own_meta, register
+from yoco.data.readers import Raw, Request, read_own_meta
 from yoco.errors import YocoError
 from yoco.files import atomic_folder, read_tensors, write_json, write_tensors, write_text
 from yoco.provenance import PROVENANCE_KEY, provenance
@@ -114,8 +114,6 @@ def _dataset_classes(dataset: str | None) -> list[str] | None:
         return None
 
 
-@register("imagefolder", factor=1, normalized=False, folder=True,
-          summary="an image-folder tree root/<class>/<image>.png (DD-Ranking and several authors)")
 def read_imagefolder(path: Path, req: Request) -> Raw | CondensedSet:
     """Every image under ``path/<class>/``; ``condensed.json`` (from ``yoco export``) restores the set: its order,
     soft labels, metadata and recipe."""
@@ -216,8 +214,6 @@ def _saved_meta(path: Path) -> dict[str, Any] | None:
     return read_own_meta(file)
 
 
-@register("hf", factor=1, normalized=False, folder=True, uses=("columns",),
-          summary="a local Hugging Face datasets snapshot: parquet or .arrow files with image and label columns")
 def read_hf(path: Path, req: Request) -> Raw | CondensedSet:
     """Every row of the parquet (or ``save_to_disk`` ``.arrow``) files at ``path`` (a file or a folder).
 

@@ -27,9 +27,7 @@ from yoco.data.formats.base import (
 from yoco.data.readers import FORMATS, Format, Raw, Request, register
 from yoco.registry import import_submodules
 
-import_submodules(__name__, __path__, first=("pairs", "tensors", "dsa", "kip", "own"))
-
-from yoco.data import containers  # noqa: F401  (registers the image-folder and Hugging Face readers)
+import_submodules(__name__, __path__, first=("pairs", "tensors", "dsa", "kip", "own", "folders"))
 
 __all__ = [
     "FORMATS",
