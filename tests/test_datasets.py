@@ -657,3 +657,12 @@ def test_cifar_pickle_memo_index_cannot_grow_the_memo_table(tmp_path: Path) -> N
     with pytest.raises(YocoError, match=r"data_batch_1: not a readable CIFAR batch \(ValueError: expected "
                                         r"4294967280 bytes"):
         datasets.read_cifar_pickle(path)
+
+
+def test_a_missing_dataset_that_yoco_can_download_says_how(tmp_path):
+    """Nothing is downloaded unless asked, so the error says what to run; a dataset with its own hint keeps it."""
+    with pytest.raises(YocoError, match=r"does not exist.*`yoco download cifar10` fetches it .*checksummed"):
+        load_dataset("cifar10", root=tmp_path / "absent")
+    with pytest.raises(YocoError, match="dataset-fashion-mnist") as exc:
+        load_dataset("fashion-mnist", root=tmp_path / "absent")
+    assert "yoco download" not in str(exc.value)

@@ -253,7 +253,8 @@ def load_dataset(name: str, root: str | Path | None = None, resolution: int | No
     try:
         folder = spec.find(base)
     except YocoError as exc:
-        raise YocoError(f"{exc}{'; ' + spec.hint if spec.hint else ''}") from None
+        hint = spec.hint or _download_hint(spec.name)
+        raise YocoError(f"{exc}{'; ' + hint if hint else ''}") from None
     s = spec.load(folder, resolution)
     train, test = s.train_images, s.test_images
     if resolution is not None and tuple(train.shape[2:]) != (resolution, resolution):
@@ -356,6 +357,15 @@ def labels_of(values: Any, n_classes: int, path: Path) -> torch.Tensor:
     if y.numel() and (int(y.min()) < 0 or int(y.max()) >= n_classes):
         raise YocoError(f"{path}: labels span {int(y.min())}..{int(y.max())}, expected 0..{n_classes - 1}")
     return y
+
+
+def _download_hint(name: str) -> str:
+    """What to run when a dataset yoco can download is missing (nothing is fetched unless asked)."""
+    from yoco.data.download import SOURCES, download_root
+
+    if name not in SOURCES:
+        return ""
+    return f"`yoco download {name}` fetches it from its official source, checksummed, into {download_root(name)}"
 
 
 def finder(subfolders: Sequence[str], names: Sequence[str], what: str, where: str) -> Finder:
