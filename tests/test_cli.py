@@ -298,3 +298,16 @@ def test_config_file_sets_options_the_command_line_overrides_and_is_kept(world, 
                "--config", t / "lad.toml", "--out", t / "lad") == 0
     assert (t / "lad" / "config.toml").exists()
     assert json.loads((t / "lad" / "results.json").read_text())["config"]["options"] == {"hard_cut": 0.2}
+
+
+def test_evaluate_tests_on_the_dataset_the_set_names_unless_told(world, capsys):
+    """``yoco evaluate SET`` reads the real dataset from the set's metadata; the result hashes that dataset's files
+    as inputs, and a --dataset given still wins (here one the set is not compatible with: refused by name)."""
+    t, root, s = world["tmp"], world["root"], world["set"]
+    assert run("evaluate", s, "--data-root", root, "--epochs", "1", "--width", "8", "--repeat", "1",
+               "--device", "cpu", "--quiet", "--out", t / "eval.json") == 0
+    res = json.loads((t / "eval.json").read_text())
+    assert res["dataset"] == "mnist" and "mnist test accuracy" in capsys.readouterr().out
+    assert run("evaluate", s, "--dataset", "fashion-mnist", "--data-root", root, "--epochs", "1",
+               "--out", t / "eval2.json") != 0
+    assert "fashion-mnist" in error_line(capsys) and not (t / "eval2.json").exists()

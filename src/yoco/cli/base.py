@@ -164,11 +164,11 @@ def _precision(p: argparse.ArgumentParser) -> None:
                    "results and caches record it")
 
 
-def _dataset(p: argparse.ArgumentParser, required: bool = True) -> None:
+def _dataset(p: argparse.ArgumentParser, required: bool = True, default: str = "") -> None:
     from yoco.data.datasets import DATASETS
 
     p.add_argument("--dataset", required=required, default=None, metavar="NAME",
-                   help="real dataset: " + ", ".join(DATASETS.names()))
+                   help="real dataset: " + ", ".join(DATASETS.names()) + (f" (default: {default})" if default else ""))
     p.add_argument("--data-root", default=None, metavar="DIR",
                    help="folder holding the dataset files (default: the dataset's own; see `yoco datasets`)")
     p.add_argument("--resolution", type=BOUNDED["pixels"], default=None, metavar="PX",

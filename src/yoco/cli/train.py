@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 @command("evaluate", "train fresh networks on a condensed set and test them on the real test set")
 def _evaluate(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("condensed", help="a yoco condensed-set file")
-    _dataset(p)
+    _dataset(p, required=False, default="the one the set's metadata names")
     _training(p, f"independent runs, seeds seed .. seed+repeat-1 (default: {protocol.EVAL_REPEATS})")
     p.add_argument("--test-points", type=BOUNDED["epochs"], default=None,
                    help=f"times the network is tested during training (default: the protocol's "
@@ -59,8 +59,9 @@ def _evaluate(p: argparse.ArgumentParser) -> Handler:
 
         out = Path(a.out) if a.out else Path(a.condensed).with_suffix(".eval.json")
         copies = _config_copy(a, out)
-        check_outputs([out, *copies], _inputs(a, a.condensed))
         cs = load(a.condensed)
+        a.dataset = a.dataset or cs.meta.dataset  # its files are inputs too, so named before the outputs are checked
+        check_outputs([out, *copies], _inputs(a, a.condensed))
         real = _real(a)
         check_compatible(cs, real)
         cfg = EvalConfig(**given(model=a.model, width=a.width, repeat=a.repeat, seed=a.seed,

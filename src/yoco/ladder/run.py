@@ -185,19 +185,20 @@ def preflight(cfg: LadderConfig, meta: Mapping[str, Any], out: str | Path) -> No
         for ipc in cfg.ipcs:
             check_epochs(parsed, cfg.options, PruneContext(str(meta.get("dataset", "")), source_ipc, ipc),
                          cfg.dynamics.epochs)
-    score_windows(cfg, meta)
+    score_windows(cfg, meta, warn=False)
     planned = cfg.pruned_sets()
     if planned > MAX_PRUNED_SETS:
         raise YocoError(f"{out}: the ladder would write {planned} pruned sets, more than the {MAX_PRUNED_SETS} yoco "
                         "allows in one folder; use fewer rules, IPCs, dynamics runs or --random-subsets")
 
 
-def score_windows(cfg: LadderConfig, meta: Mapping[str, Any]) -> dict[str, int]:
+def score_windows(cfg: LadderConfig, meta: Mapping[str, Any], *, warn: bool = True) -> dict[str, int]:
     """The score windows (LBPE's E and K, EL2N's epochs) a ladder uses on a set with this metadata: the asked ones,
-    else the published ones for its dataset and method, shrunk to the dynamics' length where asked for nothing."""
+    else the published ones for its dataset and method, shrunk to the dynamics' length where asked for nothing
+    (with a warning, unless ``warn`` is False)."""
     return windows_for(str(meta.get("dataset", "")), str(meta.get("method", "")), cfg.dynamics.epochs,
                        str(meta.get("source", "")), lbpe_epochs=cfg.lbpe_epochs, lbpe_top_k=cfg.lbpe_top_k,
-                       el2n_epochs=cfg.el2n_epochs)
+                       el2n_epochs=cfg.el2n_epochs, warn=warn)
 
 
 def report_ladder(out_dir: str | Path) -> dict[str, Any]:

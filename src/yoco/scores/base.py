@@ -159,9 +159,10 @@ def resolve_windows(dyn: Dynamics, *, lbpe_epochs: int | None = None, lbpe_top_k
 
 
 def windows_for(dataset: str, method: str, epochs: int, source: str, *, lbpe_epochs: int | None = None,
-                lbpe_top_k: int | None = None, el2n_epochs: int | None = None) -> dict[str, int]:
+                lbpe_top_k: int | None = None, el2n_epochs: int | None = None, warn: bool = True) -> dict[str, int]:
     """:func:`resolve_windows` for dynamics of ``epochs`` epochs recorded on a set of ``dataset`` made by
-    ``method`` (named ``source`` in messages), known before the dynamics exist."""
+    ``method`` (named ``source`` in messages), known before the dynamics exist (``warn`` False: a check ahead of
+    the work, which says nothing of the windows it shrinks)."""
     e_pub, k_pub = protocol.lbpe_window(dataset, method)
     asked = {"lbpe_epochs": lbpe_epochs, "lbpe_top_k": lbpe_top_k, "el2n_epochs": el2n_epochs}
     out = {"lbpe_epochs": lbpe_epochs or e_pub, "lbpe_top_k": lbpe_top_k or k_pub,
@@ -172,8 +173,9 @@ def windows_for(dataset: str, method: str, epochs: int, source: str, *, lbpe_epo
             if asked[name] is not None:
                 raise YocoError(f"{source}: the dynamics hold {epochs} epochs, shorter than {flag} "
                                 f"{out[name]}; record longer dynamics or choose a shorter window")
-            log.warning("%s: the dynamics hold %d epochs; %s shrunk from %d to %d (set %s to choose)", source,
-                        epochs, name, out[name], epochs, flag)
+            if warn:
+                log.warning("%s: the dynamics hold %d epochs; %s shrunk from %d to %d (set %s to choose)", source,
+                            epochs, name, out[name], epochs, flag)
             out[name] = epochs
     if out["lbpe_top_k"] > out["lbpe_epochs"]:
         if asked["lbpe_top_k"] is not None:
