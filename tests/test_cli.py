@@ -79,9 +79,10 @@ def test_every_command_runs_end_to_end(world, capsys):
                "--out", t / "p2.safetensors") == 0
     assert load(t / "p2.safetensors").meta.extra["selection"]["options"] == {"hard_cut": 0.2, "pick": "highest"}
     capsys.readouterr()
-    assert run("ladder", s, "--dataset", "mnist", "--data-root", root, *FAST_LADDER, "--out", t / "lad") == 0
+    assert run("ladder", s, "--data-root", root, *FAST_LADDER, "--out", t / "lad") == 0  # the set names mnist
     out = capsys.readouterr().out
     assert "lbpe_easy_balance" in out and "NOT the full protocol" in out and "(1 run)" in out
+    assert json.loads((t / "lad" / "results.json").read_text())["config"]["dataset"] == "mnist"
     (t / "lad" / "results.md").unlink()
     assert run("report", t / "lad") == 0
     report = capsys.readouterr().out

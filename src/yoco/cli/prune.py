@@ -130,7 +130,7 @@ def _ladder(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--condense", default=None, metavar="ipc=K,...",
                    help="condense the real dataset first: method=idc (default) or mdc, preset=NAME, mdc_period, "
                    "mdc_class_wise, and the settings of `yoco condense` (e.g. ipc=10,iterations=200)")
-    p.add_argument("--dataset", default=None, metavar="NAME", help="real dataset for testing (default: the preset's)")
+    p.add_argument("--dataset", default=None, metavar="NAME", help="real dataset for testing (default: the preset's, else the one the condensed set's metadata names)")
     p.add_argument("--data-root", default=None, metavar="DIR", help="folder holding the dataset files")
     p.add_argument("--preset", default=None, choices=list(PRESETS), help="a paper experiment (dataset, IPCs, window)")
     p.add_argument("--quick", action="store_true", help="a first look on a CPU, NOT the protocol: width 64, dynamics "
@@ -175,9 +175,14 @@ def _ladder(p: argparse.ArgumentParser) -> Handler:
     _precision(p)
 
     def run(a: argparse.Namespace) -> int:
+        from yoco.data.condensed import load
         from yoco.ladder import build_config, check_folder, run_ladder, shipped_set
 
         copies = _config_copy(a, Path(a.out), folder=True)
+        given_set = None
+        if a.condensed and not a.condense and not a.dataset and not a.preset:  # the set names its dataset
+            given_set = load(a.condensed)
+            a.dataset = given_set.meta.dataset
         cfg = build_config(preset=a.preset, dataset=a.dataset, quick_look=a.quick, ipcs=a.ipcs, rules=a.rules,
                            repeat=a.repeat, seed=a.seed, subset_seed=a.subset_seed,
                            random_subsets=a.random_subsets, score_runs=a.score_runs, lbpe_epochs=a.lbpe_epochs,
@@ -189,7 +194,7 @@ def _ladder(p: argparse.ArgumentParser) -> Handler:
             a.condensed = str(shipped_set(a.preset))
         check_folder(a.out, _inputs(a, a.condensed), copies)
         rt = _runtime(a)
-        cs = _ladder_source(a, cfg, rt)
+        cs = given_set or _ladder_source(a, cfg, rt)
         doc = run_ladder(cs, cfg, a.out, data_root=a.data_root, ray_address=a.ray, force=a.force, runtime=rt)
         _keep_config(a, copies)
         return _print_ladder(a.out, doc)
