@@ -26,7 +26,8 @@
 # warm (about 30 s idle): `stage-cifar a` carrying data/cifar10/parts/part-a, `stage-cifar b` carrying part-b, then
 # CONDENSE_S=560 `condense-cifar` carrying part-c: it checks the staged files, measures the CIFAR-10 inner step at
 # default, tf32 and bf16 (issue 28, PRECISION_BENCH_S, about 90 s), then continues the CIFAR-10 run from its
-# committed checkpoint (benchmarks/results/condense_budget_cifar10, begun on the CPU). Untar what comes back into
+# committed checkpoint (benchmarks/results/condense_budget_cifar10, begun on the CPU) and, in its last EVAL_S
+# (default 100) seconds, evaluates the kept sets on the card, furthest first. Untar what comes back into
 # benchmarks/results/, evaluate the saved sets on the CPU (`condense_budget.py --dataset cifar10 --minutes 0 ...`)
 # and commit. Later sessions: more `condense-cifar` (staging again on a fresh machine) until the set reaches 62%,
 # then the CIFAR-10 ladder; `ladder` (the Fashion-MNIST ladder, now the paper's cells, about 3 min) with
@@ -153,7 +154,14 @@ case "${1:-all}" in
     timeout "${PRECISION_BENCH_S:-90}" python benchmarks/bench_condense.py --device "$DEVICE" --steps 3 --rounds 1 \
       --engines batched --net-batch 8 --precisions default,tf32,bf16 --sets cifar10-sized \
       --out "$OUT/condense_cost_cuda_precision.json"
-    condense_until "${CONDENSE_S:-480}" cifar10 /tmp/cifar10 condense_budget_cifar10
+    condense_until "$(( ${CONDENSE_S:-480} - ${EVAL_S:-100} ))" cifar10 /tmp/cifar10 condense_budget_cifar10
+    # the sets kept so far, furthest first, evaluated under the full protocol on the card (about 50 s a set there,
+    # two hours on the CPU) for EVAL_S seconds; each finished evaluation is a file of its own, packed again below
+    if [ "${EVAL_S:-100}" -gt 0 ] && [ -d /tmp/condense_budget_cifar10 ]; then
+      timeout "${EVAL_S:-100}" python benchmarks/condense_budget.py --dataset cifar10 --ipc 10 --data-root /tmp/cifar10 \
+        --points "${POINTS:-25,50,100,150,200,500,1000,2000}" --minutes 0 --device "$DEVICE" --out /tmp/condense_budget_cifar10
+      tar -cf "$OUT/condense_budget_cifar10.tar" -C /tmp condense_budget_cifar10
+    fi
     ;;
   ladder)
     ladder_until "${LADDER_S:-150}"
