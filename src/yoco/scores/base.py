@@ -202,6 +202,7 @@ def l2_error(log_probs: torch.Tensor, labels: torch.Tensor, targets: torch.Tenso
 
 
 def need_epochs(dyn: Dynamics, epochs: int, what: str) -> None:
+    """Refuse a window of fewer than 1 epoch, or longer than the dynamics hold, naming ``what`` reads it."""
     if epochs < 1:
         raise YocoError(f"{what} needs a window of at least 1 epoch, got {epochs}")
     if dyn.epochs < epochs:

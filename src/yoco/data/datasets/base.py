@@ -399,6 +399,8 @@ def resize_center_crop(im: Any, size: int) -> Any:
 
 
 def decode_image(path: Path, mode: str, size: int | None) -> np.ndarray:
+    """One image file as uint8 pixels in Pillow ``mode`` (``RGB``, ``L``), resized and center-cropped to ``size``
+    when given; a file Pillow cannot read is a one-line error naming it."""
     from PIL import Image
 
     try:
