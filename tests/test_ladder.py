@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -652,3 +653,48 @@ def test_a_ladder_that_cannot_run_on_the_set_it_would_condense_is_refused_before
     err = capsys.readouterr().err
     assert code == 2 and said in err and "absent" not in err
     assert not (out / "condensed.safetensors").exists() and not any(out.glob("**/*.safetensors"))
+
+
+def test_a_stopped_condense_ladder_resumes_its_condensation_and_never_condenses_twice(tmp_path, monkeypatch, capsys,
+                                                                                      caplog):
+    """``ladder --condense``, run again into its folder: a condensation stopped part-way continues from its checkpoint
+    (the same set, bit for bit on the CPU, as one uninterrupted run), a finished set is reused, never condensed again
+    (its cells are reused too), and a set condensed with other settings is refused by name, nothing overwritten."""
+    from yoco import condense as condense_pkg
+    from yoco.condense import condense, config_from_spec, resolve_config
+
+    real = tiny_real(n_per_class=8, num_classes=10, size=16)
+    write_mnist_like(tmp_path / "data", real)
+    spec = "ipc=2,preset=cpu-quick,iterations=2,inner=1,width=8,checkpoint_every=1"
+    ladder = ["ladder", "--dataset", "mnist", "--data-root", str(tmp_path / "data"), "--ipcs", "1", "--rules",
+              "yoco", "--epochs", "2", "--width", "8", "--dynamics-epochs", "4", "--dynamics-runs", "1",
+              "--lbpe-epochs", "3", "--lbpe-top-k", "2", "--device", "cpu", "--quiet"]
+    loaded = load_dataset("mnist", root=tmp_path / "data")
+    whole = condense(loaded, config_from_spec("mnist", {k: v for k, v in (i.split("=") for i in spec.split(","))},
+                                              resolve_config), tmp_path / "whole.safetensors", runtime=rt())
+    out = tmp_path / "lad"
+    half = spec.replace("iterations=2", "iterations=1")
+    condense(loaded, config_from_spec("mnist", {k: v for k, v in (i.split("=") for i in half.split(","))},
+                                      resolve_config), out / "condensed.safetensors", runtime=rt(),
+             keep_checkpoint=True)
+    (out / "condensed.safetensors").unlink()  # stopped after iteration 1 of 2: only the checkpoint is left
+    caplog.set_level(logging.INFO, logger="yoco.condense.idc")
+    assert cli.main([*ladder, "--condense", spec, "--out", str(out)]) == 0
+    assert "from iteration 1" in caplog.text  # continued, not begun again
+    made = load(out / "condensed.safetensors")
+    assert torch.equal(made.images, whole.images) and made.meta.extra["matching_loss"] == whole.meta.extra[
+        "matching_loss"]
+    first = (out / "results.json").read_text()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("condensed again")
+
+    monkeypatch.setattr(condense_pkg.spec, "condense", refuse)
+    monkeypatch.setattr(evaluate, "evaluate_condensed", refuse)
+    assert cli.main([*ladder, "--condense", spec, "--out", str(out)]) == 0
+    assert json.loads((out / "results.json").read_text())["rows"] == json.loads(first)["rows"]
+    capsys.readouterr()
+    assert cli.main([*ladder, "--condense", spec.replace("iterations=2", "iterations=3"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "condensed with other settings" in err and "iterations: 2 there, 3 asked" in err
+    assert torch.equal(load(out / "condensed.safetensors").images, whole.images)

@@ -27,6 +27,7 @@ from yoco.cli.base import (
     _seed,
     command,
     given,
+    log,
 )
 from yoco.errors import YocoError
 
@@ -216,7 +217,7 @@ def _ladder_source(a: argparse.Namespace, cfg: LadderConfig, rt: Runtime) -> Con
     if not a.condense:
         raise YocoError("ladder needs a condensed set (or --condense ipc=K to condense the real dataset first, or a "
                         "--preset whose set yoco ships)")
-    from yoco.condense import condense_from_spec, parse_condense_spec
+    from yoco.condense import checkpoint_path, condense_from_spec, parse_condense_spec
 
     spec = a.condense  # the ladder's precision condenses too, unless the spec says otherwise
     if a.precision != PRECISION and "precision" not in spec:
@@ -224,7 +225,17 @@ def _ladder_source(a: argparse.Namespace, cfg: LadderConfig, rt: Runtime) -> Con
     out = Path(a.out) / "condensed.safetensors"
     plan = parse_condense_spec(cfg.dataset, spec)
     preflight(cfg, plan.set_meta(str(out)), a.out)
-    return condense_from_spec(cfg.dataset, plan, out, data_root=a.data_root, runtime=rt)
+    if out.is_file():  # a rerun of a stopped ladder: the set it condensed is its source, never condensed again
+        cs = load(out)
+        differ = plan.differences(cs)
+        if differ:
+            raise YocoError(f"{out} was condensed with other settings than --condense {a.condense} "
+                            f"({'; '.join(differ)}); give another --out, or delete it to condense again")
+        log.info("%s: the set this ladder condensed on an earlier run, reused", out)
+        return cs
+    # a condensation stopped part-way continues from its checkpoint (refused if another configuration wrote it)
+    return condense_from_spec(cfg.dataset, plan, out, data_root=a.data_root, runtime=rt,
+                              resume=checkpoint_path(out).is_file())
 
 
 def _print_ladder(out: str | Path, doc: dict) -> int:

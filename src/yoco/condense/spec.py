@@ -36,6 +36,24 @@ class CondenseSpec:
                 "extra": extra, "source": source}
 
 
+    def differences(self, cs: CondensedSet) -> list[str]:
+        """How ``cs`` differs from the set this spec makes (empty: it is that set, e.g. made by an earlier run of the
+        same ladder): method, dataset and every setting but the runtime's (checkpoints, engine), as its metadata
+        records them."""
+        made = cs.meta.extra.get("config") if isinstance(cs.meta.extra.get("config"), dict) else {}
+        runtime = ("checkpoint_every", "eval_every", "engine")
+        want = {k: v for k, v in self.cfg.resolved(self.dataset).to_dict().items() if k not in runtime}
+        have = {k: v for k, v in made.items() if k not in runtime}
+        out = [f"{k}: {have.get(k)!r} there, {want.get(k)!r} asked" for k in sorted(set(want) | set(have))
+               if have.get(k) != want.get(k)]
+        if (cs.meta.method, cs.meta.dataset) != (self.method, self.dataset):
+            out.insert(0, f"made by {cs.meta.method} on {cs.meta.dataset}, {self.method} on {self.dataset} asked")
+        elif self.method == "mdc" and (cs.meta.extra.get("mdc") or {}).get("config") != self.mdc.to_dict():
+            out.append(f"MDC settings {(cs.meta.extra.get('mdc') or {}).get('config')!r} there, "
+                       f"{self.mdc.to_dict()!r} asked")
+        return out
+
+
 def parse_condense_spec(dataset: str, spec: str) -> CondenseSpec:
     """Read ``spec``: ``method=idc`` (default) or ``mdc``, ``preset=NAME``, MDC's ``mdc_period`` / ``mdc_class_wise``,
     and any field of :class:`~yoco.condense.config.IDCConfig` (an MDC run starts from MDC's settings, IDC's preset
