@@ -41,7 +41,8 @@
 #  4. issue 31: that all-rules ladder, if the CPU has not finished it (it resumes from its committed cells).
 # Issue 28's end-to-end goal: `e2e-cifar` carrying part-c after a and b (one command: CIFAR-10 condensed for 100
 # outer iterations, then the whole ladder; E2E_FLAGS="--precision bf16" for the fast variant), its log and results
-# back in $OUT/e2e_cifar.{log,tar}.
+# back in $OUT/e2e_cifar.{log,tar}. Stopped by its time box, the same call again on the warm machine continues it
+# (the condensation from its checkpoint, every 10 outer iterations; the ladder from its finished cells).
 # Rehearse a plan here first: DEVICE=cpu OUT=/tmp/rehearsal bash benchmarks/gpu_session.sh <step> runs the same steps
 # on the CPU (2026-12-04: stage-cifar a and b, then condense-cifar's gather, check, copy and resume ran; the
 # precision benchmarks only hit their time boxes, as a CPU is expected to; e2e-cifar with E2E_CONDENSE=
@@ -186,7 +187,7 @@ case "${1:-all}" in
     t=$SECONDS
     # shellcheck disable=SC2086
     timeout "$(( ${E2E_S:-580} - (SECONDS - T0) ))" python -m yoco.cli ladder --dataset cifar10 --data-root "$STAGED" \
-      --condense "${E2E_CONDENSE:-ipc=10,iterations=100}" --device "$DEVICE" --quiet --out "$WORK/e2e_cifar" \
+      --condense "${E2E_CONDENSE:-ipc=10,iterations=100,checkpoint_every=10}" --device "$DEVICE" --quiet --out "$WORK/e2e_cifar" \
       ${E2E_FLAGS:-}
     echo "end to end: rc $?, $(( SECONDS - t )) s from the command's start"
     [ -d "$WORK/e2e_cifar" ] && tar -cf "$OUT/e2e_cifar.tar" -C "$WORK" --exclude='dynamics-*.safetensors' e2e_cifar
