@@ -124,3 +124,9 @@ def test_the_gpu_plan_runs_on_the_cpu_from_staged_parts(tmp_path):
     with tarfile.open(tmp_path / "out" / "e2e_cifar.tar") as tar:
         names = tar.getnames()
     assert "e2e_cifar/results.json" in names and not any("/dynamics-" in n for n in names)
+    # the same call again (as after a time box stopped it): the part gathers again, the set and cells are reused
+    again = subprocess.run(["bash", str(script), "e2e-cifar"], check=False, env=env, capture_output=True, text=True,
+                           timeout=600)
+    log = (tmp_path / "out" / "e2e_cifar.log").read_text()
+    assert again.returncode == 0 and "end to end: rc 0" in log and "reused" in log, log[-3000:]
+    assert "IDC iteration" not in log and "0 to run" in log
