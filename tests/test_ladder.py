@@ -698,3 +698,29 @@ def test_a_stopped_condense_ladder_resumes_its_condensation_and_never_condenses_
     err = capsys.readouterr().err
     assert "condensed with other settings" in err and "iterations: 2 there, 3 asked" in err
     assert torch.equal(load(out / "condensed.safetensors").images, whole.images)
+
+
+def test_a_cell_is_evaluated_again_when_its_set_was_remade_with_other_content(tmp_path, monkeypatch):
+    """Keys name settings, not contents: a pruned set made again under the same key with other images (its scores
+    re-recorded on another machine, whose float rounding picks other images) must not inherit the old set's
+    result. The cell's recorded digest is checked against the set on disk: only that set's cell runs again."""
+    cs, cfg, root = _setup(tmp_path)
+    cfg = dataclasses.replace(cfg, ipcs=(1,), rules=("yoco", "random_balance"), repeat=1)
+    out = tmp_path / "run"
+    run_ladder(cs, cfg, out, data_root=root, runtime=rt())
+    calls = _count_evals(monkeypatch)
+    run_ladder(cs, cfg, out, data_root=root, runtime=rt())
+    assert calls == []  # everything reused
+    path = next((out / "pruned").glob("lbpe_easy_balance-ipc1-*.safetensors"))
+    remade = load(path)
+    remade.images[0] = remade.images[0].flip(-1)  # other content, the same key inside
+    from yoco.data.condensed import save
+
+    save(remade, path)
+    doc = run_ladder(cs, cfg, out, data_root=root, runtime=rt())
+    assert len(calls) == 1
+    row = next(r for r in doc["rows"] if r["rule"] == "lbpe_easy_balance" and r["ipc"] == 1)
+    cell = json.loads(next((out / "cells").glob("lbpe_easy_balance-ipc1-*.json")).read_text())
+    from yoco.data.condensed import content_sha256
+
+    assert cell["sha256"] == content_sha256(remade) and row["last_mean"] == pytest.approx(cell["last"])

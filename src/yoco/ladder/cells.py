@@ -44,6 +44,7 @@ class Cell:
     threads: int = 0
     run: int | None = None
     test_sha256: str = ""
+    set_sha256: str = ""  # the content digest of the set at set_path when the ladder planned the cell
 
     @property
     def name(self) -> str:
@@ -60,11 +61,14 @@ class Cell:
 
     def recorded(self) -> dict[str, Any] | None:
         """The cell's result file (ok or failed) when it was written with this cell's key and reads as a result
-        (accuracies are numbers in [0, 1], an error is text), else None; what it says of its rule, IPC, seed, subset
-        and run is this cell's (its key says so)."""
+        (accuracies are numbers in [0, 1], an error is text) and, when the plan knows it, evaluated the set that is at
+        ``set_path`` now (keys name settings, not contents, so a set remade from other dynamics is caught by its
+        digest), else None; what it says of its rule, IPC, seed, subset and run is this cell's (its key says so)."""
         old = read_json(Path(self.out))
         if old is None or old.get("key") != self.key or not _well_formed(old):
             return None
+        if self.set_sha256 and old.get("status") == "ok" and old.get("sha256") != self.set_sha256:
+            return None  # another set under the same key (e.g. remade from re-recorded dynamics): evaluate it again
         return {**old, "rule": self.rule, "ipc": self.ipc, "seed": self.seed, "subset": self.subset, "run": self.run}
 
     def result(self) -> dict[str, Any]:

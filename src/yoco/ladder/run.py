@@ -88,7 +88,8 @@ def run_ladder(
             src_path = cache / f"source-{source_fp}.safetensors"
             cached(src_path, source_fp, lambda: cs, save, load, fingerprint)
             source_cells = _cells(out, "source", None, src_path, source_fp, cfg, eval_cfg, data_root, rt,
-                                  range(cfg.seed, cfg.seed + cfg.evaluations), tested=tested)
+                                  range(cfg.seed, cfg.seed + cfg.evaluations), tested=tested,
+                                  digest=content_sha256(cs))
 
         def make_dynamics() -> Dynamics:
             log.info("recording training dynamics (%d runs x %d epochs)", cfg.dynamics.runs, cfg.dynamics.epochs)
@@ -142,14 +143,15 @@ def run_ladder(
                     for sub in range(cfg.subset_seed + run * subsets, cfg.subset_seed + (run + 1) * subsets):
                         pkey = key(origin, name, ipc, cfg.options, sub, *([own] if own else []))
                         path = out / "pruned" / f"{name}-ipc{ipc}-sub{sub}-{pkey}.safetensors"
-                        cached(path, pkey, partial(_pruned, cs, table, name, ipc, cfg, sub, pkey), save, load,
-                               lambda p: p.meta.extra.get("cache_key"))
+                        pruned = cached(path, pkey, partial(_pruned, cs, table, name, ipc, cfg, sub, pkey), save, load,
+                                        lambda p: p.meta.extra.get("cache_key"))
                         # the run is part of a cell's name only where it chose the set (a random subset's seed
                         # already names it), so the same subset and seed is the same cell file in either mode
                         first = cfg.seed + run * cfg.repeat
                         cells += _cells(out, name, ipc, path, pkey, cfg, eval_cfg, data_root, rt,
                                         range(first, first + cfg.repeat), sub,
-                                        run if cfg.separate and parsed.reads_dynamics else None, tested=tested)
+                                        run if cfg.separate and parsed.reads_dynamics else None, tested=tested,
+                                        digest=content_sha256(pruned))
 
         # smallest target IPC first and the unpruned source last: a ladder stopped part-way leaves whole rows
         # (every rule at the small IPCs) rather than every IPC of a few rules
@@ -304,7 +306,7 @@ def _pruned(cs: CondensedSet, table: ScoreTable, rule: str, ipc: int, cfg: Ladde
 
 def _cells(out: Path, rule: str, ipc: int | None, set_path: Path, set_key: str, cfg: LadderConfig,
            eval_cfg: dict[str, Any], data_root: str | None, rt: Runtime, seeds: range,
-           subset: int | None = None, run: int | None = None, *, tested: str) -> list[Cell]:
+           subset: int | None = None, run: int | None = None, *, tested: str, digest: str = "") -> list[Cell]:
     cells = []
     for s in seeds:
         # keyed by the kind of device the cell trains on, so `auto` and `cpu` on a CPU are the same cell, and by the
@@ -313,7 +315,7 @@ def _cells(out: Path, rule: str, ipc: int | None, set_path: Path, set_key: str, 
         k = key(set_key, _keyed(eval_cfg, cfg.dataset), rt.device.type, s, *_compiled(rt.compile),
                 *_revision(cfg), {"test_sha256": tested})
         cell = Cell(rule, ipc, s, str(set_path), cfg.dataset, data_root, eval_cfg, k, "", subset=subset,
-                    runtime=rt.but(progress=False), run=run, test_sha256=tested)
+                    runtime=rt.but(progress=False), run=run, test_sha256=tested, set_sha256=digest)
         cells.append(dataclasses.replace(cell, out=str(out / "cells" / f"{cell.name}-{k}.json")))
     return cells
 
