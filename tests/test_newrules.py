@@ -420,3 +420,27 @@ def test_tiny_ladder_with_the_newer_rules(tmp_path, monkeypatch):
             assert sum(selection["class_counts"]) == 10 * ipc
             if "tdds" in name:
                 assert selection["options"] == {"tdds_epochs": 6, "tdds_window": 3, "tdds_decay": 0.9}
+
+
+def test_a_table_is_completed_only_from_the_dynamics_it_came_from(tmp_path):
+    """A table records the content digest of its dynamics (the same whether held in memory or read back from
+    their file); a column asked of it later is computed from those dynamics only. From dynamics recorded again
+    with other contents (another machine's rounding), every column is computed again instead: one table never
+    mixes two records."""
+    from yoco.dynamics import load_dynamics, save_dynamics
+
+    dyn = fixture_dynamics(epochs=8)
+    back = load_dynamics(save_dynamics(dyn, tmp_path / "dyn.safetensors"))
+    assert back.digest() == dyn.digest()
+    table = build_table(dyn, lbpe_epochs=4, lbpe_top_k=2, el2n_epochs=2)
+    assert table.config["dynamics_sha256"] == dyn.digest()
+    partial = dataclasses.replace(table, features={k: v for k, v in table.features.items() if k != "label_probs"})
+    done, added = complete_table(partial, lambda: back, features=["label_probs"])
+    assert added == ["label_probs"] and torch.equal(done.scores["lbpe"], table.scores["lbpe"])
+    other = fixture_dynamics(epochs=8, seed=1)
+    assert other.digest() != dyn.digest()
+    redone, added = complete_table(partial, lambda: other, features=["label_probs"])
+    fresh = build_table(other, lbpe_epochs=4, lbpe_top_k=2, el2n_epochs=2)
+    assert set(added) >= {"lbpe", "embeddings", "label_probs"} and redone.config["dynamics_sha256"] == other.digest()
+    assert all(torch.equal(redone.scores[k], fresh.scores[k]) for k in fresh.scores)
+    assert all(torch.equal(redone.features[k], fresh.features[k]) for k in fresh.features)

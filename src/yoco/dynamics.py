@@ -110,6 +110,21 @@ class Dynamics:
     def num_classes(self) -> int:
         return int(self.log_probs.shape[3])
 
+    def digest(self) -> str:
+        """sha256 of the record's contents (every tensor, in float16 for the outputs as saved, and the targets),
+        so a table of scores can tell the dynamics it was computed from from others recorded under the same settings."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for name in _TENSORS:
+            t = getattr(self, name)
+            t = t.to(torch.float16) if name == "log_probs" else t
+            h.update(f"{name}{list(t.shape)}{t.dtype}".encode())
+            h.update(t.detach().contiguous().cpu().numpy().tobytes())
+        if self.targets is not None:
+            h.update(self.targets.detach().contiguous().cpu().numpy().tobytes())
+        return h.hexdigest()
+
     def run(self, index: int) -> Dynamics:
         """The record of run ``index`` alone (views, no copy): what one of YOCO's independent reproductions
         (``reproduce_1..3``) computes its scores from."""

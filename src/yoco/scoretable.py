@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -32,6 +33,8 @@ from yoco.files import read_tensors, write_tensors, write_text
 from yoco.scores import SCORES, compute_scores
 from yoco.selectors import canonical_feature, get_feature
 from yoco.selectors import features as all_features
+
+log = logging.getLogger(__name__)
 
 CONFIG_PREFIX = "# config: "
 
@@ -253,7 +256,7 @@ def build_table(dyn: Dynamics, *, lbpe_epochs: int, lbpe_top_k: int, el2n_epochs
     features = {name: feature.prepare(dyn) for name, feature in all_features().items()}
     cfg = {"lbpe_epochs": lbpe_epochs, "lbpe_top_k": lbpe_top_k, "el2n_epochs": el2n_epochs, "seed": seed,
            **({"set_sha256": dyn.config["set_sha256"]} if "set_sha256" in dyn.config else {}), **dict(config or {}),
-           "methods": _versions(scores, features)}
+           "methods": _versions(scores, features), "dynamics_sha256": dyn.digest()}
     return ScoreTable(scores, dyn.labels, features, cfg)
 
 
@@ -278,6 +281,15 @@ def complete_table(table: ScoreTable, dynamics: Callable[[], Dynamics], *, score
         return table, []
     dyn = dynamics()
     cfg = table.config
+    if cfg.get("dynamics_sha256") not in (None, dyn.digest()):
+        # the dynamics were recorded again (e.g. on another machine, whose rounding differs): a column from them
+        # beside columns from the old ones would mix two records, so the whole table is made again from these
+        log.warning("%s: the dynamics differ from those its scores came from; every column is computed again",
+                    table.source)
+        fresh = build_table(dyn, lbpe_epochs=cfg["lbpe_epochs"], lbpe_top_k=cfg["lbpe_top_k"],
+                            el2n_epochs=cfg["el2n_epochs"], seed=cfg.get("seed", 0),
+                            config={k: v for k, v in cfg.items() if k not in ("methods", "dynamics_sha256")})
+        return fresh, sorted({*fresh.scores, *fresh.features})
     new_scores = compute_scores(dyn, stale_scores, lbpe_epochs=cfg["lbpe_epochs"], lbpe_top_k=cfg["lbpe_top_k"],
                                 el2n_epochs=cfg["el2n_epochs"], seed=cfg.get("seed", 0)) if stale_scores else {}
     new_features = {n: get_feature(n).prepare(dyn) for n in stale_features}
