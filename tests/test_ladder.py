@@ -724,3 +724,29 @@ def test_a_cell_is_evaluated_again_when_its_set_was_remade_with_other_content(tm
     from yoco.data.condensed import content_sha256
 
     assert cell["sha256"] == content_sha256(remade) and row["last_mean"] == pytest.approx(cell["last"])
+
+
+def test_dynamics_recorded_again_with_other_contents_remake_what_their_scores_chose(tmp_path, monkeypatch):
+    """A folder committed without its score tables, resumed where the dynamics come out otherwise (another machine):
+    the tables are made from the new record, every set a score chose is made again from them (it records the
+    dynamics it was chosen by), and only those sets' cells run again; the random subsets, which read no score, stay."""
+    from yoco.dynamics import load_dynamics, save_dynamics
+
+    cs, cfg, root = _setup(tmp_path)
+    cfg = dataclasses.replace(cfg, ipcs=(1,), rules=("yoco", "random_balance"), repeat=1)
+    out = tmp_path / "run"
+    run_ladder(cs, cfg, out, data_root=root, runtime=rt())
+    [dyn_path] = (out / "cache").glob("dynamics-*.safetensors")
+    dyn = load_dynamics(dyn_path)
+    old_digest = dyn.digest()
+    assert load(next((out / "pruned").glob("lbpe_easy_balance-*"))).meta.extra["dynamics_sha256"] == old_digest
+    other = dataclasses.replace(dyn, log_probs=dyn.log_probs.flip(1))  # the same settings, another record
+    save_dynamics(other, dyn_path)
+    for table in (out / "cache").glob("scores-*.safetensors"):
+        table.unlink()
+    calls = _count_evals(monkeypatch)
+    run_ladder(cs, cfg, out, data_root=root, runtime=rt())
+    assert len(calls) == 1  # the YOCO set's cell; the random subset's is reused
+    remade = load(next((out / "pruned").glob("lbpe_easy_balance-*")))
+    assert remade.meta.extra["dynamics_sha256"] == other.digest() != old_digest
+    assert "dynamics_sha256" not in load(next((out / "pruned").glob("random_balance-*"))).meta.extra

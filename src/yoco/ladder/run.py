@@ -143,8 +143,9 @@ def run_ladder(
                     for sub in range(cfg.subset_seed + run * subsets, cfg.subset_seed + (run + 1) * subsets):
                         pkey = key(origin, name, ipc, cfg.options, sub, *([own] if own else []))
                         path = out / "pruned" / f"{name}-ipc{ipc}-sub{sub}-{pkey}.safetensors"
-                        pruned = cached(path, pkey, partial(_pruned, cs, table, name, ipc, cfg, sub, pkey), save, load,
-                                        lambda p: p.meta.extra.get("cache_key"))
+                        scored = table.config.get("dynamics_sha256") if parsed.reads_dynamics else None
+                        pruned = cached(path, pkey, partial(_pruned, cs, table, name, ipc, cfg, sub, pkey, scored),
+                                        save, load, partial(_pruned_key, scored=scored))
                         # the run is part of a cell's name only where it chose the set (a random subset's seed
                         # already names it), so the same subset and seed is the same cell file in either mode
                         first = cfg.seed + run * cfg.repeat
@@ -298,10 +299,19 @@ def _score_table(cache: Path, dyn_key: str, score_kw: dict[str, Any], dynamics: 
 
 
 def _pruned(cs: CondensedSet, table: ScoreTable, rule: str, ipc: int, cfg: LadderConfig, subset: int,
-            pkey: str) -> CondensedSet:
+            pkey: str, scored: str | None) -> CondensedSet:
     pruned, _ = prune(cs, table, rule, ipc, seed=subset, **cfg.options)
     pruned.meta.extra["cache_key"] = pkey
+    if scored:  # the dynamics its scores came from, by content (keys name settings only)
+        pruned.meta.extra["dynamics_sha256"] = scored
     return pruned
+
+
+def _pruned_key(pruned: CondensedSet, *, scored: str | None) -> str | None:
+    """A cached pruned set's key, or None when it was chosen by scores of other dynamics than the table's now (made
+    again then); a set made before the digest was recorded is taken as it is."""
+    made_from = pruned.meta.extra.get("dynamics_sha256")
+    return pruned.meta.extra.get("cache_key") if made_from in (None, scored) else None
 
 
 def _cells(out: Path, rule: str, ipc: int | None, set_path: Path, set_key: str, cfg: LadderConfig,
