@@ -167,8 +167,8 @@ case "${1:-all}" in
       --engines batched --net-batch 8 --precisions default,tf32,bf16 --sets cifar10-sized \
       --out "$OUT/condense_cost_cuda_precision.json"
     condense_until "$(( ${CONDENSE_S:-480} - ${EVAL_S:-100} ))" cifar10 "$STAGED" condense_budget_cifar10
-    # the sets kept so far, furthest first, evaluated under the full protocol on the card (about 50 s a set there,
-    # two hours on the CPU) for EVAL_S seconds; each finished evaluation is a file of its own, packed again below
+    # the sets kept so far, furthest first, evaluated under the full protocol on the card (about 50 s a set there by the
+    # H100's dynamics time, one to two hours on the CPU) for EVAL_S seconds; each finished evaluation is a file of its own, packed again below
     if [ "${EVAL_S:-100}" -gt 0 ] && [ -d "$WORK/condense_budget_cifar10" ]; then
       timeout "${EVAL_S:-100}" python benchmarks/condense_budget.py --dataset cifar10 --ipc 10 --data-root "$STAGED" \
         --points "${POINTS:-25,50,100,150,200,500,1000,2000}" --minutes 0 --device "$DEVICE" --out "$WORK/condense_budget_cifar10"
