@@ -131,7 +131,9 @@ def _ladder(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--condense", default=None, metavar="ipc=K,...",
                    help="condense the real dataset first: method=idc (default) or mdc, preset=NAME, mdc_period, "
                    "mdc_class_wise, and the settings of `yoco condense` (e.g. ipc=10,iterations=200)")
-    p.add_argument("--dataset", default=None, metavar="NAME", help="real dataset for testing (default: the preset's, else the one the condensed set's metadata names)")
+    p.add_argument("--dataset", default=None, metavar="NAME",
+                   help="real dataset for testing (default: the preset's, else the one the condensed set's metadata "
+                   "names)")
     p.add_argument("--data-root", default=None, metavar="DIR", help="folder holding the dataset files")
     p.add_argument("--preset", default=None, choices=list(PRESETS), help="a paper experiment (dataset, IPCs, window)")
     p.add_argument("--quick", action="store_true", help="a first look on a CPU, NOT the protocol: width 64, dynamics "

@@ -29,7 +29,9 @@ GPU_NET_GROUP = 8  # outer iterations whose networks train side by side on a GPU
 CHECKPOINT_VERSION = "2"
 # Fields that change how long a run goes, how it reports or how it computes the same numbers, never its
 # trajectory: a resumed run may differ here.
-RESUMABLE_FIELDS = ("iterations", "checkpoint_every", "eval_every", "engine", "precision")
+# How a run is carried out, not what it makes (a finished set is the same set under any of them).
+RUNTIME_FIELDS = ("checkpoint_every", "eval_every", "engine")
+RESUMABLE_FIELDS = ("iterations", *RUNTIME_FIELDS, "precision")
 # Fields added after checkpoints existed, at the values every earlier run had: a checkpoint's identity leaves them
 # out there, so an older checkpoint still resumes.
 LEGACY_VALUES = {"decode": "single", "net_mix_p": protocol.MIX_P}

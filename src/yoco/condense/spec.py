@@ -7,7 +7,14 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from yoco.condense.config import IDCConfig, config_from_spec, parse_value, resolve_config, split_spec
+from yoco.condense.config import (
+    RUNTIME_FIELDS,
+    IDCConfig,
+    config_from_spec,
+    parse_value,
+    resolve_config,
+    split_spec,
+)
 from yoco.condense.idc import condense
 from yoco.condense.mdc import MDCConfig, condense_mdc, nested_record, resolve_mdc_config
 from yoco.data.condensed import CondensedSet
@@ -35,15 +42,13 @@ class CondenseSpec:
         return {"dataset": self.dataset, "method": self.method, "ipc": self.cfg.ipc, "factor": self.cfg.factor,
                 "extra": extra, "source": source}
 
-
     def differences(self, cs: CondensedSet) -> list[str]:
         """How ``cs`` differs from the set this spec makes (empty: it is that set, e.g. made by an earlier run of the
         same ladder): method, dataset and every setting but the runtime's (checkpoints, engine), as its metadata
         records them."""
         made = cs.meta.extra.get("config") if isinstance(cs.meta.extra.get("config"), dict) else {}
-        runtime = ("checkpoint_every", "eval_every", "engine")
-        want = {k: v for k, v in self.cfg.resolved(self.dataset).to_dict().items() if k not in runtime}
-        have = {k: v for k, v in made.items() if k not in runtime}
+        want = {k: v for k, v in self.cfg.resolved(self.dataset).to_dict().items() if k not in RUNTIME_FIELDS}
+        have = {k: v for k, v in made.items() if k not in RUNTIME_FIELDS}
         out = [f"{k}: {have.get(k)!r} there, {want.get(k)!r} asked" for k in sorted(set(want) | set(have))
                if have.get(k) != want.get(k)]
         if (cs.meta.method, cs.meta.dataset) != (self.method, self.dataset):

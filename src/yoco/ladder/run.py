@@ -72,10 +72,12 @@ def run_ladder(
     compile = rt.compile
     out = Path(out_dir)
     with FolderLock(out):
-        source_fp = fingerprint(cs)
+        source_sha = content_sha256(cs)
+        source_fp = source_sha[:16]  # fingerprint(cs), hashed once
+        meta = set_meta_of(cs)
         real = _dataset(cfg.dataset, data_root)
         check_compatible(cs, real)
-        preflight(cfg, set_meta_of(cs), out)
+        preflight(cfg, meta, out)
         claim(out, source_fp, cfg.dataset, cfg.to_dict(), force)
         tested = real.digest("test")  # cells are keyed by the test set's content, not by where it was read
         cache = out / "cache"
@@ -88,8 +90,7 @@ def run_ladder(
             src_path = cache / f"source-{source_fp}.safetensors"
             cached(src_path, source_fp, lambda: cs, save, load, fingerprint)
             source_cells = _cells(out, "source", None, src_path, source_fp, cfg, eval_cfg, data_root, rt,
-                                  range(cfg.seed, cfg.seed + cfg.evaluations), tested=tested,
-                                  digest=content_sha256(cs))
+                                  range(cfg.seed, cfg.seed + cfg.evaluations), tested=tested, digest=source_sha)
 
         def make_dynamics() -> Dynamics:
             log.info("recording training dynamics (%d runs x %d epochs)", cfg.dynamics.runs, cfg.dynamics.epochs)
@@ -120,7 +121,7 @@ def run_ladder(
 
         # The windows follow from the source and the dynamics' length, so a folder whose score tables are made
         # (e.g. committed without its large dynamics file) resumes without the dynamics.
-        windows = score_windows(cfg, set_meta_of(cs))
+        windows = score_windows(cfg, meta)
         score_kw = {**windows, "seed": cfg.subset_seed}
         needs = [parse_rule(r).needs for r in cfg.rules]
         columns = {"scores": [c for n in needs for c in n[0]], "features": [f for n in needs for f in n[1]]}
@@ -161,7 +162,7 @@ def run_ladder(
         if batch_cells is None:
             batch_cells = rt.device.type == "cuda" and rt.workers == 1 and not ray_address
         report_config = {**cfg.to_dict(), "source": cs.source, "source_fingerprint": source_fp, "test_sha256": tested,
-                         "source_sha256": content_sha256(cs), "departures": cfg.departures(), "compiled": compile,
+                         "source_sha256": source_sha, "departures": cfg.departures(), "compiled": compile,
                          "score_windows": windows,  # the windows used, where the config leaves them to the protocol
                          # where the random subsets' images come from: DD-Ranking's IOR exists only for real ones
                          "random_reference": "real" if cs.meta.method == "random-real" else "condensed"}
