@@ -750,3 +750,34 @@ def test_dynamics_recorded_again_with_other_contents_remake_what_their_scores_ch
     remade = load(next((out / "pruned").glob("lbpe_easy_balance-*")))
     assert remade.meta.extra["dynamics_sha256"] == other.digest() != old_digest
     assert "dynamics_sha256" not in load(next((out / "pruned").glob("random_balance-*"))).meta.extra
+
+
+def test_a_folder_made_before_sets_and_tables_recorded_their_dynamics_resumes_whole(tmp_path, monkeypatch):
+    """Score tables and pruned sets written before they recorded their dynamics' digest are taken as they are: the
+    folder resumes with every cell reused, nothing made again."""
+    from yoco.ladder import run as ladder_run
+
+    cs, cfg, root = _setup(tmp_path)
+    cfg = dataclasses.replace(cfg, ipcs=(1,), rules=("yoco", "random_balance"), repeat=1)
+    made_pruned, made_table = ladder_run._pruned, ladder_run.build_table
+
+    def old_pruned(*args):
+        pruned = made_pruned(*args)
+        pruned.meta.extra.pop("dynamics_sha256", None)
+        return pruned
+
+    def old_table(*args, **kwargs):
+        table = made_table(*args, **kwargs)
+        table.config.pop("dynamics_sha256", None)
+        return table
+
+    monkeypatch.setattr(ladder_run, "_pruned", old_pruned)
+    monkeypatch.setattr(ladder_run, "build_table", old_table)
+    out = tmp_path / "run"
+    run_ladder(cs, cfg, out, data_root=root, runtime=rt())
+    assert all("dynamics_sha256" not in load(p).meta.extra for p in (out / "pruned").glob("*.safetensors"))
+    monkeypatch.undo()
+    calls = _count_evals(monkeypatch)
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.safetensors")}
+    run_ladder(cs, cfg, out, data_root=root, runtime=rt())
+    assert calls == [] and {p: p.stat().st_mtime_ns for p in out.rglob("*.safetensors")} == stamps
