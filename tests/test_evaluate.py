@@ -121,6 +121,7 @@ def test_several_sets_of_one_size_evaluate_as_one_batch_like_one_by_one():
         alone = evaluate_condensed(cs, tiny_real(), dataclasses.replace(cfg, repeat=1, seed=cfg.seed + i),
                                    runtime=rt())
         assert together[i]["sha256"] == alone["sha256"] and together[i]["runs"][0]["seed"] == cfg.seed + i
+        assert together[i]["test_sha256"] == alone["test_sha256"] == tiny_real().digest("test")
         assert abs(together[i]["last_mean"] - alone["last_mean"]) <= 0.05
 
 

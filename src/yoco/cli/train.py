@@ -69,7 +69,6 @@ def _evaluate(p: argparse.ArgumentParser) -> Handler:
                          train=TrainConfig(epochs=a.epochs, precision=a.precision), recipe=a.recipe)
         result = evaluate_condensed(cs, real, cfg, runtime=_runtime(a))
         result["file"] = str(a.condensed)  # named by content in "sha256" (see "digests"), wherever it lies
-        result["test_sha256"] = real.digest("test")  # the test set it was measured on, by content
         write_json(out, result)
         _keep_config(a, copies)
         print(f"{real.name} test accuracy over {len(result['runs'])} run(s): {accuracy_line(result)}")
