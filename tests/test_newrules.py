@@ -249,11 +249,11 @@ def _embedding_table(n: int = 24, c: int = 3, seed: int = 0):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_kcenter_is_deepcores_greedy_from_the_seeded_first_point(seed):
     labels, emb = _embedding_table(seed=seed)
-    kept = select({}, labels, "kcenter", 3, features={"embeddings": emb}, seed=seed)
+    kept = select({}, labels, "kcenter_imbalance", 3, features={"embeddings": emb}, seed=seed)
     first = int(torch.randint(24, (1,), generator=torch.Generator().manual_seed(seed)))
     assert kept.tolist() == sorted(deepcore_kcenter(emb, 9, first))
     # balanced: one greedy per class (kcentergreedy.py:158-173), each first point the generator's next draw
-    kept = select({}, labels, "kcenter_balance", 2, features={"embeddings": emb}, seed=seed)
+    kept = select({}, labels, "kcenter", 2, features={"embeddings": emb}, seed=seed)  # balanced by default
     g = torch.Generator().manual_seed(seed)
     want = []
     for k in range(3):
@@ -267,10 +267,10 @@ def test_kcenter_is_deepcores_greedy_from_the_seeded_first_point(seed):
 def test_herding_is_deepcores_loop(seed):
     labels, emb = _embedding_table(seed=seed)
     feats = {"embeddings": emb}
-    assert select({}, labels, "herding", 3, features=feats).tolist() == deepcore_herding(emb, 9)
-    nearest = select({}, labels, "herding", 3, features=feats, herding_pick="nearest").tolist()
+    assert select({}, labels, "herding_imbalance", 3, features=feats).tolist() == deepcore_herding(emb, 9)
+    nearest = select({}, labels, "herding_imbalance", 3, features=feats, herding_pick="nearest").tolist()
     assert nearest == deepcore_herding(emb, 9, torch.argmin)
-    kept = select({}, labels, "herding_balance", 2, features=feats)
+    kept = select({}, labels, "herding", 2, features=feats)  # balanced by default
     want = []
     for k in range(3):  # herding.py:93-99, one herding per class on its own mean
         members = (labels == k).nonzero().flatten()
@@ -374,6 +374,10 @@ def test_ladder_help_lists_the_newer_rules_and_their_defaults():
     for name in ("tdds_hard_imbalance", "tdds_easy_balance", "dual_imbalance", "kcenter_balance", "herding_imbalance",
                  "moderate_balance"):
         assert name in text, name
+    for bare in ("kcenter = kcenter_balance", "herding = herding_balance", "moderate = moderate_imbalance",
+                 "tdds = tdds_hard_imbalance", "dual = dual_imbalance", "yoco = lbpe_easy_balance",
+                 "forgetting = forgetting_hard_imbalance"):
+        assert bare in text, bare
     for option in ("tdds: tdds_epochs (default: 30)", "tdds: tdds_window (default: 10)", "tdds: tdds_decay (default: 0.9)",
                    "dual: dual_cd (default: 4.0)", "herding: herding_pick (default: farthest; one of farthest, nearest)"):
         assert option in text, option

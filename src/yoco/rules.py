@@ -110,6 +110,13 @@ def rule_names() -> list[str]:
     return names
 
 
+def bare_defaults() -> dict[str, str]:
+    """What each name typed without its parts means: every alias, score and selection, and the rule it stands
+    for (its default direction and class handling), for ``--help``."""
+    bare = list(ALIASES) + _ranked_scores() + list(SELECTORS.names())
+    return {name: parse_rule(name).name for name in bare}
+
+
 def option_names() -> dict[str, list[str]]:
     """Each selector's own options (what ``--option METHOD.NAME=VALUE`` may set)."""
     return {name: list(SELECTORS.get(name).options) for name in SELECTORS.names() if SELECTORS.get(name).options}

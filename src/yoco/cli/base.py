@@ -260,7 +260,8 @@ def _saved(cs, out: str | Path, *, written: bool = False) -> int:
 
 
 def _rules_help() -> str:
-    from yoco.rules import rule_names
+    from yoco.rules import bare_defaults, rule_names
 
-    return ("a rule is <score>[_easy|_hard][_balance|_imbalance]; a bare score takes its classic defaults "
-            "(forgetting = forgetting_hard_imbalance; yoco = lbpe_easy_balance). Known: " + ", ".join(rule_names()))
+    defaults = ", ".join(f"{bare} = {name}" for bare, name in bare_defaults().items())
+    return ("a rule is <score>[_easy|_hard][_balance|_imbalance]; a bare name takes its defaults, the published "
+            f"baselines' ({defaults}). Known: " + ", ".join(rule_names()))

@@ -14,7 +14,7 @@ from yoco.selectors.metrics import euclidean
 
 
 @register_selector("herding", feature="embeddings", options={"herding_pick": HERDING_PICK},
-                   choices={"herding_pick": HERDING_PICKS})
+                   choices={"herding_pick": HERDING_PICKS}, default_balance="balance")
 
 
 def _herding(members: torch.Tensor, budget: int, ctx: Context) -> torch.Tensor:
@@ -23,7 +23,7 @@ def _herding(members: torch.Tensor, budget: int, ctx: Context) -> torch.Tensor:
     ``herding_pick=farthest`` (the default) is DeepCore's code, which takes the arg-max of that distance;
     ``nearest`` is Welling's herding (and iCaRL's exemplars), the arg-min, which keeps the running mean of the
     kept images closest to the group's mean. Ties go to the lower index; the mean is the group's (one class for a
-    balanced rule, every image otherwise).
+    balanced rule, the default as DeepCore's ``main.py`` runs it; every image otherwise).
     """
     if ctx.features is None:
         raise YocoError("herding needs embeddings")

@@ -10,12 +10,13 @@ from yoco.selectors.base import Context, register_selector
 from yoco.selectors.metrics import euclidean
 
 
-@register_selector("kcenter", feature="embeddings")
+@register_selector("kcenter", feature="embeddings", default_balance="balance")
 def _kcenter(members: torch.Tensor, budget: int, ctx: Context) -> torch.Tensor:
     """k-center greedy: a random first centre, then again and again the image farthest from every centre so far.
 
     As DeepCore: the first centre uniform at random (seeded), each next one the arg-max (first on ties) of the
-    Euclidean distance to the nearest chosen centre; per class for a balanced rule, over all images otherwise.
+    Euclidean distance to the nearest chosen centre; per class for a balanced rule (the default: DeepCore's
+    ``main.py`` runs every method with ``--balance`` True), over all images otherwise.
     """
     if ctx.features is None:
         raise YocoError("kcenter needs embeddings")
