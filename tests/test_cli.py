@@ -288,6 +288,11 @@ def test_config_file_sets_options_the_command_line_overrides_and_is_kept(world, 
     res = json.loads(out.read_text())
     assert len(res["runs"]) == 1 and res["config"]["train"]["epochs"] == 2  # file's epochs, command line's repeat
     assert (t / "e.json.config.toml").read_text() == (t / "eval.toml").read_text()
+    (t / "eval.json").write_text(json.dumps({"dataset": "mnist", "data-root": str(world["root"]), "epochs": 3,
+                                             "width": 8, "repeat": 1, "device": "cpu", "quiet": True}))
+    assert run("evaluate", world["set"], "--config", t / "eval.json", "--out", t / "j.json") == 0
+    assert json.loads((t / "j.json").read_text())["config"]["train"]["epochs"] == 3
+    assert (t / "j.json.config.json").read_text() == (t / "eval.json").read_text()
     (t / "bad.toml").write_text("epoch = 2\n")
     assert run("evaluate", world["set"], "--dataset", "mnist", "--config", t / "bad.toml") == 2
     assert "unknown option 'epoch'" in error_line(capsys)

@@ -314,6 +314,12 @@ def test_17_a_config_file_that_is_not_utf8_or_repeats_a_key_is_one_line(world, c
     (t / "twice.yaml").write_text("epochs: 2\nwidth: 8\nepochs: 3\n")
     assert run("evaluate", world["set"], "--dataset", "mnist", "--config", t / "twice.yaml") == 2
     assert "option 'epochs' is given twice" in one_error(capsys)
+    (t / "twice.json").write_text('{"epochs": 2, "width": 8, "epochs": 3}')
+    assert run("evaluate", world["set"], "--dataset", "mnist", "--config", t / "twice.json") == 2
+    assert "twice.json: not valid JSON (option 'epochs' is given twice)" in one_error(capsys)
+    (t / "cut.json").write_text('{"epochs":')
+    assert run("evaluate", world["set"], "--dataset", "mnist", "--config", t / "cut.json") == 2
+    assert "cut.json: not valid JSON (Expecting value: line 1 column 11" in one_error(capsys)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -138,12 +138,12 @@ MAX_CONFIG_BYTES = 1 << 20  # a config file of options is a few hundred bytes; a
 
 
 def read_config(path: str | Path) -> dict[str, Any]:
-    """A TOML file (or YAML, when PyYAML is installed) of option names and values, as a dict."""
+    """A TOML or JSON file (or YAML, when PyYAML is installed) of option names and values, as a dict."""
     return load_config(path)[0]
 
 
 def load_config(path: str | Path) -> tuple[dict[str, Any], str]:
-    """``(values, text)`` of a TOML (or YAML) config file, read once: the text is what a copy beside the results
+    """``(values, text)`` of a TOML, JSON (``.json``) or YAML (``.yaml``, ``.yml``) config file, read once: the text is what a copy beside the results
     holds, so it is the file as it was when the command started. Duplicate keys, text that is not UTF-8 and files
     over :data:`MAX_CONFIG_BYTES` are refused."""
     path = Path(path)
@@ -157,6 +157,8 @@ def load_config(path: str | Path) -> tuple[dict[str, Any], str]:
         raise YocoError(f"{path}: a config file must be UTF-8 text (byte {exc.start} is not)") from None
     if path.suffix.lower() in (".yaml", ".yml"):
         values = _yaml(path, text)
+    elif path.suffix.lower() == ".json":
+        values = _json(path, text)
     else:
         import tomllib
 
@@ -167,6 +169,23 @@ def load_config(path: str | Path) -> tuple[dict[str, Any], str]:
     if not isinstance(values, dict):
         raise YocoError(f"{path}: a config file must map option names to values")
     return values, text
+
+
+def _json(path: Path, text: str) -> Any:
+    """A JSON config's values; a key given twice is an error (``json`` keeps the last silently)."""
+
+    def strict(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in seen:
+                raise ValueError(f"option {key!r} is given twice")
+            seen[key] = value
+        return seen
+
+    try:
+        return json.loads(text, object_pairs_hook=strict)
+    except (ValueError, RecursionError) as exc:
+        raise YocoError(f"{path}: not valid JSON ({str(exc)[:200] or type(exc).__name__})") from None
 
 
 def _yaml(path: Path, text: str) -> Any:

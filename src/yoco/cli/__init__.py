@@ -56,8 +56,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         p.set_defaults(handler=cmd.arguments(p))
         if name in CONFIGURABLE:
             p.add_argument("--config", default=None, metavar="FILE",
-                           help="TOML (or YAML) file of this command's options, by their long names; options given "
-                           "on the command line win; the file is copied beside the results")
+                           help="TOML, JSON or YAML file (by its suffix) of this command's options, by their long "
+                           "names; options given on the command line win; the file is copied beside the results")
         subs[name] = p
     return parser, subs
 
