@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import fail_evaluations_of, rt, separable_images, tiny_real, write_mnist_like
+from helpers import fail_evaluations_of, rt, separable_images, tiny_condensed, tiny_real, write_mnist_like
 
 from yoco import cli, evaluate
-from yoco.data.condensed import CondensedMeta, CondensedSet, load
+from yoco.data.condensed import CondensedMeta, CondensedSet, load, save
 from yoco.data.datasets import load_dataset
 from yoco.dynamics import DynamicsConfig, load_dynamics
 from yoco.errors import YocoError
@@ -653,6 +653,16 @@ def test_a_ladder_that_cannot_run_on_the_set_it_would_condense_is_refused_before
     err = capsys.readouterr().err
     assert code == 2 and said in err and "absent" not in err
     assert not (out / "condensed.safetensors").exists() and not any(out.glob("**/*.safetensors"))
+
+
+def test_a_ladder_that_cannot_run_on_a_given_set_is_refused_by_its_name_before_any_data_is_read(tmp_path, capsys):
+    cs = tiny_condensed(ipc=2, num_classes=10)
+    save(cs, tmp_path / "two.safetensors")
+    code = cli.main(["ladder", str(tmp_path / "two.safetensors"), "--dataset", "mnist", "--data-root",
+                     str(tmp_path / "absent"), "--ipcs", "1,2", "--device", "cpu", "--quiet", "--out", str(tmp_path / "l")])
+    err = capsys.readouterr().err
+    assert code == 2 and "absent" not in err
+    assert f"{tmp_path / 'two.safetensors'}: target IPCs [2] must be below the source IPC 2" in err
 
 
 def test_a_stopped_condense_ladder_resumes_its_condensation_and_never_condenses_twice(tmp_path, monkeypatch, capsys,

@@ -75,9 +75,9 @@ def run_ladder(
         source_sha = content_sha256(cs)
         source_fp = source_sha[:16]  # fingerprint(cs), hashed once
         meta = set_meta_of(cs)
+        preflight(cfg, meta, out)  # before the real data is read: a ladder that cannot run costs nothing
         real = _dataset(cfg.dataset, data_root)
         check_compatible(cs, real)
-        preflight(cfg, meta, out)
         claim(out, source_fp, cfg.dataset, cfg.to_dict(), force)
         tested = real.digest("test")  # cells are keyed by the test set's content, not by where it was read
         cache = out / "cache"
@@ -182,7 +182,8 @@ def preflight(cfg: LadderConfig, meta: Mapping[str, Any], out: str | Path) -> No
     source_ipc = meta.get("ipc")
     bad = [k for k in cfg.ipcs if source_ipc and k >= source_ipc]
     if bad:
-        raise YocoError(f"target IPCs {bad} must be below the source IPC {source_ipc}")
+        raise YocoError(f"{meta.get('source') or 'the source set'}: target IPCs {bad} must be below the source IPC "
+                        f"{source_ipc}")
     for rule in cfg.rules:
         parsed = parse_rule(rule)
         check_set(parsed, meta)
