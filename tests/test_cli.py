@@ -89,6 +89,8 @@ def test_every_command_runs_end_to_end(world, capsys):
     assert report.startswith((t / "lad" / "results.md").read_text()) and "lbpe_easy_balance" in report
     assert "Partial" not in report  # every planned cell finished
     assert run("report", t) == 2 and "plan.json: no ladder plan here" in error_line(capsys)
+    assert run("report", t / "lad" / "results.md") == 2
+    assert f"{t / 'lad' / 'results.md'}: not a folder; give the ladder's output folder" in error_line(capsys)
 
 
 def test_demo_runs_on_the_shipped_set_path(world, monkeypatch, capsys):

@@ -31,7 +31,7 @@ from yoco.data.datasets.idx import FASHION_MNIST_CLASSES
 from yoco.errors import YocoError
 from yoco.files import check_outputs, write_text
 from yoco.ladder.cache import read_json
-from yoco.ladder.run import PLAN, fingerprint
+from yoco.ladder.run import PLAN, fingerprint, read_plan
 from yoco.report import GRID_PAD, LadderTable, accuracy_text, grid_image, ladder_title, spread_of
 from yoco.rules import YOCO_RULE, parse_rule
 
@@ -82,10 +82,7 @@ def write_page(folder: str | Path, doc: dict[str, Any] | None = None, *, out: st
     path = page_path(folder, out)
     if thumb < 1 or max_classes < 1:
         raise YocoError(f"thumb and max_classes must be at least 1, got {thumb} and {max_classes}")
-    plan = read_json(folder / PLAN)
-    if plan is None or not isinstance(plan.get("cells"), list):
-        raise YocoError(f"{folder / PLAN}: no ladder plan here (missing or unreadable); a ladder writes it when its "
-                        "evaluations start")
+    plan = read_plan(folder)
     if doc is None:
         doc = read_json(folder / "results.json")
         if doc is None or not isinstance(doc.get("rows"), list):

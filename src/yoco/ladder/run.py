@@ -214,11 +214,7 @@ def report_ladder(out_dir: str | Path) -> dict[str, Any]:
     holds and each row counts only its finished seeds.
     """
     out = Path(out_dir)
-    plan = read_json(out / PLAN)
-    if plan is None or not isinstance(plan.get("cells"), list):
-        raise YocoError(f"{out / PLAN}: no ladder plan here (missing or unreadable); a ladder writes it when its "
-                        "evaluations start")
-    _check_plan(plan, out / PLAN)
+    plan = read_plan(out)
     results = []
     for c in plan["cells"]:
         cell = Cell(c["rule"], c["ipc"], c["seed"], "", "", None, {}, c["key"], str(out / "cells" / c["file"]),
@@ -228,6 +224,18 @@ def report_ladder(out_dir: str | Path) -> dict[str, Any]:
     if not results:
         raise YocoError(f"{out}: none of the {len(plan['cells'])} planned evaluation cells has finished yet")
     return write_ladder_reports(out, results, plan["config"], planned=len(plan["cells"]))
+
+
+def read_plan(folder: Path) -> dict[str, Any]:
+    """The ladder plan in ``folder``, checked; a one-line error naming what is wrong when there is none."""
+    if folder.exists() and not folder.is_dir():
+        raise YocoError(f"{folder}: not a folder; give the ladder's output folder (its --out)")
+    plan = read_json(folder / PLAN)
+    if plan is None or not isinstance(plan.get("cells"), list):
+        raise YocoError(f"{folder / PLAN}: no ladder plan here (missing or unreadable); a ladder writes it when its "
+                        "evaluations start")
+    _check_plan(plan, folder / PLAN)
+    return plan
 
 
 def _check_plan(plan: dict[str, Any], path: Path) -> None:
