@@ -172,6 +172,20 @@ def test_zero_never_means_default(world, capsys, argv, words):
     assert exit_.value.code == 2 and words in capsys.readouterr().err
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="TF32 runs on a CUDA device")
+def test_tf32_on_a_cpu_is_refused_before_any_data_is_read(world, capsys):
+    absent = world["tmp"] / "absent"
+    data = ["--data-root", absent]
+    for argv in (["evaluate", world["set"], "--dataset", "mnist", *data], ["dynamics", world["set"]],
+                 ["condense", "--dataset", "mnist", "--ipc", "1", *data],
+                 ["ladder", world["set"], "--dataset", "mnist", *data]):
+        out = world["tmp"] / f"{argv[0]}-tf32"
+        assert run(*argv, "--precision", "tf32", "--device", "cpu", "--quiet", "--out", out) == 2, argv[0]
+        line = error_line(capsys)
+        assert "--precision tf32 needs an NVIDIA GPU" in line and "absent" not in line, argv[0]
+        assert not out.exists() or not any(out.iterdir()), argv[0]
+
+
 def test_help_shows_defaults_and_device_only_where_it_matters(capsys):
     with pytest.raises(SystemExit):
         run("ladder", "--help")

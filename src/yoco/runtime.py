@@ -34,23 +34,29 @@ def precision_scope(precision: str, device: torch.device) -> Iterator[None]:
     """Run a block's training arithmetic at ``precision``: ``fp32`` changes nothing (PyTorch's defaults), ``tf32``
     lets CUDA matmuls and convolutions use TF32 (restored afterwards), ``bf16`` autocasts to bfloat16 (weights,
     gradients and optimiser state stay float32)."""
+    check_precision(precision, device)
     if precision == "fp32":
         yield
     elif precision == "tf32":
-        if device.type != "cuda":
-            raise YocoError("--precision tf32 needs an NVIDIA GPU (TF32 is a CUDA tensor-core format); on this "
-                            f"{device.type} use fp32 or bf16")
         flags = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         try:
             yield
         finally:
             torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags
-    elif precision == "bf16":
+    else:
         with torch.autocast(device.type, dtype=torch.bfloat16):
             yield
-    else:
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """Refuse a precision that is not one of :data:`yoco.protocol.PRECISIONS`, or that ``device`` cannot run (TF32
+    off CUDA); commands call it when they resolve their device, before any data is read."""
+    if precision not in protocol.PRECISIONS:
         raise YocoError(f"precision must be one of {', '.join(protocol.PRECISIONS)}, got {precision!r}")
+    if precision == "tf32" and device.type != "cuda":
+        raise YocoError("--precision tf32 needs an NVIDIA GPU (TF32 is a CUDA tensor-core format); on this "
+                        f"{device.type} use fp32 or bf16")
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

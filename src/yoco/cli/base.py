@@ -141,11 +141,14 @@ def _device(p: argparse.ArgumentParser) -> None:
 
 def _runtime(a: argparse.Namespace) -> Runtime:
     """The command's one runtime (:class:`yoco.runtime.Runtime`) from its --device, --quiet, --compile and
-    --workers; the device is resolved here, once."""
-    from yoco.runtime import Runtime
+    --workers; the device is resolved here, once, and its --precision checked against it."""
+    from yoco.runtime import Runtime, check_precision
 
-    return Runtime.make(a.device, progress=not a.quiet, compile=getattr(a, "compile", False),
-                        workers=getattr(a, "workers", 1))
+    rt = Runtime.make(a.device, progress=not a.quiet, compile=getattr(a, "compile", False),
+                      workers=getattr(a, "workers", 1))
+    if getattr(a, "precision", None) is not None:
+        check_precision(a.precision, rt.device)
+    return rt
 
 
 def _compile(p: argparse.ArgumentParser, help: str | None = None) -> None:

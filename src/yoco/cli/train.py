@@ -62,12 +62,13 @@ def _evaluate(p: argparse.ArgumentParser) -> Handler:
         cs = load(a.condensed)
         a.dataset = a.dataset or cs.meta.dataset  # its files are inputs too, so named before the outputs are checked
         check_outputs([out, *copies], _inputs(a, a.condensed))
+        rt = _runtime(a)
         real = _real(a)
         check_compatible(cs, real)
         cfg = EvalConfig(**given(model=a.model, width=a.width, repeat=a.repeat, seed=a.seed,
                                  test_points=a.test_points, pruned_epochs=a.pruned_epochs),
                          train=TrainConfig(epochs=a.epochs, precision=a.precision), recipe=a.recipe)
-        result = evaluate_condensed(cs, real, cfg, runtime=_runtime(a))
+        result = evaluate_condensed(cs, real, cfg, runtime=rt)
         result["file"] = str(a.condensed)  # named by content in "sha256" (see "digests"), wherever it lies
         write_json(out, result)
         _keep_config(a, copies)
@@ -159,12 +160,12 @@ def _condense(p: argparse.ArgumentParser) -> Handler:
         check_outputs([a.out, checkpoint_path(a.out), *copies], _inputs(a))
         if a.method != "mdc" and (a.mdc_period is not None or a.mdc_class_wise):
             raise YocoError("--mdc-period and --mdc-class-wise are MDC's options; add --method mdc")
+        rt = _runtime(a)
         real = _real(a)
         cfg = (resolve_mdc_config if a.method == "mdc" else resolve_config)(real.name, a.preset, **given(
             ipc=a.ipc, factor=a.factor, iterations=a.iterations, inner=a.inner, width=a.width, engine=a.engine,
             seed=a.seed, checkpoint_every=a.checkpoint_every, eval_every=a.eval_every, precision=a.precision,
             net_images=a.net_images, net_pretrain_epochs=a.pretrain_epochs, decode=a.decode))
-        rt = _runtime(a)
         eval_fn = None
         if cfg.eval_every:
             quick_eval = EvalConfig(repeat=1, test_points=1, train=TrainConfig(epochs=a.eval_epochs))
@@ -211,10 +212,11 @@ def _dynamics(p: argparse.ArgumentParser) -> Handler:
         from yoco.train import TrainConfig
 
         check_outputs([a.out], [a.condensed])
+        rt = _runtime(a)
         cs = load(a.condensed)
         cfg = DynamicsConfig(**given(model=a.model, width=a.width, runs=a.runs, seed=a.seed, record=a.record),
                              train=TrainConfig(epochs=a.epochs, precision=a.precision))
-        dyn = record_dynamics(cs, cfg, _runtime(a))
+        dyn = record_dynamics(cs, cfg, rt)
         save_dynamics(dyn, a.out)
         acc = dyn.train_acc[:, -1].mean()
         print(f"recorded {dyn.runs} run(s) x {dyn.epochs} epochs x {dyn.num_samples} images; "
