@@ -55,8 +55,9 @@ def test_the_mdc_table_puts_each_row_where_its_file_says_and_bolds_each_columns_
 
 def test_the_paper_table_says_not_read_and_ranks_only_what_was_read(tmp_path):
     paper_table = _script("paper_table")
-    ours = json.loads(_ladder(tmp_path / "c10", {("lbpe_easy_balance", 1): (0.42, 0.01), ("random_balance", 1):
-                                                 (0.30, 0.02), ("ssp_imbalance", 1): (0.35, 0.01)}, "d" * 64)
+    ours = json.loads(_ladder(tmp_path / "c10", {("lbpe_easy_balance", 1): (0.42, 0.01), ("random_imbalance", 1):
+                                                 (0.30, 0.02), ("ssp_imbalance", 1): (0.35, 0.01),
+                                                 ("random_balance", 1): (0.38, 0.01)}, "d" * 64)
                       .joinpath("results.json").read_text())
     published = {"table": "T1", "read_from": "p. 6", "rows": {name: {"1": None} for name in paper_table.RULES}}
     published["rows"]["yoco"]["1"], published["rows"]["random"]["1"] = 40.0, 28.0
@@ -64,3 +65,6 @@ def test_the_paper_table_says_not_read_and_ranks_only_what_was_read(tmp_path):
     assert "| yoco | 42.00 ± 1.00 | 40.00 |" in text and "| ssp | 35.00 ± 1.00 | not read |" in text
     assert "- IPC 1, yoco: yoco > ssp > random (3 of 8 rules); YOCO over random: +12.00" in text
     assert "- IPC 1, paper: yoco > random (2 of 8 rules); YOCO over random: +12.00" in text
+    # the paper's Random is YOCO's imbalanced draw; yoco's balanced reference is beside it, never ranked as a row
+    assert "| random | 30.00 ± 2.00 | 28.00 |" in text
+    assert "- IPC 1, yoco: YOCO over random balanced subsets (yoco's reference, not a paper row): +4.00" in text

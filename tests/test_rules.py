@@ -135,6 +135,26 @@ def test_random_depends_on_the_seed_and_matches_the_random_score():
     assert set(select({}, labels, "random", 5, seed=7).tolist()) == set(torch.argsort(col)[:20].tolist())
 
 
+def test_the_papers_random_row_is_yocos_imbalanced_draw_over_decoded_images():
+    """YOCO's `--pruning_key random` turns balance off (argument.py:363-366) and its loader then draws target IPC x
+    f^2 x classes decoded images uniformly from all of them (utils/img_loader.py:295-310, ``random.sample``): classes
+    come out unequal and a stored image may keep some of its tiles only. The ladder runs it by default beside yoco's
+    balanced reference."""
+    from yoco.ladder import DEFAULT_RULES
+    from yoco.rules import RANDOM_REFERENCE
+
+    labels = torch.arange(10).repeat_interleave(40)  # IPC 10 at factor 2: 40 decoded images per class
+    assert parse_rule("random").name == "random_imbalance"
+    assert "random" in DEFAULT_RULES and RANDOM_REFERENCE in DEFAULT_RULES
+    draws = [select({}, labels, "random", 4, seed=s) for s in range(300)]
+    counts = [class_counts(labels, d, 10) for d in draws]
+    assert all(sum(c) == 40 for c in counts) and sum(c != [4] * 10 for c in counts) > 250
+    tiles = [torch.bincount(d // 4, minlength=100) for d in draws]  # decoded image i*4+t is tile t of stored i
+    assert any(((t > 0) & (t < 4)).any() for t in tiles)
+    hits = torch.bincount(torch.cat(draws), minlength=400).double()
+    assert hits.mean() == 30 and hits.min() >= 10 and hits.max() <= 55  # every decoded image about 30 times in 300
+
+
 # ---- CCS -----------------------------------------------------------------------------------------------------
 
 @FAST
