@@ -311,15 +311,13 @@ def test_17_a_config_file_that_is_not_utf8_or_repeats_a_key_is_one_line(world, c
     (t / "latin.toml").write_bytes('dataset = "caf\xe9"\n'.encode("latin-1"))
     assert run("evaluate", world["set"], "--config", t / "latin.toml") == 2
     assert "latin.toml: a config file must be UTF-8 text (byte 14 is not)" in one_error(capsys)
-    (t / "twice.yaml").write_text("epochs: 2\nwidth: 8\nepochs: 3\n")
-    assert run("evaluate", world["set"], "--dataset", "mnist", "--config", t / "twice.yaml") == 2
-    assert "option 'epochs' is given twice" in one_error(capsys)
-    (t / "twice.json").write_text('{"epochs": 2, "width": 8, "epochs": 3}')
-    assert run("evaluate", world["set"], "--dataset", "mnist", "--config", t / "twice.json") == 2
-    assert "twice.json: not valid JSON (option 'epochs' is given twice)" in one_error(capsys)
-    (t / "cut.json").write_text('{"epochs":')
-    assert run("evaluate", world["set"], "--dataset", "mnist", "--config", t / "cut.json") == 2
-    assert "cut.json: not valid JSON (Expecting value: line 1 column 11" in one_error(capsys)
+    for name, text, said in (("twice.yaml", "epochs: 2\nwidth: 8\nepochs: 3\n", "option 'epochs' is given twice"),
+                             ("twice.json", '{"epochs": 2, "width": 8, "epochs": 3}',
+                              "twice.json: not valid JSON (option 'epochs' is given twice)"),
+                             ("cut.json", '{"epochs":', "cut.json: not valid JSON (Expecting value: line 1 column 11")):
+        (t / name).write_text(text)
+        assert run("evaluate", world["set"], "--dataset", "mnist", "--config", t / name) == 2
+        assert said in one_error(capsys), name
 
 
 # ----------------------------------------------------------------------------------------------------------
