@@ -103,7 +103,8 @@ def evaluate_condensed(cs: CondensedSet, real: RealDataset, cfg: EvalConfig, *,
 
     Returns a JSON-ready dict: one entry per run (seed, last and best test accuracy, the test curve,
     seconds), mean and std (population, ``np.std``) of last and best, the resolved config, and the sha256 of
-    the set's content and of the test set it was measured on. ``runtime``: where and how the networks train (:class:`yoco.runtime.Runtime`).
+    the set's content and of the test set it was measured on. ``runtime``: where and how the networks train
+    (:class:`yoco.runtime.Runtime`).
     """
     t_all = time.perf_counter()
     runs, info = _evaluate([cs] * cfg.repeat, real, cfg, runtime_or_default(runtime))
@@ -156,7 +157,8 @@ def _single(cs: CondensedSet, run: dict[str, Any], info: dict[str, Any], per_cla
             real: RealDataset) -> dict[str, Any]:
     """One run's result in the layout of :func:`evaluate_condensed`."""
     return {"source": cs.source, "sha256": content_sha256(cs), "dataset": real.name,
-            "test_sha256": real.digest("test"), "decoded_images": info["decoded_images"], "images_per_class": per_class,
+            "test_sha256": real.digest("test"), "decoded_images": info["decoded_images"],
+            "images_per_class": per_class,
             "last_mean": run["last"], "last_std": None, "best_mean": run["best"], "best_std": None,
             "runs": [run], "recipe_notes": info["notes"],
             "config": {**cfg.to_dict(), "repeat": 1, "seed": run["seed"], **info["config"],
