@@ -20,7 +20,7 @@ from yoco import protocol
 from yoco.augment import ImageNetAug, to_device
 from yoco.data.condensed import CondensedSet, content_sha256
 from yoco.errors import YocoError
-from yoco.files import read_tensors, write_tensors
+from yoco.files import read_tensors, sha256_of, write_tensors
 from yoco.predict import predict, predict_many
 from yoco.provenance import provenance
 from yoco.runner import EpochHook, Networks, prepare, resolve_recipe, train_networks
@@ -113,17 +113,12 @@ class Dynamics:
     def digest(self) -> str:
         """sha256 of the record's contents (every tensor, in float16 for the outputs as saved, and the targets),
         so a table of scores can tell the dynamics it was computed from from others recorded under the same settings."""
-        import hashlib
-
-        h = hashlib.sha256()
+        parts: list[str | torch.Tensor] = []
         for name in _TENSORS:
             t = getattr(self, name)
             t = t.to(torch.float16) if name == "log_probs" else t
-            h.update(f"{name}{list(t.shape)}{t.dtype}".encode())
-            h.update(t.detach().contiguous().cpu().numpy().tobytes())
-        if self.targets is not None:
-            h.update(self.targets.detach().contiguous().cpu().numpy().tobytes())
-        return h.hexdigest()
+            parts += [f"{name}{list(t.shape)}{t.dtype}", t]
+        return sha256_of(parts + ([] if self.targets is None else [self.targets]))
 
     def run(self, index: int) -> Dynamics:
         """The record of run ``index`` alone (views, no copy): what one of YOCO's independent reproductions

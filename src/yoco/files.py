@@ -125,6 +125,19 @@ def read_tensors(path: str | Path, what: str) -> tuple[dict[str, str], dict[str,
     return header, tensors
 
 
+def sha256_of(parts: Iterable[bytes | str | torch.Tensor]) -> str:
+    """sha256 over ``parts`` in order: text as UTF-8, a tensor as its raw bytes in row-major order. The one way
+    yoco hashes content (sets, datasets, dynamics), so digests recorded in results stay comparable."""
+    h = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, str):
+            part = part.encode()
+        elif not isinstance(part, (bytes, bytearray)):
+            part = part.detach().cpu().contiguous().numpy().tobytes()
+        h.update(part)
+    return h.hexdigest()
+
+
 def file_sha256(path: str | Path) -> str:
     """sha256 of a file's bytes, read in chunks: ties a result to the exact file it was computed from."""
     h = hashlib.sha256()

@@ -7,7 +7,6 @@ file is a safetensors file (no pickle, nothing executes on load) whose header ca
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 from collections.abc import Callable
@@ -19,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from yoco.errors import YocoError
-from yoco.files import read_tensors, write_tensors
+from yoco.files import read_tensors, sha256_of, write_tensors
 from yoco.provenance import without_provenance
 
 FORMAT_VERSION = "1"
@@ -450,15 +449,10 @@ def decode_bound_images(images: torch.Tensor, factor: int, bound: int, pad: floa
 def content_sha256(cs: CondensedSet) -> str:
     """sha256 of a set's content (images, labels and metadata): the same set gives the same digest wherever it is
     stored, so every result can name exactly what it was computed from."""
-    h = hashlib.sha256()
-    h.update(cs.images.numpy().tobytes())
-    h.update(cs.labels.numpy().tobytes())
-    if cs.soft is not None:
-        h.update(cs.soft.numpy().tobytes())
     meta = cs.meta.to_dict()
     meta["extra"] = without_provenance(meta["extra"])  # which run made the set is not what the set is
-    h.update(json.dumps(meta, sort_keys=True).encode())
-    return h.hexdigest()
+    soft = [] if cs.soft is None else [cs.soft]
+    return sha256_of([cs.images, cs.labels, *soft, json.dumps(meta, sort_keys=True)])
 
 
 def save(cs: CondensedSet, path: str | Path) -> Path:

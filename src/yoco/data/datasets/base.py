@@ -9,7 +9,6 @@ files it reads. A loader returns uint8 tensors; :func:`load_dataset` wraps them 
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import logging
 import os
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 
 from yoco.errors import YocoError
+from yoco.files import sha256_of
 from yoco.protocol import NO_FLIP
 from yoco.registry import Registry
 
@@ -108,10 +108,8 @@ class RealDataset:
         if split not in self._digests:
             images, labels = (self.train_images, self.train_labels) if split == "train" else (self.test_images,
                                                                                               self.test_labels)
-            h = hashlib.sha256(json.dumps([list(images.shape), str(images.dtype)]).encode())
-            h.update(images.contiguous().numpy().tobytes())
-            h.update(labels.to(torch.int64).contiguous().numpy().tobytes())
-            self._digests[split] = h.hexdigest()
+            self._digests[split] = sha256_of([json.dumps([list(images.shape), str(images.dtype)]), images,
+                                              labels.to(torch.int64)])
         return self._digests[split]
 
     def class_indices(self, split: str = "train") -> list[torch.Tensor]:
