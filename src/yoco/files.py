@@ -157,8 +157,8 @@ def read_config(path: str | Path) -> dict[str, Any]:
 
 def load_config(path: str | Path) -> tuple[dict[str, Any], str]:
     """``(values, text)`` of a TOML, JSON (``.json``) or YAML (``.yaml``, ``.yml``) config file, read once: the
-    text is what a copy beside the results holds, so it is the file as it was when the command started. Duplicate keys, text that is not UTF-8 and files
-    over :data:`MAX_CONFIG_BYTES` are refused."""
+    text is what a copy beside the results holds, so it is the file as it was when the command started. Duplicate
+    keys, text that is not UTF-8 and files over :data:`MAX_CONFIG_BYTES` are refused."""
     path = Path(path)
     if not path.is_file():
         raise YocoError(f"{path}: no such config file")
