@@ -451,6 +451,24 @@ def test_another_dynamics_seed_reruns_only_what_reads_the_scores(tmp_path, monke
     assert second["config"]["dynamics"]["seed"] == 7
 
 
+def test_an_option_of_one_method_reruns_only_that_methods_cells(tmp_path, monkeypatch):
+    """An option keys the sets of the rules whose method owns it (herding's pick): the other rules' sets and cells,
+    random's and the source's, are the same as without it and stay cached."""
+    cs, cfg, root = _setup(tmp_path)
+    cfg = dataclasses.replace(cfg, rules=("herding", "random_balance"), ipcs=(1,), repeat=1)
+    calls = _count_evals(monkeypatch)
+    out = tmp_path / "run"
+    run_ladder(cs, cfg, out, data_root=root, runtime=rt())
+    assert len(calls) == 3  # herding, random, source
+    before = {p.name for p in (out / "pruned").iterdir()}
+    calls.clear()
+    nearest = dataclasses.replace(cfg, options={"herding_pick": "nearest"})
+    run_ladder(cs, nearest, out, data_root=root, runtime=rt())
+    assert len(calls) == 1  # only herding's cell
+    added = {p.name for p in (out / "pruned").iterdir()} - before
+    assert len(added) == 1 and next(iter(added)).startswith("herding_balance-")
+
+
 def test_source_cells_are_read_off_the_dynamics_when_they_train_the_same_networks(tmp_path, monkeypatch):
     """At the protocol's settings the dynamics runs (seeds 0..) train exactly the unpruned source's evaluation
     networks, so the ladder tests them on the way instead of training them again; each such cell equals its own

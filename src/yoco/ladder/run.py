@@ -135,14 +135,16 @@ def run_ladder(
             subsets = cfg.random_subsets if name == RANDOM_REFERENCE else 1
             for ipc in cfg.ipcs:
                 # the method's resolved options (CCS's hard cut and pick) key its sets, so a changed default
-                # never reuses a set made under the old one; rules without options keep their older keys
+                # never reuses a set made under the old one; rules without options keep their older keys, and an
+                # option of another method (herding's pick) leaves this rule's sets and cells as they were
                 own = resolve_options(parsed, cfg.options, PruneContext(cs.meta.dataset, cs.meta.ipc, ipc))
+                given = {k: v for k, v in cfg.options.items() if k in own}
                 for run, (table, table_key) in enumerate(tables):
                     # a subset that reads no score (random) is keyed by the source alone, so another dynamics seed
                     # or score window reruns only the cells that read them
                     origin = table_key if parsed.reads_dynamics else source_fp
                     for sub in range(cfg.subset_seed + run * subsets, cfg.subset_seed + (run + 1) * subsets):
-                        pkey = key(origin, name, ipc, cfg.options, sub, *([own] if own else []))
+                        pkey = key(origin, name, ipc, given, sub, *([own] if own else []))
                         path = out / "pruned" / f"{name}-ipc{ipc}-sub{sub}-{pkey}.safetensors"
                         scored = table.config.get("dynamics_sha256") if parsed.reads_dynamics else None
                         pruned = cached(path, pkey, partial(_pruned, cs, table, name, ipc, cfg, sub, pkey, scored),
