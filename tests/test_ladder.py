@@ -809,3 +809,32 @@ def test_a_folder_made_before_sets_and_tables_recorded_their_dynamics_resumes_wh
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.safetensors")}
     run_ladder(cs, cfg, out, data_root=root, runtime=rt())
     assert calls == [] and {p: p.stat().st_mtime_ns for p in out.rglob("*.safetensors")} == stamps
+
+
+def test_every_line_of_an_all_rules_plot_can_be_told_apart(tmp_path, monkeypatch):
+    """Fourteen rules (the all-rules ladder) outrun the ten colours of matplotlib's cycle: no two lines of the plot
+    may share colour, marker and dashes, YOCO's rule stays black, and the first ten others keep the cycle's colours
+    with round markers and solid lines (a plot of the default nine rules looks as before)."""
+    import matplotlib.colors
+    import matplotlib.figure
+
+    from yoco.report import YOCO_RULE, save_ladder_plot
+
+    rules = [YOCO_RULE, "tdds_hard_imbalance", "dual_imbalance", "kcenter_balance", "herding_balance",
+             "moderate_imbalance", "random_balance", "random_imbalance", "ssp_imbalance", "ccs_imbalance",
+             "forgetting_hard_imbalance", "el2n_hard_imbalance", "aum_hard_imbalance", "entropy_hard_imbalance"]
+    rows = [{"rule": r, "ipc": k, "last_mean": 0.5 + 0.01 * i, "last_std": 0.01} for i, r in enumerate(rules)
+            for k in (1, 2, 5)] + [{"rule": "source", "ipc": None, "last_mean": 0.85, "last_std": 0.0}]
+    figures = []
+    saving = matplotlib.figure.Figure.savefig
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda fig, *a, **k: (figures.append(fig),
+                                                                                     saving(fig, *a, **k)))
+    save_ladder_plot(rows, tmp_path / "ladder.png")
+    lines = [ln for ln in figures[0].axes[0].get_lines() if ln.get_label() != "unpruned source"]
+    assert len(lines) == len(rules)
+    looks = [(matplotlib.colors.to_hex(ln.get_color()), ln.get_marker(), ln.get_linestyle()) for ln in lines]
+    assert len(set(looks)) == len(rules), looks
+    assert looks[0][0] == "#000000"
+    cycle = [matplotlib.colors.to_hex(f"C{i}") for i in range(10)]
+    assert [c for c, _, _ in looks[1:11]] == cycle
+    assert {(m, s) for _, m, s in looks[1:11]} == {("o", "-")}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -336,6 +337,22 @@ def ladder_markdown(rows: list[dict], departures: list[str] | None = None, sprea
         "\nFailed cells:\n" + "\n".join(failed) + "\n" if failed else "")
 
 
+def rule_styles(rules: list[str]) -> dict[str, dict[str, Any]]:
+    """A line style per rule that no other rule of the plot shares: YOCO's rule thick and black, the others the ten
+    colours of matplotlib's default cycle in order, then the same colours again with other markers and dashes (an
+    all-rules ladder has 14 lines, and two rules in one colour and marker cannot be told apart)."""
+    markers, dashes = "os^Dv", ("-", "--", ":", "-.")
+    styles, i = {}, 0
+    for rule in rules:
+        if rule == YOCO_RULE:
+            styles[rule] = {"color": "black", "lw": 2.5, "marker": "o", "ls": "-"}
+            continue
+        styles[rule] = {"color": f"C{i % 10}", "lw": 1.2, "marker": markers[i // 10 % len(markers)],
+                        "ls": dashes[i // 10 % len(dashes)]}
+        i += 1
+    return styles
+
+
 def save_ladder_plot(rows: list[dict], path: str | Path, title: str = "") -> Path:
     """Accuracy against target IPC, one line per rule with a ±std band, the unpruned set as a dashed line."""
     import matplotlib
@@ -344,15 +361,16 @@ def save_ladder_plot(rows: list[dict], path: str | Path, title: str = "") -> Pat
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8.4, 4.4), dpi=120)
-    for rule in dict.fromkeys(r["rule"] for r in rows if r["ipc"] is not None):
+    rules = list(dict.fromkeys(r["rule"] for r in rows if r["ipc"] is not None))
+    styles = rule_styles(rules)
+    for rule in rules:
         pts = sorted((r["ipc"], r["last_mean"], r["last_std"] or 0.0) for r in rows
                      if r["rule"] == rule and r["ipc"] is not None and r["last_mean"] is not None)
         if not pts:
             continue
         k, m, s = (np.array(v, dtype=float) for v in zip(*pts))
-        style = {"lw": 2.5, "color": "black"} if rule == YOCO_RULE else {"lw": 1.2}
-        line, = ax.plot(k, 100 * m, marker="o", label=f"yoco ({rule})" if rule == YOCO_RULE else rule, **style)
-        ax.fill_between(k, 100 * (m - s), 100 * (m + s), alpha=0.15, color=line.get_color())
+        ax.plot(k, 100 * m, label=f"yoco ({rule})" if rule == YOCO_RULE else rule, **styles[rule])
+        ax.fill_between(k, 100 * (m - s), 100 * (m + s), alpha=0.15, color=styles[rule]["color"])
     for r in rows:
         if r["ipc"] is None and r["last_mean"] is not None:
             ax.axhline(100 * r["last_mean"], ls="--", color="gray", label="unpruned source")
