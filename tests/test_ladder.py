@@ -467,6 +467,11 @@ def test_an_option_of_one_method_reruns_only_that_methods_cells(tmp_path, monkey
     assert len(calls) == 1  # only herding's cell
     added = {p.name for p in (out / "pruned").iterdir()} - before
     assert len(added) == 1 and next(iter(added)).startswith("herding_balance-")
+    # the rule's name reads the same under either pick, so the table and the plot name the option given
+    from yoco.report import ladder_title
+
+    assert "herding_pick=nearest" in (out / "results.md").read_text()
+    assert ladder_title(json.loads((out / "results.json").read_text())["config"]).endswith("herding_pick=nearest]")
 
 
 def test_source_cells_are_read_off_the_dynamics_when_they_train_the_same_networks(tmp_path, monkeypatch):

@@ -197,8 +197,12 @@ def write_ladder_reports(out: str | Path, cells: list[dict], config: dict, plann
     head = f"**Partial:** {len(cells)} of {planned} planned cells; each row counts the seeds finished so far.\n\n"
     write_json(out / "results.json", doc)
     write_text(out / "results.csv", ladder_csv(rows))
-    note = "Networks trained through torch.compile (not bit-identical to eager training).\n\n"
-    write_text(out / "results.md", (head if partial else "") + (note if config.get("compiled") else "")
+    notes = ["Networks trained through torch.compile (not bit-identical to eager training)."] if config.get(
+        "compiled") else []
+    if config.get("options"):  # a rule reads otherwise under another option, and its name does not say so
+        notes.append(f"Rule options given (`--option`, each for the method that owns it): "
+                     f"{options_text(config['options'])}.")
+    write_text(out / "results.md", (head if partial else "") + "".join(n + "\n\n" for n in notes)
                + ladder_markdown(rows, departures, spread_of(config), real_reference))
     title = ladder_title(config) + (f" ({len(cells)} of {planned} cells)" if partial else "")
     save_ladder_plot(rows, out / "ladder.png", title=title)
@@ -206,14 +210,20 @@ def write_ladder_reports(out: str | Path, cells: list[dict], config: dict, plann
 
 
 def ladder_title(config: dict) -> str:
-    """The plot's title: the dataset, whether the settings depart from the protocol, and the two departures a
-    reader must see at a glance (averaged-scores cells, a precision other than the protocol's)."""
+    """The plot's title: the dataset, whether the settings depart from the protocol, and what a reader must see at
+    a glance (averaged-scores cells, a precision other than the protocol's, the rule options given)."""
     title = f"{config.get('dataset', '')}: accuracy after pruning"
     title += " (NOT the full protocol)" if config.get("departures") else ""
     tags = ["averaged-scores cells"] if config.get("score_runs") == "averaged" else []
     tags += sorted({t["precision"] for t in ((config.get("eval") or {}).get("train") or {},
                                               (config.get("dynamics") or {}).get("train") or {}) if "precision" in t})
+    tags += [options_text(config["options"])] if config.get("options") else []
     return title + (f" [{', '.join(tags)}]" if tags else "")
+
+
+def options_text(options: dict[str, Any]) -> str:
+    """The rule options a ladder was given, as ``name=value`` in name order (the table's note, the plot's title)."""
+    return ", ".join(f"{k}={v}" for k, v in sorted(options.items()))
 
 
 def spread_of(config: dict) -> str:
