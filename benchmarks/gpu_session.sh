@@ -34,6 +34,8 @@
 #     CIFAR-10 ladder on it (`yoco ladder <set> --dataset cifar10 --data-root "$STAGED" --random-subsets 3`) and
 #     benchmarks/paper_table.py beside the published table (its random-real floor, IPC 1/2/5/10, was measured on
 #     the CPU: --floor 'benchmarks/results/random_real_cifar10/ipc*-summary.json');
+#     (2026-12-05: the CPU run's set after 28 iterations reads 60.62 +- 0.28, 1.4 short of 62, so the CPU goes on
+#     without a card: condense to 50, evaluate, and if it passes run that ladder here, about 8-9 CPU-hours);
 #  2. issue 28: `e2e-cifar` once (after staging a and b), then `ladder` (the Fashion-MNIST ladder, the paper's cells,
 #     about 3 min) with LADDER_FLAGS="--precision bf16" and "--precision tf32" for the accuracy comparison;
 #  3. issue 30: `condense-mdc` and `condense-ipc1` (95 outer iterations each, about 8 min each), then the ladder on the
