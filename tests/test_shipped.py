@@ -1,4 +1,5 @@
-"""The condensed Fashion-MNIST set shipped in the package (the demo's source) loads, decodes and evaluates."""
+"""The condensed sets shipped in the package (the demo's Fashion-MNIST source, the CIFAR-10 preset's) load, decode
+and evaluate."""
 
 from __future__ import annotations
 
@@ -37,3 +38,22 @@ def test_shipped_set_trains_a_network_well_above_chance() -> None:
     res = evaluate_condensed(load(DEMO_SET), real, EvalConfig(width=32, repeat=1, test_points=1,
                                                                train=TrainConfig(epochs=15)), runtime=rt())
     assert res["last_mean"] > 0.6
+
+
+def test_shipped_cifar10_set_is_the_one_its_committed_evaluation_names() -> None:
+    """The CIFAR-10 preset's set is the iteration-50 IDC set whose full-protocol evaluation is committed: swapping
+    the asset without re-evaluating it would leave README and BENCHMARKS quoting another set's accuracy."""
+    import json
+
+    from yoco.data.condensed import content_sha256
+    from yoco.ladder import shipped_set
+
+    cs = load(shipped_set("cifar10-idc-ipc10"))
+    assert cs.meta.dataset == "cifar10" and cs.meta.method == "idc"
+    assert (cs.meta.ipc, cs.meta.factor, cs.num_classes) == (10, 2, 10)
+    assert cs.images.shape == (100, 3, 32, 32) and cs.class_counts() == [10] * 10
+    assert decode(cs).class_counts() == [40] * 10
+    evaluation = Path(__file__).resolve().parent.parent / "benchmarks/results/condense_budget_cifar10/evals/iter50.json"
+    report = json.loads(evaluation.read_text())
+    assert report["sha256"] == content_sha256(cs)
+    assert report["dataset"] == "cifar10" and report["last_mean"] >= 0.62
