@@ -169,7 +169,9 @@ def _ladder(p: argparse.ArgumentParser) -> Handler:
           "score-based rule's result is its scores' noise", DynamicsConfig.seed, "--dynamics-seed")
     p.add_argument("--lbpe-epochs", type=BOUNDED["epochs"], default=None, help="default: the published window for the source")
     p.add_argument("--lbpe-top-k", type=BOUNDED["epochs"], default=None, help="default: the published window for the source")
-    p.add_argument("--workers", type=BOUNDED["workers"], default=1, help="evaluations run side by side in local processes")
+    p.add_argument("--workers", type=BOUNDED["workers"], default=1, help="evaluations run side by side in local processes, the CPU's "
+                   "threads shared among them; the dynamics train before them on this process's threads "
+                   "(torch's default, or OMP_NUM_THREADS)")
     p.add_argument("--ray", default=None, metavar="ADDRESS", help="run evaluations on a Ray cluster")
     p.add_argument("--force", action="store_true", help="reuse an output folder that holds another ladder")
     p.add_argument("--out", required=True, help="output folder")
