@@ -3,15 +3,16 @@ and evaluate."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import torch
 from helpers import rt
 
-from yoco.data.condensed import decode, load
+from yoco.data.condensed import content_sha256, decode, load
 from yoco.evaluate import EvalConfig, evaluate_condensed
-from yoco.ladder import DEMO_SET
+from yoco.ladder import DEMO_SET, shipped_set
 from yoco.train import TrainConfig
 
 FASHION_ROOT = Path("/usr/share/datasets/fashion-mnist")
@@ -43,11 +44,6 @@ def test_shipped_set_trains_a_network_well_above_chance() -> None:
 def test_shipped_cifar10_set_is_the_one_its_committed_evaluation_names() -> None:
     """The CIFAR-10 preset's set is the iteration-50 IDC set whose full-protocol evaluation is committed: swapping
     the asset without re-evaluating it would leave README and BENCHMARKS quoting another set's accuracy."""
-    import json
-
-    from yoco.data.condensed import content_sha256
-    from yoco.ladder import shipped_set
-
     cs = load(shipped_set("cifar10-idc-ipc10"))
     assert cs.meta.dataset == "cifar10" and cs.meta.method == "idc"
     assert (cs.meta.ipc, cs.meta.factor, cs.num_classes) == (10, 2, 10)
