@@ -182,6 +182,22 @@ case "${1:-all}" in
   ladder)
     ladder_until "${LADDER_S:-150}"
     ;;
+  ladder-cifar)  # issue 27's table on the card, carrying part-c after a and b were staged (a later call on the warm
+    # machine, carrying nothing, resumes the cells): the full-protocol ladder on the shipped CIFAR-10 set, the paper's
+    # cells (IPC 1, 2 and 5, every rule, three dynamics runs, --random-subsets 3); its table and cells come back in
+    # $OUT/ladder_cifar10_gpu.tar (no arrays). LADDER_CIFAR_FLAGS: extra ladder flags (a rehearsal: --quick --ipcs 1)
+    exec > >(tee -a "$OUT/ladder_cifar.log") 2>&1
+    python benchmarks/stage_data.py check "$STAGED" 2>/dev/null || python benchmarks/stage_data.py gather "$PARTS/part-c" "$STAGED" || exit 1
+    python benchmarks/stage_data.py check "$STAGED" || exit 1
+    t=$SECONDS
+    # shellcheck disable=SC2086
+    timeout "$(( ${LADDER_CIFAR_S:-560} - (SECONDS - T0) ))" python -m yoco.cli ladder --preset cifar10-idc-ipc10 \
+      --data-root "$STAGED" --rules yoco,random_balance,random,ssp,ccs,forgetting,el2n,aum,entropy --random-subsets 3 \
+      --device "$DEVICE" --quiet --out "$WORK/ladder_cifar10_gpu" ${LADDER_CIFAR_FLAGS:-}
+    echo "ladder: rc $?, $(( SECONDS - t )) s from its start"
+    python -m yoco.cli report "$WORK/ladder_cifar10_gpu" | head -40
+    tar -cf "$OUT/ladder_cifar10_gpu.tar" -C "$WORK" --exclude='*.safetensors' ladder_cifar10_gpu
+    ;;
   e2e-cifar)  # issue 28's end-to-end goal, carrying part-c after a and b were staged: one command condenses CIFAR-10
     # at 5% of IDC's schedule and runs the whole ladder on the set; its log (with the wall time) and every result
     # but the large arrays come back in $OUT/e2e_cifar.tar. E2E_FLAGS: e.g. --precision bf16; E2E_CONDENSE: the spec
@@ -196,6 +212,6 @@ case "${1:-all}" in
     echo "end to end: rc $?, $(( SECONDS - t )) s from the command's start"
     [ -d "$WORK/e2e_cifar" ] && tar -cf "$OUT/e2e_cifar.tar" -C "$WORK" --exclude='dynamics-*.safetensors' e2e_cifar
     ;;
-  *) echo "usage: $0 prepare|all|measure|networks|condense|condense-mdc|condense-ipc1|ladder|prepare-cifar|stage-cifar|condense-cifar|e2e-cifar" >&2
+  *) echo "usage: $0 prepare|all|measure|networks|condense|condense-mdc|condense-ipc1|ladder|prepare-cifar|stage-cifar|condense-cifar|ladder-cifar|e2e-cifar" >&2
      exit 2 ;;
 esac
