@@ -130,3 +130,18 @@ def test_the_gpu_plan_runs_on_the_cpu_from_staged_parts(tmp_path):
     log = (tmp_path / "out" / "e2e_cifar.log").read_text()
     assert again.returncode == 0 and "end to end: rc 0" in log and "reused" in log, log[-3000:]
     assert "IDC iteration" not in log and "0 to run" in log
+    # the paper's CIFAR-10 ladder on the shipped set, from the same staged files; a second call that carries no part
+    # (the machine still warm) finds the files whole and resumes every cell
+    env["LADDER_CIFAR_FLAGS"] = ("--quick --ipcs 1 --rules yoco,random_balance --random-subsets 1 --width 8 --epochs 2 "
+                                 "--dynamics-epochs 4 --dynamics-runs 1 --lbpe-epochs 3 --lbpe-top-k 2")
+    for parts in (tmp_path / "parts", tmp_path / "no-parts"):
+        ran = subprocess.run(["bash", str(script), "ladder-cifar"], check=False, env={**env, "PARTS": str(parts)},
+                             capture_output=True, text=True, timeout=600)
+        log = (tmp_path / "out" / "ladder_cifar.log").read_text()
+        assert ran.returncode == 0 and "ladder: rc 0" in log, log[-3000:] + ran.stderr[-3000:]
+    assert "0 to run" in log.split("every file whole")[-1]
+    with tarfile.open(tmp_path / "out" / "ladder_cifar10_gpu.tar") as tar:
+        names = tar.getnames()
+    assert "ladder_cifar10_gpu/results.json" in names and not any(n.endswith(".safetensors") for n in names)
+    rows = json.loads((tmp_path / "work" / "ladder_cifar10_gpu" / "results.json").read_text())["rows"]
+    assert {r["rule"] for r in rows} >= {"lbpe_easy_balance", "random_balance"}
