@@ -98,6 +98,10 @@ condense_until() {  # $1: seconds after the call's start by which the run must h
   python benchmarks/condense_budget.py "${args[@]}" --engine sequential --minutes "$(python -c "print($left / 60)")"
 }
 
+gather_last_part() {  # CIFAR-10's part-c (carried by this call) into $STAGED, then every staged file checked
+  python benchmarks/stage_data.py gather "$PARTS/part-c" "$STAGED" && python benchmarks/stage_data.py check "$STAGED"
+}
+
 ladder_until() {  # $1: seconds after the call's start by which the ladder must have stopped and been packed. The
   # full-protocol ladder on the shipped set in /tmp/ladder_gpu (a later call on the warm machine resumes its cells);
   # its table so far (`yoco report`) and every cell's seconds come back in $OUT/ladder_gpu.tar.
@@ -167,8 +171,7 @@ case "${1:-all}" in
     exit 0  # the part is staged; the timing above is a side measurement
     ;;
   condense-cifar)  # carrying part-c after a and b were staged: gather it, check the whole set, condense
-    python benchmarks/stage_data.py gather "$PARTS/part-c" "$STAGED" || exit 1
-    python benchmarks/stage_data.py check "$STAGED" || exit 1
+    gather_last_part || exit 1
     # issue 28: the CIFAR-10 inner step at each precision, batched engine, 8 networks side by side (~90 s)
     timeout "${PRECISION_BENCH_S:-90}" python benchmarks/bench_condense.py --device "$DEVICE" --steps 3 --rounds 1 \
       --engines batched --net-batch 8 --precisions default,tf32,bf16 --sets cifar10-sized \
@@ -190,8 +193,7 @@ case "${1:-all}" in
     # cells (IPC 1, 2 and 5, every rule, three dynamics runs, --random-subsets 3); its table and cells come back in
     # $OUT/ladder_cifar10_gpu.tar (no arrays). LADDER_CIFAR_FLAGS: extra ladder flags (a rehearsal: --quick --ipcs 1)
     exec > >(tee -a "$OUT/ladder_cifar.log") 2>&1
-    python benchmarks/stage_data.py check "$STAGED" 2>/dev/null || python benchmarks/stage_data.py gather "$PARTS/part-c" "$STAGED" || exit 1
-    python benchmarks/stage_data.py check "$STAGED" || exit 1
+    python benchmarks/stage_data.py check "$STAGED" 2>/dev/null || gather_last_part || exit 1
     t=$SECONDS
     # shellcheck disable=SC2086
     timeout "$(( ${LADDER_CIFAR_S:-560} - (SECONDS - T0) ))" python -m yoco.cli ladder --preset cifar10-idc-ipc10 \
@@ -205,8 +207,7 @@ case "${1:-all}" in
     # at 5% of IDC's schedule and runs the whole ladder on the set; its log (with the wall time) and every result
     # but the large arrays come back in $OUT/e2e_cifar.tar. E2E_FLAGS: e.g. --precision bf16; E2E_CONDENSE: the spec
     exec > >(tee "$OUT/e2e_cifar.log") 2>&1
-    python benchmarks/stage_data.py gather "$PARTS/part-c" "$STAGED" || exit 1
-    python benchmarks/stage_data.py check "$STAGED" || exit 1
+    gather_last_part || exit 1
     t=$SECONDS
     # shellcheck disable=SC2086
     timeout "$(( ${E2E_S:-580} - (SECONDS - T0) ))" python -m yoco.cli ladder --dataset cifar10 --data-root "$STAGED" \
